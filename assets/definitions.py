@@ -1,0 +1,65 @@
+"""The Definitions Dagster loads (workspace.yaml): the whole lifecycle graph.
+
+The candidates come from mllife.toml, found from $MLLIFE_CONFIG or the working
+directory, so the graph always matches the project's configuration.
+"""
+
+import os
+import warnings
+from pathlib import Path
+
+import dagster as dg
+
+from assets import data, deployment
+from assets.evaluation import build_evaluation_asset
+from assets.reports import build_status_report_asset
+from assets.resources import MllifeProject
+from assets.training import build_candidate_asset
+from mllife.config import find_config, load_config
+
+# Output(data_version=...) is marked beta; it is the documented way to version assets.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+
+def build_definitions(config_path: Path | str) -> dg.Definitions:
+    config = load_config(config_path)
+    names = [spec.name for spec in config.candidates]
+    assets = [
+        data.raw_data,
+        data.clean_data,
+        data.splits,
+        *[build_candidate_asset(spec) for spec in config.candidates],
+        *[build_evaluation_asset(spec) for spec in config.candidates],
+        deployment.build_challenger_asset(names),
+        deployment.champion,
+        build_status_report_asset(names),
+    ]
+    checks = [
+        data.raw_data_contract,
+        data.clean_data_contract,
+        data.no_leakage,
+        deployment.promotion_policy,
+    ]
+    lifecycle = dg.define_asset_job(
+        "lifecycle",
+        selection=dg.AssetSelection.all(),
+        description="The whole lifecycle: data, training, evaluation, promotion, report.",
+    )
+    retrain = dg.define_asset_job(
+        "retrain",
+        selection=dg.AssetSelection.assets("splits").downstream(),
+        description="From the splits on: train, evaluate, decide, report.",
+    )
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        jobs=[lifecycle, retrain],
+        resources={"project": MllifeProject(config_path=str(config.path))},
+    )
+
+
+def _config_path() -> Path:
+    return Path(os.environ["MLLIFE_CONFIG"]) if os.environ.get("MLLIFE_CONFIG") else find_config()
+
+
+defs = build_definitions(_config_path())

@@ -1,0 +1,94 @@
+"""Evaluation stage: ``evaluation_<name>`` per candidate, with agreement and baseline checks."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from assets._metadata import png
+from assets.resources import MllifeProject
+from mllife.config import CandidateConfig
+from mllife.evaluation import evaluate_candidate
+from mllife.split import SplitSet
+from mllife.training import TrainedCandidate
+
+
+def build_evaluation_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
+    name = f"evaluation_{spec.name}"
+    key = dg.AssetKey(name)
+
+    @dg.asset(
+        name=name,
+        group_name="evaluation",
+        kinds={"duckdb"},
+        ins={"candidate": dg.AssetIn(f"candidate_{spec.name}"), "splits": dg.AssetIn()},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "val_test_agreement",
+                asset=key,
+                description="Validation and test accuracy agree within the"
+                " configured tolerance (promotion.max_val_test_gap).",
+            ),
+            dg.AssetCheckSpec(
+                "accuracy_baseline",
+                asset=key,
+                description="Validation accuracy reaches promotion.min_accuracy.",
+            ),
+        ],
+        description=f"Candidate '{spec.name}' on validation and on the sealed test split"
+        " (every test read is recorded): metrics with bootstrap intervals, per class, class"
+        " bias, confusion matrix. Values go to the store.",
+    )
+    def _evaluation(
+        context: dg.AssetExecutionContext,
+        project: MllifeProject,
+        candidate: TrainedCandidate,
+        splits: SplitSet,
+    ) -> Iterator:
+        result = evaluate_candidate(
+            candidate.ref,
+            splits,
+            config=project.config,
+            store=project.store,
+            run_id=context.run_id,
+            asset=name,
+        )
+        context.log.info(f"{name} validation: {result.validation.summary()}")
+        context.log.info(f"{name} test: {result.test.summary()}")
+        yield dg.Output(
+            result,
+            metadata={
+                "model_hash": candidate.ref.model_hash,
+                "validation_accuracy": result.validation.accuracy,
+                "validation_macro_f1": result.validation.macro_f1,
+                "test_accuracy": result.test.accuracy,
+                "test_macro_f1": result.test.macro_f1,
+                "validation": dg.MetadataValue.md(result.validation.to_markdown()),
+                "confusion_validation": png(
+                    result.validation.plot_confusion(title=f"{spec.name}: validation"),
+                    "confusion matrix",
+                ),
+                "agreement": result.agreement.reason,
+            },
+        )
+        a = result.agreement
+        yield dg.AssetCheckResult(
+            check_name="val_test_agreement",
+            passed=a.passed,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "validation": a.validation,
+                "test": a.test,
+                "gap": a.gap,
+                "tolerance": a.tolerance,
+                "reason": a.reason,
+            },
+        )
+        baseline = project.config.promotion.min_accuracy
+        yield dg.AssetCheckResult(
+            check_name="accuracy_baseline",
+            passed=result.validation.accuracy >= baseline,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"validation_accuracy": result.validation.accuracy, "baseline": baseline},
+        )
+
+    return _evaluation

@@ -1,0 +1,63 @@
+"""Reports stage: the status report (technical + client) as one HTML file."""
+
+import dagster as dg
+
+from assets.resources import MllifeProject
+from mllife.data import CleanData
+from mllife.deployment import Challenger, PromotionResult
+from mllife.reports import StatusReport, write_status_report
+from mllife.split import SplitSet
+
+
+def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
+    ins = {f"evaluation_{n}": dg.AssetIn() for n in candidate_names}
+
+    @dg.asset(
+        group_name="reports",
+        kinds={"duckdb"},
+        ins={
+            **ins,
+            "champion": dg.AssetIn(),
+            "challenger": dg.AssetIn(),
+            "splits": dg.AssetIn(),
+            "clean_data": dg.AssetIn(),
+        },
+        description="One self-contained HTML report per run: a plain-language status for"
+        " the client and the technical report (leaderboard, gates, confusion, class bias,"
+        " history across model versions).",
+    )
+    def status_report(
+        context: dg.AssetExecutionContext,
+        project: MllifeProject,
+        champion: PromotionResult,
+        challenger: Challenger,
+        splits: SplitSet,
+        clean_data: CleanData,
+        **evaluations,
+    ) -> dg.Output[StatusReport]:
+        store = project.store
+        report = write_status_report(
+            reports_dir=project.config.reports_dir,
+            run_id=context.run_id,
+            data={
+                "data_version": splits.data_version,
+                "n_files": clean_data.rows.height + clean_data.dropped.height,
+                "n_clean": clean_data.rows.height,
+                "n_dropped": clean_data.dropped.height,
+                "split_sizes": splits.sizes(),
+            },
+            evaluations=list(evaluations.values()),
+            challenger=challenger,
+            action=champion.action,
+            test_reads=store.test_read_count(split_version=splits.split_version),
+            history=store.metric_history(split="validation", metric="accuracy"),
+        )
+        return dg.Output(
+            report,
+            metadata={
+                "report": dg.MetadataValue.path(str(report.path)),
+                "summary": dg.MetadataValue.md(report.markdown),
+            },
+        )
+
+    return status_report

@@ -1,0 +1,113 @@
+"""``python -m assets.run``: materialize the lifecycle job on the project's own instance.
+
+``mllife run`` calls this in a child process (the library never imports Dagster). The
+instance lives in ``.mllife/dagster`` so ``dagster dev`` shows the same runs afterwards.
+"""
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from mllife._errors import MllifeError
+from mllife.config import ProjectConfig, load_config
+from mllife.default_data import ensure_data
+
+INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+
+
+def prepare_instance(config: ProjectConfig) -> dg.DagsterInstance:
+    home = config.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text(INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    success: bool
+    run_id: str
+    lines: list[str]
+
+
+def run_lifecycle(
+    config_path: Path | str, *, job_name: str = "lifecycle", log_level: str = "INFO"
+) -> RunOutcome:
+    config = load_config(config_path)
+    os.environ["MLLIFE_CONFIG"] = str(config.path)
+    for line in ensure_data(config):
+        print(line, flush=True)
+    from assets.definitions import build_definitions
+
+    instance = prepare_instance(config)
+    defs = build_definitions(config.path)
+    job = defs.resolve_job_def(job_name)
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+    return RunOutcome(result.success, result.run_id, summarize(result, config))
+
+
+def _value(result, key: str):
+    try:
+        return result.asset_value(key)
+    except Exception:  # not materialized in this run (failed or skipped): nothing to show
+        return None
+
+
+def summarize(result, config: ProjectConfig) -> list[str]:
+    lines = [f"run {result.run_id}: {'success' if result.success else 'FAILED'}"]
+    splits = _value(result, "splits")
+    if splits is not None:
+        lines.append(f"data version {splits.data_version}  split sizes {splits.sizes()}")
+    for spec in config.candidates:
+        evaluation = _value(result, f"evaluation_{spec.name}")
+        if evaluation is None:
+            lines.append(f"  {spec.name:<12} not evaluated (see the failure below)")
+            continue
+        v, t = evaluation.validation, evaluation.test
+        lines.append(
+            f"  {spec.name:<12} val acc {v.accuracy:.4f} macro F1 {v.macro_f1:.4f} | "
+            f"test acc {t.accuracy:.4f} macro F1 {t.macro_f1:.4f}"
+        )
+    challenger = _value(result, "challenger")
+    champion = _value(result, "champion")
+    if challenger is not None:
+        lines.append(
+            f"challenger {challenger.evaluation.ref.name}: {challenger.decision.summary()}"
+        )
+    if champion is not None:
+        c = champion.champion
+        lines.append(f"champion ({champion.action}): {c.name} {c.model_hash[:12]}")
+    report = _value(result, "status_report")
+    if report is not None:
+        lines.append(f"report: {report.path}")
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            message = error.cause.message if error and error.cause else error.message
+            lines.append(f"FAILED {event.step_key}: {message.strip()}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m assets.run")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--job", default="lifecycle", choices=["lifecycle", "retrain"])
+    args = parser.parse_args(argv)
+    try:
+        outcome = run_lifecycle(args.config or load_config().path, job_name=args.job)
+    except MllifeError as exc:
+        print(f"mllife: error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(outcome.lines))
+    return 0 if outcome.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

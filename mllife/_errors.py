@@ -1,0 +1,64 @@
+"""The exceptions mllife raises, all in one place.
+
+Every error says what was wrong, where (file, key, row) and what to do about it.
+
+    MllifeError
+    ├── ConfigError          mllife.toml is missing, malformed or inconsistent
+    ├── DataError            the data folder or a data file is unusable
+    ├── TrainingError        a candidate could not be trained
+    ├── ArtifactError        a model artifact is missing, corrupt or untrusted
+    ├── StoreError           the DuckDB metrics store cannot be used
+    │   └── StoreLockedError another process holds the store's write lock
+    ├── VersioningError      DVC failed or its lock could not be taken
+    └── PromotionError       a promotion or rollback was refused
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactError",
+    "ConfigError",
+    "DataError",
+    "MllifeError",
+    "PromotionError",
+    "StoreError",
+    "StoreLockedError",
+    "TrainingError",
+    "VersioningError",
+]
+
+
+class MllifeError(Exception):
+    """Base class of every error mllife raises on purpose."""
+
+
+class ConfigError(MllifeError, ValueError):
+    """The project configuration is missing, malformed or inconsistent."""
+
+
+class DataError(MllifeError, ValueError):
+    """The data folder or a data file cannot be used."""
+
+
+class TrainingError(MllifeError, RuntimeError):
+    """A candidate model could not be trained."""
+
+
+class ArtifactError(MllifeError, RuntimeError):
+    """A model artifact is missing, corrupt, or not trusted by the store."""
+
+
+class StoreError(MllifeError, RuntimeError):
+    """The metrics store cannot be opened or written."""
+
+
+class StoreLockedError(StoreError):
+    """Another process held the store's write lock for longer than the timeout."""
+
+
+class VersioningError(MllifeError, RuntimeError):
+    """A DVC command failed, or DVC's lock could not be taken in time."""
+
+
+class PromotionError(MllifeError, RuntimeError):
+    """A promotion or rollback was refused; the champion is unchanged."""

@@ -1,0 +1,134 @@
+"""The ``mllife`` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from mllife._errors import MllifeError
+from mllife.config import load_config
+
+__all__ = ["main"]
+
+
+def _orchestrate(args: argparse.Namespace, module: str, *extra: str) -> int:
+    """Run an ``assets`` entry point in a child process: the library never imports Dagster."""
+    config = load_config(args.config)
+    command = [sys.executable, "-m", module, "--config", str(config.path), *extra]
+    return subprocess.call(command, cwd=config.root)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _orchestrate(args, "assets.run", "--job", args.job)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    config.dagster_home.mkdir(parents=True, exist_ok=True)
+    settings = config.dagster_home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(config.dagster_home),
+        "MLLIFE_CONFIG": str(config.path),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(config.root / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
+    return subprocess.call(command, cwd=config.root, env=env)
+
+
+def cmd_data_init(args: argparse.Namespace) -> int:
+    from mllife.default_data import ensure_data
+
+    config = load_config(args.config)
+    if config.data_path.exists():
+        print(f"{config.data_path} already exists; nothing written")
+        return 0
+    lines = ensure_data(config)
+    if not lines:
+        print(f"[data] default is 'none': nothing to write at {config.data_path}")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from mllife.store import Store
+
+    config = load_config(args.config)
+    store = Store(config.store_path)
+    if not config.store_path.exists():
+        print(f"no store at {config.store_path} yet: run `mllife run` first")
+        return 0
+    current = store.champion()
+    if current is None:
+        print("no champion deployed yet")
+    else:
+        print(
+            f"champion: {current.name} {current.model_hash[:12]}"
+            f" since {current.created_at:%Y-%m-%d %H:%M} (data {current.data_version})"
+        )
+        print(f"  why: {current.reason}")
+        metrics = store.evaluations(model_hash=current.model_hash)
+        for split in ("validation", "test"):
+            part = {
+                r["metric"]: r["value"]
+                for r in metrics.filter(metrics["split"] == split).iter_rows(named=True)
+            }
+            if part:
+                print(f"  {split}: accuracy {part['accuracy']:.4f} macro F1 {part['macro_f1']:.4f}")
+    history = store.deployments()
+    if history.height:
+        print("deployment history:")
+        for row in history.iter_rows(named=True):
+            previous = (row["previous_hash"] or "none")[:12]
+            print(
+                f"  #{row['id']} {row['created_at']:%Y-%m-%d %H:%M} {row['action']:<8}"
+                f" {row['name']} {row['model_hash'][:12]} (was {previous}): {row['reason']}"
+            )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mllife", description=__doc__)
+    parser.add_argument("--config", default=None, help="path to mllife.toml (default: nearest)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="materialize the whole lifecycle and print a summary")
+    run.add_argument("--job", default="lifecycle", choices=["lifecycle", "retrain"])
+    run.set_defaults(func=cmd_run)
+    ui = sub.add_parser("ui", help="open the Dagster UI on this project's instance")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    status = sub.add_parser("status", help="the current champion and the deployment history")
+    status.set_defaults(func=cmd_status)
+    data = sub.add_parser("data", help="data commands")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    init = data_sub.add_parser("init", help="write the embedded default data (digits)")
+    init.set_defaults(func=cmd_data_init)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MllifeError as exc:
+        print(f"mllife: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

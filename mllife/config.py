@@ -1,0 +1,249 @@
+"""Read and validate ``mllife.toml``, the project's one configuration file.
+
+Relative paths in the file are relative to the folder that holds it (the project root).
+Errors name the file and the offending key, and say what would be accepted.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mllife._errors import ConfigError
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "CandidateConfig",
+    "DataConfig",
+    "ProjectConfig",
+    "PromotionConfig",
+    "SplitConfig",
+    "StoreConfig",
+    "find_config",
+    "load_config",
+]
+
+CONFIG_FILENAME = "mllife.toml"
+SELECTION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Where the raw data lives and what it is."""
+
+    kind: Literal["images"] = "images"
+    path: str = "data/digits"
+    #: The classes the data may contain; inferred from the folder names when empty.
+    classes: tuple[str, ...] = ()
+    #: Images are resized to ``image_size`` x ``image_size`` grayscale before modelling.
+    image_size: int = Field(default=8, ge=4, le=512)
+    #: ``mllife data init`` writes scikit-learn's digits here when the folder is missing.
+    default: Literal["digits", "none"] = "digits"
+
+
+class SplitConfig(_Section):
+    """Train/validation/test ratios and the seed of the hash-based assignment."""
+
+    train: float = Field(default=0.8, gt=0, lt=1)
+    validation: float = Field(default=0.1, gt=0, lt=1)
+    test: float = Field(default=0.1, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _ratios_sum_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(
+                f"train + validation + test must be 1, got {self.train} + {self.validation}"
+                f" + {self.test} = {total:g}"
+            )
+        return self
+
+
+class CandidateConfig(_Section):
+    """One candidate model: a scikit-learn estimator or a built-in torch architecture."""
+
+    name: str
+    kind: Literal["sklearn", "torch"]
+    #: scikit-learn estimator import path, e.g. ``sklearn.linear_model.LogisticRegression``.
+    estimator: str | None = None
+    #: built-in torch architecture (``small_cnn``).
+    architecture: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"candidate name {value!r} must be lowercase letters, digits and '_',"
+                " starting with a letter (it becomes the asset name candidate_<name>)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _kind_has_its_target(self) -> CandidateConfig:
+        if self.kind == "sklearn" and not self.estimator:
+            raise ValueError(f"candidate {self.name!r} of kind 'sklearn' needs 'estimator'")
+        if self.kind == "torch" and not self.architecture:
+            raise ValueError(f"candidate {self.name!r} of kind 'torch' needs 'architecture'")
+        return self
+
+
+class PromotionConfig(_Section):
+    """The gates a challenger must pass to become champion."""
+
+    #: Picks the challenger among candidates, on the validation split (never test).
+    selection_metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "weighted_f1"] = (
+        "macro_f1"
+    )
+    min_accuracy: float = Field(default=0.8, ge=0, le=1)
+    #: Largest allowed |validation - test| accuracy difference.
+    max_val_test_gap: float = Field(default=0.05, ge=0, le=1)
+    #: The challenger must beat the champion's selection metric by at least this much.
+    min_improvement: float = Field(default=0.0, ge=-1, le=1)
+
+
+class StoreConfig(_Section):
+    path: str = ".mllife/store.duckdb"
+
+
+class _File(_Section):
+    data: DataConfig = DataConfig()
+    split: SplitConfig = SplitConfig()
+    candidates: tuple[CandidateConfig, ...] = Field(min_length=1)
+    promotion: PromotionConfig = PromotionConfig()
+    store: StoreConfig = StoreConfig()
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_names(cls, value: tuple[CandidateConfig, ...]) -> tuple[CandidateConfig, ...]:
+        names = [c.name for c in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"candidate names must be unique; repeated: {dupes}")
+        return value
+
+
+class ProjectConfig:
+    """A validated ``mllife.toml`` with its paths resolved against the project root."""
+
+    def __init__(self, file: _File, *, path: Path) -> None:
+        self._file = file
+        self.path = path
+        self.root = path.parent
+
+    data = property(lambda self: self._file.data)
+    split = property(lambda self: self._file.split)
+    candidates = property(lambda self: self._file.candidates)
+    promotion = property(lambda self: self._file.promotion)
+
+    @property
+    def data_path(self) -> Path:
+        return (self.root / self._file.data.path).resolve()
+
+    @property
+    def store_path(self) -> Path:
+        return (self.root / self._file.store.path).resolve()
+
+    @property
+    def state_dir(self) -> Path:
+        """``.mllife/``: the store's folder, artifacts, reports and the Dagster home."""
+        return self.root / ".mllife"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.state_dir / "artifacts"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.state_dir / "dagster"
+
+    def candidate(self, name: str) -> CandidateConfig:
+        for candidate in self.candidates:
+            if candidate.name == name:
+                return candidate
+        raise ConfigError(f"{self.path}: no candidate named {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._file.model_dump(mode="json")
+
+    def __repr__(self) -> str:
+        return f"ProjectConfig(path={str(self.path)!r})"
+
+
+def find_config(start: Path | str | None = None) -> Path:
+    """The nearest ``mllife.toml`` in ``start`` (default: the working directory) or above."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_FILENAME} in {here} or any folder above it; run mllife from a project"
+        f" folder, or pass --config PATH"
+    )
+
+
+def load_config(path: Path | str | None = None) -> ProjectConfig:
+    """Read and validate a project's ``mllife.toml``.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The file, or a folder holding it. Default: the nearest one from the working dir.
+
+    Examples
+    --------
+    >>> config = load_config("mllife.toml")  # doctest: +SKIP
+    >>> [c.name for c in config.candidates]  # doctest: +SKIP
+    ['logreg', 'cnn']
+    """
+    if path is None:
+        file_path = find_config()
+    else:
+        file_path = Path(path)
+        if file_path.is_dir():
+            file_path = file_path / CONFIG_FILENAME
+    file_path = file_path.resolve()
+    if not file_path.is_file():
+        raise ConfigError(f"config file {file_path} does not exist; create it or pass its path")
+    try:
+        raw = tomllib.loads(file_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file_path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{file_path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from exc
+    try:
+        parsed = _File.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, file_path)) from None
+    return ProjectConfig(parsed, path=file_path)
+
+
+def _describe(exc: ValidationError, file_path: Path) -> str:
+    lines = [f"{file_path}: {exc.error_count()} problem(s):"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  - unknown key '{key}': remove it or check its spelling")
+        elif error["type"] == "missing":
+            lines.append(f"  - missing key '{key}'")
+        else:
+            got = error.get("input")
+            lines.append(f"  - key '{key}': {error['msg']} (got {got!r})")
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""The embedded default data: scikit-learn's digits, written as PNG files by class.
+
+The PNG bytes must be identical on every machine so that ``data.dvc`` pins them. zlib
+implementations (zlib, zlib-ng, ...) compress differently, so the image data is written
+as *stored* (uncompressed) deflate blocks by hand: the format is fixed, and an 8x8 image
+is only 72 bytes of pixels anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["encode_gray_png", "write_digits"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def _stored_zlib(raw: bytes) -> bytes:
+    """A zlib stream of stored deflate blocks: the same bytes from any implementation."""
+    out = bytearray(b"\x78\x01")
+    view = memoryview(raw)
+    step = 65535
+    for start in range(0, max(len(raw), 1), step):
+        block = bytes(view[start : start + step])
+        final = 1 if start + step >= len(raw) else 0
+        out += bytes([final]) + struct.pack("<HH", len(block), len(block) ^ 0xFFFF) + block
+    out += struct.pack(">I", zlib.adler32(raw) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+def encode_gray_png(pixels: np.ndarray) -> bytes:
+    """Encode a 2-D ``uint8`` array as an 8-bit grayscale PNG, byte-for-byte reproducibly."""
+    if pixels.ndim != 2 or pixels.dtype != np.uint8:
+        raise ValueError(f"expected a 2-D uint8 array, got shape {pixels.shape} {pixels.dtype}")
+    height, width = pixels.shape
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    # Each scanline starts with filter type 0 (none).
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)
+    return (
+        _PNG_SIGNATURE
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", _stored_zlib(raw))
+        + (_chunk(b"IEND", b""))
+    )
+
+
+def write_digits(target: Path | str) -> int:
+    """Write scikit-learn's digits as ``target/<label>/<index>.png``; return the file count.
+
+    The folder appears complete or not at all: files are written to a temporary sibling
+    that is renamed into place, so an interrupted write never leaves half a data set.
+    """
+    from sklearn.datasets import load_digits
+
+    target = Path(target)
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; remove it first to rewrite the data")
+    digits = load_digits()
+    # Digits pixels are 0..16; spread them over 0..255 with exact integer rounding.
+    images = ((digits.images.astype(np.int64) * 255 + 8) // 16).astype(np.uint8)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for index, (image, label) in enumerate(zip(images, digits.target, strict=True)):
+            folder = staging / str(int(label))
+            folder.mkdir(exist_ok=True)
+            (folder / f"{index:04d}.png").write_bytes(encode_gray_png(image))
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return len(images)
+
+
+def ensure_data(config) -> list[str]:
+    """Write the default data when the configured folder is missing; return what happened.
+
+    Only the embedded default is written; a missing folder of the user's own is an error
+    raised later by the data stage, naming the path.
+    """
+    from mllife.versioning import directory_version, dvc_add, is_dvc_repo, pinned_version
+
+    if config.data_path.exists() or config.data.default != "digits":
+        return []
+    count = write_digits(config.data_path)
+    lines = [f"wrote {count} digit images to {config.data_path}"]
+    pin = config.root / "data.dvc"
+    tracked = config.root / "data"
+    if pin.is_file() and config.data_path.is_relative_to(tracked):
+        written = directory_version(tracked).md5
+        pinned = pinned_version(pin).md5
+        lines.append(
+            f"data/ hash {written} {'matches' if written == pinned else 'DIFFERS FROM'}"
+            f" data.dvc ({pinned})"
+        )
+        if written == pinned and is_dvc_repo(config.root):
+            dvc_add(config.root, "data", lock_dir=config.state_dir)
+            lines.append("data/ added to the DVC cache (dvc status is clean)")
+    return lines

@@ -1,0 +1,23 @@
+"""Classification evaluation: fast, validated, compared against scikit-learn in tests."""
+
+from mllife.metrics._compare import Agreement, Comparison, agreement, compare, mcnemar_test
+from mllife.metrics._report import (
+    ClassBias,
+    ClassMetrics,
+    ConfusionPair,
+    EvaluationReport,
+    evaluate,
+)
+
+__all__ = [
+    "Agreement",
+    "ClassBias",
+    "ClassMetrics",
+    "Comparison",
+    "ConfusionPair",
+    "EvaluationReport",
+    "agreement",
+    "compare",
+    "evaluate",
+    "mcnemar_test",
+]

@@ -1,0 +1,93 @@
+"""Confusion matrix and every count-based metric derived from it in one pass.
+
+Zero division follows scikit-learn's default (``zero_division="warn"``, which yields
+0.0): a class never predicted has precision 0, a class absent from ``y_true`` has
+recall 0, and its F1 is 0 when both precision and recall are undefined or zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["confusion_counts", "count_metrics", "per_class_from_confusion"]
+
+_TORCH_INTS = {np.dtype(t) for t in ("int8", "int16", "int32", "int64", "uint8")}
+
+
+def confusion_counts(
+    true: np.ndarray, pred: np.ndarray, n_labels: int, weight: np.ndarray | None = None
+) -> np.ndarray:
+    """(k, k) matrix: rows are true labels, columns predicted labels."""
+    k = n_labels
+    cells = k * k
+    if cells >= 1 << 31:
+        raise ValueError(f"{k} labels are too many for a dense confusion matrix")
+    if weight is not None:
+        codes = true.astype(np.int64, copy=False) * k + pred
+        return np.bincount(codes, weights=weight, minlength=cells).reshape(k, k)
+    # The narrowest code type keeps memory traffic (the real cost) low.
+    dtype = np.uint8 if cells <= 256 else np.int16 if cells <= 32767 else np.int32
+    if len(true) >= 1 << 20 and true.dtype in _TORCH_INTS and pred.dtype in _TORCH_INTS:
+        import torch  # threaded casts, and a bincount that takes narrow ints without a copy
+
+        tdtype = {np.uint8: torch.uint8, np.int16: torch.int16, np.int32: torch.int32}[dtype]
+        codes = torch.from_numpy(np.ascontiguousarray(true)).to(tdtype)
+        codes.mul_(k).add_(torch.from_numpy(np.ascontiguousarray(pred)).to(tdtype))
+        counts = torch.bincount(codes, minlength=cells).numpy()
+    else:
+        codes = true.astype(dtype, copy=False) * dtype(k) + pred.astype(dtype, copy=False)
+        counts = np.bincount(codes, minlength=cells)
+    return counts.reshape(k, k).astype(np.int64, copy=False)
+
+
+def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.zeros(np.broadcast(num, den).shape, dtype=np.float64)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def per_class_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
+    cm = cm.astype(np.float64, copy=False)
+    tp = np.diag(cm)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    precision = _safe_divide(tp, predicted)
+    recall = _safe_divide(tp, support)
+    f1 = _safe_divide(2 * tp, support + predicted)
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": support,
+        "predicted": predicted,
+    }
+
+
+def count_metrics(cm: np.ndarray) -> dict[str, float]:
+    """Scalar metrics of one confusion matrix (accuracy, balanced, macro, weighted)."""
+    stats = per_class_from_confusion(cm)
+    total = float(cm.sum())
+    support = stats["support"]
+    present = support > 0
+    out = {
+        "accuracy": float(np.trace(cm) / total) if total else 0.0,
+        # scikit-learn's balanced accuracy averages recall over classes present in y_true.
+        "balanced_accuracy": float(stats["recall"][present].mean()) if present.any() else 0.0,
+    }
+    for name in ("precision", "recall", "f1"):
+        values = stats[name]
+        out[f"macro_{name}"] = float(values.mean())
+        out[f"weighted_{name}"] = (
+            float((values * support).sum() / support.sum()) if (support.sum()) else 0.0
+        )
+    return out
+
+
+def batched_accuracy_and_macro_f1(cms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy and macro F1 of a stack of confusion matrices, shape (B, k, k)."""
+    cms = cms.astype(np.float64, copy=False)
+    tp = np.diagonal(cms, axis1=1, axis2=2)
+    total = cms.sum(axis=(1, 2))
+    accuracy = _safe_divide(tp.sum(axis=1), total)
+    f1 = _safe_divide(2 * tp, cms.sum(axis=2) + cms.sum(axis=1))
+    return accuracy, f1.mean(axis=1)

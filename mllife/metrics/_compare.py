@@ -1,0 +1,216 @@
+"""Challenger versus champion on the same rows, and validation/test agreement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from mllife.metrics._bootstrap import percentile_interval, resample_cells
+from mllife.metrics._classification import confusion_counts, count_metrics, per_class_from_confusion
+from mllife.metrics._report import EvaluationReport, _PicklableProxies
+from mllife.metrics._validation import as_1d_array, encode_labels
+
+__all__ = ["Agreement", "Comparison", "agreement", "compare", "mcnemar_test"]
+
+COMPARED = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+MAX_JOINT_CELLS = 100_000
+
+
+@dataclass(frozen=True)
+class Comparison(_PicklableProxies):
+    """How a challenger differs from the champion on the same rows (challenger - champion)."""
+
+    labels: tuple[Any, ...]
+    champion: MappingProxyType
+    challenger: MappingProxyType
+    deltas: MappingProxyType  # metric -> challenger - champion
+    intervals: MappingProxyType  # metric -> paired bootstrap interval of the delta
+    mcnemar_statistic: float
+    mcnemar_p_value: float
+    mcnemar_exact: bool
+    #: per class: {"label", "precision", "recall", "f1"} deltas
+    per_class: tuple[dict[str, Any], ...]
+    right_to_wrong: np.ndarray  # row indices the champion got right and the challenger wrong
+    wrong_to_right: np.ndarray
+
+    def summary(self) -> str:
+        d = self.deltas
+        low, high = self.intervals.get("accuracy", (np.nan, np.nan))
+        return (
+            f"accuracy {d['accuracy']:+.4f} [{low:+.4f}, {high:+.4f}], macro_f1"
+            f" {d['macro_f1']:+.4f}; {len(self.wrong_to_right)} fixed,"
+            f" {len(self.right_to_wrong)} broken; McNemar p={self.mcnemar_p_value:.3g}"
+        )
+
+
+def mcnemar_test(b: int, c: int) -> tuple[float, float, bool]:
+    """(statistic, p-value, exact?) for discordant counts ``b`` and ``c``.
+
+    Exact two-sided binomial test when ``b + c < 25``; otherwise the chi-squared test
+    with continuity correction.
+    """
+    n = b + c
+    if n == 0:
+        return 0.0, 1.0, True
+    if n < 25:
+        return float(min(b, c)), float(stats.binomtest(min(b, c), n, 0.5).pvalue), True
+    statistic = (abs(b - c) - 1) ** 2 / n
+    return float(statistic), float(stats.chi2.sf(statistic, 1)), False
+
+
+def compare(
+    y_true: Any,
+    champion_pred: Any,
+    challenger_pred: Any,
+    *,
+    labels: Any = None,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    random_state: int = 0,
+) -> Comparison:
+    """Compare two models' predictions on the same rows.
+
+    Deltas are challenger minus champion; their intervals come from a paired bootstrap
+    (rows are resampled once for both models).
+
+    Examples
+    --------
+    >>> c = compare([0, 1, 1, 0], [0, 1, 0, 0], [0, 1, 1, 0])
+    >>> c.deltas["accuracy"], c.wrong_to_right.tolist()
+    (0.25, [2])
+    """
+    champion_array = as_1d_array(champion_pred, name="champion_pred")
+    challenger_array = as_1d_array(challenger_pred, name="challenger_pred")
+    if len(champion_array) != len(challenger_array):
+        raise ValueError(
+            f"champion_pred and challenger_pred have different lengths:"
+            f" {len(champion_array)} and {len(challenger_array)}"
+        )
+    if labels is None:
+        enc_all = encode_labels(
+            np.concatenate([as_1d_array(y_true, name="y_true"), champion_array]),
+            np.concatenate([challenger_array, challenger_array]),
+        )
+        labels = enc_all.labels
+    champ = encode_labels(y_true, champion_array, labels=labels)
+    chall = encode_labels(y_true, challenger_array, labels=labels)
+    k = len(champ.labels)
+    true = champ.true.astype(np.int64)
+    cm_a = confusion_counts(true, champ.pred, k)
+    cm_b = confusion_counts(true, chall.pred, k)
+    metrics_a, metrics_b = count_metrics(cm_a), count_metrics(cm_b)
+    deltas = {m: metrics_b[m] - metrics_a[m] for m in COMPARED}
+
+    intervals: dict[str, tuple[float, float]] = {}
+    if n_bootstrap and k**3 <= MAX_JOINT_CELLS:
+        joint = np.bincount((true * k + champ.pred) * k + chall.pred, minlength=k**3).reshape(
+            k, k, k
+        )
+        replicates = resample_cells(joint, n_bootstrap, np.random.default_rng(random_state))
+        delta_samples = _batched(replicates.sum(axis=3)), _batched(replicates.sum(axis=2))
+        for m in COMPARED:
+            intervals[m] = percentile_interval(
+                delta_samples[1][m] - delta_samples[0][m], confidence
+            )
+
+    right_a = champ.pred == champ.true
+    right_b = chall.pred == chall.true
+    right_to_wrong = np.flatnonzero(right_a & ~right_b)
+    wrong_to_right = np.flatnonzero(~right_a & right_b)
+    statistic, p_value, exact = mcnemar_test(len(right_to_wrong), len(wrong_to_right))
+
+    stats_a, stats_b = per_class_from_confusion(cm_a), per_class_from_confusion(cm_b)
+    per_class = tuple(
+        {
+            "label": label.item() if isinstance(label, np.generic) else label,
+            **{m: float(stats_b[m][i] - stats_a[m][i]) for m in ("precision", "recall", "f1")},
+        }
+        for i, label in enumerate(champ.labels)
+    )
+    return Comparison(
+        labels=tuple(x.item() if isinstance(x, np.generic) else x for x in champ.labels),
+        champion=MappingProxyType(metrics_a),
+        challenger=MappingProxyType(metrics_b),
+        deltas=MappingProxyType(deltas),
+        intervals=MappingProxyType(intervals),
+        mcnemar_statistic=statistic,
+        mcnemar_p_value=p_value,
+        mcnemar_exact=exact,
+        per_class=per_class,
+        right_to_wrong=right_to_wrong,
+        wrong_to_right=wrong_to_right,
+    )
+
+
+def _batched(cms: np.ndarray) -> dict[str, np.ndarray]:
+    """accuracy, balanced accuracy, macro and weighted F1 of a stack (B, k, k)."""
+    cms = cms.astype(np.float64)
+    tp = np.diagonal(cms, axis1=1, axis2=2)
+    support, predicted = cms.sum(axis=2), cms.sum(axis=1)
+    total = support.sum(axis=1)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support != 0)
+    f1 = np.divide(
+        2 * tp, support + predicted, out=np.zeros_like(tp), where=(support + predicted) != 0
+    )
+    present = support > 0
+    return {
+        "accuracy": tp.sum(axis=1) / total,
+        "balanced_accuracy": (recall * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1),
+        "macro_f1": f1.mean(axis=1),
+        "weighted_f1": (f1 * support).sum(axis=1) / total,
+    }
+
+
+@dataclass(frozen=True)
+class Agreement:
+    passed: bool
+    metric: str
+    validation: float
+    test: float
+    gap: float
+    tolerance: float
+    reason: str
+
+
+def agreement(
+    validation_report: EvaluationReport,
+    test_report: EvaluationReport,
+    *,
+    tolerance: float = 0.05,
+    metric: str = "accuracy",
+) -> Agreement:
+    """Do validation and test agree? A large gap means the model will not generalise.
+
+    Examples
+    --------
+    >>> from mllife import evaluate
+    >>> a = agreement(evaluate([0, 1], [0, 1]), evaluate([0, 1], [0, 0]), tolerance=0.1)
+    >>> a.passed, a.gap
+    (False, 0.5)
+    """
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance!r}")
+    if metric not in validation_report.metrics:
+        raise ValueError(
+            f"unknown metric {metric!r}; available: {sorted(validation_report.metrics)}"
+        )
+    val, test = validation_report.metrics[metric], test_report.metrics[metric]
+    gap = abs(val - test)
+    passed = gap <= tolerance
+    if passed:
+        reason = (
+            f"validation {metric} {val:.4f} and test {test:.4f} agree"
+            f" (gap {gap:.4f} <= {tolerance:.4f})"
+        )
+    else:
+        side = "validation" if val > test else "test"
+        reason = (
+            f"validation {metric} {val:.4f} and test {test:.4f} differ by {gap:.4f}"
+            f" > {tolerance:.4f}; {side} is higher: the model may not generalise"
+            " (overfitting to the validation data, or a split problem)"
+        )
+    return Agreement(passed, metric, val, test, gap, tolerance, reason)

@@ -1,0 +1,384 @@
+"""``evaluate``: every classification metric in about one pass, as an immutable report."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from mllife.metrics import _probabilistic as prob
+from mllife.metrics._bootstrap import percentile_interval, resample_cells, resample_weighted_cells
+from mllife.metrics._classification import (
+    batched_accuracy_and_macro_f1,
+    confusion_counts,
+    count_metrics,
+    per_class_from_confusion,
+)
+from mllife.metrics._validation import check_proba, encode_labels
+
+__all__ = ["ClassBias", "ClassMetrics", "ConfusionPair", "EvaluationReport", "evaluate"]
+
+
+def _rebuild(cls: type, state: dict[str, Any]) -> Any:
+    return cls(
+        **{
+            k: MappingProxyType(v) if k in _PROXIES and isinstance(v, dict) else v
+            for k, v in state.items()
+        }
+    )
+
+
+_PROXIES = frozenset({"metrics", "intervals", "top_k", "champion", "challenger", "deltas"})
+
+
+class _PicklableProxies:
+    """Read-only mappings cannot be pickled; rebuild them from plain dicts on load."""
+
+    def __reduce__(self) -> tuple:
+        state = {
+            f.name: dict(v) if isinstance(v := getattr(self, f.name), MappingProxyType) else v
+            for f in fields(self)
+        }
+        return _rebuild, (type(self), state)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.array(array, copy=True)
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    label: Any
+    precision: float
+    recall: float
+    f1: float
+    support: float
+    #: share of this class predicted correctly: the confusion matrix's diagonal (= recall)
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class ClassBias:
+    """Where one class's errors go."""
+
+    label: Any
+    support: float
+    error_rate: float
+    #: (predicted label, share of this class's rows), largest first, errors only
+    destinations: tuple[tuple[Any, float], ...]
+
+
+@dataclass(frozen=True)
+class ConfusionPair:
+    """Two classes confused more in one direction than the other."""
+
+    a: Any
+    b: Any
+    rate_a_as_b: float  # share of true a predicted as b
+    rate_b_as_a: float
+
+    @property
+    def asymmetry(self) -> float:
+        return abs(self.rate_a_as_b - self.rate_b_as_a)
+
+    def sentence(self) -> str:
+        return (
+            f"{self.a} is predicted as {self.b} in {self.rate_a_as_b:.0%} of cases,"
+            f" {self.b} as {self.a} in {self.rate_b_as_a:.0%}"
+        )
+
+
+@dataclass(frozen=True)
+class EvaluationReport(_PicklableProxies):
+    """The result of :func:`evaluate`. Immutable; arrays are read-only."""
+
+    labels: tuple[Any, ...]
+    n_samples: int
+    total_weight: float
+    confusion: np.ndarray
+    metrics: MappingProxyType  # name -> float: accuracy, balanced_accuracy, macro_*, ...
+    per_class: tuple[ClassMetrics, ...]
+    class_bias: tuple[ClassBias, ...]
+    asymmetric_pairs: tuple[ConfusionPair, ...]
+    intervals: MappingProxyType  # metric -> (low, high)
+    confidence: float
+    roc_auc_per_class: np.ndarray | None = None
+    top_k: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def accuracy(self) -> float:
+        return self.metrics["accuracy"]
+
+    @property
+    def balanced_accuracy(self) -> float:
+        return self.metrics["balanced_accuracy"]
+
+    @property
+    def macro_f1(self) -> float:
+        return self.metrics["macro_f1"]
+
+    @property
+    def weighted_f1(self) -> float:
+        return self.metrics["weighted_f1"]
+
+    def __getitem__(self, name: str) -> float:
+        return self.metrics[name]
+
+    def summary(self) -> str:
+        """One line, e.g. ``n=180 accuracy=0.967 [0.939, 0.989] macro_f1=0.966 ...``."""
+        parts = [f"n={self.n_samples}"]
+        for name in ("accuracy", "macro_f1"):
+            low, high = self.intervals.get(name, (np.nan, np.nan))
+            parts.append(f"{name}={self.metrics[name]:.3f} [{low:.3f}, {high:.3f}]")
+        parts.append(f"balanced_accuracy={self.balanced_accuracy:.3f}")
+        if "roc_auc" in self.metrics:
+            parts.append(f"roc_auc={self.metrics['roc_auc']:.3f}")
+        if self.asymmetric_pairs:
+            parts.append(f"most asymmetric: {self.asymmetric_pairs[0].sentence()}")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values."""
+        return {
+            "labels": [_plain(label) for label in self.labels],
+            "n_samples": self.n_samples,
+            "total_weight": self.total_weight,
+            "metrics": dict(self.metrics),
+            "intervals": {k: list(v) for k, v in self.intervals.items()},
+            "confidence": self.confidence,
+            "confusion": self.confusion.tolist(),
+            "per_class": [{**c.__dict__, "label": _plain(c.label)} for c in self.per_class],
+            "class_bias": [
+                {
+                    "label": _plain(b.label),
+                    "support": b.support,
+                    "error_rate": b.error_rate,
+                    "destinations": [[_plain(lbl), share] for lbl, share in b.destinations],
+                }
+                for b in self.class_bias
+            ],
+            "asymmetric_pairs": [
+                {
+                    "a": _plain(p.a),
+                    "b": _plain(p.b),
+                    "rate_a_as_b": p.rate_a_as_b,
+                    "rate_b_as_a": p.rate_b_as_a,
+                    "sentence": p.sentence(),
+                }
+                for p in self.asymmetric_pairs
+            ],
+            "roc_auc_per_class": None
+            if self.roc_auc_per_class is None
+            else [None if np.isnan(v) else float(v) for v in self.roc_auc_per_class],
+            "top_k": dict(self.top_k),
+        }
+
+    def to_markdown(self) -> str:
+        """Headline metrics, a per-class table and class-bias sentences (Dagster metadata)."""
+        lines = ["| metric | value | interval |", "|---|---|---|"]
+        for name, value in self.metrics.items():
+            interval = self.intervals.get(name)
+            span = f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else ""
+            lines.append(f"| {name} | {value:.4f} | {span} |")
+        lines += ["", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
+        for c in self.per_class:
+            lines.append(
+                f"| {c.label} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support:g} |"
+            )
+        if self.asymmetric_pairs:
+            lines += ["", "**Class bias**", ""]
+            lines += [f"- {p.sentence()}" for p in self.asymmetric_pairs]
+        return "\n".join(lines)
+
+    def plot_confusion(self, *, title: str = "Confusion matrix") -> bytes:
+        """A PNG heat map of the row-normalised confusion matrix, with counts."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        cm = self.confusion
+        rows = cm.sum(axis=1, keepdims=True)
+        share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows != 0)
+        k = len(self.labels)
+        size = min(2.5 + 0.45 * k, 12)
+        fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(k), [str(x) for x in self.labels], rotation=90 if k > 12 else 0)
+        ax.set_yticks(range(k), [str(x) for x in self.labels])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title)
+        if k <= 20:
+            for i in range(k):
+                for j in range(k):
+                    if cm[i, j]:
+                        ax.text(
+                            j,
+                            i,
+                            f"{cm[i, j]:g}",
+                            ha="center",
+                            va="center",
+                            fontsize=8,
+                            color="white" if share[i, j] > 0.5 else "black",
+                        )
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+        return buffer.getvalue()
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _class_bias(cm: np.ndarray, labels: np.ndarray, max_pairs: int) -> tuple[tuple, tuple]:
+    support = cm.sum(axis=1).astype(np.float64)
+    rate = np.divide(cm, support[:, None], out=np.zeros(cm.shape), where=support[:, None] != 0)
+    bias = []
+    for i, label in enumerate(labels):
+        off = [(j, rate[i, j]) for j in np.argsort(-rate[i], kind="stable") if j != i and cm[i, j]]
+        bias.append(
+            ClassBias(
+                label=_plain(label),
+                support=float(support[i]),
+                error_rate=float(1 - rate[i, i]) if support[i] else 0.0,
+                destinations=tuple((_plain(labels[j]), float(r)) for j, r in off[:3]),
+            )
+        )
+    k = len(labels)
+    upper = np.triu_indices(k, 1)
+    asym = np.abs(rate - rate.T)[upper]
+    order = np.argsort(-asym, kind="stable")
+    pairs = []
+    for idx in order[:max_pairs]:
+        if asym[idx] <= 0:
+            break
+        i, j = upper[0][idx], upper[1][idx]
+        if rate[j, i] > rate[i, j]:
+            i, j = j, i  # a is the class more often mistaken for b
+        pairs.append(
+            ConfusionPair(
+                _plain(labels[i]), _plain(labels[j]), float(rate[i, j]), float(rate[j, i])
+            )
+        )
+    return tuple(bias), tuple(pairs)
+
+
+def evaluate(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    proba: Any = None,
+    labels: Any = None,
+    sample_weight: Any = None,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    random_state: int = 0,
+    max_bias_pairs: int = 5,
+) -> EvaluationReport:
+    """Evaluate classification predictions.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n,)
+        Labels: ints or strings; numpy, lists, polars Series or torch tensors.
+    proba : array-like of shape (n, k), optional
+        Class probabilities, columns in the order of ``labels``. Adds ROC AUC
+        (one-vs-rest macro; binary for two labels), log loss, Brier score, expected
+        calibration error and top-k accuracy.
+    labels : array-like, optional
+        All classes, in order. Default: sorted union of ``y_true`` and ``y_pred``.
+    sample_weight : array-like of shape (n,), optional
+    n_bootstrap : int
+        Bootstrap replicates for the accuracy and macro-F1 intervals (0 disables them).
+    confidence : float
+        Interval coverage.
+    random_state : int
+        Seed of the bootstrap; the same seed gives the same intervals.
+
+    Examples
+    --------
+    >>> report = evaluate([0, 1, 1, 2], [0, 1, 2, 2])
+    >>> round(report.accuracy, 2)
+    0.75
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap!r}")
+    enc = encode_labels(y_true, y_pred, labels=labels, sample_weight=sample_weight)
+    cm = confusion_counts(enc.true, enc.pred, len(enc.labels), enc.weight)
+    if enc.dense:
+        # Inferred integer labels: keep the classes that occur in y_true or y_pred.
+        present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
+        cm = cm[present][:, present]
+        enc = enc.compress(present)
+    k = len(enc.labels)
+    metrics = count_metrics(cm)
+    stats = per_class_from_confusion(cm)
+    per_class = tuple(
+        ClassMetrics(
+            label=_plain(label),
+            precision=float(stats["precision"][i]),
+            recall=float(stats["recall"][i]),
+            f1=float(stats["f1"][i]),
+            support=float(stats["support"][i]),
+            accuracy=float(stats["recall"][i]),
+        )
+        for i, label in enumerate(enc.labels)
+    )
+    bias, pairs = _class_bias(cm, enc.labels, max_bias_pairs)
+
+    intervals: dict[str, tuple[float, float]] = {}
+    if n_bootstrap:
+        rng = np.random.default_rng(random_state)
+        if enc.weight is None:
+            replicates = resample_cells(cm, n_bootstrap, rng)
+        else:
+            replicates = resample_weighted_cells(
+                enc.true.astype(np.int64) * k + enc.pred, enc.weight, k * k, n_bootstrap, rng
+            ).reshape(n_bootstrap, k, k)
+        accuracy, macro_f1 = batched_accuracy_and_macro_f1(replicates)
+        intervals["accuracy"] = percentile_interval(accuracy, confidence)
+        intervals["macro_f1"] = percentile_interval(macro_f1, confidence)
+
+    auc_per_class = None
+    top_k: dict[int, float] = {}
+    if proba is not None:
+        p = check_proba(proba, n_rows=len(enc.true), n_labels=k)
+        auc_per_class = prob.roc_auc_per_class(enc.true, p, enc.weight)
+        if k == 2:
+            metrics["roc_auc"] = float(auc_per_class[1])
+        elif not np.isnan(auc_per_class).all():
+            metrics["roc_auc"] = float(np.nanmean(auc_per_class))
+        metrics["log_loss"] = prob.log_loss(enc.true, p, enc.weight)
+        metrics["brier_score"] = prob.brier_score_loss(enc.true, p, enc.weight)
+        metrics["expected_calibration_error"] = prob.expected_calibration_error(
+            enc.true, p, enc.weight
+        )
+        for top in (2, 3, 5):
+            if top < k:
+                top_k[top] = prob.top_k_accuracy(enc.true, p, top, enc.weight)
+                metrics[f"top_{top}_accuracy"] = top_k[top]
+
+    return EvaluationReport(
+        labels=tuple(_plain(x) for x in enc.labels),
+        n_samples=len(enc.true),
+        total_weight=float(cm.sum()),
+        confusion=_frozen(cm),
+        metrics=MappingProxyType(metrics),
+        per_class=per_class,
+        class_bias=bias,
+        asymmetric_pairs=pairs,
+        intervals=MappingProxyType(intervals),
+        confidence=confidence,
+        roc_auc_per_class=None if auc_per_class is None else _frozen(auc_per_class),
+        top_k=MappingProxyType(top_k),
+    )

@@ -1,0 +1,75 @@
+"""The interface every candidate model implements, whatever its framework."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from mllife.features import ImageInput, ImagePreprocessor
+
+__all__ = ["FitResult", "Model", "ProgressLog"]
+
+ProgressLog = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    seconds: float
+    #: per-epoch (or per-trial) records, for the asset metadata and the store
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Model(ABC):
+    """A trained (or trainable) classifier bundled with its preprocessing.
+
+    ``predict`` and ``predict_proba`` take *raw* inputs (paths, bytes, images) and run the
+    model's own preprocessing, so evaluation and serving share one code path.
+    """
+
+    kind: str
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        classes: Sequence[str],
+        preprocessor: ImagePreprocessor,
+        params: dict[str, Any],
+    ) -> None:
+        self.name = name
+        self.classes = [str(c) for c in classes]
+        self.preprocessor = preprocessor
+        self.params = dict(params)
+
+    @abstractmethod
+    def fit(
+        self,
+        x_train: torch.Tensor,
+        y_train: np.ndarray,
+        x_val: torch.Tensor,
+        y_val: np.ndarray,
+        *,
+        log: ProgressLog,
+    ) -> FitResult:
+        """Train on preprocessed tensors; ``y`` are indices into ``classes``."""
+
+    @abstractmethod
+    def predict_proba_features(self, x: torch.Tensor) -> np.ndarray:
+        """Class probabilities (N, n_classes) for preprocessed inputs."""
+
+    @abstractmethod
+    def to_bytes(self) -> bytes:
+        """The artifact's bytes: deterministic for the same trained model."""
+
+    def predict_proba(self, inputs: Sequence[ImageInput]) -> np.ndarray:
+        return self.predict_proba_features(self.preprocessor.transform(inputs))
+
+    def predict(self, inputs: Sequence[ImageInput]) -> np.ndarray:
+        """Predicted class names (strings) for raw inputs."""
+        proba = self.predict_proba(inputs)
+        return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]

@@ -1,0 +1,111 @@
+"""scikit-learn estimators (by import path) as mllife models."""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from mllife._errors import ArtifactError, ConfigError, TrainingError
+from mllife.features import ImagePreprocessor
+from mllife.models.base import FitResult, Model, ProgressLog
+
+__all__ = ["SklearnModel", "import_estimator"]
+
+FORMAT = "mllife.sklearn/1"
+
+
+def import_estimator(path: str) -> type:
+    """The estimator class at ``path`` (``package.module.Class``)."""
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name:
+        raise ConfigError(f"estimator {path!r} is not an import path like 'sklearn.svm.SVC'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"estimator {path!r}: cannot import module {module_name!r}: {exc}"
+        ) from exc
+    estimator = getattr(module, class_name, None)
+    if estimator is None:
+        raise ConfigError(f"estimator {path!r}: module {module_name!r} has no {class_name!r}")
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "predict_proba")):
+        raise ConfigError(f"estimator {path!r} has no fit/predict_proba: not a classifier")
+    return estimator
+
+
+class SklearnModel(Model):
+    kind = "sklearn"
+
+    def __init__(self, *, estimator_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.estimator_path = estimator_path
+        self.estimator: Any = None
+
+    def _features(self, x: torch.Tensor) -> np.ndarray:
+        return x.reshape(x.shape[0], -1).numpy()
+
+    def fit(self, x_train, y_train, x_val, y_val, *, log: ProgressLog) -> FitResult:
+        cls = import_estimator(self.estimator_path)
+        try:
+            estimator = cls(**self.params)
+        except TypeError as exc:
+            raise TrainingError(
+                f"candidate {self.name!r}: {self.estimator_path} rejected params"
+                f" {self.params}: {exc}"
+            ) from exc
+        started = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            estimator.fit(self._features(x_train), y_train)
+        seconds = time.perf_counter() - started
+        for warning in caught:
+            log(f"{self.name}: {warning.category.__name__}: {warning.message}")
+        missing = sorted(set(range(len(self.classes))) - {int(c) for c in estimator.classes_})
+        if missing:
+            raise TrainingError(
+                f"candidate {self.name!r}: training data lacks classes"
+                f" {[self.classes[i] for i in missing]}"
+            )
+        self.estimator = estimator
+        val_acc = float((estimator.predict(self._features(x_val)) == y_val).mean())
+        log(f"{self.name}: fitted in {seconds:.2f} s, validation accuracy {val_acc:.4f}")
+        return FitResult(seconds=seconds, history=[{"validation_accuracy": val_acc}])
+
+    def predict_proba_features(self, x: torch.Tensor) -> np.ndarray:
+        if self.estimator is None:
+            raise TrainingError(f"model {self.name!r} is not fitted")
+        return np.asarray(self.estimator.predict_proba(self._features(x)), dtype=np.float64)
+
+    def to_bytes(self) -> bytes:
+        payload = {
+            "format": FORMAT,
+            "name": self.name,
+            "classes": self.classes,
+            "preprocessor": self.preprocessor.state(),
+            "estimator_path": self.estimator_path,
+            "params": self.params,
+            "estimator": self.estimator,
+        }
+        return pickle.dumps(payload, protocol=5)
+
+    @classmethod
+    def from_trusted_bytes(cls, data: bytes) -> SklearnModel:
+        """Unpickle an artifact. Only call after its hash was found in the store."""
+        payload = pickle.loads(data)  # noqa: S301 -- the caller verified the hash
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ArtifactError("not an mllife scikit-learn artifact")
+        model = cls(
+            estimator_path=payload["estimator_path"],
+            name=payload["name"],
+            classes=payload["classes"],
+            preprocessor=ImagePreprocessor.from_state(payload["preprocessor"]),
+            params=payload["params"],
+        )
+        model.estimator = payload["estimator"]
+        return model

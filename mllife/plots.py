@@ -1,0 +1,33 @@
+"""Small PNG plots for reports and Dagster metadata (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import io
+
+import polars as pl
+
+__all__ = ["metric_history_png"]
+
+
+def metric_history_png(history: pl.DataFrame, *, metric: str, split: str) -> bytes | None:
+    """Line chart of ``value`` per model version (x: order of creation), one line per name."""
+    if history.height == 0:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = history.sort("created_at").with_row_index("version", offset=1)
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+    for (name,), part in history.group_by(["name"], maintain_order=True):
+        ax.plot(part["version"].to_list(), part["value"].to_list(), marker="o", label=name)
+    ax.set_xlabel("model version (in order of training)")
+    ax.set_ylabel(f"{split} {metric}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

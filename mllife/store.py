@@ -1,0 +1,391 @@
+"""The DuckDB metrics store: schema migrations, safe short writes, typed queries.
+
+One file holds every data version, model, evaluation, test-set read and deployment.
+DuckDB allows one writing process at a time, so writers open a short-lived connection,
+retry with backoff while another process holds the lock, and never keep a connection
+across slow work. Readers open ``read_only=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from mllife._errors import StoreError, StoreLockedError
+
+__all__ = ["Deployment", "Store"]
+
+LOCK_TIMEOUT_S = 60.0
+
+# Numbered migrations: append, never edit a released one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE datasets (
+        data_version VARCHAR PRIMARY KEY, source VARCHAR, n_files BIGINT, n_rows BIGINT,
+        n_dropped BIGINT, n_classes INTEGER, created_at TIMESTAMP);
+    CREATE TABLE splits (
+        split_version VARCHAR PRIMARY KEY, data_version VARCHAR, seed BIGINT,
+        n_train BIGINT, n_validation BIGINT, n_test BIGINT, created_at TIMESTAMP);
+    CREATE TABLE models (
+        model_hash VARCHAR PRIMARY KEY, name VARCHAR, kind VARCHAR, spec VARCHAR,
+        data_version VARCHAR, split_version VARCHAR, artifact_path VARCHAR,
+        size_bytes BIGINT, fit_seconds DOUBLE, run_id VARCHAR, created_at TIMESTAMP);
+    CREATE TABLE evaluations (
+        model_hash VARCHAR, split VARCHAR, split_version VARCHAR, metric VARCHAR,
+        value DOUBLE, run_id VARCHAR, created_at TIMESTAMP,
+        PRIMARY KEY (model_hash, split, split_version, metric));
+    CREATE TABLE confusion (
+        model_hash VARCHAR, split VARCHAR, split_version VARCHAR, true_label VARCHAR,
+        pred_label VARCHAR, count BIGINT,
+        PRIMARY KEY (model_hash, split, split_version, true_label, pred_label));
+    CREATE SEQUENCE test_reads_id;
+    CREATE TABLE test_reads (
+        id BIGINT DEFAULT nextval('test_reads_id') PRIMARY KEY, split_version VARCHAR,
+        model_hash VARCHAR, asset VARCHAR, run_id VARCHAR, n_rows BIGINT,
+        created_at TIMESTAMP);
+    CREATE SEQUENCE deployments_id;
+    CREATE TABLE deployments (
+        id BIGINT DEFAULT nextval('deployments_id') PRIMARY KEY, action VARCHAR,
+        model_hash VARCHAR, previous_hash VARCHAR, name VARCHAR, data_version VARCHAR,
+        reason VARCHAR, decision VARCHAR, run_id VARCHAR, created_at TIMESTAMP);
+    """,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("could not set" in text or "conflicting" in text)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: int
+    action: str
+    model_hash: str
+    previous_hash: str | None
+    name: str
+    data_version: str
+    reason: str
+    decision: dict[str, Any]
+    run_id: str | None
+    created_at: datetime
+
+
+class Store:
+    """A handle on one store file; cheap to create, holds no connection between calls.
+
+    Examples
+    --------
+    >>> store = Store(".mllife/store.duckdb")  # doctest: +SKIP
+    >>> store.evaluations().head()  # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path | str, *, lock_timeout: float = LOCK_TIMEOUT_S) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+        self._migrated = False
+
+    # -- connections -------------------------------------------------------------------
+
+    def _connect(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                if not _is_lock_error(exc):
+                    raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(
+                        f"the store {self.path} stayed locked by another process for"
+                        f" {self.lock_timeout:g} s; wait for it to finish and retry"
+                    ) from exc
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short write transaction: all of it is committed, or none of it."""
+        self.migrate()
+        conn = self._connect(read_only=False)
+        try:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.migrate()
+        conn = self._connect(read_only=True)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def migrate(self) -> int:
+        """Apply pending migrations in place; return the schema version."""
+        if self._migrated:
+            return len(MIGRATIONS)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect(read_only=False)
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"
+            )
+            (current,) = conn.execute(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations"
+            ).fetchone()
+            for version, sql in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                conn.execute("BEGIN TRANSACTION")
+                conn.execute(sql)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
+                conn.execute("COMMIT")
+        finally:
+            conn.close()
+        self._migrated = True
+        return len(MIGRATIONS)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def record_dataset(
+        self,
+        *,
+        data_version: str,
+        source: str,
+        n_files: int,
+        n_rows: int,
+        n_dropped: int,
+        n_classes: int,
+    ) -> None:
+        with self.writing() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [data_version, source, n_files, n_rows, n_dropped, n_classes, _now()],
+            )
+
+    def record_split(
+        self, *, split_version: str, data_version: str, seed: int, sizes: Mapping[str, int]
+    ) -> None:
+        with self.writing() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO splits VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    split_version,
+                    data_version,
+                    seed,
+                    sizes.get("train", 0),
+                    sizes.get("validation", 0),
+                    sizes.get("test", 0),
+                    _now(),
+                ],
+            )
+
+    def record_model(
+        self,
+        *,
+        model_hash: str,
+        name: str,
+        kind: str,
+        spec: Mapping[str, Any],
+        data_version: str,
+        split_version: str,
+        artifact_path: str,
+        size_bytes: int,
+        fit_seconds: float,
+        run_id: str | None,
+    ) -> None:
+        with self.writing() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    model_hash,
+                    name,
+                    kind,
+                    json.dumps(spec, sort_keys=True),
+                    data_version,
+                    split_version,
+                    artifact_path,
+                    size_bytes,
+                    fit_seconds,
+                    run_id,
+                    _now(),
+                ],
+            )
+
+    def record_evaluation(
+        self,
+        *,
+        model_hash: str,
+        split: str,
+        split_version: str,
+        metrics: Mapping[str, float],
+        confusion: list[tuple[str, str, int]],
+        run_id: str | None,
+    ) -> None:
+        """Metrics and confusion counts of one model on one split, in one transaction."""
+        now = _now()
+        with self.writing() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [model_hash, split, split_version, k, float(v), run_id, now]
+                    for k, v in metrics.items()
+                ],
+            )
+            conn.execute(
+                "DELETE FROM confusion WHERE model_hash = ? AND split = ? AND split_version = ?",
+                [model_hash, split, split_version],
+            )
+            if confusion:
+                conn.executemany(
+                    "INSERT INTO confusion VALUES (?, ?, ?, ?, ?, ?)",
+                    [[model_hash, split, split_version, t, p, int(c)] for t, p, c in confusion],
+                )
+
+    def record_test_read(
+        self,
+        *,
+        split_version: str,
+        model_hash: str,
+        asset: str,
+        run_id: str | None,
+        n_rows: int,
+    ) -> None:
+        with self.writing() as conn:
+            conn.execute(
+                "INSERT INTO test_reads (split_version, model_hash, asset, run_id, n_rows,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [split_version, model_hash, asset, run_id, n_rows, _now()],
+            )
+
+    def record_deployment(
+        self,
+        *,
+        action: str,
+        model_hash: str,
+        name: str,
+        data_version: str,
+        reason: str,
+        decision: Mapping[str, Any],
+        run_id: str | None,
+        expected_previous: str | None,
+    ) -> Deployment:
+        """Make ``model_hash`` the champion, in one transaction.
+
+        ``expected_previous`` is the champion the caller decided against; if another
+        process changed the champion meanwhile, nothing is written (compare-and-swap).
+        """
+        with self.writing() as conn:
+            current = _current_champion(conn)
+            current_hash = current.model_hash if current else None
+            if current_hash != expected_previous:
+                raise StoreError(
+                    f"the champion changed while deciding (expected {expected_previous},"
+                    f" found {current_hash}); re-run the decision"
+                )
+            conn.execute(
+                "INSERT INTO deployments (action, model_hash, previous_hash, name, data_version,"
+                " reason, decision, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    action,
+                    model_hash,
+                    current_hash,
+                    name,
+                    data_version,
+                    reason,
+                    json.dumps(decision, sort_keys=True, default=str),
+                    run_id,
+                    _now(),
+                ],
+            )
+            return _current_champion(conn)
+
+    # -- queries -----------------------------------------------------------------------
+
+    def _frame(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
+        with self.reading() as conn:
+            cursor = conn.execute(sql, params or [])
+            rows = cursor.fetchall()
+            columns = [d[0] for d in cursor.description]
+        return pl.DataFrame(rows, schema=columns, orient="row")
+
+    def champion(self) -> Deployment | None:
+        """The current champion: the newest deployment row, or None before the first."""
+        with self.reading() as conn:
+            return _current_champion(conn)
+
+    def deployments(self) -> pl.DataFrame:
+        return self._frame("SELECT * FROM deployments ORDER BY id")
+
+    def models(self) -> pl.DataFrame:
+        return self._frame("SELECT * FROM models ORDER BY created_at")
+
+    def model_row(self, model_hash: str) -> dict[str, Any] | None:
+        frame = self._frame("SELECT * FROM models WHERE model_hash = ?", [model_hash])
+        return frame.row(0, named=True) if frame.height else None
+
+    def evaluations(self, *, model_hash: str | None = None) -> pl.DataFrame:
+        if model_hash is None:
+            return self._frame("SELECT * FROM evaluations ORDER BY created_at")
+        return self._frame(
+            "SELECT * FROM evaluations WHERE model_hash = ? ORDER BY created_at", [model_hash]
+        )
+
+    def datasets(self) -> pl.DataFrame:
+        return self._frame("SELECT * FROM datasets ORDER BY created_at")
+
+    def test_read_count(self, *, split_version: str | None = None) -> int:
+        sql = "SELECT count(*) FROM test_reads"
+        params: list[Any] = []
+        if split_version is not None:
+            sql += " WHERE split_version = ?"
+            params.append(split_version)
+        with self.reading() as conn:
+            return int(conn.execute(sql, params).fetchone()[0])
+
+    def metric_history(
+        self, *, split: str = "validation", metric: str = "accuracy"
+    ) -> pl.DataFrame:
+        """One row per model: its metric on ``split``, in order of creation."""
+        return self._frame(
+            "SELECT m.name, m.model_hash, m.created_at, e.value FROM models m"
+            " JOIN evaluations e USING (model_hash)"
+            " WHERE e.split = ? AND e.metric = ? ORDER BY m.created_at",
+            [split, metric],
+        )
+
+
+def _current_champion(conn: duckdb.DuckDBPyConnection) -> Deployment | None:
+    row = conn.execute(
+        "SELECT id, action, model_hash, previous_hash, name, data_version, reason, decision,"
+        " run_id, created_at FROM deployments ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    fields = list(row)
+    fields[7] = json.loads(fields[7]) if fields[7] else {}
+    return Deployment(*fields)
