@@ -25,8 +25,8 @@ def _classes(project: MllifeProject) -> tuple[str, ...]:
 )
 def raw_data(context: dg.AssetExecutionContext, project: MllifeProject) -> dg.Output[RawData]:
     config = project.config
+    manifest = scan_image_folder(config.data_path, root=config.root)  # clear error if missing
     version = data_version(config.data_path, root=config.root)
-    manifest = scan_image_folder(config.data_path, root=config.root)
     labels = manifest.group_by("label").len().sort("label")
     context.log.info(f"raw_data: {manifest.height} files, data version {version.md5}")
     return dg.Output(

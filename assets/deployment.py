@@ -89,7 +89,7 @@ def champion(
     splits: SplitSet,
 ) -> dg.Output[PromotionResult]:
     result = promote(
-        challenger, splits, config=project.config, store=project.store, run_id=context.run_id
+        challenger, splits, config=project.config, store=project.store, run_id=context.run.run_id
     )
     context.log.info(
         f"champion {result.action}: {result.champion.name} {result.champion.model_hash[:12]}"

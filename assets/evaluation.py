@@ -49,7 +49,7 @@ def build_evaluation_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
             splits,
             config=project.config,
             store=project.store,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             asset=name,
         )
         context.log.info(f"{name} validation: {result.validation.summary()}")

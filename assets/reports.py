@@ -38,7 +38,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
         store = project.store
         report = write_status_report(
             reports_dir=project.config.reports_dir,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             data={
                 "data_version": splits.data_version,
                 "n_files": clean_data.rows.height + clean_data.dropped.height,

@@ -29,11 +29,22 @@ def prepare_instance(config: ProjectConfig) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+POLICY_STEP = "challenger_promotion_policy"
+
+
 @dataclass(frozen=True)
 class RunOutcome:
+    """``success``: every step ran. ``refused``: the only failure was the promotion
+    policy saying no, a normal outcome (the champion stays) rather than an error."""
+
     success: bool
+    refused: bool
     run_id: str
     lines: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.success or self.refused
 
 
 def run_lifecycle(
@@ -50,7 +61,9 @@ def run_lifecycle(
     job = defs.resolve_job_def(job_name)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
-    return RunOutcome(result.success, result.run_id, summarize(result, config))
+    failed = {e.step_key for e in result.all_events if e.is_step_failure}
+    refused = not result.success and failed == {POLICY_STEP}
+    return RunOutcome(result.success, refused, result.run_id, summarize(result, config, refused))
 
 
 def _value(result, key: str):
@@ -60,8 +73,9 @@ def _value(result, key: str):
         return None
 
 
-def summarize(result, config: ProjectConfig) -> list[str]:
-    lines = [f"run {result.run_id}: {'success' if result.success else 'FAILED'}"]
+def summarize(result, config: ProjectConfig, refused: bool) -> list[str]:
+    status = "success" if result.success else "challenger refused" if refused else "FAILED"
+    lines = [f"run {result.run_id}: {status}"]
     splits = _value(result, "splits")
     if splits is not None:
         lines.append(f"data version {splits.data_version}  split sizes {splits.sizes()}")
@@ -81,14 +95,20 @@ def summarize(result, config: ProjectConfig) -> list[str]:
         lines.append(
             f"challenger {challenger.evaluation.ref.name}: {challenger.decision.summary()}"
         )
+    if challenger is not None and not challenger.decision.passed:
+        for gate in challenger.decision.failed_gates():
+            lines.append(f"  gate {gate.name} FAILED: {gate.reason}")
     if champion is not None:
         c = champion.champion
         lines.append(f"champion ({champion.action}): {c.name} {c.model_hash[:12]}")
+    elif challenger is not None:
+        current = challenger.decision.champion_hash
+        lines.append(f"champion unchanged: {current[:12] if current else 'none deployed yet'}")
     report = _value(result, "status_report")
     if report is not None:
         lines.append(f"report: {report.path}")
     for event in result.all_events:
-        if event.is_step_failure:
+        if event.is_step_failure and not (refused and event.step_key == POLICY_STEP):
             error = event.step_failure_data.error
             message = error.cause.message if error and error.cause else error.message
             lines.append(f"FAILED {event.step_key}: {message.strip()}")
@@ -106,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mllife: error: {exc}", file=sys.stderr)
         return 2
     print("\n".join(outcome.lines))
-    return 0 if outcome.success else 1
+    return 0 if outcome.ok else 1
 
 
 if __name__ == "__main__":

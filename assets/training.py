@@ -27,7 +27,7 @@ def build_candidate_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
             splits,
             config=project.config,
             store=project.store,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             log=context.log.info,
         )
         import polars as pl

@@ -30,12 +30,12 @@ def _decode(item: ImageInput, position: int) -> torch.Tensor:
     try:
         if isinstance(item, (str, Path)):
             with Image.open(item) as image:
-                array = np.asarray(image.convert("L"))
+                array = np.array(image.convert("L"))
         elif isinstance(item, bytes):
             with Image.open(io.BytesIO(item)) as image:
-                array = np.asarray(image.convert("L"))
+                array = np.array(image.convert("L"))
         elif isinstance(item, Image.Image):
-            array = np.asarray(item.convert("L"))
+            array = np.array(item.convert("L"))
         elif isinstance(item, np.ndarray):
             array = item if item.ndim == 2 else np.asarray(Image.fromarray(item).convert("L"))
             if array.dtype != np.uint8:
@@ -49,7 +49,7 @@ def _decode(item: ImageInput, position: int) -> torch.Tensor:
             )
     except (OSError, ValueError) as exc:
         raise DataError(f"image {position} ({str(item)[:80]!r}) cannot be decoded: {exc}") from exc
-    return torch.from_numpy(np.ascontiguousarray(array)).unsqueeze(0)
+    return torch.from_numpy(np.array(array, dtype=np.uint8, order="C")).unsqueeze(0)
 
 
 class ImagePreprocessor:

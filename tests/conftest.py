@@ -1,0 +1,54 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mllife.default_data import write_digits
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL_CONFIG = """
+[data]
+path = "data/digits"
+
+[split]
+seed = 0
+
+[[candidates]]
+name = "logreg"
+kind = "sklearn"
+estimator = "sklearn.linear_model.LogisticRegression"
+params = {{ C = 0.5, max_iter = 2000 }}
+
+[[candidates]]
+name = "cnn"
+kind = "torch"
+architecture = "small_cnn"
+params = {{ epochs = {epochs}, batch_size = 64, lr = 0.003, seed = 0 }}
+
+[promotion]
+min_accuracy = 0.8
+max_val_test_gap = 0.08
+{extra}
+"""
+
+
+@pytest.fixture(scope="session")
+def digits_folder(tmp_path_factory) -> Path:
+    """The embedded digits, written once per test session."""
+    target = tmp_path_factory.mktemp("digits") / "digits"
+    write_digits(target)
+    return target
+
+
+def make_project(root: Path, digits: Path, *, epochs: int = 4, extra: str = "") -> Path:
+    """A project folder with its own mllife.toml and a copy of the digits data."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "mllife.toml").write_text(SMALL_CONFIG.format(epochs=epochs, extra=extra))
+    shutil.copytree(digits, root / "data" / "digits")
+    return root / "mllife.toml"
+
+
+@pytest.fixture
+def project(tmp_path, digits_folder) -> Path:
+    return make_project(tmp_path / "project", digits_folder)

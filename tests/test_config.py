@@ -1,0 +1,77 @@
+import pytest
+
+from mllife import ConfigError, load_config
+
+MINIMAL = """
+[[candidates]]
+name = "logreg"
+kind = "sklearn"
+estimator = "sklearn.linear_model.LogisticRegression"
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "mllife.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_gets_defaults(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.split.train == 0.8 and config.split.validation == 0.1
+    assert config.data_path == (tmp_path / "data" / "digits").resolve()
+    assert config.store_path == (tmp_path / ".mllife" / "store.duckdb").resolve()
+    assert [c.name for c in config.candidates] == ["logreg"]
+
+
+def test_repository_config_is_valid():
+    from tests.conftest import REPO
+
+    config = load_config(REPO / "mllife.toml")
+    assert {c.name for c in config.candidates} == {"logreg", "cnn"}
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = write(tmp_path, MINIMAL + "\n[split]\ntrian = 0.8\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "split.trian" in message and str(path) in message and "unknown key" in message
+
+
+def test_wrong_type_names_key_and_value(tmp_path):
+    path = write(tmp_path, MINIMAL + "\n[promotion]\nmin_accuracy = 'high'\n")
+    with pytest.raises(ConfigError, match=r"promotion\.min_accuracy.*'high'"):
+        load_config(path)
+
+
+def test_ratios_must_sum_to_one(tmp_path):
+    path = write(tmp_path, MINIMAL + "\n[split]\ntrain = 0.7\n")
+    with pytest.raises(ConfigError, match="must be 1"):
+        load_config(path)
+
+
+def test_duplicate_candidate_names(tmp_path):
+    with pytest.raises(ConfigError, match="repeated: \\['logreg'\\]"):
+        load_config(write(tmp_path, MINIMAL + MINIMAL))
+
+
+def test_torch_candidate_needs_architecture(tmp_path):
+    text = '[[candidates]]\nname = "net"\nkind = "torch"\n'
+    with pytest.raises(ConfigError, match="needs 'architecture'"):
+        load_config(write(tmp_path, text))
+
+
+def test_no_candidates_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="candidates"):
+        load_config(write(tmp_path, "[split]\nseed = 1\n"))
+
+
+def test_invalid_toml(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[[candidates]\n"))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")

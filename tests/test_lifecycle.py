@@ -1,0 +1,119 @@
+"""End to end: the whole asset graph on a real Dagster instance, store and artifacts."""
+
+import numpy as np
+import pytest
+
+from assets.run import run_lifecycle
+from mllife.config import load_config
+from mllife.deployment import champion_ref
+from mllife.registry import load_model
+from mllife.store import Store
+from tests.conftest import make_project
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, digits_folder):
+    config_path = make_project(tmp_path_factory.mktemp("e2e") / "project", digits_folder)
+    outcome = run_lifecycle(config_path, log_level="WARNING")
+    return config_path, outcome
+
+
+def test_first_run_promotes_a_champion_that_loads_and_predicts(first_run):
+    config_path, outcome = first_run
+    assert outcome.success, "\n".join(outcome.lines)
+    config = load_config(config_path)
+    store = Store(config.store_path)
+    ref = champion_ref(store)
+    assert ref is not None
+    model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
+    files = sorted(config.data_path.glob("7/*.png"))[:20]
+    predicted = model.predict(files)
+    assert np.mean(predicted == "7") > 0.8
+
+
+def test_first_run_recorded_everything_in_the_store(first_run):
+    config_path, _ = first_run
+    config = load_config(config_path)
+    store = Store(config.store_path)
+    assert store.datasets().height == 1
+    models = store.models()
+    assert sorted(models["name"].to_list()) == ["cnn", "logreg"]
+    evaluations = store.evaluations()
+    validation_accuracy = evaluations.filter(
+        (evaluations["split"] == "validation") & (evaluations["metric"] == "accuracy")
+    )
+    assert validation_accuracy.height == 2
+    assert (validation_accuracy["value"] > 0.8).all()
+    assert store.test_read_count() == 2  # one sealed read per candidate evaluation
+    deployments = store.deployments()
+    assert deployments.height == 1 and deployments["action"][0] == "promote"
+
+
+def test_first_run_wrote_the_report_and_summary(first_run):
+    _, outcome = first_run
+    text = "\n".join(outcome.lines)
+    assert "data version" in text and "champion (promoted)" in text
+    report_line = next(line for line in outcome.lines if line.startswith("report: "))
+    html = open(report_line.removeprefix("report: ")).read()
+    assert "Status for the client" in html and "in 10" in html or "in 20" in html
+    assert "data:image/png;base64," in html
+
+
+def test_second_run_on_the_same_data_keeps_the_champion(first_run):
+    config_path, _ = first_run
+    store = Store(load_config(config_path).store_path)
+    before = store.champion()
+    outcome = run_lifecycle(config_path, log_level="WARNING")
+    assert outcome.success, "\n".join(outcome.lines)
+    after = store.champion()
+    # Training is seeded: the same data and config reproduce the same sklearn model hash.
+    assert after.model_hash == before.model_hash and after.id == before.id
+    assert any("champion (unchanged)" in line for line in outcome.lines)
+    assert store.test_read_count() == 4
+
+
+def test_failing_candidate_is_visible_others_still_evaluated_champion_unchanged(
+    first_run, tmp_path, digits_folder
+):
+    config_path = make_project(tmp_path / "p", digits_folder)
+    assert run_lifecycle(config_path, log_level="WARNING").success
+    store = Store(load_config(config_path).store_path)
+    before = store.champion()
+    text = config_path.read_text().replace("C = 0.5", "C = 0.5, not_a_param = 1")
+    config_path.write_text(text)
+    outcome = run_lifecycle(config_path, log_level="WARNING")
+    assert not outcome.success
+    lines = "\n".join(outcome.lines)
+    assert "FAILED candidate_logreg" in lines and "not_a_param" in lines
+    assert "cnn          val acc" in lines  # the other candidate was still evaluated
+    assert store.champion() == before
+
+
+def test_missing_data_folder_is_a_clear_failure(tmp_path):
+    config_path = tmp_path / "mllife.toml"
+    config_path.write_text(
+        '[data]\npath = "mine"\ndefault = "none"\n[[candidates]]\nname = "lr"\n'
+        'kind = "sklearn"\nestimator = "sklearn.linear_model.LogisticRegression"\n'
+    )
+    outcome = run_lifecycle(config_path, log_level="WARNING")
+    assert not outcome.success
+    failure = next(line for line in outcome.lines if line.startswith("FAILED raw_data"))
+    assert str(tmp_path / "mine") in failure and "mllife data init" in failure
+
+
+def test_refused_challenger_leaves_the_champion_and_explains_every_failed_gate(
+    tmp_path, digits_folder
+):
+    config_path = make_project(tmp_path / "p", digits_folder)
+    assert run_lifecycle(config_path, log_level="WARNING").success
+    store = Store(load_config(config_path).store_path)
+    before = store.champion()
+    # A stricter baseline and different training: the new challenger must be refused.
+    text = config_path.read_text().replace("min_accuracy = 0.8", "min_accuracy = 0.9999")
+    config_path.write_text(text.replace("C = 0.5", "C = 0.05"))
+    outcome = run_lifecycle(config_path, log_level="WARNING")
+    assert outcome.refused and not outcome.success
+    lines = "\n".join(outcome.lines)
+    assert "gate min_accuracy FAILED" in lines and "< baseline 0.9999" in lines
+    assert f"champion unchanged: {before.model_hash[:12]}" in lines
+    assert store.champion() == before

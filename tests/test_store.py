@@ -1,0 +1,105 @@
+import multiprocessing
+import time
+
+import duckdb
+import pytest
+
+from mllife import StoreError, StoreLockedError
+from mllife.store import MIGRATIONS, Store
+
+
+def test_migrations_apply_once_and_record_their_version(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    assert store.migrate() == len(MIGRATIONS)
+    assert Store(tmp_path / "s.duckdb").migrate() == len(MIGRATIONS)
+    with store.reading() as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()]
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_evaluations_round_trip(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    store.record_evaluation(
+        model_hash="m",
+        split="validation",
+        split_version="s",
+        metrics={"accuracy": 0.9, "macro_f1": 0.8},
+        confusion=[("a", "a", 9), ("a", "b", 1)],
+        run_id="r",
+    )
+    frame = store.evaluations(model_hash="m")
+    assert dict(zip(frame["metric"], frame["value"], strict=True)) == {
+        "accuracy": 0.9,
+        "macro_f1": 0.8,
+    }
+
+
+def _deploy(store, model_hash, expected):
+    return store.record_deployment(
+        action="promote",
+        model_hash=model_hash,
+        name="x",
+        data_version="d",
+        reason="r",
+        decision={"passed": True},
+        run_id=None,
+        expected_previous=expected,
+    )
+
+
+def test_champion_switches_only_from_the_expected_previous(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    assert store.champion() is None
+    first = _deploy(store, "h1", None)
+    assert first.model_hash == "h1" and first.previous_hash is None
+    second = _deploy(store, "h2", "h1")
+    assert second.previous_hash == "h1"
+    with pytest.raises(StoreError, match="champion changed"):
+        _deploy(store, "h3", "h1")  # a stale decision must not overwrite h2
+    assert store.champion().model_hash == "h2"
+    assert store.deployments().height == 2
+
+
+def test_failed_transaction_writes_nothing(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    with pytest.raises(RuntimeError), store.writing() as conn:
+        conn.execute("INSERT INTO datasets (data_version) VALUES ('v')")
+        raise RuntimeError("crash in the middle")
+    assert store.datasets().height == 0
+
+
+def _hold_lock(path, seconds, ready):
+    conn = duckdb.connect(str(path))
+    ready.set()
+    time.sleep(seconds)
+    conn.close()
+
+
+def test_writer_waits_for_another_process_then_writes(tmp_path):
+    path = tmp_path / "s.duckdb"
+    Store(path).migrate()
+    ready = multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_lock, args=(path, 1.5, ready))
+    holder.start()
+    ready.wait(10)
+    Store(path, lock_timeout=20).record_test_read(
+        split_version="s", model_hash="m", asset="a", run_id=None, n_rows=3
+    )
+    holder.join()
+    assert Store(path).test_read_count() == 1
+
+
+def test_lock_timeout_is_a_clear_error(tmp_path):
+    path = tmp_path / "s.duckdb"
+    Store(path).migrate()
+    ready = multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_lock, args=(path, 3, ready))
+    holder.start()
+    ready.wait(10)
+    try:
+        with pytest.raises(StoreLockedError, match="locked by another process"):
+            Store(path, lock_timeout=0.5).record_test_read(
+                split_version="s", model_hash="m", asset="a", run_id=None, n_rows=3
+            )
+    finally:
+        holder.join()
