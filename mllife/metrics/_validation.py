@@ -62,6 +62,11 @@ def int_range(array: np.ndarray) -> tuple[int, int]:
     return int(array.min()), int(array.max())
 
 
+def _show(value: Any) -> str:
+    """A value as users wrote it: 5, not np.int64(5)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _first_bad(mask: np.ndarray) -> int:
     return int(np.argmax(mask))
 
@@ -110,7 +115,7 @@ def _raise_if_unknown(bad: np.ndarray, values, labels, *, name: str) -> None:
     if bad.any():
         i = _first_bad(bad)
         raise ValueError(
-            f"{name}[{i}] = {values[i]!r} is not among labels={labels.tolist()[:20]}"
+            f"{name}[{i}] = {_show(values[i])} is not among labels={labels.tolist()[:20]}"
             f" ({int(bad.sum())} such values); add it to labels= or fix the data"
         )
 
@@ -131,7 +136,7 @@ def encode_labels(
             if bad.any():
                 i = _first_bad(bad)
                 raise ValueError(
-                    f"{name}[{i}] = {array[i]!r}: labels must be integers or strings,"
+                    f"{name}[{i}] = {_show(array[i])}: labels must be integers or strings,"
                     " not fractional or NaN floats"
                 )
             array = array.astype(np.int64)
@@ -189,7 +194,9 @@ def encode_labels(
         bad = ~np.isfinite(weight) | (weight < 0)
         if bad.any():
             i = _first_bad(bad)
-            raise ValueError(f"sample_weight[{i}] = {weight[i]!r}: weights must be finite and >= 0")
+            raise ValueError(
+                f"sample_weight[{i}] = {_show(weight[i])}: weights must be finite and >= 0"
+            )
         if weight.sum() <= 0:
             raise ValueError("sample_weight sums to 0: nothing to evaluate")
     return Encoded(true=true_codes, pred=pred_codes, labels=label_array, weight=weight, dense=dense)
@@ -216,11 +223,13 @@ def check_proba(proba: Any, *, n_rows: int, n_labels: int) -> np.ndarray:
     finite = np.isfinite(array)
     if not finite.all():
         row, col = np.argwhere(~finite)[0]
-        raise ValueError(f"proba[{row}, {col}] = {array[row, col]!r}: probabilities must be finite")
+        raise ValueError(
+            f"proba[{row}, {col}] = {_show(array[row, col])}: probabilities must be finite"
+        )
     out_of_range = (array < 0) | (array > 1)
     if out_of_range.any():
         row, col = np.argwhere(out_of_range)[0]
-        raise ValueError(f"proba[{row}, {col}] = {array[row, col]!r} is outside [0, 1]")
+        raise ValueError(f"proba[{row}, {col}] = {_show(array[row, col])} is outside [0, 1]")
     sums = array.sum(axis=1, dtype=np.float64)
     off = np.abs(sums - 1.0) > PROBA_SUM_TOLERANCE
     if off.any():
