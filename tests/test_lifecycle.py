@@ -117,3 +117,35 @@ def test_refused_challenger_leaves_the_champion_and_explains_every_failed_gate(
     assert "gate min_accuracy FAILED" in lines and "< baseline 0.9999" in lines
     assert f"champion unchanged: {before.model_hash[:12]}" in lines
     assert store.champion() == before
+
+
+def test_runs_live_on_the_projects_persistent_dagster_instance(first_run):
+    import os
+
+    import dagster as dg
+
+    config_path, outcome = first_run
+    home = load_config(config_path).dagster_home
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            run = instance.get_run_by_id(outcome.run_id)
+            assert run is not None and run.job_name == "lifecycle"
+            event = instance.get_latest_materialization_event(dg.AssetKey("champion"))
+            assert event is not None
+            assert instance.get_run_by_id(event.run_id).job_name == "lifecycle"
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+
+
+def test_status_command_shows_champion_and_history(first_run, capsys):
+    from mllife.cli import main
+
+    config_path, _ = first_run
+    assert main(["--config", str(config_path), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "champion: logreg" in out and "deployment history:" in out and "#1" in out

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import polars as pl
 
 __all__ = [
     "brier_score_loss",
@@ -16,27 +16,39 @@ __all__ = [
 ]
 
 
-def _binary_auc(scores: np.ndarray, positive: np.ndarray, weight: np.ndarray | None) -> float:
-    """Mann-Whitney AUC with ties counted half; NaN when one class is absent."""
-    if weight is None:
-        pos = np.sort(scores[positive])
-        neg = np.sort(scores[~positive])
-        if len(pos) == 0 or len(neg) == 0:
-            return float("nan")
-        # Keys are sorted, so numpy's binary search reuses the previous position.
-        below = np.searchsorted(neg, pos, side="left").astype(np.float64)
-        at_or_below = np.searchsorted(neg, pos, side="right")
-        wins = below.sum() + 0.5 * (at_or_below - below).sum()
-        return float(wins / (len(pos) * len(neg)))
+def _auc_from_sorted(all_sorted: np.ndarray, pos_sorted: np.ndarray) -> float:
+    """Mann-Whitney AUC from one column sorted whole and its positives sorted.
+
+    Negatives below a positive = all values below it - positives below it, so only one
+    full sort per column is needed (keys are sorted, so each search is a merge-like scan).
+    """
+    n_pos = len(pos_sorted)
+    n_neg = len(all_sorted) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    all_lt = np.searchsorted(all_sorted, pos_sorted, side="left")
+    if not (all_sorted[1:] == all_sorted[:-1]).any():
+        # No ties anywhere: the i-th smallest positive has exactly i positives below it.
+        wins = float(all_lt.sum()) - n_pos * (n_pos - 1) / 2
+        return wins / (n_pos * n_neg)
+    all_le = np.searchsorted(all_sorted, pos_sorted, side="right")
+    pos_lt = np.searchsorted(pos_sorted, pos_sorted, side="left")
+    pos_le = np.searchsorted(pos_sorted, pos_sorted, side="right")
+    neg_lt = all_lt - pos_lt
+    neg_eq = (all_le - all_lt) - (pos_le - pos_lt)
+    wins = float(neg_lt.sum()) + 0.5 * float(neg_eq.sum())
+    return wins / (n_pos * n_neg)
+
+
+def _weighted_auc(scores: np.ndarray, positive: np.ndarray, weight: np.ndarray) -> float:
+    """AUC with sample weights: ties grouped, half of each tied negative mass counted."""
     order = np.argsort(scores, kind="stable")
     s, w, p = scores[order], weight[order], positive[order]
     w_pos, w_neg = np.where(p, w, 0.0), np.where(p, 0.0, w)
     total_pos, total_neg = w_pos.sum(), w_neg.sum()
     if total_pos == 0 or total_neg == 0:
         return float("nan")
-    # Group ties: negatives strictly below each tie group, and half of those tied.
-    boundaries = np.flatnonzero(np.diff(s)) + 1
-    starts = np.concatenate([[0], boundaries])
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(s)) + 1])
     neg_in_group = np.add.reduceat(w_neg, starts)
     pos_in_group = np.add.reduceat(w_pos, starts)
     neg_below = np.concatenate([[0.0], np.cumsum(neg_in_group)[:-1]])
@@ -44,24 +56,35 @@ def _binary_auc(scores: np.ndarray, positive: np.ndarray, weight: np.ndarray | N
     return float(wins / (total_pos * total_neg))
 
 
+def _sorted(values: np.ndarray) -> np.ndarray:
+    """Ascending copy. Polars' multithreaded sort is ~3x numpy's on a million floats."""
+    if len(values) < 50_000:
+        return np.sort(values)
+    return pl.Series(values).sort().to_numpy()
+
+
 def roc_auc_per_class(
     true: np.ndarray, proba: np.ndarray, weight: np.ndarray | None = None
 ) -> np.ndarray:
-    """One-vs-rest AUC per class (NaN where a class is absent from, or all of, y_true).
-
-    Columns are independent sorts, and numpy's sort releases the GIL, so they run on
-    all cores.
-    """
+    """One-vs-rest AUC per class (NaN where a class is absent from, or all of, y_true)."""
     k = proba.shape[1]
-    columns = np.asfortranarray(proba)
+    if weight is not None:
+        return np.array([_weighted_auc(proba[:, c], true == c, weight) for c in range(k)])
+    # Rows grouped by class once, so each class's positives are one slice.
+    # (int16 codes: numpy's radix sort is much faster on narrow integers)
+    order = np.argsort(true.astype(np.int16 if k < 1 << 15 else np.int64), kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(true, minlength=k))])
 
     def one(c: int) -> float:
-        return _binary_auc(columns[:, c], true == c, weight)
+        column = np.ascontiguousarray(proba[:, c])
+        positives = column[order[bounds[c] : bounds[c + 1]]]
+        return _auc_from_sorted(_sorted(column), np.sort(positives))
 
-    workers = min(k, os.cpu_count() or 1)
-    if workers <= 1 or len(true) < 50_000:
+    if len(true) < 50_000:
         return np.array([one(c) for c in range(k)])
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # Sorts and searches release the GIL: a few columns at once overlap numpy's
+    # single-threaded steps with polars' threaded sort.
+    with ThreadPoolExecutor(max_workers=min(k, 4)) as pool:
         return np.array(list(pool.map(one, range(k))))
 
 

@@ -234,3 +234,20 @@ def test_report_is_immutable_and_serialises():
 def test_bad_input_names_the_problem(kwargs, message):
     with pytest.raises(ValueError, match=message):
         evaluate(**kwargs)
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["continuous", "rounded"])
+def test_large_input_auc_path_matches_sklearn(ties):
+    # >= 50k rows take the polars-sort path; rounding creates many ties.
+    rng = np.random.default_rng(5)
+    n, k = 60_000, 4
+    y = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), y] += 1.0
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    if ties:
+        proba = np.round(proba, 2)
+        proba /= proba.sum(axis=1, keepdims=True)
+    report = evaluate(y, proba.argmax(1), proba=proba, n_bootstrap=0)
+    expected = skm.roc_auc_score(y, proba, multi_class="ovr")
+    assert report["roc_auc"] == pytest.approx(expected, abs=1e-12)

@@ -1,0 +1,85 @@
+"""Wall time of a full `mllife run` from an empty state, per asset, and the share of it
+spent outside model fitting (orchestration, I/O, DVC, imports).
+
+    python benchmarks/bench_lifecycle.py [--keep]
+
+It copies the project's mllife.toml, data.dvc and DVC config into a fresh git repo in a
+temp dir (no data, no store, no Dagster instance), runs the real `mllife run` command,
+then reads Dagster's own step records and the store's fit times.
+Targets (issue 2): full run <= 180 s on the 2-core machine; outside fitting <= 30%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def prepare(workdir: Path) -> Path:
+    for name in ("mllife.toml", "data.dvc", "workspace.yaml"):
+        shutil.copy(REPO / name, workdir / name)
+    shutil.copytree(REPO / ".dvc", workdir / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
+    (workdir / ".gitignore").write_text("/data/\n/.mllife/\n")
+    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    return workdir / "mllife.toml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep the temp project")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="mllife-bench-"))
+    config = prepare(workdir)
+    mllife = Path(sys.executable).with_name("mllife")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(mllife), "--config", str(config), "run"], cwd=workdir, capture_output=True, text=True
+    )
+    wall = time.perf_counter() - started
+    print(done.stdout[-3000:])
+    if done.returncode != 0:
+        print(done.stderr[-5000:])
+        raise SystemExit(f"mllife run failed with exit code {done.returncode}")
+
+    os.environ["DAGSTER_HOME"] = str(workdir / ".mllife" / "dagster")
+    import dagster as dg
+
+    from mllife.store import Store
+
+    instance = dg.DagsterInstance.get()
+    run = instance.get_runs(limit=1)[0]
+    steps = sorted(instance.get_run_step_stats(run.run_id), key=lambda s: s.start_time or 0)
+    run_stats = instance.get_run_stats(run.run_id)
+    run_seconds = run_stats.end_time - run_stats.launch_time if run_stats.launch_time else None
+    fit = sum(Store(workdir / ".mllife" / "store.duckdb").models()["fit_seconds"].to_list())
+    print(f"full `mllife run` from empty state: {wall:.1f} s wall (target <= 180 s)")
+    if run_seconds:
+        print(
+            f"  of which the Dagster run: {run_seconds:.1f} s;"
+            f" before it (imports, data init, dvc add, instance): {wall - run_seconds:.1f} s"
+        )
+    print("  per step (Dagster step records):")
+    for step in steps:
+        if step.start_time and step.end_time:
+            print(f"    {step.step_key:<36} {step.end_time - step.start_time:7.2f} s")
+    print(f"  model fitting (sum of fit_seconds in the store): {fit:.1f} s")
+    outside = wall - fit
+    print(
+        f"  outside model fitting: {outside:.1f} s = {outside / wall:.0%} of wall (target <= 30%)"
+    )
+    if args.keep:
+        print(f"kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
