@@ -218,7 +218,11 @@ def check_proba(proba: Any, *, n_rows: int, n_labels: int) -> np.ndarray:
             f"proba has shape {array.shape}; expected ({n_rows}, {n_labels}): one row per"
             " sample and one column per label, in the order of labels"
         )
-    if array.dtype.kind != "f":
+    # Row sums are checked to the input's own precision (sqrt(eps), as scikit-learn).
+    tolerance = PROBA_SUM_TOLERANCE
+    if array.dtype.kind == "f":
+        tolerance = max(tolerance, float(np.sqrt(np.finfo(array.dtype).eps)))
+    if array.dtype not in (np.float32, np.float64):  # ints, float16, longdouble
         array = array.astype(np.float64)
     finite = np.isfinite(array)
     if not finite.all():
@@ -231,7 +235,7 @@ def check_proba(proba: Any, *, n_rows: int, n_labels: int) -> np.ndarray:
         row, col = np.argwhere(out_of_range)[0]
         raise ValueError(f"proba[{row}, {col}] = {_show(array[row, col])} is outside [0, 1]")
     sums = array.sum(axis=1, dtype=np.float64)
-    off = np.abs(sums - 1.0) > PROBA_SUM_TOLERANCE
+    off = np.abs(sums - 1.0) > tolerance
     if off.any():
         i = _first_bad(off)
         raise ValueError(

@@ -251,3 +251,17 @@ def test_large_input_auc_path_matches_sklearn(ties):
     report = evaluate(y, proba.argmax(1), proba=proba, n_bootstrap=0)
     expected = skm.roc_auc_score(y, proba, multi_class="ovr")
     assert report["roc_auc"] == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_auc_on_narrow_floats_and_negative_zero(dtype):
+    rng = np.random.default_rng(2)
+    n = 60_000
+    y = rng.integers(0, 2, n)
+    p1 = np.clip(rng.normal(0.3 + 0.3 * y, 0.2), 0, 1)
+    p1[:50] = 0.0
+    proba = np.column_stack([1 - p1, p1]).astype(dtype)
+    proba[:50, 1] = -0.0  # the same value as 0.0 for every comparison
+    report = evaluate(y, proba.argmax(1), proba=proba, n_bootstrap=0)
+    as64 = proba.astype(np.float64)
+    assert report["roc_auc"] == pytest.approx(skm.roc_auc_score(y, as64[:, 1]), abs=1e-12)
