@@ -9,6 +9,9 @@ lineage-tracked lifecycle.
 0.75
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from mllife._errors import (
     ArtifactError,
     ConfigError,
@@ -20,20 +23,54 @@ from mllife._errors import (
     TrainingError,
     VersioningError,
 )
-from mllife.config import ProjectConfig, load_config
-from mllife.metrics import (
-    Agreement,
-    Comparison,
-    EvaluationReport,
-    agreement,
-    compare,
-    evaluate,
-    mcnemar_test,
-)
-from mllife.policy import Decision, Gate, decide
-from mllife.store import Store
 
 __version__ = "0.1.0"
+
+# Heavy modules (scipy, duckdb, polars) load on first use, so `mllife --help` and the
+# CLI start fast.
+_LAZY = {
+    "ProjectConfig": "mllife.config",
+    "load_config": "mllife.config",
+    "Agreement": "mllife.metrics",
+    "Comparison": "mllife.metrics",
+    "EvaluationReport": "mllife.metrics",
+    "agreement": "mllife.metrics",
+    "compare": "mllife.metrics",
+    "evaluate": "mllife.metrics",
+    "mcnemar_test": "mllife.metrics",
+    "Decision": "mllife.policy",
+    "Gate": "mllife.policy",
+    "decide": "mllife.policy",
+    "Store": "mllife.store",
+}
+
+if TYPE_CHECKING:
+    from mllife.config import ProjectConfig, load_config
+    from mllife.metrics import (
+        Agreement,
+        Comparison,
+        EvaluationReport,
+        agreement,
+        compare,
+        evaluate,
+        mcnemar_test,
+    )
+    from mllife.policy import Decision, Gate, decide
+    from mllife.store import Store
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mllife' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Agreement",

@@ -7,7 +7,6 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from mllife.metrics._bootstrap import percentile_interval, resample_cells
 from mllife.metrics._classification import confusion_counts, count_metrics, per_class_from_confusion
@@ -53,6 +52,8 @@ def mcnemar_test(b: int, c: int) -> tuple[float, float, bool]:
     Exact two-sided binomial test when ``b + c < 25``; otherwise the chi-squared test
     with continuity correction.
     """
+    from scipy import stats  # only here: importing scipy.stats costs ~0.7 s
+
     n = b + c
     if n == 0:
         return 0.0, 1.0, True
