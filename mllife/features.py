@@ -81,10 +81,15 @@ class ImagePreprocessor:
         return F.to_dtype(torch.stack(tensors), torch.float32, scale=True)
 
     def fit(self, images: Sequence[ImageInput]) -> ImagePreprocessor:
+        self.fit_transform(images)
+        return self
+
+    def fit_transform(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        """Learn mean and std from ``images`` and return them transformed (one decode)."""
         pixels = self._scaled(images)
         self.mean = float(pixels.mean())
         self.std = float(pixels.std()) or 1.0
-        return self
+        return F.normalize(pixels, mean=[self.mean], std=[self.std])
 
     def transform(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """A float32 tensor of shape (N, 1, size, size)."""

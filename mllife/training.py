@@ -56,19 +56,15 @@ def train_candidate(
     validation = split_rows(splits.rows, "validation")
     train_inputs = load_inputs(train, root=config.root)
     val_inputs = load_inputs(validation, root=config.root)
-    preprocessor = ImagePreprocessor(size=config.data.image_size).fit(train_inputs)
+    preprocessor = ImagePreprocessor(size=config.data.image_size)
+    x_train = preprocessor.fit_transform(train_inputs)
+    x_val = preprocessor.transform(val_inputs)
     model = build_model(spec, classes=classes, preprocessor=preprocessor)
     y_train = np.array([index[v] for v in train["label"].to_list()])
     y_val = np.array([index[v] for v in validation["label"].to_list()])
     started = time.perf_counter()
     try:
-        fit = model.fit(
-            preprocessor.transform(train_inputs),
-            y_train,
-            preprocessor.transform(val_inputs),
-            y_val,
-            log=log,
-        )
+        fit = model.fit(x_train, y_train, x_val, y_val, log=log)
     except (MllifeError, ConfigError):
         raise
     except Exception as exc:  # an estimator's own error: name the candidate, keep the cause

@@ -157,7 +157,9 @@ def encode_labels(
         if _is_int(true) and _is_int(pred):
             low = min(spans[0][0], spans[1][0])
             high = max(spans[0][1], spans[1][1])
-            if low >= 0 and high < 1 << 12:
+            # A dense 0..max range keeps the confusion matrix small (<= 1024^2 cells);
+            # sparse or large label values go through the sort-based union instead.
+            if low >= 0 and high < 1 << 10:
                 label_array, dense = np.arange(high + 1), True
             else:
                 label_array = np.union1d(true, pred)
