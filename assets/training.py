@@ -9,6 +9,26 @@ from mllife.split import SplitSet
 from mllife.training import TrainedCandidate, train_candidate
 
 
+def trials_frame(trained: TrainedCandidate):
+    """Every trial, best first, for the asset metadata."""
+    import json
+
+    import polars as pl
+
+    rows = [
+        {
+            "trial": t.index,
+            "status": t.status,
+            trained.search_metric: None if t.score is None else round(t.score, 4),
+            "seconds": round(t.seconds, 2),
+            "params": json.dumps(t.params, sort_keys=True),
+            "error": t.error or "",
+        }
+        for t in trained.trials
+    ]
+    return pl.DataFrame(rows).sort(trained.search_metric, descending=True, nulls_last=True)
+
+
 def build_candidate_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
     target = spec.estimator if spec.kind == "sklearn" else spec.architecture
 
@@ -42,7 +62,9 @@ def build_candidate_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
                 ),
                 "size_bytes": trained.ref.size_bytes,
                 "fit_seconds": round(trained.fit_seconds, 3),
-                "params": dg.MetadataValue.json(dict(spec.params)),
+                "best_params": dg.MetadataValue.json(trained.best_params),
+                "search_metric": trained.search_metric,
+                "trials": frame_md(trials_frame(trained)),
                 "history": frame_md(pl.DataFrame(trained.history)),
             },
         )

@@ -21,8 +21,11 @@ __all__ = [
     "DataConfig",
     "ProjectConfig",
     "PromotionConfig",
+    "RangeConfig",
+    "SearchConfig",
     "SplitConfig",
     "StoreConfig",
+    "TrainingConfig",
     "find_config",
     "load_config",
 ]
@@ -68,6 +71,49 @@ class SplitConfig(_Section):
         return self
 
 
+class RangeConfig(_Section):
+    """A numeric range for random search: uniform, or log-uniform with ``log = true``."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeConfig:
+        if not self.low < self.high:
+            raise ValueError(f"low must be < high, got low={self.low} high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        return self
+
+
+class SearchConfig(_Section):
+    """Hyperparameter search on the validation split (never the test split)."""
+
+    method: Literal["grid", "random"] = "grid"
+    #: parameter -> list of values (grid or random choice) or a {low, high, log} range
+    space: dict[str, list[Any] | RangeConfig] = Field(default_factory=dict)
+    #: number of random trials (random search only)
+    trials: int = Field(default=10, ge=1, le=1000)
+    seed: int = 0
+    metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "weighted_f1"] = "macro_f1"
+    #: k-fold cross-validation on the train split for scikit-learn candidates (0 = off)
+    cv: int = Field(default=0, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _space_fits_method(self) -> SearchConfig:
+        for name, values in self.space.items():
+            if isinstance(values, list) and not values:
+                raise ValueError(f"search space {name!r} is an empty list")
+            if self.method == "grid" and isinstance(values, RangeConfig):
+                raise ValueError(
+                    f"search space {name!r} is a range: grid search needs a list of values"
+                    " (or use method = 'random')"
+                )
+        return self
+
+
 class CandidateConfig(_Section):
     """One candidate model: a scikit-learn estimator or a built-in torch architecture."""
 
@@ -78,6 +124,9 @@ class CandidateConfig(_Section):
     #: built-in torch architecture (``small_cnn``).
     architecture: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    search: SearchConfig | None = None
+    #: set by mllife for the always-trained baselines, not in mllife.toml
+    baseline: bool = Field(default=False, exclude=True)
 
     @field_validator("name")
     @classmethod
@@ -112,6 +161,31 @@ class PromotionConfig(_Section):
     min_improvement: float = Field(default=0.0, ge=-1, le=1)
 
 
+class TrainingConfig(_Section):
+    #: simple baselines trained beside the candidates, so a simpler model that does as
+    #: well is visible: "majority" (most frequent class), "logreg" (logistic regression,
+    #: skipped when a candidate already uses LogisticRegression)
+    baselines: tuple[Literal["majority", "logreg"], ...] = ("majority", "logreg")
+
+
+BASELINES = {
+    "majority": CandidateConfig(
+        name="baseline_majority",
+        kind="sklearn",
+        estimator="sklearn.dummy.DummyClassifier",
+        params={"strategy": "most_frequent"},
+        baseline=True,
+    ),
+    "logreg": CandidateConfig(
+        name="baseline_logreg",
+        kind="sklearn",
+        estimator="sklearn.linear_model.LogisticRegression",
+        params={"max_iter": 1000},
+        baseline=True,
+    ),
+}
+
+
 class StoreConfig(_Section):
     path: str = ".mllife/store.duckdb"
 
@@ -121,6 +195,7 @@ class _File(_Section):
     split: SplitConfig = SplitConfig()
     candidates: tuple[CandidateConfig, ...] = Field(min_length=1)
     promotion: PromotionConfig = PromotionConfig()
+    training: TrainingConfig = TrainingConfig()
     store: StoreConfig = StoreConfig()
 
     @field_validator("candidates")
@@ -143,8 +218,20 @@ class ProjectConfig:
 
     data = property(lambda self: self._file.data)
     split = property(lambda self: self._file.split)
-    candidates = property(lambda self: self._file.candidates)
     promotion = property(lambda self: self._file.promotion)
+    training = property(lambda self: self._file.training)
+
+    @property
+    def candidates(self) -> tuple[CandidateConfig, ...]:
+        """The configured candidates, then the baselines (each trained like a candidate)."""
+        configured = self._file.candidates
+        baselines = []
+        for key in self._file.training.baselines:
+            spec = BASELINES[key]
+            duplicate = any(c.estimator == spec.estimator for c in configured)
+            if not duplicate and all(c.name != spec.name for c in configured):
+                baselines.append(spec)
+        return (*configured, *baselines)
 
     @property
     def data_path(self) -> Path:

@@ -59,6 +59,14 @@ MIGRATIONS: tuple[str, ...] = (
         model_hash VARCHAR, previous_hash VARCHAR, name VARCHAR, data_version VARCHAR,
         reason VARCHAR, decision VARCHAR, run_id VARCHAR, created_at TIMESTAMP);
     """,
+    # 2: hyperparameter search trials
+    """
+    CREATE TABLE trials (
+        run_id VARCHAR, candidate VARCHAR, trial INTEGER, params VARCHAR, metric VARCHAR,
+        score DOUBLE, validation_score DOUBLE, status VARCHAR, error VARCHAR,
+        seconds DOUBLE, chosen BOOLEAN, model_hash VARCHAR, data_version VARCHAR,
+        split_version VARCHAR, created_at TIMESTAMP);
+    """,
 )
 
 
@@ -235,6 +243,52 @@ class Store:
                     _now(),
                 ],
             )
+
+    def record_trials(
+        self,
+        *,
+        run_id: str | None,
+        candidate: str,
+        metric: str,
+        trials: list[Mapping[str, Any]],
+        chosen: int,
+        model_hash: str,
+        data_version: str,
+        split_version: str,
+    ) -> None:
+        """Every trial of one search, in one transaction; ``chosen`` is the kept trial."""
+        now = _now()
+        with self.writing() as conn:
+            conn.executemany(
+                "INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [
+                        run_id,
+                        candidate,
+                        t["index"],
+                        json.dumps(t["params"], sort_keys=True),
+                        metric,
+                        t["score"],
+                        t["validation_score"],
+                        t["status"],
+                        t["error"],
+                        t["seconds"],
+                        t["index"] == chosen,
+                        model_hash if t["index"] == chosen else None,
+                        data_version,
+                        split_version,
+                        now,
+                    ]
+                    for t in trials
+                ],
+            )
+
+    def trials(self, *, candidate: str | None = None) -> pl.DataFrame:
+        if candidate is None:
+            return self._frame("SELECT * FROM trials ORDER BY created_at, candidate, trial")
+        return self._frame(
+            "SELECT * FROM trials WHERE candidate = ? ORDER BY created_at, trial", [candidate]
+        )
 
     def record_evaluation(
         self,

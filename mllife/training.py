@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mllife._errors import ConfigError, MllifeError, TrainingError
 from mllife.config import CandidateConfig, ProjectConfig
 from mllife.features import ImagePreprocessor
 from mllife.inputs import load_inputs, split_rows
 from mllife.models import build_model
 from mllife.models.base import ProgressLog
 from mllife.registry import ModelRef, save_model
+from mllife.search import Trial, run_search
 from mllife.split import SplitSet
 from mllife.store import Store
 
@@ -28,6 +27,10 @@ class TrainedCandidate:
     data_version: str
     split_version: str
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: every search trial (one when the candidate has no search space)
+    trials: tuple[Trial, ...] = ()
+    search_metric: str = "macro_f1"
+    best_params: dict[str, Any] = field(default_factory=dict)
 
 
 def class_names(config: ProjectConfig, splits: SplitSet) -> list[str]:
@@ -46,7 +49,8 @@ def train_candidate(
     run_id: str | None,
     log: ProgressLog,
 ) -> TrainedCandidate:
-    """Fit ``spec`` on the train split; save the artifact and record it in the store.
+    """Search ``spec``'s parameters on train (scored on validation), keep the best model,
+    save its artifact and record it and every trial in the store.
 
     The test split is never read here.
     """
@@ -54,40 +58,56 @@ def train_candidate(
     index = {label: i for i, label in enumerate(classes)}
     train = split_rows(splits.rows, "train")
     validation = split_rows(splits.rows, "validation")
-    train_inputs = load_inputs(train, root=config.root)
-    val_inputs = load_inputs(validation, root=config.root)
     preprocessor = ImagePreprocessor(size=config.data.image_size)
-    x_train = preprocessor.fit_transform(train_inputs)
-    x_val = preprocessor.transform(val_inputs)
-    model = build_model(spec, classes=classes, preprocessor=preprocessor)
+    x_train = preprocessor.fit_transform(load_inputs(train, root=config.root))
+    x_val = preprocessor.transform(load_inputs(validation, root=config.root))
     y_train = np.array([index[v] for v in train["label"].to_list()])
     y_val = np.array([index[v] for v in validation["label"].to_list()])
-    started = time.perf_counter()
-    try:
-        fit = model.fit(x_train, y_train, x_val, y_val, log=log)
-    except (MllifeError, ConfigError):
-        raise
-    except Exception as exc:  # an estimator's own error: name the candidate, keep the cause
-        raise TrainingError(
-            f"candidate {spec.name!r} failed to train: {type(exc).__name__}: {exc}"
-        ) from exc
-    ref = save_model(model, artifacts_dir=config.artifacts_dir)
+
+    def build(params: dict[str, Any]):
+        return build_model(
+            spec.model_copy(update={"params": params}), classes=classes, preprocessor=preprocessor
+        )
+
+    result = run_search(
+        spec, build=build, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, log=log
+    )
+    ref = save_model(result.model, artifacts_dir=config.artifacts_dir)
     store.record_model(
         model_hash=ref.model_hash,
         name=spec.name,
         kind=spec.kind,
-        spec=spec.model_dump(mode="json"),
+        spec={**spec.model_dump(mode="json"), "params": result.best.params},
         data_version=splits.data_version,
         split_version=splits.split_version,
         artifact_path=ref.relative_path,
         size_bytes=ref.size_bytes,
-        fit_seconds=fit.seconds,
+        fit_seconds=result.fit_seconds,
         run_id=run_id,
     )
+    store.record_trials(
+        run_id=run_id,
+        candidate=spec.name,
+        metric=result.metric,
+        trials=[t.to_dict() for t in result.trials],
+        chosen=result.best.index,
+        model_hash=ref.model_hash,
+        data_version=splits.data_version,
+        split_version=splits.split_version,
+    )
+    failed = sum(t.status == "failed" for t in result.trials)
     log(
-        f"{spec.name}: saved {ref.relative_path} ({ref.size_bytes} bytes) in"
-        f" {time.perf_counter() - started:.2f} s"
+        f"{spec.name}: kept trial {result.best.index} of {len(result.trials)}"
+        f" ({failed} failed) {result.metric}={result.best.score:.4f} {result.best.params};"
+        f" saved {ref.relative_path}"
     )
     return TrainedCandidate(
-        ref, fit.seconds, splits.data_version, splits.split_version, fit.history
+        ref,
+        result.fit_seconds,
+        splits.data_version,
+        splits.split_version,
+        result.history,
+        result.trials,
+        result.metric,
+        result.best.params,
     )

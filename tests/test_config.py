@@ -21,14 +21,16 @@ def test_minimal_config_gets_defaults(tmp_path):
     assert config.split.train == 0.8 and config.split.validation == 0.1
     assert config.data_path == (tmp_path / "data" / "digits").resolve()
     assert config.store_path == (tmp_path / ".mllife" / "store.duckdb").resolve()
-    assert [c.name for c in config.candidates] == ["logreg"]
+    # logreg already uses LogisticRegression, so only the majority baseline is added
+    assert [c.name for c in config.candidates] == ["logreg", "baseline_majority"]
 
 
 def test_repository_config_is_valid():
     from tests.conftest import REPO
 
     config = load_config(REPO / "mllife.toml")
-    assert {c.name for c in config.candidates} == {"logreg", "cnn"}
+    assert [c.name for c in config.candidates] == ["logreg", "cnn", "baseline_majority"]
+    assert config.candidates[1].search.method == "random"
 
 
 def test_unknown_key_names_key_and_file(tmp_path):
@@ -75,3 +77,14 @@ def test_invalid_toml(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_baselines_can_be_chosen_or_turned_off(tmp_path):
+    net = '[[candidates]]\nname = "net"\nkind = "torch"\narchitecture = "mlp"\n'
+    config = load_config(write(tmp_path, net))
+    assert [c.name for c in config.candidates] == ["net", "baseline_majority", "baseline_logreg"]
+    assert all(c.baseline for c in config.candidates[1:])
+    config = load_config(write(tmp_path, net + "[training]\nbaselines = []\n"))
+    assert [c.name for c in config.candidates] == ["net"]
+    with pytest.raises(ConfigError, match="training.baselines"):
+        load_config(write(tmp_path, net + "[training]\nbaselines = ['forest']\n"))

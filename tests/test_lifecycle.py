@@ -37,14 +37,18 @@ def test_first_run_recorded_everything_in_the_store(first_run):
     store = Store(config.store_path)
     assert store.datasets().height == 1
     models = store.models()
-    assert sorted(models["name"].to_list()) == ["cnn", "logreg"]
+    assert sorted(models["name"].to_list()) == ["baseline_majority", "cnn", "logreg"]
     evaluations = store.evaluations()
     validation_accuracy = evaluations.filter(
         (evaluations["split"] == "validation") & (evaluations["metric"] == "accuracy")
     )
-    assert validation_accuracy.height == 2
-    assert (validation_accuracy["value"] > 0.8).all()
-    assert store.test_read_count() == 2  # one sealed read per candidate evaluation
+    accuracy = dict(
+        zip(validation_accuracy["model_hash"], validation_accuracy["value"], strict=True)
+    )
+    by_name = dict(zip(models["name"], models["model_hash"], strict=True))
+    assert accuracy[by_name["logreg"]] > 0.8 and accuracy[by_name["cnn"]] > 0.8
+    assert accuracy[by_name["baseline_majority"]] < 0.2  # the floor a model must beat
+    assert store.test_read_count() == 3  # one sealed read per candidate evaluation
     deployments = store.deployments()
     assert deployments.height == 1 and deployments["action"][0] == "promote"
 
@@ -69,7 +73,7 @@ def test_second_run_on_the_same_data_keeps_the_champion(first_run):
     # Training is seeded: the same data and config reproduce the same sklearn model hash.
     assert after.model_hash == before.model_hash and after.id == before.id
     assert any("champion (unchanged)" in line for line in outcome.lines)
-    assert store.test_read_count() == 4
+    assert store.test_read_count() == 6
 
 
 def test_failing_candidate_is_visible_others_still_evaluated_champion_unchanged(

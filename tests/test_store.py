@@ -103,3 +103,39 @@ def test_lock_timeout_is_a_clear_error(tmp_path):
             )
     finally:
         holder.join()
+
+
+def test_a_store_from_an_older_version_upgrades_in_place(tmp_path):
+    path = tmp_path / "old.duckdb"
+    conn = duckdb.connect(str(path))  # what version 1 of mllife created
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"
+    )
+    conn.execute(MIGRATIONS[0])
+    conn.execute("INSERT INTO schema_migrations VALUES (1, now())")
+    conn.execute("INSERT INTO datasets (data_version, n_rows) VALUES ('v1', 10)")
+    conn.close()
+    store = Store(path)
+    assert store.migrate() == len(MIGRATIONS) >= 2
+    assert store.datasets()["data_version"].to_list() == ["v1"]  # old rows kept
+    store.record_trials(
+        run_id="r",
+        candidate="c",
+        metric="macro_f1",
+        chosen=0,
+        model_hash="h",
+        data_version="v1",
+        split_version="s",
+        trials=[
+            {
+                "index": 0,
+                "params": {"C": 1},
+                "score": 0.9,
+                "validation_score": 0.9,
+                "status": "ok",
+                "error": None,
+                "seconds": 0.1,
+            }
+        ],
+    )
+    assert store.trials()["chosen"].to_list() == [True]

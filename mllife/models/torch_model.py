@@ -22,21 +22,21 @@ from mllife.models.base import FitResult, Model, ProgressLog
 __all__ = ["ARCHITECTURES", "TorchModel", "pick_device"]
 
 FORMAT = "mllife.torch/1"
-DEFAULTS = {
+#: training settings every architecture takes
+TRAINING = {
     "epochs": 20,
     "batch_size": 64,
     "lr": 3e-3,
     "weight_decay": 1e-4,
     "patience": 4,
     "seed": 0,
-    "width": 16,
 }
 
 
 class SmallCNN(nn.Module):
     """Two 3x3 convolutions and a small head; fits small grayscale images of any size."""
 
-    def __init__(self, *, n_classes: int, width: int = 16) -> None:
+    def __init__(self, *, n_classes: int, image_size: int, width: int = 16) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(1, width, 3, padding=1),
@@ -57,7 +57,50 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-ARCHITECTURES = {"small_cnn": SmallCNN}
+class MLP(nn.Module):
+    """A multilayer perceptron on the flattened input."""
+
+    def __init__(
+        self, *, n_classes: int, image_size: int, hidden: int = 128, dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(image_size * image_size, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def resnet18(*, n_classes: int, image_size: int) -> nn.Module:
+    """torchvision's resnet18, untrained (no download), adapted to one-channel images.
+
+    Small inputs keep their resolution: a 3x3 stride-1 stem and no max-pool, as is usual
+    for CIFAR-sized images.
+    """
+    from torchvision.models import resnet18 as tv_resnet18
+
+    model = tv_resnet18(weights=None, num_classes=n_classes)
+    if image_size < 64:
+        model.conv1 = nn.Conv2d(1, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    else:
+        model.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return model
+
+
+#: architecture -> (builder, its own parameters with defaults)
+ARCHITECTURES = {
+    "small_cnn": (SmallCNN, {"width": 16}),
+    "mlp": (MLP, {"hidden": 128, "dropout": 0.1}),
+    "resnet18": (resnet18, {}),
+}
 
 
 def pick_device() -> torch.device:
@@ -75,18 +118,23 @@ class TorchModel(Model):
                 f"candidate {self.name!r}: unknown architecture {architecture!r};"
                 f" built in: {sorted(ARCHITECTURES)}"
             )
-        unknown = sorted(set(self.params) - set(DEFAULTS))
+        builder, own = ARCHITECTURES[architecture]
+        allowed = {**TRAINING, **own}
+        unknown = sorted(set(self.params) - set(allowed))
         if unknown:
             raise ConfigError(
-                f"candidate {self.name!r}: unknown params {unknown}; allowed: {sorted(DEFAULTS)}"
+                f"candidate {self.name!r}: unknown params {unknown} for {architecture};"
+                f" allowed: {sorted(allowed)}"
             )
         self.architecture = architecture
-        self.settings = {**DEFAULTS, **self.params}
+        self.settings = {**allowed, **self.params}
+        self._arch_params = {k: self.settings[k] for k in own}
         self.network = self._build()
 
     def _build(self) -> nn.Module:
-        return ARCHITECTURES[self.architecture](
-            n_classes=len(self.classes), width=int(self.settings["width"])
+        builder, _ = ARCHITECTURES[self.architecture]
+        return builder(
+            n_classes=len(self.classes), image_size=self.preprocessor.size, **self._arch_params
         )
 
     def fit(self, x_train, y_train, x_val, y_val, *, log: ProgressLog) -> FitResult:
