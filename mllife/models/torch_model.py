@@ -155,15 +155,16 @@ class TorchModel(Model):
         for epoch in range(1, epochs + 1):
             self.network.train()
             order = torch.randperm(len(xt), generator=generator).to(device)
-            total = 0.0
+            # Summed on the device: one host sync per epoch, not one per batch.
+            total = torch.zeros((), device=device)
             for start in range(0, len(xt), batch):
                 idx = order[start : start + batch]
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_fn(self.network(xt[idx]), yt[idx])
                 loss.backward()
                 optimizer.step()
-                total += float(loss.detach()) * len(idx)
-            train_loss = total / len(xt)
+                total += loss.detach() * len(idx)
+            train_loss = float(total) / len(xt)
             if not math.isfinite(train_loss):
                 raise TrainingError(
                     f"candidate {self.name!r}: training loss became {train_loss} at epoch"
