@@ -5,65 +5,69 @@ import polars as pl
 
 from assets._metadata import column_schema, contract_check, frame_md
 from assets.resources import MllifeProject
-from mllife.contracts import check_contract, clean_image_schema, raw_image_schema
-from mllife.data import CleanData, RawData, clean_images, infer_classes, scan_image_folder
-from mllife.split import SplitSet, assign_splits, leaking_keys, split_version
-from mllife.versioning import data_version
-
-
-def _classes(project: MllifeProject) -> tuple[str, ...]:
-    config = project.config
-    return config.data.classes or infer_classes(config.data_path)
+from mllife.data import CleanData, RawData
+from mllife.datasets import (
+    class_balance,
+    clean,
+    clean_contract,
+    make_splits,
+    raw_contract,
+    read_raw,
+)
+from mllife.split import SplitSet, leaking_keys
 
 
 @dg.asset(
     group_name="data",
     kinds={"polars", "dvc"},
-    description="Manifest of every image under the data folder: path, label (its class"
-    " folder), sha256, size, decoded width/height/mode or the error that stopped decoding."
-    " Its data version is DVC's hash of the folder.",
+    description="The raw data as a manifest: for images every file (path, label from its"
+    " class folder, sha256, size, decoded width/height/mode or the error that stopped"
+    " decoding); for tables every row (with its row number, label and a hash of its"
+    " features). Its data version is DVC's hash of the data.",
 )
 def raw_data(context: dg.AssetExecutionContext, project: MllifeProject) -> dg.Output[RawData]:
     config = project.config
-    manifest = scan_image_folder(config.data_path, root=config.root)  # clear error if missing
-    version = data_version(config.data_path, root=config.root)
-    labels = manifest.group_by("label").len().sort("label")
-    context.log.info(f"raw_data: {manifest.height} files, data version {version.md5}")
-    return dg.Output(
-        RawData(manifest, version.md5, str(config.data_path)),
-        data_version=dg.DataVersion(version.md5),
-        metadata={
-            "data_version": version.md5,
-            "dagster/row_count": manifest.height,
-            "dagster/column_schema": column_schema(manifest),
-            "unreadable_files": manifest.filter(pl.col("error").is_not_null()).height,
-            "files_per_label": frame_md(labels),
-            "data_path": dg.MetadataValue.path(str(config.data_path)),
-        },
-    )
+    raw = read_raw(config)
+    manifest = raw.manifest
+    context.log.info(f"raw_data: {manifest.height} rows, data version {raw.data_version}")
+    metadata = {
+        "data_version": raw.data_version,
+        "dagster/row_count": manifest.height,
+        "dagster/column_schema": column_schema(manifest),
+        "rows_per_label": frame_md(manifest.group_by("label").len().sort("label")),
+        "data_path": dg.MetadataValue.path(str(config.data_path)),
+    }
+    if "error" in manifest.columns:
+        metadata["unreadable_files"] = manifest.filter(pl.col("error").is_not_null()).height
+    if raw.columns is not None:
+        metadata["contract"] = raw.contract_source
+    return dg.Output(raw, data_version=dg.DataVersion(raw.data_version), metadata=metadata)
 
 
 @dg.asset_check(
     asset=raw_data,
     blocking=True,
     description="pandera contract of the raw"
-    " manifest: unique paths, labels among the declared classes, sha256 hashes.",
+    " data: images (unique paths, declared classes, hashes) or table columns"
+    " (names, dtypes, ranges, nullability, categories; no missing or extra"
+    " column).",
 )
 def raw_data_contract(project: MllifeProject, raw_data: RawData) -> dg.AssetCheckResult:
-    return contract_check(check_contract(raw_data.manifest, raw_image_schema(_classes(project))))
+    return contract_check(raw_contract(project.config, raw_data))
 
 
 @dg.asset(
     group_name="data",
     kinds={"polars", "duckdb"},
-    description="Rows fit for training: unreadable files, missing labels, conflicting"
-    " labels and exact duplicates (by content hash) are dropped, each with its reason.",
+    description="Rows fit for training. Dropped, each with its reason: unreadable files,"
+    " missing labels, missing feature values (with missing = 'drop'), conflicting labels"
+    " for identical content, exact duplicates.",
 )
 def clean_data(project: MllifeProject, raw_data: RawData) -> dg.Output[CleanData]:
-    rows, dropped = clean_images(raw_data.manifest)
-    clean = CleanData(rows, dropped, raw_data.data_version)
+    result = clean(project.config, raw_data)
+    rows, dropped = result.rows, result.dropped
     reasons = (
-        dropped.with_columns(pl.col("reason").str.replace(r":.*| of .*", ""))
+        dropped.with_columns(pl.col("reason").str.replace(r":.*| of .*| \(.*", ""))
         .group_by("reason")
         .len()
         .sort("len", descending=True)
@@ -77,14 +81,14 @@ def clean_data(project: MllifeProject, raw_data: RawData) -> dg.Output[CleanData
         n_classes=rows["label"].n_unique(),
     )
     return dg.Output(
-        clean,
-        data_version=dg.DataVersion(clean.content_version),
+        result,
+        data_version=dg.DataVersion(result.content_version),
         metadata={
             "dagster/row_count": rows.height,
             "dagster/column_schema": column_schema(rows),
             "dropped": dropped.height,
             "dropped_by_reason": frame_md(reasons),
-            "dropped_files": frame_md(dropped),
+            "dropped_rows": frame_md(dropped),
         },
     )
 
@@ -92,22 +96,41 @@ def clean_data(project: MllifeProject, raw_data: RawData) -> dg.Output[CleanData
 @dg.asset_check(
     asset=clean_data,
     blocking=True,
-    description="pandera contract of the clean rows: readable, labelled, unique.",
+    description="pandera contract of the clean rows: labelled, declared classes,"
+    " unique content; at least two classes.",
 )
 def clean_data_contract(project: MllifeProject, clean_data: CleanData) -> dg.AssetCheckResult:
-    return contract_check(check_contract(clean_data.rows, clean_image_schema(_classes(project))))
+    return contract_check(clean_contract(project.config, clean_data))
+
+
+@dg.asset_check(
+    asset=clean_data,
+    description="Class balance: warns when the largest class"
+    " has more than 10x the rows of the smallest.",
+)
+def class_balance_check(clean_data: CleanData) -> dg.AssetCheckResult:
+    balance = class_balance(clean_data)
+    return dg.AssetCheckResult(
+        passed=balance.passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "ratio": balance.ratio,
+            "counts": dg.MetadataValue.json(balance.counts),
+            "summary": balance.describe(),
+        },
+    )
 
 
 @dg.asset(
     group_name="data",
     kinds={"polars", "duckdb"},
-    description="Train/validation/test assignment from a seeded hash of each row's content:"
-    " a row keeps its split as data grows, and identical content never spans two splits.",
+    description="Train/validation/test assignment, stratified per class. Rows seen before"
+    " keep their split (remembered in the store); new rows fill each class's shortfall in"
+    " the order of a seeded hash of their key, so identical content never spans splits.",
 )
 def splits(project: MllifeProject, clean_data: CleanData) -> dg.Output[SplitSet]:
     config = project.config
-    assigned = assign_splits(clean_data.rows, config.split)
-    split_set = SplitSet(assigned, clean_data.data_version, split_version(assigned))
+    split_set, new = make_splits(config, clean_data, store=project.store)
     sizes = split_set.sizes()
     project.store.record_split(
         split_version=split_set.split_version,
@@ -115,24 +138,27 @@ def splits(project: MllifeProject, clean_data: CleanData) -> dg.Output[SplitSet]
         seed=config.split.seed,
         sizes=sizes,
     )
-    per_class = assigned.pivot(on="split", index="label", values="path", aggregate_function="len")
+    per_class = split_set.rows.pivot(
+        on="split", index="label", values="sha256", aggregate_function="len"
+    )
     return dg.Output(
         split_set,
         data_version=dg.DataVersion(split_set.split_version),
         metadata={
             "split_version": split_set.split_version,
             "sizes": dg.MetadataValue.json(sizes),
+            "newly_assigned_rows": new,
             "per_class": frame_md(per_class.sort("label")),
-            "dagster/row_count": assigned.height,
+            "dagster/row_count": split_set.rows.height,
         },
     )
 
 
 @dg.asset_check(
-    asset=splits, blocking=True, description="No content (by hash) appears in more than one split."
+    asset=splits, blocking=True, description="No content (by key) appears in more than one split."
 )
 def no_leakage(splits: SplitSet) -> dg.AssetCheckResult:
-    leaks = leaking_keys(splits.rows)
+    leaks = leaking_keys(splits.rows, key=splits.key)
     return dg.AssetCheckResult(
-        passed=not leaks, metadata={"leaking_hashes": len(leaks), "examples": leaks[:20]}
+        passed=not leaks, metadata={"leaking_keys": len(leaks), "examples": leaks[:20]}
     )

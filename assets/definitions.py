@@ -37,6 +37,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
     checks = [
         data.raw_data_contract,
         data.clean_data_contract,
+        data.class_balance_check,
         data.no_leakage,
         deployment.promotion_policy,
     ]

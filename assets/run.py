@@ -123,6 +123,16 @@ def summarize(result, config: ProjectConfig, refused: bool) -> list[str]:
     report = _value(result, "status_report")
     if report is not None:
         lines.append(f"report: {report.path}")
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed:
+            continue
+        level = "WARNING" if evaluation.severity == dg.AssetCheckSeverity.WARN else "FAILED"
+        name = f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
+        meta = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
+        detail = meta.get("summary") or meta.get("reason") or ""
+        lines.append(f"check {name} {level}: {detail}".rstrip(": "))
+        if "failing_examples" in meta:
+            lines.append("  " + str(meta["failing_examples"]).replace("\n", "\n  "))
     for event in result.all_events:
         if event.is_step_failure and not (refused and event.step_key == POLICY_STEP):
             error = event.step_failure_data.error

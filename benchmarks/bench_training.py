@@ -43,7 +43,7 @@ def load(tile: int):
 def bare_loop(architecture: str, xt, yt, *, epochs: int, batch: int, lr: float) -> float:
     torch.manual_seed(0)
     builder, own = ARCHITECTURES[architecture]
-    model = builder(n_classes=10, image_size=8, **own)
+    model = builder(n_classes=10, input_shape=(1, 8, 8), **own)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     target = torch.as_tensor(yt, dtype=torch.long)

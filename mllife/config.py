@@ -18,6 +18,7 @@ from mllife._errors import ConfigError
 __all__ = [
     "CONFIG_FILENAME",
     "CandidateConfig",
+    "ColumnConfig",
     "DataConfig",
     "ProjectConfig",
     "PromotionConfig",
@@ -39,17 +40,56 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ColumnConfig(_Section):
+    """The contract of one table column."""
+
+    dtype: Literal["float", "int", "bool", "string", "category", "text"]
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    #: allowed values of a category column
+    categories: tuple[str, ...] | None = None
+
+
 class DataConfig(_Section):
     """Where the raw data lives and what it is."""
 
-    kind: Literal["images"] = "images"
+    #: "images": a folder with one subfolder per class; "table": a Parquet or CSV file
+    kind: Literal["images", "table"] = "images"
     path: str = "data/digits"
-    #: The classes the data may contain; inferred from the folder names when empty.
+    #: The classes the data may contain; inferred from the data when empty.
     classes: tuple[str, ...] = ()
     #: Images are resized to ``image_size`` x ``image_size`` grayscale before modelling.
     image_size: int = Field(default=8, ge=4, le=512)
-    #: ``mllife data init`` writes scikit-learn's digits here when the folder is missing.
-    default: Literal["digits", "none"] = "digits"
+    #: Tables: the label column, and an optional stable row id (the split key).
+    target: str = "target"
+    id: str | None = None
+    #: Tables: rows with a missing feature are dropped, or kept and imputed (median or
+    #: most frequent value, learned on the train split).
+    missing: Literal["drop", "impute"] = "impute"
+    #: Tables: the feature contract. When empty it is inferred once from the data and
+    #: frozen into ``schema_file`` (next to mllife.toml), which you may edit.
+    columns: dict[str, ColumnConfig] = Field(default_factory=dict)
+    schema_file: str = "mllife.schema.json"
+    #: What `mllife data init` writes when ``path`` is missing (default: the digits for
+    #: images, nothing for tables).
+    default: Literal["digits", "breast_cancer", "none"] | None = None
+
+    @property
+    def default_data(self) -> str:
+        if self.default is not None:
+            return self.default
+        return "digits" if self.kind == "images" else "none"
+
+    @model_validator(mode="after")
+    def _table_file_type(self) -> DataConfig:
+        if self.kind == "table" and not self.path.lower().endswith((".parquet", ".csv")):
+            raise ValueError(f"a table must be a .parquet or .csv file, got path {self.path!r}")
+        if self.kind == "images" and self.default == "breast_cancer":
+            raise ValueError("default 'breast_cancer' is a table: set kind = 'table'")
+        if self.kind == "table" and self.default == "digits":
+            raise ValueError("default 'digits' is an image folder: set kind = 'images'")
+        return self
 
 
 class SplitConfig(_Section):
@@ -236,6 +276,10 @@ class ProjectConfig:
     @property
     def data_path(self) -> Path:
         return (self.root / self._file.data.path).resolve()
+
+    @property
+    def schema_path(self) -> Path:
+        return (self.root / self._file.data.schema_file).resolve()
 
     @property
     def store_path(self) -> Path:

@@ -74,8 +74,13 @@ class ContractResult:
         return f"{self.schema}: contract failed on {self.n_rows} rows: {parts}"
 
 
-def check_contract(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> ContractResult:
-    """Validate ``frame`` lazily (all failures at once) and summarise the failures."""
+def check_contract(
+    frame: pl.DataFrame, schema: pa.DataFrameSchema, *, locate: pl.Series | None = None
+) -> ContractResult:
+    """Validate ``frame`` lazily (all failures at once) and summarise the failures.
+
+    Examples name the file (``path`` column) or, with ``locate``, the row number.
+    """
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
@@ -83,11 +88,18 @@ def check_contract(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> ContractR
     else:
         return ContractResult(schema=schema.name or "schema", n_rows=frame.height, passed=True)
 
-    cases = cases.with_columns(
-        pl.concat_str(
-            [pl.col("column").fill_null("<frame>"), pl.col("check")], separator=": "
-        ).alias("what")
+    # Frame-level failures name the column in their failure case: say it in words.
+    what = (
+        pl.when(pl.col("check") == "column_in_dataframe")
+        .then(pl.lit("missing column '") + pl.col("failure_case").cast(pl.String) + "'")
+        .when(pl.col("check") == "column_in_schema")
+        .then(pl.lit("unexpected column '") + pl.col("failure_case").cast(pl.String) + "'")
+        .otherwise(
+            pl.concat_str([pl.col("column").fill_null("<frame>"), pl.col("check")], separator=": ")
+        )
     )
+    cases = cases.with_columns(what.alias("what"))
+
     counts = dict(cases.group_by("what", maintain_order=True).len().iter_rows())
     examples: list[dict[str, object]] = []
     paths = frame["path"].to_list() if "path" in frame.columns else None
@@ -101,6 +113,8 @@ def check_contract(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> ContractR
         }
         if paths is not None and index is not None and 0 <= index < len(paths):
             example["path"] = paths[index]
+        if locate is not None and index is not None and 0 <= index < len(locate):
+            example["row"] = locate[index]
         examples.append(example)
     return ContractResult(
         schema=schema.name or "schema",

@@ -43,6 +43,9 @@ class RawData:
     manifest: pl.DataFrame
     data_version: str
     source: str
+    #: tables: the feature contract (name -> ColumnConfig) and where it came from
+    columns: dict | None = None
+    contract_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class CleanData:
     rows: pl.DataFrame
     dropped: pl.DataFrame  # path, label, sha256, reason
     data_version: str
+    columns: dict | None = None
+    #: the classes the data may hold (declared, or read off the raw data)
+    classes: tuple[str, ...] = ()
 
     @property
     def content_version(self) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["encode_gray_png", "write_digits"]
+__all__ = ["encode_gray_png", "ensure_data", "write_breast_cancer", "write_digits"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -84,6 +84,41 @@ def write_digits(target: Path | str) -> int:
     return len(images)
 
 
+def write_breast_cancer(target: Path | str) -> int:
+    """Write scikit-learn's breast cancer table (30 features, ``target``) as Parquet or CSV.
+
+    The target is the class name ("malignant"/"benign"); rows get a stable ``id``.
+    """
+    import polars as pl
+    from sklearn.datasets import load_breast_cancer
+
+    target = Path(target)
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; remove it first to rewrite the data")
+    data = load_breast_cancer()
+    columns = {name.replace(" ", "_"): data.data[:, i] for i, name in enumerate(data.feature_names)}
+    frame = pl.DataFrame(
+        {
+            "id": [f"bc{i:04d}" for i in range(len(data.target))],
+            **columns,
+            "target": [str(data.target_names[t]) for t in data.target],
+        }
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        if target.suffix.lower() == ".csv":
+            frame.write_csv(tmp)
+        else:
+            frame.write_parquet(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return frame.height
+
+
 def ensure_data(config) -> list[str]:
     """Write the default data when the configured folder is missing; return what happened.
 
@@ -92,8 +127,11 @@ def ensure_data(config) -> list[str]:
     """
     from mllife.versioning import directory_version, dvc_add, is_dvc_repo, pinned_version
 
-    if config.data_path.exists() or config.data.default != "digits":
+    if config.data_path.exists() or config.data.default_data == "none":
         return []
+    if config.data.default_data == "breast_cancer":
+        count = write_breast_cancer(config.data_path)
+        return [f"wrote {count} rows of the breast cancer table to {config.data_path}"]
     count = write_digits(config.data_path)
     lines = [f"wrote {count} digit images to {config.data_path}"]
     pin = config.root / "data.dvc"

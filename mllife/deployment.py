@@ -9,7 +9,7 @@ import numpy as np
 from mllife._errors import ArtifactError, PromotionError
 from mllife.config import ProjectConfig
 from mllife.evaluation import CandidateEvaluation
-from mllife.inputs import load_inputs, split_rows
+from mllife.inputs import model_inputs, split_rows
 from mllife.metrics import Comparison, compare
 from mllife.policy import Decision, decide
 from mllife.registry import ModelRef, load_model
@@ -81,7 +81,7 @@ def choose_challenger(
     if current is not None and current.model_hash != best.ref.model_hash:
         champion = load_model(current, artifacts_dir=config.artifacts_dir, store=store)
         rows = split_rows(splits.rows, "validation")
-        champion_pred = champion.predict(load_inputs(rows, root=config.root))
+        champion_pred = champion.predict(model_inputs(rows, config=config, columns=splits.columns))
         comparison = compare(
             rows["label"].to_list(),
             np.asarray(champion_pred, dtype=str),
@@ -126,7 +126,7 @@ def promote(
     ref = challenger.evaluation.ref
     model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
     rows = split_rows(splits.rows, "validation")
-    replay = model.predict(load_inputs(rows, root=config.root))
+    replay = model.predict(model_inputs(rows, config=config, columns=splits.columns))
     expected = challenger.evaluation.validation_predictions
     mismatches = int(np.sum(np.asarray(replay, dtype=str) != np.asarray(expected, dtype=str)))
     if mismatches:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from mllife.config import ProjectConfig
-from mllife.inputs import load_inputs, split_rows
+from mllife.inputs import model_inputs, split_rows
 from mllife.metrics import Agreement, EvaluationReport, agreement, evaluate
 from mllife.registry import ModelRef, load_model
 from mllife.split import SplitSet
@@ -35,10 +35,10 @@ def read_sealed_test(
     model_hash: str,
     asset: str,
     run_id: str | None,
-) -> tuple[pl.DataFrame, list[bytes]]:
+) -> tuple[pl.DataFrame, object]:
     """The test rows and their inputs. Every call is recorded in ``test_reads``."""
     rows = split_rows(splits.rows, "test")
-    inputs = load_inputs(rows, root=config.root)
+    inputs = model_inputs(rows, config=config, columns=splits.columns)
     store.record_test_read(
         split_version=splits.split_version,
         model_hash=model_hash,
@@ -49,7 +49,7 @@ def read_sealed_test(
     return rows, inputs
 
 
-def _report(model, rows: pl.DataFrame, inputs: list[bytes]) -> tuple[EvaluationReport, list]:
+def _report(model, rows: pl.DataFrame, inputs) -> tuple[EvaluationReport, list]:
     proba = model.predict_proba(inputs)
     predicted = [model.classes[i] for i in proba.argmax(axis=1)]
     report = evaluate(rows["label"].to_list(), predicted, proba=proba, labels=model.classes)
@@ -79,7 +79,9 @@ def evaluate_candidate(
     model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
     split_version = splits.split_version
     val_rows = split_rows(splits.rows, "validation")
-    validation, val_pred = _report(model, val_rows, load_inputs(val_rows, root=config.root))
+    validation, val_pred = _report(
+        model, val_rows, model_inputs(val_rows, config=config, columns=splits.columns)
+    )
     test_rows, test_inputs = read_sealed_test(
         splits,
         config=config,

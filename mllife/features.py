@@ -18,7 +18,7 @@ from torchvision.transforms.v2 import functional as F
 
 from mllife._errors import DataError
 
-__all__ = ["ImageInput", "ImagePreprocessor"]
+__all__ = ["ImageInput", "ImagePreprocessor", "preprocessor_from_state"]
 
 #: What a model accepts as one image: a file path, encoded bytes, a PIL image, or a
 #: 2-D (H, W) / 3-D (H, W, C) array.
@@ -95,6 +95,10 @@ class ImagePreprocessor:
         """A float32 tensor of shape (N, 1, size, size)."""
         return F.normalize(self._scaled(images), mean=[self.mean], std=[self.std])
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (1, self.size, self.size)
+
     def state(self) -> dict[str, Any]:
         return {"kind": "image", "size": self.size, "mean": self.mean, "std": self.std}
 
@@ -103,3 +107,12 @@ class ImagePreprocessor:
         if state.get("kind") != "image":
             raise DataError(f"not an image preprocessor state: {state!r}")
         return cls(size=state["size"], mean=state["mean"], std=state["std"])
+
+
+def preprocessor_from_state(state: dict[str, Any]):
+    """Rebuild a saved preprocessor, image or table."""
+    if state.get("kind") == "table":
+        from mllife.table_features import TablePreprocessor
+
+        return TablePreprocessor.from_state(state)
+    return ImagePreprocessor.from_state(state)

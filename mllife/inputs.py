@@ -10,7 +10,7 @@ import polars as pl
 from mllife._errors import DataError
 from mllife.split import SPLITS
 
-__all__ = ["load_inputs", "split_rows"]
+__all__ = ["load_inputs", "make_preprocessor", "model_inputs", "split_rows"]
 
 
 def split_rows(splits: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -47,3 +47,24 @@ def load_inputs(rows: pl.DataFrame, *, root: Path) -> list[bytes]:
             )
         payloads.append(payload)
     return payloads
+
+
+def model_inputs(rows: pl.DataFrame, *, config, columns=None):
+    """What a model receives for these rows: image bytes, or the table's feature columns.
+
+    The same raw form serving receives, so training, evaluation and serving share the
+    model's own preprocessing.
+    """
+    if config.data.kind == "images":
+        return load_inputs(rows, root=config.root)
+    return rows.select(list(columns))
+
+
+def make_preprocessor(config, columns=None):
+    if config.data.kind == "images":
+        from mllife.features import ImagePreprocessor
+
+        return ImagePreprocessor(size=config.data.image_size)
+    from mllife.table_features import TablePreprocessor
+
+    return TablePreprocessor(columns=dict(columns))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -66,6 +67,12 @@ MIGRATIONS: tuple[str, ...] = (
         score DOUBLE, validation_score DOUBLE, status VARCHAR, error VARCHAR,
         seconds DOUBLE, chosen BOOLEAN, model_hash VARCHAR, data_version VARCHAR,
         split_version VARCHAR, created_at TIMESTAMP);
+    """,
+    # 3: remembered split assignments, so rows keep their split as data grows
+    """
+    CREATE TABLE split_assignments (
+        namespace VARCHAR, key VARCHAR, label VARCHAR, split VARCHAR,
+        assigned_at TIMESTAMP, PRIMARY KEY (namespace, key));
     """,
 )
 
@@ -289,6 +296,36 @@ class Store:
         return self._frame(
             "SELECT * FROM trials WHERE candidate = ? ORDER BY created_at, trial", [candidate]
         )
+
+    def split_assignments(self, namespace: str) -> dict[str, str]:
+        """Key -> split for every row ever assigned under ``namespace``."""
+        frame = self._bulk_frame(
+            "SELECT key, split FROM split_assignments WHERE namespace = ?", [namespace]
+        )
+        return dict(zip(frame["key"].to_list(), frame["split"].to_list(), strict=True))
+
+    def record_split_assignments(self, namespace: str, rows: pl.DataFrame) -> int:
+        """Remember ``rows`` (key, label, split); keys already known keep their split."""
+        with tempfile.TemporaryDirectory() as folder:
+            staged = Path(folder) / "rows.parquet"
+            rows.select("key", "label", "split").write_parquet(staged)
+            with self.writing() as conn:
+                before = conn.execute("SELECT count(*) FROM split_assignments").fetchone()[0]
+                conn.execute(
+                    "INSERT OR IGNORE INTO split_assignments"
+                    " SELECT ?, key, label, split, ? FROM read_parquet(?)",
+                    [namespace, _now(), str(staged)],
+                )
+                after = conn.execute("SELECT count(*) FROM split_assignments").fetchone()[0]
+        return int(after - before)
+
+    def _bulk_frame(self, sql: str, params: list[Any]) -> pl.DataFrame:
+        """A large query result through a Parquet file (no row-by-row Python objects)."""
+        with tempfile.TemporaryDirectory() as folder:
+            staged = Path(folder) / "out.parquet"
+            with self.reading() as conn:
+                conn.execute(f"COPY ({sql}) TO '{staged}' (FORMAT parquet)", params)
+            return pl.read_parquet(staged)
 
     def record_evaluation(
         self,

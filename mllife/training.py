@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from mllife.config import CandidateConfig, ProjectConfig
-from mllife.features import ImagePreprocessor
-from mllife.inputs import load_inputs, split_rows
+from mllife.inputs import make_preprocessor, model_inputs, split_rows
 from mllife.models import build_model
 from mllife.models.base import ProgressLog
 from mllife.registry import ModelRef, save_model
@@ -58,9 +57,9 @@ def train_candidate(
     index = {label: i for i, label in enumerate(classes)}
     train = split_rows(splits.rows, "train")
     validation = split_rows(splits.rows, "validation")
-    preprocessor = ImagePreprocessor(size=config.data.image_size)
-    x_train = preprocessor.fit_transform(load_inputs(train, root=config.root))
-    x_val = preprocessor.transform(load_inputs(validation, root=config.root))
+    preprocessor = make_preprocessor(config, splits.columns)
+    x_train = preprocessor.fit_transform(model_inputs(train, config=config, columns=splits.columns))
+    x_val = preprocessor.transform(model_inputs(validation, config=config, columns=splits.columns))
     y_train = np.array([index[v] for v in train["label"].to_list()])
     y_val = np.array([index[v] for v in validation["label"].to_list()])
 

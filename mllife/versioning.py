@@ -67,6 +67,17 @@ def data_version(data_path: Path, *, root: Path) -> DirectoryVersion:
     return directory_version(data_path)
 
 
+def file_version(path: Path) -> str:
+    """DVC's hash of a single file (its md5), the data version of a table."""
+    import hashlib
+
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def pinned_version(dvc_file: Path) -> DirectoryVersion:
     """The version a ``.dvc`` file pins (its single output)."""
     try:

@@ -153,3 +153,31 @@ def test_status_command_shows_champion_and_history(first_run, capsys):
     assert main(["--config", str(config_path), "status"]) == 0
     out = capsys.readouterr().out
     assert "champion: logreg" in out and "deployment history:" in out and "#1" in out
+
+
+def test_table_example_runs_and_a_broken_table_stops_at_the_contract(tmp_path):
+    import polars as pl
+
+    from tests.conftest import REPO
+
+    example = (REPO / "examples" / "breast_cancer" / "mllife.toml").read_text()
+    config_path = tmp_path / "mllife.toml"
+    # fewer epochs and trials keep the test light; the graph is the same
+    config_path.write_text(example.replace("epochs = 60", "epochs = 5"))
+    outcome = run_lifecycle(config_path, log_level="WARNING")
+    assert outcome.success, "\n".join(outcome.lines)
+    config = load_config(config_path)
+    store = Store(config.store_path)
+    before = store.champion()
+    assert before is not None
+    assert {"logreg", "gboost", "mlp", "baseline_majority"} <= set(store.models()["name"])
+    model = load_model(champion_ref(store), artifacts_dir=config.artifacts_dir, store=store)
+    rows = pl.read_parquet(config.data_path).drop("id", "target").head(20)
+    assert set(model.predict(rows)) <= {"malignant", "benign"}
+
+    pl.read_parquet(config.data_path).drop("mean_radius").write_parquet(config.data_path)
+    outcome = run_lifecycle(config_path, log_level="WARNING")
+    lines = "\n".join(outcome.lines)
+    assert not outcome.ok
+    assert "check raw_data.raw_data_contract FAILED" in lines and "mean_radius" in lines
+    assert store.champion() == before

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mllife.config import CandidateConfig
-from mllife.features import ImagePreprocessor
 from mllife.models.base import FitResult, Model
 from mllife.models.sklearn_model import SklearnModel
 from mllife.models.torch_model import TorchModel
@@ -11,9 +12,7 @@ from mllife.models.torch_model import TorchModel
 __all__ = ["FitResult", "Model", "SklearnModel", "TorchModel", "build_model"]
 
 
-def build_model(
-    spec: CandidateConfig, *, classes: list[str], preprocessor: ImagePreprocessor
-) -> Model:
+def build_model(spec: CandidateConfig, *, classes: list[str], preprocessor: Any) -> Model:
     """An untrained model for a candidate spec from ``mllife.toml``."""
     common = {
         "name": spec.name,

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mllife.features import ImageInput, ImagePreprocessor
+from mllife.features import ImagePreprocessor
+from mllife.table_features import TablePreprocessor
 
 __all__ = ["FitResult", "Model", "ProgressLog"]
 
@@ -38,7 +39,7 @@ class Model(ABC):
         *,
         name: str,
         classes: Sequence[str],
-        preprocessor: ImagePreprocessor,
+        preprocessor: ImagePreprocessor | TablePreprocessor,
         params: dict[str, Any],
     ) -> None:
         self.name = name
@@ -66,10 +67,12 @@ class Model(ABC):
     def to_bytes(self) -> bytes:
         """The artifact's bytes: deterministic for the same trained model."""
 
-    def predict_proba(self, inputs: Sequence[ImageInput]) -> np.ndarray:
+    def predict_proba(self, inputs: Any) -> np.ndarray:
+        """Class probabilities for raw inputs: images (paths, bytes, arrays) or table rows
+        (a polars frame or a list of dicts)."""
         return self.predict_proba_features(self.preprocessor.transform(inputs))
 
-    def predict(self, inputs: Sequence[ImageInput]) -> np.ndarray:
+    def predict(self, inputs: Any) -> np.ndarray:
         """Predicted class names (strings) for raw inputs."""
         proba = self.predict_proba(inputs)
         return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]

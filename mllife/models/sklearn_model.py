@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from mllife._errors import ArtifactError, ConfigError, TrainingError
-from mllife.features import ImagePreprocessor
+from mllife.features import preprocessor_from_state
 from mllife.models.base import FitResult, Model, ProgressLog
 
 __all__ = ["SklearnModel", "import_estimator"]
@@ -104,7 +104,7 @@ class SklearnModel(Model):
             estimator_path=payload["estimator_path"],
             name=payload["name"],
             classes=payload["classes"],
-            preprocessor=ImagePreprocessor.from_state(payload["preprocessor"]),
+            preprocessor=preprocessor_from_state(payload["preprocessor"]),
             params=payload["params"],
         )
         model.estimator = payload["estimator"]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mllife._errors import ArtifactError, ConfigError, TrainingError
-from mllife.features import ImagePreprocessor
+from mllife.features import preprocessor_from_state
 from mllife.models.base import FitResult, Model, ProgressLog
 
 __all__ = ["ARCHITECTURES", "TorchModel", "pick_device"]
@@ -36,8 +36,9 @@ TRAINING = {
 class SmallCNN(nn.Module):
     """Two 3x3 convolutions and a small head; fits small grayscale images of any size."""
 
-    def __init__(self, *, n_classes: int, image_size: int, width: int = 16) -> None:
+    def __init__(self, *, n_classes: int, input_shape: tuple[int, ...], width: int = 16) -> None:
         super().__init__()
+        _needs_images("small_cnn", input_shape)
         self.features = nn.Sequential(
             nn.Conv2d(1, width, 3, padding=1),
             nn.ReLU(),
@@ -61,12 +62,17 @@ class MLP(nn.Module):
     """A multilayer perceptron on the flattened input."""
 
     def __init__(
-        self, *, n_classes: int, image_size: int, hidden: int = 128, dropout: float = 0.1
+        self,
+        *,
+        n_classes: int,
+        input_shape: tuple[int, ...],
+        hidden: int = 128,
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(image_size * image_size, hidden),
+            nn.Linear(math.prod(input_shape), hidden),
             nn.ReLU(),
             nn.Dropout(dropout),
             nn.Linear(hidden, hidden),
@@ -78,7 +84,12 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-def resnet18(*, n_classes: int, image_size: int) -> nn.Module:
+def _needs_images(architecture: str, input_shape: tuple[int, ...]) -> None:
+    if len(input_shape) != 3:
+        raise ConfigError(f"architecture {architecture!r} needs images; for a table use 'mlp'")
+
+
+def resnet18(*, n_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """torchvision's resnet18, untrained (no download), adapted to one-channel images.
 
     Small inputs keep their resolution: a 3x3 stride-1 stem and no max-pool, as is usual
@@ -86,6 +97,8 @@ def resnet18(*, n_classes: int, image_size: int) -> nn.Module:
     """
     from torchvision.models import resnet18 as tv_resnet18
 
+    _needs_images("resnet18", input_shape)
+    image_size = input_shape[-1]
     model = tv_resnet18(weights=None, num_classes=n_classes)
     if image_size < 64:
         model.conv1 = nn.Conv2d(1, 64, kernel_size=3, stride=1, padding=1, bias=False)
@@ -134,7 +147,9 @@ class TorchModel(Model):
     def _build(self) -> nn.Module:
         builder, _ = ARCHITECTURES[self.architecture]
         return builder(
-            n_classes=len(self.classes), image_size=self.preprocessor.size, **self._arch_params
+            n_classes=len(self.classes),
+            input_shape=self.preprocessor.input_shape,
+            **self._arch_params,
         )
 
     def fit(self, x_train, y_train, x_val, y_val, *, log: ProgressLog) -> FitResult:
@@ -231,7 +246,7 @@ class TorchModel(Model):
             architecture=payload["architecture"],
             name=payload["name"],
             classes=payload["classes"],
-            preprocessor=ImagePreprocessor.from_state(payload["preprocessor"]),
+            preprocessor=preprocessor_from_state(payload["preprocessor"]),
             params=payload["params"],
         )
         model.network.load_state_dict(payload["state_dict"])

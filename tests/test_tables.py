@@ -1,0 +1,185 @@
+"""Tables: manifest, contract (declared or frozen), cleaning, preprocessing, bad input."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mllife import DataError
+from mllife.config import load_config
+from mllife.datasets import clean, clean_contract, raw_contract, read_raw
+from mllife.default_data import write_breast_cancer
+from mllife.table_features import TablePreprocessor
+
+CONFIG = """
+[data]
+kind = "table"
+path = "{path}"
+target = "target"
+{extra}
+[[candidates]]
+name = "lr"
+kind = "sklearn"
+estimator = "sklearn.linear_model.LogisticRegression"
+"""
+
+
+def project(tmp_path, frame: pl.DataFrame | None, *, name="t.csv", extra="", raw=None):
+    path = tmp_path / name
+    if raw is not None:
+        path.write_text(raw)
+    elif name.endswith(".csv"):
+        frame.write_csv(path)
+    else:
+        frame.write_parquet(path)
+    (tmp_path / "mllife.toml").write_text(CONFIG.format(path=name, extra=extra))
+    return load_config(tmp_path / "mllife.toml")
+
+
+def small(n=40):
+    rng = np.random.default_rng(0)
+    return pl.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "k": rng.integers(0, 5, n),
+            "color": [["red", "blue"][i % 2] for i in range(n)],
+            "target": [["yes", "no"][i % 2] for i in range(n)],
+        }
+    )
+
+
+def test_breast_cancer_example_is_written_and_read(tmp_path):
+    assert write_breast_cancer(tmp_path / "bc.parquet") == 569
+    (tmp_path / "mllife.toml").write_text(CONFIG.format(path="bc.parquet", extra='id = "id"'))
+    config = load_config(tmp_path / "mllife.toml")
+    raw = read_raw(config)
+    assert raw.manifest.height == 569 and len(raw.columns) == 30
+    assert raw_contract(config, raw).passed
+    assert (tmp_path / "mllife.schema.json").is_file()  # frozen for the user to edit
+
+
+def test_inferred_contract_is_frozen_and_then_enforced(tmp_path):
+    config = project(tmp_path, small())
+    assert raw_contract(config, read_raw(config)).passed
+    frozen = json.loads((tmp_path / "mllife.schema.json").read_text())["columns"]
+    assert frozen["color"] == {
+        "dtype": "category",
+        "nullable": False,
+        "categories": ["blue", "red"],
+    }
+    # New data outside the frozen range and with a new category now fails, by row.
+    changed = small().with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(1000.0).otherwise(pl.col("x")).alias("x"),
+        pl.when(pl.int_range(pl.len()) == 5)
+        .then(pl.lit("green"))
+        .otherwise(pl.col("color"))
+        .alias("color"),
+    )
+    changed.write_csv(tmp_path / "t.csv")
+    result = raw_contract(config, read_raw(config))
+    assert not result.passed
+    rows = {(e["column"], e["row"]) for e in result.examples}
+    assert ("x", 4) in rows and ("color", 6) in rows  # 1-based row numbers
+
+
+def test_missing_column_fails_the_contract(tmp_path):
+    config = project(tmp_path, small())
+    read_raw(config)  # freeze the contract
+    small().drop("k").write_csv(tmp_path / "t.csv")
+    result = raw_contract(config, read_raw(config))
+    assert not result.passed and "missing column 'k'" in result.counts
+
+
+def test_extra_column_fails_the_contract(tmp_path):
+    config = project(tmp_path, small())
+    read_raw(config)
+    small().with_columns(pl.lit(1).alias("surprise")).write_csv(tmp_path / "t.csv")
+    result = raw_contract(config, read_raw(config))
+    assert not result.passed and "unexpected column 'surprise'" in result.counts
+
+
+def test_wrong_dtype_fails_the_contract(tmp_path):
+    config = project(tmp_path, small())
+    read_raw(config)
+    small().with_columns(pl.col("k").cast(pl.String) + "x").write_csv(tmp_path / "t.csv")
+    result = raw_contract(config, read_raw(config))
+    assert not result.passed and any(key.startswith("k:") for key in result.counts)
+
+
+def test_declared_columns_are_the_contract(tmp_path):
+    extra = (
+        'columns = { x = { dtype = "float", min = -10, max = 10 }, k = { dtype = "int" },'
+        ' color = { dtype = "category", categories = ["red"] } }'
+    )
+    config = project(tmp_path, small(), extra=extra)
+    result = raw_contract(config, read_raw(config))
+    assert not result.passed and list(result.counts) == ["color: isin(['red'])"]
+    assert not (tmp_path / "mllife.schema.json").exists()
+
+
+def test_nan_target_and_duplicates_are_dropped_with_row_numbers(tmp_path):
+    frame = small(10)
+    frame = pl.concat([frame, frame.head(1)])  # row 11 duplicates row 1
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 2).then(None).otherwise(pl.col("target")).alias("target")
+    )
+    config = project(tmp_path, frame)
+    data = clean(config, read_raw(config))
+    reasons = dict(zip(data.dropped["path"], data.dropped["reason"], strict=True))
+    assert reasons["row 3"].startswith("missing label")
+    assert reasons["row 11"] == "exact duplicate of row 1"
+    assert data.rows.height == 9
+
+
+def test_missing_values_policy_drop(tmp_path):
+    frame = small(10).with_columns(
+        pl.when(pl.int_range(pl.len()) == 4).then(None).otherwise(pl.col("x")).alias("x")
+    )
+    config = project(tmp_path, frame, extra='missing = "drop"')
+    data = clean(config, read_raw(config))
+    assert data.dropped["path"].to_list() == ["row 5"]
+
+
+def test_single_class_fails_the_clean_contract(tmp_path):
+    config = project(tmp_path, small().with_columns(pl.lit("yes").alias("target")))
+    result = clean_contract(config, clean(config, read_raw(config)))
+    assert not result.passed and "label: at least 2 classes" in result.counts
+
+
+def test_empty_table_is_a_clear_error(tmp_path):
+    config = project(tmp_path, small().head(0))
+    with pytest.raises(DataError, match="has no rows"):
+        read_raw(config)
+
+
+def test_missing_target_column_is_a_clear_error(tmp_path):
+    config = project(tmp_path, small().drop("target"))
+    with pytest.raises(DataError, match="target column 'target' is missing"):
+        read_raw(config)
+
+
+def test_table_preprocessor_imputes_scales_one_hot_and_round_trips():
+    frame = pl.DataFrame(
+        {
+            "x": [1.0, None, 3.0, 5.0],
+            "c": ["a", "b", None, "a"],
+            "t": ["red fox", "lazy dog", "red dog", None],
+        }
+    )
+    from mllife.config import ColumnConfig
+
+    pre = TablePreprocessor(
+        columns={
+            "x": ColumnConfig(dtype="float", nullable=True),
+            "c": ColumnConfig(dtype="category", nullable=True),
+            "t": ColumnConfig(dtype="text", nullable=True),
+        }
+    )
+    x = pre.fit_transform(frame)
+    assert x.shape == (4, pre.n_features) and pre.n_features == 1 + 2 + 4
+    assert not np.isnan(x.numpy()).any()
+    again = TablePreprocessor.from_state(json.loads(json.dumps(pre.state())))
+    np.testing.assert_allclose(again.transform(frame).numpy(), x.numpy())
+    unseen = again.transform([{"x": 2.0, "c": "zebra", "t": "unknown words"}]).numpy()
+    assert unseen[0, 1:3].tolist() == [0.0, 0.0]  # unseen category: all zeros
