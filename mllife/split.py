@@ -56,14 +56,38 @@ def split_namespace(config: SplitConfig) -> str:
     return f"seed={config.seed};ratios={config.train:g}/{config.validation:g}/{config.test:g}"
 
 
-def _unit_interval(keys: list[str], seed: int) -> np.ndarray:
-    """Map each key to a uniform number in [0, 1) through sha256(seed:key)."""
-    prefix = f"{seed}:".encode()
-    out = np.empty(len(keys), dtype=np.float64)
-    for i, key in enumerate(keys):
-        digest = hashlib.sha256(prefix + key.encode()).digest()
-        out[i] = int.from_bytes(digest[:8], "big") / 2.0**64
-    return out
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """A fixed, well-mixed 64-bit integer hash (wrapping arithmetic, vectorized)."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _unit_interval(keys: pl.Series, seed: int) -> np.ndarray:
+    """Map each key to a uniform number in [0, 1), fixed by the key and the seed.
+
+    Content-hash keys (hex) are read directly; other keys (ids) are sha256-hashed first.
+    """
+    text = keys.cast(pl.String)
+    hex_keys = text.str.contains(r"^[0-9a-f]{15,}$").all()
+    if hex_keys:
+        bits = text.str.slice(0, 15).str.to_integer(base=16).cast(pl.UInt64).to_numpy()
+    else:
+        bits = np.array(
+            [
+                int.from_bytes(hashlib.sha256(k.encode()).digest()[:8], "big") >> 4
+                for k in text.to_list()
+            ],
+            dtype=np.uint64,
+        )
+    with np.errstate(over="ignore"):
+        mixed = _splitmix64(bits ^ _splitmix64(np.full(len(bits), seed, dtype=np.uint64)))
+    return (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 def _target_counts(total: int, ratios: np.ndarray) -> np.ndarray:
@@ -92,19 +116,27 @@ def assign_splits(
         raise KeyError(f"cannot split: the frame has no key column {key!r} ({frame.columns})")
     previous = previous or {}
     ratios = np.array([config.train, config.validation, config.test])
-    keys = frame[key].to_list()
-    labels = frame[label].to_list()
-    u = _unit_interval(keys, config.seed)
-    result = np.array([previous.get(k, "") for k in keys], dtype=object)
-    by_class: dict[str, list[int]] = {}
-    for i, lbl in enumerate(labels):
-        by_class.setdefault(lbl, []).append(i)
-    for rows in by_class.values():
-        rows_array = np.array(rows)
-        known = result[rows_array] != ""
-        have = np.array([(result[rows_array] == s).sum() for s in SPLITS])
-        need = np.maximum(_target_counts(len(rows), ratios) - have, 0)
-        new_rows = rows_array[~known]
+    u = _unit_interval(frame[key], config.seed)
+    known = (
+        pl.Series(
+            [previous.get(k, "") for k in frame[key].cast(pl.String).to_list()]
+            if previous
+            else [""] * frame.height,
+            dtype=pl.String,
+        )
+        .to_numpy()
+        .astype(object)
+    )
+    result = known.copy()
+    classes, class_of = np.unique(frame[label].to_numpy().astype(str), return_inverse=True)
+    order = np.argsort(class_of, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(class_of, minlength=len(classes)))])
+    for c in range(len(classes)):
+        rows_array = order[bounds[c] : bounds[c + 1]]
+        assigned = known[rows_array]
+        have = np.array([(assigned == s).sum() for s in SPLITS])
+        need = np.maximum(_target_counts(len(rows_array), ratios) - have, 0)
+        new_rows = rows_array[assigned == ""]
         if len(new_rows) == 0:
             continue
         # Shortfalls may exceed the new rows (or fall short after earlier drift): share
@@ -112,19 +144,19 @@ def assign_splits(
         weights = need if need.sum() else ratios
         take = _target_counts(len(new_rows), weights / weights.sum())
         ordered = new_rows[np.argsort(u[new_rows], kind="stable")]
-        bounds = np.cumsum(take)
-        for split, part in zip(SPLITS, np.split(ordered, bounds[:-1]), strict=True):
+        for split, part in zip(SPLITS, np.split(ordered, np.cumsum(take)[:-1]), strict=True):
             result[part] = split
     return frame.with_columns(pl.Series("split", result.astype(str), dtype=pl.String))
 
 
 def split_version(frame: pl.DataFrame, *, key: str = "sha256") -> str:
     """A content hash of the assignment (key -> split), independent of row order."""
-    pairs = frame.select(key, "split").sort(key)
-    digest = hashlib.sha256()
-    for k, s in pairs.iter_rows():
-        digest.update(f"{k}\t{s}\n".encode())
-    return digest.hexdigest()
+    pairs = (
+        frame.select(pl.concat_str([pl.col(key).cast(pl.String), pl.col("split")], separator="\t"))
+        .to_series()
+        .sort()
+    )
+    return hashlib.sha256("\n".join(pairs.to_list()).encode()).hexdigest()
 
 
 def leaking_keys(frame: pl.DataFrame, *, key: str = "sha256") -> list[str]:

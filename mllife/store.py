@@ -68,11 +68,13 @@ MIGRATIONS: tuple[str, ...] = (
         seconds DOUBLE, chosen BOOLEAN, model_hash VARCHAR, data_version VARCHAR,
         split_version VARCHAR, created_at TIMESTAMP);
     """,
-    # 3: remembered split assignments, so rows keep their split as data grows
+    # 3: remembered split assignments, so rows keep their split as data grows. No
+    # primary key: maintaining that index on millions of rows cost 10x the insert;
+    # writers add only unknown keys (anti-join) inside their single-writer transaction.
     """
     CREATE TABLE split_assignments (
         namespace VARCHAR, key VARCHAR, label VARCHAR, split VARCHAR,
-        assigned_at TIMESTAMP, PRIMARY KEY (namespace, key));
+        assigned_at TIMESTAMP);
     """,
 )
 
@@ -312,9 +314,11 @@ class Store:
             with self.writing() as conn:
                 before = conn.execute("SELECT count(*) FROM split_assignments").fetchone()[0]
                 conn.execute(
-                    "INSERT OR IGNORE INTO split_assignments"
-                    " SELECT ?, key, label, split, ? FROM read_parquet(?)",
-                    [namespace, _now(), str(staged)],
+                    "INSERT INTO split_assignments"
+                    " SELECT ?, r.key, r.label, r.split, ? FROM read_parquet(?) r"
+                    " ANTI JOIN (SELECT key FROM split_assignments WHERE namespace = ?) k"
+                    " ON r.key = k.key",
+                    [namespace, _now(), str(staged), namespace],
                 )
                 after = conn.execute("SELECT count(*) FROM split_assignments").fetchone()[0]
         return int(after - before)

@@ -14,6 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandera.polars as pa
 import polars as pl
 
@@ -28,6 +29,7 @@ __all__ = [
     "infer_columns",
     "load_or_freeze_columns",
     "read_table",
+    "row_hashes",
     "table_manifest",
     "table_schema",
 ]
@@ -87,17 +89,54 @@ def table_manifest(frame: pl.DataFrame, data: DataConfig, *, source: str) -> pl.
     frame = frame.with_columns(
         pl.col(c).fill_nan(None) for c, t in frame.schema.items() if t.is_float()
     )
-    text = frame.select(
-        pl.concat_str(
-            [pl.col(c).cast(pl.String).fill_null("\x00") for c in features], separator="\x1f"
-        ).alias("_key")
-    )["_key"].to_list()
-    hashes = [hashlib.sha256(t.encode()).hexdigest() for t in text]
+    hashes = row_hashes(frame, features)
     return frame.with_columns(
         pl.int_range(1, frame.height + 1).alias("row"),
         pl.col(data.target).cast(pl.String).alias("label"),
         pl.Series("sha256", hashes, dtype=pl.String),
     )
+
+
+HASH_CHUNK = 1 << 16
+
+
+def row_hashes(frame: pl.DataFrame, columns: list[str]) -> list[str]:
+    """A stable 128-bit hash (32 hex digits of sha256) of each row's values.
+
+    Numbers are hashed as their 8 raw bytes plus a null flag (no float formatting), text
+    as UTF-8; rows are processed in chunks so memory stays bounded. The same values in
+    the same column types give the same hash on any machine and any polars version.
+    """
+    out: list[str] = []
+    sha256 = hashlib.sha256
+    for start in range(0, frame.height, HASH_CHUNK):
+        part = frame.slice(start, HASH_CHUNK).select(columns)
+        blocks: list[np.ndarray] = []
+        texts: list[list[str]] = []
+        for name in columns:
+            column = part[name]
+            if column.dtype.is_numeric() or column.dtype == pl.Boolean:
+                as_float = column.dtype.is_float()
+                column = column.cast(pl.Float64 if as_float else pl.Int64)
+                blocks.append(column.is_null().to_numpy().astype(np.uint8)[:, None])
+                values = column.fill_null(0).to_numpy()
+                if as_float:
+                    values = values + 0.0  # -0.0 and 0.0 are the same value
+                blocks.append(np.ascontiguousarray(values).view(np.uint8).reshape(-1, 8))
+            else:
+                texts.append(column.cast(pl.String).fill_null("\x00").to_list())
+        fixed = np.hstack(blocks) if blocks else np.zeros((part.height, 0), np.uint8)
+        data, width = fixed.tobytes(), fixed.shape[1]
+        if texts:
+            for i, values in enumerate(zip(*texts, strict=True)):
+                row = data[i * width : (i + 1) * width] + "\x1f".join(values).encode()
+                out.append(sha256(row).hexdigest()[:32])
+        else:
+            out.extend(
+                sha256(data[i * width : (i + 1) * width]).hexdigest()[:32]
+                for i in range(part.height)
+            )
+    return out
 
 
 def infer_columns(frame: pl.DataFrame, data: DataConfig) -> dict[str, ColumnConfig]:
