@@ -116,6 +116,12 @@ ARCHITECTURES = {
 }
 
 
+def progress_bar(done: int, total: int, width: int = 20) -> str:
+    """``[#########...........]``: how far training is, in the logs and the CLI."""
+    filled = round(width * done / max(total, 1))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
 def pick_device() -> torch.device:
     """CUDA when present, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -199,8 +205,8 @@ class TorchModel(Model):
                 }
             )
             log(
-                f"{self.name}: epoch {epoch}/{epochs} train_loss={train_loss:.4f}"
-                f" val_loss={val_loss:.4f} val_acc={val_acc:.4f}"
+                f"{self.name}: epoch {epoch:>3}/{epochs} {progress_bar(epoch, epochs)}"
+                f" train_loss={train_loss:.4f} val_loss={val_loss:.4f} val_acc={val_acc:.4f}"
             )
             if val_loss < best_loss - 1e-6:
                 best_loss, stale = val_loss, 0
