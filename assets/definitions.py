@@ -39,7 +39,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         data.clean_data_contract,
         data.class_balance_check,
         data.no_leakage,
-        deployment.promotion_policy,
+        deployment.build_policy_checks(config.promotion),
     ]
     lifecycle = dg.define_asset_job(
         "lifecycle",

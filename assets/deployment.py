@@ -4,8 +4,10 @@ import dagster as dg
 
 from assets._metadata import frame_md
 from assets.resources import MllifeProject
+from mllife.config import PromotionConfig
 from mllife.deployment import Challenger, PromotionResult, choose_challenger, promote
 from mllife.evaluation import CandidateEvaluation
+from mllife.policy import gate_names
 from mllife.split import SplitSet
 
 
@@ -54,25 +56,49 @@ def build_challenger_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
     return challenger
 
 
-@dg.asset_check(
-    asset="challenger",
-    blocking=True,
-    description="The promotion policy: accuracy baseline, validation/test agreement, beats"
-    " the champion. If it fails the champion is not touched.",
-)
-def promotion_policy(challenger: Challenger) -> dg.AssetCheckResult:
-    decision = challenger.decision
-    metadata: dict = {"summary": decision.summary(), "first_run": decision.first_run}
-    for gate in decision.gates:
-        metadata[f"gate_{gate.name}"] = dg.MetadataValue.json(
-            {
-                "passed": gate.passed,
-                "observed": gate.observed,
-                "threshold": gate.threshold,
-                "reason": gate.reason,
-            }
+_GATE_DESCRIPTIONS = {
+    "val_test_agreement": "Validation and test accuracy agree within the tolerance.",
+    "beats_champion": "Better than the deployed champion on the same rows, by the required"
+    " absolute and relative change (passes on the first run: no champion yet).",
+    "significance": "McNemar's test of challenger vs champion (when max_p_value is set).",
+    "simpler_not_better": "Beats every baseline by simpler_margin: a simpler model that"
+    " does as well should win.",
+    "artifact_size": "Artifact size within max_artifact_mb (when set).",
+    "latency": "p95 single-prediction latency over 200 timed predictions within"
+    " max_p95_latency_ms (when set).",
+}
+
+
+def build_policy_checks(policy: PromotionConfig) -> dg.AssetChecksDefinition:
+    """One blocking check per gate, so the UI shows exactly which gate stopped a model."""
+    specs = []
+    for name in gate_names(policy):
+        description = _GATE_DESCRIPTIONS.get(name) or (
+            f"Absolute bar: {name.removeprefix('threshold_')} on validation."
         )
-    return dg.AssetCheckResult(passed=decision.passed, metadata=metadata)
+        specs.append(
+            dg.AssetCheckSpec(name, asset="challenger", blocking=True, description=description)
+        )
+
+    @dg.multi_asset_check(
+        specs=specs, name="promotion_policy", description="The promotion policy, gate by gate."
+    )
+    def promotion_policy(challenger: Challenger):
+        for gate in challenger.decision.gates:
+            yield dg.AssetCheckResult(
+                asset_key="challenger",
+                check_name=gate.name,
+                passed=gate.passed,
+                metadata={
+                    "verdict": "pass" if gate.passed else "FAIL",
+                    "applies": gate.applies,
+                    "observed": gate.observed,
+                    "threshold": gate.threshold,
+                    "summary": gate.reason,
+                },
+            )
+
+    return promotion_policy
 
 
 @dg.asset(

@@ -101,6 +101,34 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    from mllife.deployment import promote_model
+    from mllife.store import Store
+
+    config = load_config(args.config)
+    done = promote_model(
+        args.model, config=config, store=Store(config.store_path), reason=args.reason
+    )
+    print(
+        f"champion is now {done.name} {done.model_hash[:12]} (deployment #{done.id},"
+        f" was {(done.previous_hash or 'none')[:12]})"
+    )
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from mllife.deployment import rollback
+    from mllife.store import Store
+
+    config = load_config(args.config)
+    done = rollback(config=config, store=Store(config.store_path), reason=args.reason, to=args.to)
+    print(
+        f"rolled back: champion is now {done.name} {done.model_hash[:12]}"
+        f" (deployment #{done.id}, was {done.previous_hash[:12]})"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mllife", description=__doc__)
     parser.add_argument("--config", default=None, help="path to mllife.toml (default: nearest)")
@@ -114,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
     ui.set_defaults(func=cmd_ui)
     status = sub.add_parser("status", help="the current champion and the deployment history")
     status.set_defaults(func=cmd_status)
+    promote = sub.add_parser("promote", help="make a recorded model the champion by hand")
+    promote.add_argument("model", help="model hash (or a unique prefix of 6+ digits)")
+    promote.add_argument("--reason", required=True, help="why (recorded in the history)")
+    promote.set_defaults(func=cmd_promote)
+    back = sub.add_parser("rollback", help="bring back an earlier champion")
+    back.add_argument(
+        "--to",
+        default=None,
+        help="model hash prefix or deployment id like #3 (default: the previous)",
+    )
+    back.add_argument("--reason", required=True, help="why (recorded in the history)")
+    back.set_defaults(func=cmd_rollback)
     data = sub.add_parser("data", help="data commands")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     init = data_sub.add_parser("init", help="write the embedded default data (digits)")

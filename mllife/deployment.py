@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mllife._errors import ArtifactError, PromotionError
+from mllife._errors import ArtifactError, PromotionError, StoreError
+from mllife._faults import crash_point
 from mllife.config import ProjectConfig
 from mllife.evaluation import CandidateEvaluation
 from mllife.inputs import model_inputs, split_rows
+from mllife.latency import p95_latency_ms
 from mllife.metrics import Comparison, compare
 from mllife.policy import Decision, decide
 from mllife.registry import ModelRef, load_model
@@ -18,6 +20,8 @@ from mllife.store import Deployment, Store
 
 __all__ = [
     "Challenger",
+    "promote_model",
+    "rollback",
     "champion_ref",
     "choose_challenger",
     "promote",
@@ -76,25 +80,36 @@ def choose_challenger(
     """Pick the challenger and decide, against the champion on the same validation rows."""
     metric = config.promotion.selection_metric
     best, ranking = select_challenger(evaluations, metric=metric)
+    baseline_names = {c.name for c in config.candidates if c.baseline}
+    rows = split_rows(splits.rows, "validation")
+    inputs = model_inputs(rows, config=config, columns=splits.columns)
     current = champion_ref(store)
     comparison = None
     if current is not None and current.model_hash != best.ref.model_hash:
         champion = load_model(current, artifacts_dir=config.artifacts_dir, store=store)
-        rows = split_rows(splits.rows, "validation")
-        champion_pred = champion.predict(model_inputs(rows, config=config, columns=splits.columns))
+        champion_pred = champion.predict(inputs)
         comparison = compare(
             rows["label"].to_list(),
             np.asarray(champion_pred, dtype=str),
             np.asarray(best.validation_predictions, dtype=str),
             labels=sorted(set(best.validation.labels) | set(champion.classes)),
         )
+    model = load_model(best.ref, artifacts_dir=config.artifacts_dir, store=store)
     decision = decide(
         policy=config.promotion,
         challenger_hash=best.ref.model_hash,
-        validation_metrics=dict(best.validation.metrics),
+        validation=best.validation,
         agreement=best.agreement,
         champion_hash=current.model_hash if current else None,
         comparison=comparison,
+        challenger_is_baseline=best.ref.name in baseline_names,
+        baseline_scores={
+            e.ref.name: e.validation.metrics[metric]
+            for e in evaluations
+            if e.ref.name in baseline_names
+        },
+        artifact_bytes=best.ref.size_bytes,
+        latency_p95_ms=p95_latency_ms(model, inputs),
     )
     return Challenger(best, decision, comparison, ranking)
 
@@ -137,6 +152,7 @@ def promote(
     if decision.already_champion:
         current = store.champion()
         return PromotionResult("unchanged", current, rows.height)
+    crash_point("promotion:verified")
     deployment = store.record_deployment(
         action="promote",
         model_hash=ref.model_hash,
@@ -148,3 +164,81 @@ def promote(
         expected_previous=decision.champion_hash,
     )
     return PromotionResult("promoted", deployment, rows.height)
+
+
+def _ref(row: dict) -> ModelRef:
+    return ModelRef(
+        row["name"], row["kind"], row["model_hash"], row["artifact_path"], int(row["size_bytes"])
+    )
+
+
+def promote_model(model: str, *, config: ProjectConfig, store: Store, reason: str) -> Deployment:
+    """Make a recorded model the champion by hand (``mllife promote``), gates bypassed.
+
+    The artifact must load and match its recorded hash; the switch is one transaction.
+    """
+    if not reason.strip():
+        raise PromotionError("a manual promotion needs a --reason, recorded in the history")
+    try:
+        row = store.resolve_model(model)
+    except StoreError as exc:
+        raise PromotionError(str(exc)) from None
+    load_model(_ref(row), artifacts_dir=config.artifacts_dir, store=store)  # verifies hash
+    current = store.champion()
+    if current is not None and current.model_hash == row["model_hash"]:
+        raise PromotionError(f"{row['name']} {row['model_hash'][:12]} is already the champion")
+    crash_point("promotion:verified")
+    return store.record_deployment(
+        action="promote",
+        model_hash=row["model_hash"],
+        name=row["name"],
+        data_version=row["data_version"],
+        reason=f"manual: {reason}",
+        decision={"manual": True, "reason": reason},
+        run_id=None,
+        expected_previous=current.model_hash if current else None,
+    )
+
+
+def rollback(
+    *, config: ProjectConfig, store: Store, reason: str, to: str | None = None
+) -> Deployment:
+    """Bring back an earlier champion (default: the one before the current).
+
+    ``to`` is a model hash prefix or a deployment id like ``#3``. Only the target's
+    artifact is needed (checked by hash); the current one may be gone.
+    """
+    if not reason.strip():
+        raise PromotionError("a rollback needs a --reason, recorded in the history")
+    current = store.champion()
+    if current is None:
+        raise PromotionError("nothing is deployed: there is nothing to roll back")
+    if to is None:
+        if current.previous_hash is None:
+            raise PromotionError("the current champion is the first one: no earlier model")
+        target_hash = current.previous_hash
+    elif to.startswith("#"):
+        past = store.deployment(int(to[1:])) if to[1:].isdigit() else None
+        if past is None:
+            raise PromotionError(f"no deployment {to} in the history (see `mllife status`)")
+        target_hash = past.model_hash
+    else:
+        try:
+            target_hash = store.resolve_model(to)["model_hash"]
+        except StoreError as exc:
+            raise PromotionError(str(exc)) from None
+    if target_hash == current.model_hash:
+        raise PromotionError(f"{target_hash[:12]} is already the champion")
+    row = store.model_row(target_hash)
+    load_model(_ref(row), artifacts_dir=config.artifacts_dir, store=store)  # verifies hash
+    crash_point("rollback:verified")
+    return store.record_deployment(
+        action="rollback",
+        model_hash=target_hash,
+        name=row["name"],
+        data_version=row["data_version"],
+        reason=reason,
+        decision={"rollback_from": current.model_hash, "reason": reason},
+        run_id=None,
+        expected_previous=current.model_hash,
+    )

@@ -104,7 +104,9 @@ def evaluate_candidate(
         ref=ref,
         validation=validation,
         test=test,
-        agreement=agreement(validation, test, tolerance=config.promotion.max_val_test_gap),
+        agreement=agreement(
+            validation, test, tolerance=config.promotion.setting("max_val_test_gap")
+        ),
         validation_predictions=tuple(val_pred),
         split_version=split_version,
     )

@@ -23,6 +23,7 @@ import duckdb
 import polars as pl
 
 from mllife._errors import StoreError, StoreLockedError
+from mllife._faults import crash_point
 
 __all__ = ["Deployment", "Store"]
 
@@ -402,6 +403,7 @@ class Store:
                     f"the champion changed while deciding (expected {expected_previous},"
                     f" found {current_hash}); re-run the decision"
                 )
+            crash_point("deployment:before-insert")
             conn.execute(
                 "INSERT INTO deployments (action, model_hash, previous_hash, name, data_version,"
                 " reason, decision, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -417,6 +419,7 @@ class Store:
                     _now(),
                 ],
             )
+            crash_point("deployment:before-commit")
             return _current_champion(conn)
 
     # -- queries -----------------------------------------------------------------------
@@ -438,6 +441,30 @@ class Store:
 
     def models(self) -> pl.DataFrame:
         return self._frame("SELECT * FROM models ORDER BY created_at")
+
+    def resolve_model(self, prefix: str) -> dict[str, Any]:
+        """The model whose hash starts with ``prefix`` (at least 6 hex digits)."""
+        if len(prefix) < 6:
+            raise StoreError(f"model hash prefix {prefix!r} is too short: give 6+ digits")
+        frame = self._frame("SELECT * FROM models WHERE starts_with(model_hash, ?)", [prefix])
+        if frame.height == 0:
+            raise StoreError(f"no model in the store has a hash starting with {prefix!r}")
+        if frame.height > 1:
+            raise StoreError(f"hash prefix {prefix!r} is ambiguous: {frame.height} models")
+        return frame.row(0, named=True)
+
+    def deployment(self, deployment_id: int) -> Deployment | None:
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT id, action, model_hash, previous_hash, name, data_version, reason,"
+                " decision, run_id, created_at FROM deployments WHERE id = ?",
+                [deployment_id],
+            ).fetchone()
+        if row is None:
+            return None
+        fields = list(row)
+        fields[7] = json.loads(fields[7]) if fields[7] else {}
+        return Deployment(*fields)
 
     def model_row(self, model_hash: str) -> dict[str, Any] | None:
         frame = self._frame("SELECT * FROM models WHERE model_hash = ?", [model_hash])

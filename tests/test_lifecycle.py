@@ -118,7 +118,7 @@ def test_refused_challenger_leaves_the_champion_and_explains_every_failed_gate(
     outcome = run_lifecycle(config_path, log_level="WARNING")
     assert outcome.refused and not outcome.success
     lines = "\n".join(outcome.lines)
-    assert "gate min_accuracy FAILED" in lines and "< baseline 0.9999" in lines
+    assert "gate threshold_accuracy FAILED" in lines and "< minimum 0.9999" in lines
     assert f"champion unchanged: {before.model_hash[:12]}" in lines
     assert store.champion() == before
 

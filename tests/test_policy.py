@@ -1,0 +1,117 @@
+import pytest
+
+from mllife import ConfigError, agreement, compare, decide, evaluate
+from mllife.config import PromotionConfig
+from mllife.policy import gate_names
+
+Y = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
+CHAMPION = [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]  # 8/10
+CHALLENGER = [0, 0, 0, 0, 1, 1, 1, 1, 2, 1]  # 9/10
+
+
+def run(policy: PromotionConfig, *, champion=True, **kwargs):
+    val = evaluate(Y, CHALLENGER, n_bootstrap=0)
+    test = evaluate(Y, CHALLENGER, n_bootstrap=0)
+    args = {
+        "policy": policy,
+        "challenger_hash": "new",
+        "validation": val,
+        "agreement": agreement(val, test, tolerance=policy.setting("max_val_test_gap")),
+        "champion_hash": "old" if champion else None,
+        "comparison": compare(Y, CHAMPION, CHALLENGER, n_bootstrap=0) if champion else None,
+    }
+    return decide(**{**args, **kwargs})
+
+
+def test_every_gate_is_reported_with_observed_value_threshold_and_verdict():
+    policy = PromotionConfig(thresholds={"accuracy": 0.85, "recall:2": 0.4, "log_loss": 9.9})
+    with pytest.raises(ConfigError, match="needs probabilities"):
+        run(policy)
+    policy = PromotionConfig(thresholds={"accuracy": 0.85, "recall:2": 0.6})
+    decision = run(policy)
+    assert [g.name for g in decision.gates] == gate_names(policy)
+    recall = decision.gate("threshold_recall_2")
+    assert not recall.passed and recall.observed == 0.5 and recall.threshold == 0.6
+    assert decision.gate("threshold_accuracy").passed
+    assert not decision.passed and "recall:2 0.5000 < minimum 0.6000" in decision.summary()
+
+
+def test_first_run_applies_only_absolute_gates_and_says_so():
+    decision = run(PromotionConfig(min_accuracy=0.5), champion=False)
+    assert decision.passed and decision.first_run
+    gate = decision.gate("beats_champion")
+    assert gate.passed and not gate.applies and "first run" in gate.reason
+    assert decision.summary() == "promoted (first champion; only the absolute gates applied)"
+
+
+def test_beats_champion_absolute_and_relative():
+    assert run(PromotionConfig(min_improvement=0.04)).gate("beats_champion").passed  # +0.0495
+    gate = run(PromotionConfig(min_improvement=0.2)).gate("beats_champion")
+    assert not gate.passed and gate.threshold == 0.2
+    gate = run(PromotionConfig(min_relative_improvement=0.5)).gate("beats_champion")
+    assert not gate.passed  # +0.05 of macro F1 is less than half the champion's 0.80
+
+
+def test_a_tie_does_not_replace_the_champion():
+    val = evaluate(Y, CHAMPION, n_bootstrap=0)
+    decision = decide(
+        policy=PromotionConfig(),
+        challenger_hash="new",
+        validation=val,
+        agreement=agreement(val, val),
+        champion_hash="old",
+        comparison=compare(Y, CHAMPION, CHAMPION, n_bootstrap=0),
+    )
+    gate = decision.gate("beats_champion")
+    assert not gate.passed and "no improvement" in gate.reason
+
+
+def test_risk_level_decide_tightens_the_defaults():
+    suggest, decide_ = PromotionConfig(risk="suggest"), PromotionConfig(risk="decide")
+    assert decide_.setting("max_val_test_gap") < suggest.setting("max_val_test_gap")
+    assert decide_.setting("max_p_value") == 0.05 and suggest.setting("max_p_value") is None
+    gate = run(decide_).gate("significance")  # 1 fixed, 0 broken: p = 1.0
+    assert gate.applies and not gate.passed
+    assert not run(suggest).gate("significance").applies
+    assert PromotionConfig(risk="decide", max_p_value=1.0).setting("max_p_value") == 1.0
+
+
+def test_simpler_model_is_not_better():
+    gate = run(
+        PromotionConfig(simpler_margin=0.05), baseline_scores={"baseline_logreg": 0.88}
+    ).gate("simpler_not_better")
+    assert not gate.passed and "baseline_logreg" in gate.reason
+    assert (
+        run(PromotionConfig(), challenger_is_baseline=True, baseline_scores={"b": 1.0})
+        .gate("simpler_not_better")
+        .passed
+    )
+
+
+def test_size_and_latency_budgets():
+    policy = PromotionConfig(max_artifact_mb=1.0, max_p95_latency_ms=5.0)
+    decision = run(policy, artifact_bytes=3 * 2**20, latency_p95_ms=2.0)
+    assert not decision.gate("artifact_size").passed
+    assert decision.gate("latency").passed and decision.gate("latency").observed == 2.0
+    unset = run(PromotionConfig(), artifact_bytes=3 * 2**20, latency_p95_ms=99.0)
+    assert unset.gate("latency").passed and not unset.gate("latency").applies
+
+
+def test_unknown_metric_or_class_is_a_config_error(tmp_path):
+    from mllife import load_config
+
+    base = (
+        '[[candidates]]\nname = "lr"\nkind = "sklearn"\n'
+        'estimator = "sklearn.linear_model.LogisticRegression"\n'
+    )
+    path = tmp_path / "mllife.toml"
+    path.write_text(base + "[promotion]\nthresholds = { auc = 0.9 }\n")
+    with pytest.raises(ConfigError, match=r"promotion\.thresholds.*unknown metric 'auc'"):
+        load_config(path)
+    path.write_text(
+        '[data]\nclasses = ["a", "b"]\n' + base + "[promotion]\nthresholds = { 'recall:c' = 0.9 }\n"
+    )
+    with pytest.raises(ConfigError, match="class 'c'"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="class '9' is not in the data"):
+        run(PromotionConfig(thresholds={"recall:9": 0.5}))
