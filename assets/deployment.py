@@ -63,6 +63,8 @@ _GATE_DESCRIPTIONS = {
     "significance": "McNemar's test of challenger vs champion (when max_p_value is set).",
     "simpler_not_better": "Beats every baseline by simpler_margin: a simpler model that"
     " does as well should win.",
+    "human_level": "Validation accuracy as a share of human-level accuracy from the"
+    " annotations (gate when min_share_of_human is set).",
     "artifact_size": "Artifact size within max_artifact_mb (when set).",
     "latency": "p95 single-prediction latency over 200 timed predictions within"
     " max_p95_latency_ms (when set).",

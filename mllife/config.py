@@ -71,6 +71,9 @@ class DataConfig(_Section):
     #: frozen into ``schema_file`` (next to mllife.toml), which you may edit.
     columns: dict[str, ColumnConfig] = Field(default_factory=dict)
     schema_file: str = "mllife.schema.json"
+    #: Optional: several annotators' labels for the same items (columns item, annotator,
+    #: label), giving human-level accuracy as a ceiling for reports and the policy.
+    annotations: str | None = None
     #: What `mllife data init` writes when ``path`` is missing (default: the digits for
     #: images, nothing for tables).
     default: Literal["digits", "breast_cancer", "none"] | None = None
@@ -260,6 +263,9 @@ class PromotionConfig(_Section):
     #: selection metric by at least this margin (baselines themselves pass).
     simpler_margin: float = Field(default=0.0, ge=0, le=1)
     #: Budgets on the target hardware: artifact size and p95 single-prediction latency.
+    #: With data.annotations: validation accuracy must reach this share of human-level
+    #: accuracy (0.95 = "95% as good as a person").
+    min_share_of_human: float | None = Field(default=None, gt=0, le=2)
     max_artifact_mb: float | None = Field(default=None, gt=0)
     max_p95_latency_ms: float | None = Field(default=None, gt=0)
 
@@ -320,6 +326,15 @@ class _File(_Section):
     store: StoreConfig = StoreConfig()
 
     @model_validator(mode="after")
+    def _human_gate_needs_annotations(self) -> _File:
+        if self.promotion.min_share_of_human is not None and self.data.annotations is None:
+            raise ValueError(
+                "promotion.min_share_of_human needs data.annotations (a file of"
+                " several annotators' labels)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _policy_classes_exist(self) -> _File:
         declared = set(self.data.classes)
         for name in self.promotion.thresholds:
@@ -369,6 +384,11 @@ class ProjectConfig:
     @property
     def data_path(self) -> Path:
         return (self.root / self._file.data.path).resolve()
+
+    @property
+    def annotations_path(self) -> Path | None:
+        path = self._file.data.annotations
+        return None if path is None else (self.root / path).resolve()
 
     @property
     def schema_path(self) -> Path:

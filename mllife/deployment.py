@@ -70,6 +70,15 @@ def champion_ref(store: Store) -> ModelRef | None:
     )
 
 
+def human_level(config: ProjectConfig) -> float | None:
+    """Human-level accuracy from the configured annotations, if any."""
+    if config.annotations_path is None:
+        return None
+    from mllife.annotations import human_agreement, read_annotations
+
+    return human_agreement(read_annotations(config.annotations_path)).human_accuracy
+
+
 def choose_challenger(
     evaluations: list[CandidateEvaluation],
     splits: SplitSet,
@@ -110,6 +119,7 @@ def choose_challenger(
         },
         artifact_bytes=best.ref.size_bytes,
         latency_p95_ms=p95_latency_ms(model, inputs),
+        human_accuracy=human_level(config),
     )
     return Challenger(best, decision, comparison, ranking)
 

@@ -9,6 +9,7 @@ Gates, in order:
   and relative, in the direction that is better for the metric.
 - ``significance``: McNemar's test of that change (when configured).
 - ``simpler_not_better``: the challenger beats every baseline by the configured margin.
+- ``human_level``: accuracy as a share of human-level accuracy (with annotations).
 - ``artifact_size`` and ``latency``: budgets on the target hardware (when configured).
 
 With no champion yet only the absolute gates apply, and the decision says so.
@@ -30,6 +31,7 @@ FIXED_GATES = (
     "beats_champion",
     "significance",
     "simpler_not_better",
+    "human_level",
     "artifact_size",
     "latency",
 )
@@ -141,6 +143,7 @@ def decide(
     baseline_scores: dict[str, float] | None = None,
     artifact_bytes: int | None = None,
     latency_p95_ms: float | None = None,
+    human_accuracy: float | None = None,
 ) -> Decision:
     """Apply every gate of ``policy`` to a challenger.
 
@@ -275,6 +278,31 @@ def decide(
                 f"challenger {metric} {ours:.4f} vs simpler {best_name} {best:.4f}:"
                 f" margin {margin:+.4f} {'>=' if ok else '<'}"
                 f" {policy.simpler_margin:.4f}",
+            )
+        )
+
+    accuracy = validation.accuracy
+    share = None if not human_accuracy else accuracy / human_accuracy
+    if policy.min_share_of_human is None or human_accuracy is None:
+        note = (
+            ""
+            if share is None
+            else (f" (accuracy {accuracy:.4f} is {share:.0%} of human-level {human_accuracy:.4f})")
+        )
+        gates.append(
+            Gate("human_level", True, share, None, "no human-level target set" + note, False)
+        )
+    else:
+        ok = share >= policy.min_share_of_human
+        gates.append(
+            Gate(
+                "human_level",
+                ok,
+                share,
+                policy.min_share_of_human,
+                f"validation accuracy {accuracy:.4f} is {share:.1%} of human-level"
+                f" {human_accuracy:.4f} ({'>=' if ok else '<'}"
+                f" {policy.min_share_of_human:.0%})",
             )
         )
 

@@ -161,6 +161,15 @@ def write_status_report(
         "not promoted": "The new model was NOT deployed: " + decision.summary(),
     }[action]
     steps = _next_steps(best)
+    human = decision.measurements.get("human_accuracy")
+    human_line = (
+        ""
+        if not human
+        else (
+            f"People labelling the same examples agree {human:.0%} of the time (human level);"
+            f" the model reaches {best.validation.accuracy / human:.0%} of that."
+        )
+    )
     client_md = "\n".join(
         [
             "## Status for the client",
@@ -168,6 +177,7 @@ def write_status_report(
             f"- On new images it had never seen, it is right {in_words(test_acc)} times"
             f" ({test_acc:.1%}).",
             f"- {changed}",
+            *([f"- {human_line}"] if human_line else []),
             f"- {outcome}",
             "- Next steps: " + " ".join(steps),
         ]
@@ -194,7 +204,8 @@ table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padd
 <section id="client"><h2>Status for the client</h2><ul>
 <li>The model sorts images into {len(best.validation.labels)} classes.</li>
 <li>On new images it had never seen, it is right <b>{in_words(test_acc)}</b> times
-({test_acc:.1%}).</li><li>{html.escape(changed)}</li><li>{html.escape(outcome)}</li></ul>
+({test_acc:.1%}).</li><li>{html.escape(changed)}</li>
+{f"<li>{html.escape(human_line)}</li>" if human_line else ""}<li>{html.escape(outcome)}</li></ul>
 <h3>Next steps</h3><ul>{"".join(f"<li>{html.escape(s)}</li>" for s in steps)}</ul></section>
 <section id="technical"><h2>Technical report</h2>
 <p>Data version <code>{html.escape(data["data_version"])}</code>: {data["n_files"]} files,

@@ -115,3 +115,12 @@ def test_unknown_metric_or_class_is_a_config_error(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="class '9' is not in the data"):
         run(PromotionConfig(thresholds={"recall:9": 0.5}))
+
+
+def test_human_level_gate():
+    policy = PromotionConfig(min_share_of_human=0.95)
+    decision = run(policy, human_accuracy=0.92)  # model accuracy 0.9 = 97.8% of 0.92
+    gate = decision.gate("human_level")
+    assert gate.passed and gate.observed == pytest.approx(0.9 / 0.92)
+    assert not run(policy, human_accuracy=1.0).gate("human_level").passed
+    assert not run(PromotionConfig(), human_accuracy=0.92).gate("human_level").applies
