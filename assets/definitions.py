@@ -14,6 +14,7 @@ from assets import data, deployment
 from assets.evaluation import build_evaluation_asset
 from assets.reports import build_status_report_asset
 from assets.resources import MllifeProject
+from assets.sensors import build_new_data_sensor
 from assets.training import build_candidate_asset
 from mllife.config import find_config, load_config
 
@@ -51,7 +52,14 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         selection=dg.AssetSelection.assets("splits").downstream(),
         description="From the splits on: train, evaluate, decide, report.",
     )
+    if config.owners:
+        assets = [
+            a.map_asset_specs(lambda spec: spec.replace_attributes(owners=config.owners))
+            for a in assets
+        ]
+    assets = dg.with_source_code_references(assets)
     return dg.Definitions(
+        sensors=[build_new_data_sensor(lifecycle)],
         assets=assets,
         asset_checks=checks,
         jobs=[lifecycle, retrain],

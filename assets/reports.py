@@ -5,6 +5,8 @@ import dagster as dg
 from assets.resources import MllifeProject
 from mllife.data import CleanData
 from mllife.deployment import Challenger, PromotionResult
+from mllife.gallery import gallery_html
+from mllife.inputs import split_rows
 from mllife.reports import StatusReport, write_status_report
 from mllife.split import SplitSet
 
@@ -36,6 +38,17 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
         **evaluations,
     ) -> dg.Output[StatusReport]:
         store = project.store
+        config = project.config
+        best = challenger.evaluation
+        features = list(splits.columns) if splits.columns else None
+        gallery = gallery_html(
+            split_rows(splits.rows, "validation"),
+            best.validation_predictions,
+            best.validation_confidence,
+            root=config.root,
+            kind=config.data.kind,
+            features=features,
+        )
         report = write_status_report(
             reports_dir=project.config.reports_dir,
             run_id=context.run.run_id,
@@ -51,6 +64,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
             action=champion.action,
             test_reads=store.test_read_count(split_version=splits.split_version),
             history=store.metric_history(split="validation", metric="accuracy"),
+            gallery=gallery,
         )
         return dg.Output(
             report,

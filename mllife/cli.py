@@ -129,6 +129,21 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    reports = sorted(config.reports_dir.glob("status-*.html"), key=lambda p: p.stat().st_mtime)
+    if not reports:
+        print(f"no report in {config.reports_dir} yet: `mllife run` builds one")
+        return 1
+    latest = reports[-1]
+    print(latest)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(latest.as_uri())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mllife", description=__doc__)
     parser.add_argument("--config", default=None, help="path to mllife.toml (default: nearest)")
@@ -142,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.set_defaults(func=cmd_ui)
     status = sub.add_parser("status", help="the current champion and the deployment history")
     status.set_defaults(func=cmd_status)
+    report = sub.add_parser("report", help="the latest status report (path, or --open it)")
+    report.add_argument("--open", action="store_true", help="open it in a browser")
+    report.set_defaults(func=cmd_report)
     promote = sub.add_parser("promote", help="make a recorded model the champion by hand")
     promote.add_argument("model", help="model hash (or a unique prefix of 6+ digits)")
     promote.add_argument("--reason", required=True, help="why (recorded in the history)")

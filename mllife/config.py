@@ -318,6 +318,8 @@ class StoreConfig(_Section):
 
 
 class _File(_Section):
+    #: asset owners shown in the Dagster UI, e.g. ["team:ml", "ada@example.com"]
+    owners: tuple[str, ...] = ()
     data: DataConfig = DataConfig()
     split: SplitConfig = SplitConfig()
     candidates: tuple[CandidateConfig, ...] = Field(min_length=1)
@@ -367,6 +369,7 @@ class ProjectConfig:
     data = property(lambda self: self._file.data)
     split = property(lambda self: self._file.split)
     promotion = property(lambda self: self._file.promotion)
+    owners = property(lambda self: list(self._file.owners))
     training = property(lambda self: self._file.training)
 
     @property

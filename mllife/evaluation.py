@@ -25,6 +25,8 @@ class CandidateEvaluation:
     #: predictions on the validation rows, in split order (the champion check replays them)
     validation_predictions: tuple[str, ...]
     split_version: str
+    #: the predicted class's probability per validation row (for the gallery)
+    validation_confidence: tuple[float, ...] = ()
 
 
 def read_sealed_test(
@@ -49,11 +51,11 @@ def read_sealed_test(
     return rows, inputs
 
 
-def _report(model, rows: pl.DataFrame, inputs) -> tuple[EvaluationReport, list]:
+def _report(model, rows: pl.DataFrame, inputs) -> tuple[EvaluationReport, list, list]:
     proba = model.predict_proba(inputs)
     predicted = [model.classes[i] for i in proba.argmax(axis=1)]
     report = evaluate(rows["label"].to_list(), predicted, proba=proba, labels=model.classes)
-    return report, predicted
+    return report, predicted, proba.max(axis=1).tolist()
 
 
 def _confusion_rows(report: EvaluationReport) -> list[tuple[str, str, int]]:
@@ -79,7 +81,7 @@ def evaluate_candidate(
     model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
     split_version = splits.split_version
     val_rows = split_rows(splits.rows, "validation")
-    validation, val_pred = _report(
+    validation, val_pred, val_confidence = _report(
         model, val_rows, model_inputs(val_rows, config=config, columns=splits.columns)
     )
     test_rows, test_inputs = read_sealed_test(
@@ -90,7 +92,7 @@ def evaluate_candidate(
         asset=asset,
         run_id=run_id,
     )
-    test, _ = _report(model, test_rows, test_inputs)
+    test, _, _ = _report(model, test_rows, test_inputs)
     for name, report in (("validation", validation), ("test", test)):
         store.record_evaluation(
             model_hash=ref.model_hash,
@@ -108,5 +110,6 @@ def evaluate_candidate(
             validation, test, tolerance=config.promotion.setting("max_val_test_gap")
         ),
         validation_predictions=tuple(val_pred),
+        validation_confidence=tuple(val_confidence),
         split_version=split_version,
     )

@@ -22,6 +22,9 @@ def metric_history_png(history: pl.DataFrame, *, metric: str, split: str) -> byt
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
     for (name,), part in history.group_by(["name"], maintain_order=True):
         ax.plot(part["version"].to_list(), part["value"].to_list(), marker="o", label=name)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("model version (in order of training)")
     ax.set_ylabel(f"{split} {metric}")
     ax.grid(alpha=0.3)

@@ -94,6 +94,7 @@ def write_status_report(
     action: str,
     test_reads: int,
     history,
+    gallery: str = "",
 ) -> StatusReport:
     best = challenger.evaluation
     decision = challenger.decision
@@ -199,7 +200,9 @@ def write_status_report(
 <html lang="en"><head><meta charset="utf-8"><title>mllife status report</title>
 <style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
 table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.3rem .6rem}}
-.fail{{color:#b00}}</style></head><body>
+.fail{{color:#b00}}.tiles{{display:flex;flex-wrap:wrap;gap:.5rem}}
+.tile{{margin:0;padding:.3rem;border:1px solid #ddd;font-size:.75rem;max-width:12rem}}
+.thumb{{image-rendering:pixelated;display:block;margin:auto}}</style></head><body>
 <h1>mllife status report</h1><p>{when} · run {html.escape(str(run_id))}</p>
 <section id="client"><h2>Status for the client</h2><ul>
 <li>The model sorts images into {len(best.validation.labels)} classes.</li>
@@ -218,7 +221,9 @@ The sealed test set has been read {test_reads} times.</p>
 {classes_html}
 <h3>Class bias</h3><ul>{"".join(f"<li>{html.escape(s)}</li>" for s in bias) or "<li>none</li>"}</ul>
 <h3>Validation accuracy across model versions</h3>{_img(history_png, "metric history")}
-</section></body></html>
+</section>
+{gallery}
+</body></html>
 """
     reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / f"status-{run_id or 'adhoc'}.html"

@@ -18,6 +18,7 @@ from mllife._errors import VersioningError
 from mllife._locks import file_lock
 
 __all__ = [
+    "current_data_version",
     "DirectoryVersion",
     "data_version",
     "directory_version",
@@ -118,3 +119,12 @@ def dvc_add(root: Path, target: str, *, lock_dir: Path) -> DirectoryVersion:
     """``dvc add TARGET`` in ``root`` (caches the data, updates ``TARGET.dvc``)."""
     _dvc(root, "add", "--quiet", target, lock_dir=lock_dir)
     return pinned_version(Path(root) / f"{target}.dvc")
+
+
+def current_data_version(config) -> str | None:
+    """The data version a run would record now (None when the data is missing)."""
+    if not config.data_path.exists():
+        return None
+    if config.data.kind == "table":
+        return file_version(config.data_path)
+    return data_version(config.data_path, root=config.root).md5

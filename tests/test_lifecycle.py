@@ -181,3 +181,135 @@ def test_table_example_runs_and_a_broken_table_stops_at_the_contract(tmp_path):
     assert not outcome.ok
     assert "check raw_data.raw_data_contract FAILED" in lines and "mean_radius" in lines
     assert store.champion() == before
+
+
+def test_report_renders_in_a_real_browser(first_run, tmp_path):
+    from tests.browser import Browser
+
+    _, outcome = first_run
+    report = next(line for line in outcome.lines if line.startswith("report: "))
+    path = report.removeprefix("report: ")
+    with Browser() as browser:
+        browser.goto("file://" + path)
+        sections = browser.evaluate(
+            "['client', 'technical', 'gallery'].map(id => !!document.getElementById(id))"
+        )
+        assert sections == [True, True, True]
+        images = browser.evaluate("document.images.length")
+        broken = browser.evaluate(
+            "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
+            ".map(i => i.alt)"
+        )
+        assert images >= 3 and broken == []  # confusion matrix, history, thumbnails
+        text = browser.evaluate("document.body.innerText")
+        assert "Status for the client" in text and "predicted as" in text
+        shot = browser.screenshot(tmp_path / "report.png")
+        assert browser.console_errors == []
+    assert shot.stat().st_size > 10_000
+
+
+def test_dagster_ui_shows_the_graph_and_check_results(first_run, tmp_path):
+    """The real webserver on the run's instance, looked at in headless Chromium."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from tests.browser import Browser
+
+    config_path, _ = first_run
+    config = load_config(config_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster-webserver")),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            "assets.definitions",
+        ],
+        env={
+            **os.environ,
+            "DAGSTER_HOME": str(config.dagster_home),
+            "MLLIFE_CONFIG": str(config.path),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(base + "/server_info", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "dagster-webserver did not start"
+                assert server.poll() is None, "dagster-webserver exited"
+                time.sleep(1)
+        dismiss = (
+            "(() => { const b = Array.from(document.querySelectorAll('button'))"
+            ".find(x => x.innerText.trim() === 'Skip'); if (b) b.click(); })()"
+        )
+        location = f"{base}/locations/assets.definitions/asset-groups"
+        with Browser(width=1400, height=900) as browser:
+            browser.goto(f"{location}/data")
+            browser.wait_for(
+                "['raw_data', 'clean_data', 'splits'].every("
+                "n => document.body.innerText.includes(n))"
+            )
+            browser.evaluate(dismiss)
+            browser.screenshot(tmp_path / "asset_graph_data.png")
+            browser.goto(f"{location}/deployment")
+            browser.wait_for(
+                "['challenger', 'champion'].every(n => document.body.innerText.includes(n))"
+            )
+            browser.goto(f"{base}/assets/challenger?view=checks")
+            browser.wait_for(
+                "document.body.innerText.includes('threshold_accuracy')"
+                " && document.body.innerText.includes('Passed')"
+            )
+            text = browser.evaluate("document.body.innerText")
+            for gate in ("val_test_agreement", "beats_champion", "simpler_not_better", "latency"):
+                assert gate in text
+            shot = browser.screenshot(tmp_path / "challenger_checks.png")
+        assert shot.stat().st_size > 10_000
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_new_data_sensor_requests_one_run_per_data_version(first_run, tmp_path, digits_folder):
+    import shutil
+
+    import dagster as dg
+
+    from assets.definitions import build_definitions
+    from assets.resources import MllifeProject
+
+    config_path = make_project(tmp_path / "p", digits_folder)
+    defs = build_definitions(config_path)
+    sensor = defs.resolve_sensor_def("new_data_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    project = MllifeProject(config_path=str(config_path))
+
+    def tick(cursor):
+        with dg.build_sensor_context(cursor=cursor, resources={"project": project}) as ctx:
+            result = sensor.evaluate_tick(ctx)
+            return result, ctx.cursor
+
+    first, cursor = tick(None)
+    assert len(first.run_requests) == 1
+    key = first.run_requests[0].run_key
+    again, cursor_again = tick(cursor)
+    assert again.run_requests == [] and cursor_again == key  # same data: no second run
+    shutil.copy(digits_folder / "3" / "0003.png", tmp_path / "p/data/digits/8/new.png")
+    changed, _ = tick(cursor)
+    assert len(changed.run_requests) == 1 and changed.run_requests[0].run_key != key
