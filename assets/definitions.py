@@ -12,6 +12,7 @@ import dagster as dg
 
 from assets import data, deployment
 from assets.evaluation import build_evaluation_asset
+from assets.problems import build_problem_scores_asset
 from assets.reports import build_status_report_asset
 from assets.resources import MllifeProject
 from assets.sensors import build_new_data_sensor
@@ -31,6 +32,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         data.splits,
         *[build_candidate_asset(spec) for spec in config.candidates],
         *[build_evaluation_asset(spec) for spec in config.candidates],
+        build_problem_scores_asset(names),
         deployment.build_challenger_asset(names),
         deployment.champion,
         build_status_report_asset(names),

@@ -8,6 +8,7 @@ from mllife.config import PromotionConfig
 from mllife.deployment import Challenger, PromotionResult, choose_challenger, promote
 from mllife.evaluation import CandidateEvaluation
 from mllife.policy import gate_names
+from mllife.problems import ProblemScores
 from mllife.split import SplitSet
 
 
@@ -17,7 +18,7 @@ def build_challenger_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         group_name="deployment",
         kinds={"duckdb"},
-        ins={**ins, "splits": dg.AssetIn()},
+        ins={**ins, "splits": dg.AssetIn(), "problem_scores": dg.AssetIn()},
         description="The best candidate by the policy's selection metric on *validation*"
         " (never test), compared with the deployed champion on the same rows, and the"
         " promotion decision with every gate.",
@@ -26,10 +27,15 @@ def build_challenger_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         project: MllifeProject,
         splits: SplitSet,
+        problem_scores: ProblemScores,
         **evaluations: CandidateEvaluation,
     ) -> dg.Output[Challenger]:
         chosen = choose_challenger(
-            list(evaluations.values()), splits, config=project.config, store=project.store
+            list(evaluations.values()),
+            splits,
+            config=project.config,
+            store=project.store,
+            problems=problem_scores,
         )
         import polars as pl
 
@@ -65,6 +71,8 @@ _GATE_DESCRIPTIONS = {
     " does as well should win.",
     "human_level": "Validation accuracy as a share of human-level accuracy from the"
     " annotations (gate when min_share_of_human is set).",
+    "known_problems": "Each known problem's min_score, and no regression against the"
+    " champion beyond max_problem_regression (when set).",
     "artifact_size": "Artifact size within max_artifact_mb (when set).",
     "latency": "p95 single-prediction latency over 200 timed predictions within"
     " max_p95_latency_ms (when set).",

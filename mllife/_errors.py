@@ -10,7 +10,8 @@ Every error says what was wrong, where (file, key, row) and what to do about it.
     ├── StoreError           the DuckDB metrics store cannot be used
     │   └── StoreLockedError another process holds the store's write lock
     ├── VersioningError      DVC failed or its lock could not be taken
-    └── PromotionError       a promotion or rollback was refused
+    ├── PromotionError       a promotion or rollback was refused
+    └── ProblemError         a known problem or pattern cannot be added or removed
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "MllifeError",
+    "ProblemError",
     "PromotionError",
     "StoreError",
     "StoreLockedError",
@@ -62,3 +64,7 @@ class VersioningError(MllifeError, RuntimeError):
 
 class PromotionError(MllifeError, RuntimeError):
     """A promotion or rollback was refused; the champion is unchanged."""
+
+
+class ProblemError(MllifeError, ValueError):
+    """A known problem or pattern cannot be added, found or removed."""

@@ -266,6 +266,9 @@ class PromotionConfig(_Section):
     #: With data.annotations: validation accuracy must reach this share of human-level
     #: accuracy (0.95 = "95% as good as a person").
     min_share_of_human: float | None = Field(default=None, gt=0, le=2)
+    #: Known problems: a challenger may not score more than this below the champion on
+    #: any problem (each problem's own min_score is always enforced).
+    max_problem_regression: float | None = Field(default=None, ge=0, le=1)
     max_artifact_mb: float | None = Field(default=None, gt=0)
     max_p95_latency_ms: float | None = Field(default=None, gt=0)
 
@@ -313,6 +316,11 @@ BASELINES = {
 }
 
 
+class ProblemsConfig(_Section):
+    #: folder of known problems kept in the repository: <folder>/<name>/problem.toml
+    folder: str = "problems"
+
+
 class StoreConfig(_Section):
     path: str = ".mllife/store.duckdb"
 
@@ -325,6 +333,7 @@ class _File(_Section):
     candidates: tuple[CandidateConfig, ...] = Field(min_length=1)
     promotion: PromotionConfig = PromotionConfig()
     training: TrainingConfig = TrainingConfig()
+    problems: ProblemsConfig = ProblemsConfig()
     store: StoreConfig = StoreConfig()
 
     @model_validator(mode="after")
@@ -396,6 +405,10 @@ class ProjectConfig:
     @property
     def schema_path(self) -> Path:
         return (self.root / self._file.data.schema_file).resolve()
+
+    @property
+    def problems_dir(self) -> Path:
+        return (self.root / self._file.problems.folder).resolve()
 
     @property
     def store_path(self) -> Path:

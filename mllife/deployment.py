@@ -85,6 +85,7 @@ def choose_challenger(
     *,
     config: ProjectConfig,
     store: Store,
+    problems=None,
 ) -> Challenger:
     """Pick the challenger and decide, against the champion on the same validation rows."""
     metric = config.promotion.selection_metric
@@ -120,6 +121,9 @@ def choose_challenger(
         artifact_bytes=best.ref.size_bytes,
         latency_p95_ms=p95_latency_ms(model, inputs),
         human_accuracy=human_level(config),
+        problem_scores=problems.of(best.ref.model_hash) if problems else None,
+        champion_problem_scores=(problems.of(current.model_hash) if problems and current else None),
+        problem_minimums=problems.minimums if problems else None,
     )
     return Challenger(best, decision, comparison, ranking)
 

@@ -32,6 +32,7 @@ FIXED_GATES = (
     "significance",
     "simpler_not_better",
     "human_level",
+    "known_problems",
     "artifact_size",
     "latency",
 )
@@ -131,6 +132,30 @@ def _threshold_gate(report: EvaluationReport, metric: str, bar: float) -> Gate:
     )
 
 
+def _problems_gate(policy, scores, champion_scores, minimums) -> Gate:
+    if not scores:
+        return Gate("known_problems", True, None, None, "no known problems scored", False)
+    failures, notes = [], []
+    for problem, score in sorted(scores.items()):
+        bar = minimums.get(problem)
+        if bar is not None and score < bar:
+            failures.append(f"{problem} {score:.2f} < its minimum {bar:.2f}")
+        if champion_scores and policy.max_problem_regression is not None:
+            before = champion_scores.get(problem)
+            if before is not None and score < before - policy.max_problem_regression:
+                failures.append(
+                    f"{problem} regressed {before:.2f} -> {score:.2f}"
+                    f" (more than {policy.max_problem_regression:.2f})"
+                )
+        notes.append(f"{problem} {score:.2f}")
+    worst = min(scores.values())
+    applies = bool(minimums) or (
+        bool(champion_scores) and policy.max_problem_regression is not None
+    )
+    reason = "; ".join(failures) if failures else "known problems: " + ", ".join(notes)
+    return Gate("known_problems", not failures, worst, None, reason, applies)
+
+
 def decide(
     *,
     policy: PromotionConfig,
@@ -144,6 +169,9 @@ def decide(
     artifact_bytes: int | None = None,
     latency_p95_ms: float | None = None,
     human_accuracy: float | None = None,
+    problem_scores: dict[str, float] | None = None,
+    champion_problem_scores: dict[str, float] | None = None,
+    problem_minimums: dict[str, float] | None = None,
 ) -> Decision:
     """Apply every gate of ``policy`` to a challenger.
 
@@ -305,6 +333,12 @@ def decide(
                 f" {policy.min_share_of_human:.0%})",
             )
         )
+
+    gates.append(
+        _problems_gate(
+            policy, problem_scores or {}, champion_problem_scores, problem_minimums or {}
+        )
+    )
 
     size_mb = None if artifact_bytes is None else artifact_bytes / 2**20
     if policy.max_artifact_mb is None:

@@ -77,6 +77,20 @@ MIGRATIONS: tuple[str, ...] = (
         namespace VARCHAR, key VARCHAR, label VARCHAR, split VARCHAR,
         assigned_at TIMESTAMP);
     """,
+    # 4: the known-problems registry: problems, their patterns, and every model version's
+    # result on every pattern (cached by model hash x pattern hash)
+    """
+    CREATE TABLE problems (
+        name VARCHAR PRIMARY KEY, description VARCHAR, min_score DOUBLE,
+        created_at TIMESTAMP);
+    CREATE TABLE patterns (
+        problem VARCHAR, pattern_hash VARCHAR, input_path VARCHAR, input_kind VARCHAR,
+        expected VARCHAR, kind VARCHAR, source VARCHAR, origin VARCHAR,
+        created_at TIMESTAMP, PRIMARY KEY (problem, pattern_hash));
+    CREATE TABLE pattern_results (
+        model_hash VARCHAR, pattern_hash VARCHAR, predicted VARCHAR, correct BOOLEAN,
+        scored_at TIMESTAMP, PRIMARY KEY (model_hash, pattern_hash));
+    """,
 )
 
 
@@ -423,6 +437,10 @@ class Store:
             return _current_champion(conn)
 
     # -- queries -----------------------------------------------------------------------
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
+        """A read-only query as a polars frame (parameters bound, never formatted in)."""
+        return self._frame(sql, params)
 
     def _frame(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
         with self.reading() as conn:

@@ -46,6 +46,7 @@ def make_project(root: Path, digits: Path, *, epochs: int = 4, extra: str = "") 
     root.mkdir(parents=True, exist_ok=True)
     (root / "mllife.toml").write_text(SMALL_CONFIG.format(epochs=epochs, extra=extra))
     shutil.copytree(digits, root / "data" / "digits")
+    shutil.copytree(REPO / "problems", root / "problems")  # the shipped known problems
     return root / "mllife.toml"
 
 

@@ -313,3 +313,19 @@ def test_new_data_sensor_requests_one_run_per_data_version(first_run, tmp_path, 
     shutil.copy(digits_folder / "3" / "0003.png", tmp_path / "p/data/digits/8/new.png")
     changed, _ = tick(cursor)
     assert len(changed.run_requests) == 1 and changed.run_requests[0].run_key != key
+
+
+def test_known_problems_are_scored_for_every_version_with_history(first_run):
+    from mllife.problems import ProblemRegistry
+
+    config_path, outcome = first_run
+    config = load_config(config_path)
+    registry = ProblemRegistry(config, Store(config.store_path))
+    history = registry.history()
+    assert set(history["problem"]) == {"inverted_colours", "one_vs_seven", "rotated_strokes"}
+    # every model version of the store has a score on every problem
+    assert history.group_by("problem").len()["len"].min() >= 3
+    before = Store(config.store_path).query("SELECT count(*) AS n FROM pattern_results")["n"][0]
+    assert run_lifecycle(config_path, log_level="WARNING").ok
+    after = Store(config.store_path).query("SELECT count(*) AS n FROM pattern_results")["n"][0]
+    assert after == before  # the same models again: nothing new to score

@@ -1,0 +1,58 @@
+"""Known problems: every model version scored on every pattern, with history."""
+
+import dagster as dg
+import polars as pl
+
+from assets._metadata import frame_md, png
+from assets.resources import MllifeProject
+from mllife.plots import problem_history_png
+from mllife.problems import ProblemScores, score_all
+from mllife.split import SplitSet
+from mllife.training import TrainedCandidate, class_names
+
+
+def build_problem_scores_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
+    ins = {f"candidate_{n}": dg.AssetIn() for n in candidate_names}
+
+    @dg.asset(
+        group_name="evaluation",
+        kinds={"duckdb"},
+        ins={**ins, "splits": dg.AssetIn()},
+        description="Every known problem (problems/<name>/problem.toml and those added with"
+        " `mllife problems`) scored on the new candidates and every earlier model version"
+        " that still loads. Results are cached per (model, pattern): only new pairs cost.",
+    )
+    def problem_scores(
+        context: dg.AssetExecutionContext,
+        project: MllifeProject,
+        splits: SplitSet,
+        **candidates: TrainedCandidate,
+    ) -> dg.Output[ProblemScores]:
+        config = project.config
+        result = score_all(
+            config,
+            project.store,
+            new_models=[c.ref for c in candidates.values()],
+            classes=class_names(config, splits),
+        )
+        for model_hash, why in result.skipped:
+            context.log.warning(f"model {model_hash[:12]} not scored: {why}")
+        rows = [
+            {
+                "candidate": c.ref.name,
+                **{k: round(v, 3) for k, v in result.of(c.ref.model_hash).items()},
+            }
+            for c in candidates.values()
+        ]
+        metadata = {
+            "new_pairs_scored": result.new_pairs,
+            "patterns_added_from_files": result.patterns_added,
+            "models_skipped": len(result.skipped),
+            "scores": frame_md(pl.DataFrame(rows)) if rows else "no candidates",
+        }
+        chart = problem_history_png(result.history)
+        if chart:
+            metadata["history"] = png(chart, "error rate per known problem by model version")
+        return dg.Output(result, metadata=metadata)
+
+    return problem_scores
