@@ -7,6 +7,8 @@ from mllife.data import CleanData
 from mllife.deployment import Challenger, PromotionResult
 from mllife.gallery import gallery_html
 from mllife.inputs import split_rows
+from mllife.problem_section import problem_section
+from mllife.problems import ProblemRegistry, ProblemScores
 from mllife.reports import StatusReport, write_status_report
 from mllife.split import SplitSet
 
@@ -23,6 +25,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
             "challenger": dg.AssetIn(),
             "splits": dg.AssetIn(),
             "clean_data": dg.AssetIn(),
+            "problem_scores": dg.AssetIn(),
         },
         description="One self-contained HTML report per run: a plain-language status for"
         " the client and the technical report (leaderboard, gates, confusion, class bias,"
@@ -35,6 +38,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
         challenger: Challenger,
         splits: SplitSet,
         clean_data: CleanData,
+        problem_scores: ProblemScores,
         **evaluations,
     ) -> dg.Output[StatusReport]:
         store = project.store
@@ -65,6 +69,12 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
             test_reads=store.test_read_count(split_version=splits.split_version),
             history=store.metric_history(split="validation", metric="accuracy"),
             gallery=gallery,
+            problems=problem_section(
+                ProblemRegistry(config, store),
+                problem_scores,
+                challenger_hash=best.ref.model_hash,
+                champion_hash=challenger.decision.champion_hash,
+            ),
         )
         return dg.Output(
             report,

@@ -95,6 +95,7 @@ def write_status_report(
     test_reads: int,
     history,
     gallery: str = "",
+    problems=None,
 ) -> StatusReport:
     best = challenger.evaluation
     decision = challenger.decision
@@ -162,6 +163,8 @@ def write_status_report(
         "not promoted": "The new model was NOT deployed: " + decision.summary(),
     }[action]
     steps = _next_steps(best)
+    problem_lines = problems.client_lines if problems else []
+    steps += problems.next_steps if problems else []
     human = decision.measurements.get("human_accuracy")
     human_line = (
         ""
@@ -179,6 +182,7 @@ def write_status_report(
             f" ({test_acc:.1%}).",
             f"- {changed}",
             *([f"- {human_line}"] if human_line else []),
+            *[f"- {line}" for line in problem_lines],
             f"- {outcome}",
             "- Next steps: " + " ".join(steps),
         ]
@@ -193,6 +197,8 @@ def write_status_report(
             board_md,
             f"**Promotion decision**: {decision.summary()}",
             gates_md,
+            *(["**Known problems**", problems.markdown] if problems and problems.markdown else []),
+            *(["**Known problems**", problems.markdown] if problems and problems.markdown else []),
         ]
     )
     history_png = metric_history_png(history, metric="accuracy", split="validation")
@@ -208,7 +214,9 @@ table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padd
 <li>The model sorts images into {len(best.validation.labels)} classes.</li>
 <li>On new images it had never seen, it is right <b>{in_words(test_acc)}</b> times
 ({test_acc:.1%}).</li><li>{html.escape(changed)}</li>
-{f"<li>{html.escape(human_line)}</li>" if human_line else ""}<li>{html.escape(outcome)}</li></ul>
+{f"<li>{html.escape(human_line)}</li>" if human_line else ""}
+{"".join(f"<li>{html.escape(line)}</li>" for line in problem_lines)}
+<li>{html.escape(outcome)}</li></ul>
 <h3>Next steps</h3><ul>{"".join(f"<li>{html.escape(s)}</li>" for s in steps)}</ul></section>
 <section id="technical"><h2>Technical report</h2>
 <p>Data version <code>{html.escape(data["data_version"])}</code>: {data["n_files"]} files,
@@ -222,6 +230,7 @@ The sealed test set has been read {test_reads} times.</p>
 <h3>Class bias</h3><ul>{"".join(f"<li>{html.escape(s)}</li>" for s in bias) or "<li>none</li>"}</ul>
 <h3>Validation accuracy across model versions</h3>{_img(history_png, "metric history")}
 </section>
+{problems.html if problems else ""}
 {gallery}
 </body></html>
 """
