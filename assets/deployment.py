@@ -8,7 +8,7 @@ from mllife.config import PromotionConfig
 from mllife.deployment import Challenger, PromotionResult, choose_challenger, promote
 from mllife.evaluation import CandidateEvaluation
 from mllife.policy import gate_names
-from mllife.problems import ProblemScores
+from mllife.problem_scoring import ProblemScores
 from mllife.split import SplitSet
 
 

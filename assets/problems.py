@@ -6,7 +6,7 @@ import polars as pl
 from assets._metadata import frame_md, png
 from assets.resources import MllifeProject
 from mllife.plots import problem_history_png
-from mllife.problems import ProblemScores, score_all
+from mllife.problem_scoring import ProblemScores, score_all
 from mllife.split import SplitSet
 from mllife.training import TrainedCandidate, class_names
 

@@ -7,8 +7,9 @@ from mllife.data import CleanData
 from mllife.deployment import Challenger, PromotionResult
 from mllife.gallery import gallery_html
 from mllife.inputs import split_rows
+from mllife.problem_scoring import ProblemScores
 from mllife.problem_section import problem_section
-from mllife.problems import ProblemRegistry, ProblemScores
+from mllife.problems import ProblemRegistry
 from mllife.reports import StatusReport, write_status_report
 from mllife.split import SplitSet
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from mllife.plots import problem_history_png
-from mllife.problems import ProblemRegistry, ProblemScores
+from mllife.problem_scoring import ProblemScores
+from mllife.problems import ProblemRegistry
 
 __all__ = ["ProblemSection", "problem_section"]
 

@@ -24,74 +24,11 @@ import polars as pl
 
 from mllife._errors import StoreError, StoreLockedError
 from mllife._faults import crash_point
+from mllife._schema import MIGRATIONS
 
 __all__ = ["Deployment", "Store"]
 
 LOCK_TIMEOUT_S = 60.0
-
-# Numbered migrations: append, never edit a released one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE datasets (
-        data_version VARCHAR PRIMARY KEY, source VARCHAR, n_files BIGINT, n_rows BIGINT,
-        n_dropped BIGINT, n_classes INTEGER, created_at TIMESTAMP);
-    CREATE TABLE splits (
-        split_version VARCHAR PRIMARY KEY, data_version VARCHAR, seed BIGINT,
-        n_train BIGINT, n_validation BIGINT, n_test BIGINT, created_at TIMESTAMP);
-    CREATE TABLE models (
-        model_hash VARCHAR PRIMARY KEY, name VARCHAR, kind VARCHAR, spec VARCHAR,
-        data_version VARCHAR, split_version VARCHAR, artifact_path VARCHAR,
-        size_bytes BIGINT, fit_seconds DOUBLE, run_id VARCHAR, created_at TIMESTAMP);
-    CREATE TABLE evaluations (
-        model_hash VARCHAR, split VARCHAR, split_version VARCHAR, metric VARCHAR,
-        value DOUBLE, run_id VARCHAR, created_at TIMESTAMP,
-        PRIMARY KEY (model_hash, split, split_version, metric));
-    CREATE TABLE confusion (
-        model_hash VARCHAR, split VARCHAR, split_version VARCHAR, true_label VARCHAR,
-        pred_label VARCHAR, count BIGINT,
-        PRIMARY KEY (model_hash, split, split_version, true_label, pred_label));
-    CREATE SEQUENCE test_reads_id;
-    CREATE TABLE test_reads (
-        id BIGINT DEFAULT nextval('test_reads_id') PRIMARY KEY, split_version VARCHAR,
-        model_hash VARCHAR, asset VARCHAR, run_id VARCHAR, n_rows BIGINT,
-        created_at TIMESTAMP);
-    CREATE SEQUENCE deployments_id;
-    CREATE TABLE deployments (
-        id BIGINT DEFAULT nextval('deployments_id') PRIMARY KEY, action VARCHAR,
-        model_hash VARCHAR, previous_hash VARCHAR, name VARCHAR, data_version VARCHAR,
-        reason VARCHAR, decision VARCHAR, run_id VARCHAR, created_at TIMESTAMP);
-    """,
-    # 2: hyperparameter search trials
-    """
-    CREATE TABLE trials (
-        run_id VARCHAR, candidate VARCHAR, trial INTEGER, params VARCHAR, metric VARCHAR,
-        score DOUBLE, validation_score DOUBLE, status VARCHAR, error VARCHAR,
-        seconds DOUBLE, chosen BOOLEAN, model_hash VARCHAR, data_version VARCHAR,
-        split_version VARCHAR, created_at TIMESTAMP);
-    """,
-    # 3: remembered split assignments, so rows keep their split as data grows. No
-    # primary key: maintaining that index on millions of rows cost 10x the insert;
-    # writers add only unknown keys (anti-join) inside their single-writer transaction.
-    """
-    CREATE TABLE split_assignments (
-        namespace VARCHAR, key VARCHAR, label VARCHAR, split VARCHAR,
-        assigned_at TIMESTAMP);
-    """,
-    # 4: the known-problems registry: problems, their patterns, and every model version's
-    # result on every pattern (cached by model hash x pattern hash)
-    """
-    CREATE TABLE problems (
-        name VARCHAR PRIMARY KEY, description VARCHAR, min_score DOUBLE,
-        created_at TIMESTAMP);
-    CREATE TABLE patterns (
-        problem VARCHAR, pattern_hash VARCHAR, input_path VARCHAR, input_kind VARCHAR,
-        expected VARCHAR, kind VARCHAR, source VARCHAR, origin VARCHAR,
-        created_at TIMESTAMP, PRIMARY KEY (problem, pattern_hash));
-    CREATE TABLE pattern_results (
-        model_hash VARCHAR, pattern_hash VARCHAR, predicted VARCHAR, correct BOOLEAN,
-        scored_at TIMESTAMP, PRIMARY KEY (model_hash, pattern_hash));
-    """,
-)
 
 
 def _now() -> datetime:
