@@ -12,6 +12,7 @@ import dagster as dg
 
 from assets import data, deployment
 from assets.evaluation import build_evaluation_asset
+from assets.monitoring import drift_report
 from assets.problems import build_problem_scores_asset
 from assets.reports import build_status_report_asset
 from assets.resources import MllifeProject
@@ -36,6 +37,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         deployment.build_challenger_asset(names),
         deployment.champion,
         build_status_report_asset(names),
+        drift_report,
     ]
     checks = [
         data.raw_data_contract,
@@ -60,11 +62,25 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
             for a in assets
         ]
     assets = dg.with_source_code_references(assets)
+    monitor = dg.define_asset_job(
+        "monitor",
+        selection=dg.AssetSelection.assets("raw_data", "clean_data", "splits", "drift_report"),
+        description="Refresh the data stage and measure drift of new data against the"
+        " champion's training data, without retraining.",
+    )
+    daily = dg.ScheduleDefinition(
+        name="daily_monitoring",
+        job=monitor,
+        cron_schedule="0 6 * * *",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Checks drift every morning (off by default; turn it on in the UI).",
+    )
     return dg.Definitions(
         sensors=[build_new_data_sensor(lifecycle)],
+        schedules=[daily],
         assets=assets,
         asset_checks=checks,
-        jobs=[lifecycle, retrain],
+        jobs=[lifecycle, retrain, monitor],
         resources={"project": MllifeProject(config_path=str(config.path))},
     )
 

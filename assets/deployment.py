@@ -112,6 +112,7 @@ def build_policy_checks(policy: PromotionConfig) -> dg.AssetChecksDefinition:
 
 
 @dg.asset(
+    deps=["drift_report"],  # drift is measured against the champion before this promotion
     group_name="deployment",
     kinds={"duckdb"},
     description="The deployed model. Promotion re-loads the challenger's artifact by hash,"

@@ -144,7 +144,7 @@ def summarize(result, config: ProjectConfig, refused: bool) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m assets.run")
     parser.add_argument("--config", default=None)
-    parser.add_argument("--job", default="lifecycle", choices=["lifecycle", "retrain"])
+    parser.add_argument("--job", default="lifecycle", choices=["lifecycle", "retrain", "monitor"])
     args = parser.parse_args(argv)
     startup = time.time() - psutil.Process().create_time()  # interpreter + imports
     try:

@@ -235,7 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=None, help="path to mllife.toml (default: nearest)")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="materialize the whole lifecycle and print a summary")
-    run.add_argument("--job", default="lifecycle", choices=["lifecycle", "retrain"])
+    run.add_argument(
+        "--job",
+        default="lifecycle",
+        choices=["lifecycle", "retrain", "monitor"],
+        help="monitor: refresh the data and measure drift, no retraining",
+    )
     run.set_defaults(func=cmd_run)
     ui = sub.add_parser("ui", help="open the Dagster UI on this project's instance")
     ui.add_argument("--host", default="127.0.0.1")

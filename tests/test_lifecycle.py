@@ -329,3 +329,26 @@ def test_known_problems_are_scored_for_every_version_with_history(first_run):
     assert run_lifecycle(config_path, log_level="WARNING").ok
     after = Store(config.store_path).query("SELECT count(*) AS n FROM pattern_results")["n"][0]
     assert after == before  # the same models again: nothing new to score
+
+
+def test_monitor_job_flags_drift_in_data_that_arrived_after_the_champion(tmp_path, digits_folder):
+    import numpy as np
+    from PIL import Image
+
+    from mllife.default_data import encode_gray_png
+
+    config_path = make_project(tmp_path / "p", digits_folder)
+    outcome = run_lifecycle(config_path, log_level="WARNING")
+    assert outcome.success
+    quiet = run_lifecycle(config_path, job_name="monitor", log_level="WARNING")
+    assert quiet.success  # no new data: nothing to compare, the check passes
+    # a batch of colour-inverted digits lands (the "photo filter" arrives in production)
+    folder = load_config(config_path).data_path
+    for i, file in enumerate(sorted(folder.glob("3/*.png"))[:60]):
+        with Image.open(file) as image:
+            pixels = 255 - np.asarray(image.convert("L"))
+        (folder / "3" / f"inverted_{i:03d}.png").write_bytes(encode_gray_png(pixels))
+    outcome = run_lifecycle(config_path, job_name="monitor", log_level="WARNING")
+    text = "\n".join(outcome.lines)
+    assert "check drift_report.drift_thresholds" in text and "brightness" in text
+    assert Store(load_config(config_path).store_path).deployments().height == 1  # no retrain

@@ -1,0 +1,219 @@
+"""Data and prediction drift: is the current data still like the training data?
+
+Per column: numeric columns get the two-sample Kolmogorov-Smirnov test, the Wasserstein
+distance in units of the reference standard deviation, and the population stability
+index (PSI) over reference deciles; categorical columns get the chi-squared test, the
+Jensen-Shannon distance and PSI over categories.
+
+At large sample sizes every tiny difference is "significant", so p-values alone cry
+wolf. A column drifts only when its Benjamini-Hochberg-adjusted p-value is below
+``alpha`` (controlling false discoveries across columns) *and* its effect size reaches
+``min_effect`` (Wasserstein/std for numbers, Jensen-Shannon distance for categories).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+__all__ = ["ColumnDrift", "DriftReport", "drift", "image_statistics"]
+
+EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    column: str
+    kind: str  # "numeric" or "categorical"
+    test: str
+    statistic: float
+    p_value: float
+    p_adjusted: float
+    effect: float  # Wasserstein/std (numeric) or Jensen-Shannon distance (categorical)
+    psi: float
+    drifted: bool
+    n_reference: int
+    n_current: int
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    columns: tuple[ColumnDrift, ...]
+    alpha: float
+    min_effect: float
+    share_threshold: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+    @property
+    def share_drifted(self) -> float:
+        return len(self.drifted_columns) / len(self.columns) if self.columns else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        return bool(self.columns) and self.share_drifted >= self.share_threshold
+
+    def summary(self) -> str:
+        if not self.columns:
+            return "no columns compared"
+        verdict = "DRIFT" if self.dataset_drift else "no dataset drift"
+        drifted = ", ".join(self.drifted_columns) or "none"
+        return (
+            f"{verdict}: {len(self.drifted_columns)} of {len(self.columns)} columns"
+            f" drifted ({drifted})"
+        )
+
+    def to_frame(self) -> pl.DataFrame:
+        return pl.DataFrame([c.__dict__ for c in self.columns])
+
+
+def _numeric(name: str, ref: np.ndarray, cur: np.ndarray) -> dict[str, Any]:
+    a = pl.Series(ref).sort().to_numpy()
+    b = pl.Series(cur).sort().to_numpy()
+    n, m = len(a), len(b)
+    grid = np.concatenate([a, b])
+    grid.sort(kind="stable")
+    cdf_a = np.searchsorted(a, grid, side="right") / n
+    cdf_b = np.searchsorted(b, grid, side="right") / m
+    diff = cdf_a - cdf_b
+    d = float(np.abs(diff).max())
+    en = n * m / (n + m)
+    p = (
+        float(stats.kstwo.sf(d, np.round(en)))
+        if en < 10_000
+        else float(stats.kstwobign.sf(np.sqrt(en) * d))
+    )
+    # Wasserstein-1: the area between the two CDFs.
+    wasserstein = float(np.sum(np.abs(diff[:-1]) * np.diff(grid)))
+    spread = float(a.std()) or 1.0
+    edges = np.unique(np.quantile(a, np.linspace(0.1, 0.9, 9)))
+    r = np.bincount(np.searchsorted(edges, a, side="right"), minlength=len(edges) + 1) / n
+    c = np.bincount(np.searchsorted(edges, b, side="right"), minlength=len(edges) + 1) / m
+    psi = float(np.sum((c - r) * np.log((c + EPS) / (r + EPS))))
+    return {"test": "ks", "statistic": d, "p_value": p, "effect": wasserstein / spread, "psi": psi}
+
+
+def _categorical(ref: pl.Series, cur: pl.Series) -> dict[str, Any]:
+    r = ref.cast(pl.String).value_counts()
+    c = cur.cast(pl.String).value_counts()
+    name = ref.name
+    joined = r.join(c, on=name, how="full", coalesce=True, suffix="_cur").fill_null(0)
+    observed = np.vstack([joined["count"].to_numpy(), joined["count_cur"].to_numpy()])
+    observed = observed[:, observed.sum(axis=0) > 0].astype(np.float64)
+    if observed.shape[1] < 2:
+        chi2, p = 0.0, 1.0
+    else:
+        chi2, p, _, _ = stats.chi2_contingency(observed, correction=False)
+    pr = observed[0] / observed[0].sum()
+    pc = observed[1] / observed[1].sum()
+    mid = (pr + pc) / 2
+    js = float(np.sqrt(0.5 * (_kl(pr, mid) + _kl(pc, mid))))
+    psi = float(np.sum((pc - pr) * np.log((pc + EPS) / (pr + EPS))))
+    return {"test": "chi2", "statistic": float(chi2), "p_value": float(p), "effect": js, "psi": psi}
+
+
+def _kl(p: np.ndarray, q: np.ndarray) -> float:
+    mask = p > 0
+    return float(np.sum(p[mask] * np.log2(p[mask] / q[mask])))
+
+
+def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    n = len(p)
+    order = np.argsort(p)
+    ranked = p[order] * n / np.arange(1, n + 1)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(n)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def drift(
+    reference: Any,
+    current: Any,
+    *,
+    columns: list[str] | None = None,
+    alpha: float = 0.05,
+    min_effect: float = 0.1,
+    share_threshold: float = 0.3,
+    min_rows: int = 30,
+) -> DriftReport:
+    """Compare ``current`` with ``reference`` column by column.
+
+    Parameters
+    ----------
+    reference, current : polars DataFrame (or anything ``polars.DataFrame`` accepts)
+    columns : the columns to compare (default: those both frames share)
+    alpha : false-discovery rate across columns (Benjamini-Hochberg)
+    min_effect : smallest effect that counts as drift: a Wasserstein distance of 0.1
+        reference standard deviations, or a Jensen-Shannon distance of 0.1
+    share_threshold : the share of drifted columns that makes the dataset drift
+
+    Examples
+    --------
+    >>> import numpy as np, polars as pl
+    >>> rng = np.random.default_rng(0)
+    >>> ref = pl.DataFrame({"x": rng.normal(size=5000)})
+    >>> drift(ref, pl.DataFrame({"x": rng.normal(0.5, 1, size=5000)})).drifted_columns
+    ['x']
+    """
+    reference = reference if isinstance(reference, pl.DataFrame) else pl.DataFrame(reference)
+    current = current if isinstance(current, pl.DataFrame) else pl.DataFrame(current)
+    names = columns or [c for c in reference.columns if c in current.columns]
+    missing = [c for c in names if c not in reference.columns or c not in current.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in both frames")
+    rows, notes = [], []
+    for name in names:
+        ref, cur = reference[name].drop_nulls(), current[name].drop_nulls()
+        if ref.dtype.is_float():
+            ref, cur = ref.drop_nans(), cur.drop_nans()
+        if len(ref) < min_rows or len(cur) < min_rows:
+            notes.append(f"{name}: fewer than {min_rows} non-missing values; not compared")
+            continue
+        numeric = ref.dtype.is_numeric() and cur.dtype.is_numeric() and ref.n_unique() > 10
+        if numeric:
+            result = _numeric(
+                name, ref.cast(pl.Float64).to_numpy(), cur.cast(pl.Float64).to_numpy()
+            )
+        else:
+            result = _categorical(ref.rename(name), cur.rename(name))
+        rows.append((name, "numeric" if numeric else "categorical", result, len(ref), len(cur)))
+    adjusted = _benjamini_hochberg(np.array([r[2]["p_value"] for r in rows])) if rows else []
+    out = tuple(
+        ColumnDrift(
+            column=name,
+            kind=kind,
+            test=r["test"],
+            statistic=r["statistic"],
+            p_value=r["p_value"],
+            p_adjusted=float(p_adj),
+            effect=r["effect"],
+            psi=r["psi"],
+            drifted=bool(p_adj < alpha and r["effect"] >= min_effect),
+            n_reference=nr,
+            n_current=nc,
+        )
+        for (name, kind, r, nr, nc), p_adj in zip(rows, adjusted, strict=True)
+    )
+    return DriftReport(out, alpha, min_effect, share_threshold, tuple(notes))
+
+
+def image_statistics(images: list[bytes]) -> pl.DataFrame:
+    """Per image: brightness, contrast, width, height — what image drift is measured on."""
+    import io
+
+    from PIL import Image
+
+    rows = []
+    for payload in images:
+        with Image.open(io.BytesIO(payload)) as image:
+            pixels = np.asarray(image.convert("L"), dtype=np.float64)
+            rows.append((pixels.mean(), pixels.std(), image.width, image.height))
+    return pl.DataFrame(rows, schema=["brightness", "contrast", "width", "height"], orient="row")

@@ -1,0 +1,74 @@
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+from mllife.drift import drift, image_statistics
+
+
+def frames(n, *, shift=0.0, seed=0, cat_p=(0.2, 0.3, 0.5)):
+    rng = np.random.default_rng(seed)
+    ref = pl.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "y": rng.exponential(size=n),
+            "c": rng.choice(["a", "b", "c"], n, p=[0.2, 0.3, 0.5]),
+        }
+    )
+    cur = pl.DataFrame(
+        {
+            "x": rng.normal(shift, 1, size=n),
+            "y": rng.exponential(size=n),
+            "c": rng.choice(["a", "b", "c"], n, p=list(cat_p)),
+        }
+    )
+    return ref, cur
+
+
+def test_statistics_match_scipy():
+    ref, cur = frames(2000, shift=0.3)
+    report = drift(ref, cur)
+    x = next(c for c in report.columns if c.column == "x")
+    expected = stats.ks_2samp(ref["x"].to_numpy(), cur["x"].to_numpy())
+    assert x.statistic == pytest.approx(expected.statistic)
+    assert x.p_value == pytest.approx(expected.pvalue, rel=1e-3)
+    assert x.effect == pytest.approx(
+        stats.wasserstein_distance(ref["x"], cur["x"]) / ref["x"].std(ddof=0), rel=1e-9
+    )
+    c = next(c for c in report.columns if c.column == "c")
+    counts = np.array(
+        [[(ref["c"] == v).sum() for v in "abc"], [(cur["c"] == v).sum() for v in "abc"]]
+    )
+    assert c.p_value == pytest.approx(stats.chi2_contingency(counts, correction=False)[1])
+
+
+def test_detects_a_fifth_of_a_standard_deviation_at_100k_rows():
+    report = drift(*frames(100_000, shift=0.2))
+    assert report.drifted_columns == ["x"]
+
+
+def test_categorical_shift_is_detected():
+    report = drift(*frames(20_000, cat_p=(0.5, 0.3, 0.2)))
+    assert report.drifted_columns == ["c"]
+
+
+def test_no_false_alarms_on_identical_distributions():
+    alarms = sum(bool(drift(*frames(20_000, seed=s)).drifted_columns) for s in range(20))
+    assert alarms == 0  # large n, tiny differences: significant maybe, never big enough
+
+
+def test_small_samples_are_noted_not_compared():
+    ref, cur = frames(10)
+    report = drift(ref, cur)
+    assert report.columns == () and len(report.notes) == 3
+    with pytest.raises(ValueError, match=r"\['z'\] are not in both frames"):
+        drift(ref, cur, columns=["z"])
+
+
+def test_image_statistics(digits_folder):
+    files = sorted(digits_folder.rglob("*.png"))[:50]
+    stats_frame = image_statistics([f.read_bytes() for f in files])
+    assert stats_frame.columns == ["brightness", "contrast", "width", "height"]
+    assert stats_frame["width"].unique().to_list() == [8]
+    inverted = image_statistics([f.read_bytes() for f in files])
+    assert drift(stats_frame, inverted, min_rows=10).drifted_columns == []
