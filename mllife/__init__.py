@@ -43,10 +43,13 @@ _LAZY = {
     "Gate": "mllife.policy",
     "decide": "mllife.policy",
     "Store": "mllife.store",
+    "DriftReport": "mllife.drift",
+    "drift": "mllife.drift",
 }
 
 if TYPE_CHECKING:
     from mllife.config import ProjectConfig, load_config
+    from mllife.drift import DriftReport, drift
     from mllife.metrics import (
         Agreement,
         Comparison,
@@ -80,6 +83,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Decision",
+    "DriftReport",
     "EvaluationReport",
     "Gate",
     "MllifeError",
@@ -94,6 +98,7 @@ __all__ = [
     "agreement",
     "compare",
     "decide",
+    "drift",
     "evaluate",
     "load_config",
     "mcnemar_test",

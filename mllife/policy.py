@@ -132,6 +132,22 @@ def _threshold_gate(report: EvaluationReport, metric: str, bar: float) -> Gate:
     )
 
 
+def _budget_gate(
+    name: str, what: str, observed: float | None, budget: float | None, unit: str
+) -> Gate:
+    """A resource budget: passes when unset (reporting the measurement) or when met."""
+    measured = "" if observed is None else f" ({what} {observed:.2f} {unit})"
+    if budget is None:
+        return Gate(
+            name, True, observed, None, f"no {name.replace('_', ' ')} budget set" + measured, False
+        )
+    ok = observed is not None and observed <= budget
+    shown = "not measured" if observed is None else f"{observed:.2f} {unit}"
+    return Gate(
+        name, ok, observed, budget, f"{what} {shown} {'<=' if ok else '>'} budget {budget:g} {unit}"
+    )
+
+
 def _problems_gate(policy, scores, champion_scores, minimums) -> Gate:
     if not scores:
         return Gate("known_problems", True, None, None, "no known problems scored", False)
@@ -341,54 +357,16 @@ def decide(
     )
 
     size_mb = None if artifact_bytes is None else artifact_bytes / 2**20
-    if policy.max_artifact_mb is None:
-        gates.append(
-            Gate(
-                "artifact_size",
-                True,
-                size_mb,
-                None,
-                "no size budget set"
-                + (f" (artifact {size_mb:.2f} MB)" if size_mb is not None else ""),
-                False,
-            )
+    gates.append(_budget_gate("artifact_size", "artifact", size_mb, policy.max_artifact_mb, "MB"))
+    gates.append(
+        _budget_gate(
+            "latency",
+            "p95 single-prediction latency",
+            latency_p95_ms,
+            policy.max_p95_latency_ms,
+            "ms",
         )
-    else:
-        ok = size_mb is not None and size_mb <= policy.max_artifact_mb
-        gates.append(
-            Gate(
-                "artifact_size",
-                ok,
-                size_mb,
-                policy.max_artifact_mb,
-                f"artifact {size_mb:.2f} MB {'<=' if ok else '>'} budget"
-                f" {policy.max_artifact_mb:g} MB",
-            )
-        )
-    if policy.max_p95_latency_ms is None:
-        gates.append(
-            Gate(
-                "latency",
-                True,
-                latency_p95_ms,
-                None,
-                "no latency budget set"
-                + (f" (p95 {latency_p95_ms:.2f} ms)" if latency_p95_ms is not None else ""),
-                False,
-            )
-        )
-    else:
-        ok = latency_p95_ms is not None and latency_p95_ms <= policy.max_p95_latency_ms
-        gates.append(
-            Gate(
-                "latency",
-                ok,
-                latency_p95_ms,
-                policy.max_p95_latency_ms,
-                f"p95 single-prediction latency {latency_p95_ms:.2f} ms"
-                f" {'<=' if ok else '>'} budget {policy.max_p95_latency_ms:g} ms",
-            )
-        )
+    )
 
     return Decision(
         passed=all(g.passed for g in gates),

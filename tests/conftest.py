@@ -53,3 +53,47 @@ def make_project(root: Path, digits: Path, *, epochs: int = 4, extra: str = "") 
 @pytest.fixture
 def project(tmp_path, digits_folder) -> Path:
     return make_project(tmp_path / "project", digits_folder)
+
+
+class RecordedModels:
+    """Small logistic regressions on a digits sample, saved and recorded in a store —
+    the model versions that promotion and known-problem tests work with."""
+
+    def __init__(self, config, store, digits: Path, *, stride: int = 7) -> None:
+        import numpy as np
+
+        from mllife.features import ImagePreprocessor
+
+        self.config, self.store = config, store
+        files = sorted(digits.rglob("*.png"))[::stride]
+        self.y = np.array([int(f.parent.name) for f in files])
+        self.pre = ImagePreprocessor(size=8)
+        self.x = self.pre.fit_transform(files)
+
+    def new(self, c: float):
+        from mllife.config import CandidateConfig
+        from mllife.models import build_model
+        from mllife.registry import save_model
+
+        spec = CandidateConfig(
+            name=f"m{self.store.models().height}",
+            kind="sklearn",
+            estimator="sklearn.linear_model.LogisticRegression",
+            params={"C": c, "max_iter": 500},
+        )
+        model = build_model(spec, classes=[str(i) for i in range(10)], preprocessor=self.pre)
+        model.fit(self.x, self.y, self.x, self.y, log=lambda _: None)
+        ref = save_model(model, artifacts_dir=self.config.artifacts_dir)
+        self.store.record_model(
+            model_hash=ref.model_hash,
+            name=spec.name,
+            kind="sklearn",
+            spec={},
+            data_version="d",
+            split_version="s",
+            artifact_path=ref.relative_path,
+            size_bytes=ref.size_bytes,
+            fit_seconds=0.0,
+            run_id=None,
+        )
+        return ref

@@ -1,17 +1,13 @@
 import shutil
 
-import numpy as np
 import pytest
 
 from mllife import ProblemError
-from mllife.config import CandidateConfig, load_config
+from mllife.config import load_config
 from mllife.default_problems import write_digit_problems
-from mllife.features import ImagePreprocessor
-from mllife.models import build_model
 from mllife.problems import ProblemRegistry
-from mllife.registry import save_model
 from mllife.store import Store
-from tests.conftest import REPO
+from tests.conftest import REPO, RecordedModels
 
 CLASSES = [str(i) for i in range(10)]
 CONFIG = (
@@ -26,34 +22,7 @@ def setup(tmp_path, digits_folder):
     config = load_config(tmp_path / "mllife.toml")
     store = Store(config.store_path)
     registry = ProblemRegistry(config, store)
-    files = sorted(digits_folder.rglob("*.png"))[::7]
-    y = np.array([int(f.parent.name) for f in files])
-    pre = ImagePreprocessor(size=8)
-    x = pre.fit_transform(files)
-
-    def new_model(c):
-        spec = CandidateConfig(
-            name=f"m{len(store.models())}",
-            kind="sklearn",
-            estimator="sklearn.linear_model.LogisticRegression",
-            params={"C": c, "max_iter": 300},
-        )
-        model = build_model(spec, classes=CLASSES, preprocessor=pre)
-        model.fit(x, y, x, y, log=lambda _: None)
-        ref = save_model(model, artifacts_dir=config.artifacts_dir)
-        store.record_model(
-            model_hash=ref.model_hash,
-            name=spec.name,
-            kind="sklearn",
-            spec={},
-            data_version="d",
-            split_version="s",
-            artifact_path=ref.relative_path,
-            size_bytes=ref.size_bytes,
-            fit_seconds=0.0,
-            run_id=None,
-        )
-        return ref
+    new_model = RecordedModels(config, store, digits_folder).new
 
     return config, store, registry, digits_folder, new_model
 

@@ -3,16 +3,13 @@
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from mllife import PromotionError
-from mllife.config import CandidateConfig, load_config
+from mllife.config import load_config
 from mllife.deployment import promote_model, rollback
-from mllife.features import ImagePreprocessor
-from mllife.models import build_model
-from mllife.registry import save_model
 from mllife.store import Store
+from tests.conftest import RecordedModels
 
 CONFIG = (
     '[[candidates]]\nname = "lr"\nkind = "sklearn"\n'
@@ -25,34 +22,8 @@ def project(tmp_path, digits_folder):
     (tmp_path / "mllife.toml").write_text(CONFIG)
     config = load_config(tmp_path / "mllife.toml")
     store = Store(config.store_path)
-    files = sorted(digits_folder.rglob("*.png"))[::9]
-    y = np.array([int(f.parent.name) for f in files])
-    pre = ImagePreprocessor(size=8)
-    x = pre.fit_transform(files)
-    hashes = []
-    for i, c in enumerate((0.01, 1.0, 100.0)):
-        spec = CandidateConfig(
-            name=f"lr{i}",
-            kind="sklearn",
-            estimator="sklearn.linear_model.LogisticRegression",
-            params={"C": c, "max_iter": 500},
-        )
-        model = build_model(spec, classes=[str(i) for i in range(10)], preprocessor=pre)
-        model.fit(x, y, x, y, log=lambda _: None)
-        ref = save_model(model, artifacts_dir=config.artifacts_dir)
-        store.record_model(
-            model_hash=ref.model_hash,
-            name=spec.name,
-            kind="sklearn",
-            spec={},
-            data_version="d",
-            split_version="s",
-            artifact_path=ref.relative_path,
-            size_bytes=ref.size_bytes,
-            fit_seconds=0.1,
-            run_id=None,
-        )
-        hashes.append(ref.model_hash)
+    models = RecordedModels(config, store, digits_folder, stride=9)
+    hashes = [models.new(c).model_hash for c in (0.01, 1.0, 100.0)]
     return config, store, hashes
 
 
