@@ -2,7 +2,8 @@
 
 Resampling n rows with replacement and tallying them into confusion cells is the same
 as one multinomial draw of n over the cells (with each cell's share as probability), so
-an unweighted bootstrap costs O(replicates x cells), whatever the number of rows. With
+an unweighted bootstrap costs O(replicates x cells), whatever the number of rows. For
+large n the cells are drawn as independent Poissons instead (see ``POISSON_FROM``). With
 sample weights, rows are resampled (in chunks that bound memory).
 """
 
@@ -15,10 +16,18 @@ __all__ = ["percentile_interval", "resample_cells", "resample_weighted_cells"]
 MAX_BLOCK = 4_000_000  # values held at once while drawing
 
 
+#: from this many rows on, cells are drawn as independent Poisson counts (the "Poisson
+#: bootstrap"): asymptotically the same as the multinomial, about twice as fast to draw,
+#: and at such n the two differ by O(1/n) in variance.
+POISSON_FROM = 100_000
+
+
 def resample_cells(counts: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """``n_boot`` bootstrap replicates of integer cell counts, shape (n_boot, *counts.shape)."""
     flat = counts.ravel().astype(np.int64)
     n = int(flat.sum())
+    if n >= POISSON_FROM:
+        return rng.poisson(flat, size=(n_boot, flat.size)).reshape(n_boot, *counts.shape)
     pvals = flat / n
     chunk = max(1, MAX_BLOCK // max(flat.size, 1))
     draws = [
