@@ -83,7 +83,7 @@ def roc_auc_per_class(
         # integer keys sort faster.
         keys = (proba[:, c] + 0.0).view(int_view)
         positives = keys[order[bounds[c] : bounds[c + 1]]]
-        return _auc_from_sorted(_sorted(keys), np.sort(positives))
+        return _auc_from_sorted(_sorted(keys), _sorted(positives))
 
     if len(true) < 50_000:
         return np.array([one(c) for c in range(k)])
