@@ -65,9 +65,7 @@ def champion_ref(store: Store) -> ModelRef | None:
             f"the champion {current.model_hash[:12]} has no row in the store's models table;"
             " the store is inconsistent: restore it from a backup"
         )
-    return ModelRef(
-        row["name"], row["kind"], row["model_hash"], row["artifact_path"], int(row["size_bytes"])
-    )
+    return ModelRef.from_row(row)
 
 
 def human_level(config: ProjectConfig) -> float | None:
@@ -180,12 +178,6 @@ def promote(
     return PromotionResult("promoted", deployment, rows.height)
 
 
-def _ref(row: dict) -> ModelRef:
-    return ModelRef(
-        row["name"], row["kind"], row["model_hash"], row["artifact_path"], int(row["size_bytes"])
-    )
-
-
 def promote_model(model: str, *, config: ProjectConfig, store: Store, reason: str) -> Deployment:
     """Make a recorded model the champion by hand (``mllife promote``), gates bypassed.
 
@@ -197,7 +189,8 @@ def promote_model(model: str, *, config: ProjectConfig, store: Store, reason: st
         row = store.resolve_model(model)
     except StoreError as exc:
         raise PromotionError(str(exc)) from None
-    load_model(_ref(row), artifacts_dir=config.artifacts_dir, store=store)  # verifies hash
+    # loading verifies the artifact against its recorded hash
+    load_model(ModelRef.from_row(row), artifacts_dir=config.artifacts_dir, store=store)
     current = store.champion()
     if current is not None and current.model_hash == row["model_hash"]:
         raise PromotionError(f"{row['name']} {row['model_hash'][:12]} is already the champion")
@@ -244,7 +237,8 @@ def rollback(
     if target_hash == current.model_hash:
         raise PromotionError(f"{target_hash[:12]} is already the champion")
     row = store.model_row(target_hash)
-    load_model(_ref(row), artifacts_dir=config.artifacts_dir, store=store)  # verifies hash
+    # loading verifies the artifact against its recorded hash
+    load_model(ModelRef.from_row(row), artifacts_dir=config.artifacts_dir, store=store)
     crash_point("rollback:verified")
     return store.record_deployment(
         action="rollback",

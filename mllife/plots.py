@@ -6,29 +6,23 @@ import io
 
 import polars as pl
 
-__all__ = ["metric_history_png", "problem_history_png"]
+__all__ = ["figure", "metric_history_png", "problem_history_png", "to_png"]
 
 
-def metric_history_png(history: pl.DataFrame, *, metric: str, split: str) -> bytes | None:
-    """Line chart of ``value`` per model version (x: order of creation), one line per name."""
-    if history.height == 0:
-        return None
+def figure(width: float = 6.4, height: float = 3.2):
+    """A headless matplotlib figure and axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    history = history.sort("created_at").with_row_index("version", offset=1)
-    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
-    for (name,), part in history.group_by(["name"], maintain_order=True):
-        ax.plot(part["version"].to_list(), part["value"].to_list(), marker="o", label=name)
-    from matplotlib.ticker import MaxNLocator
+    return plt.subplots(figsize=(width, height), dpi=100)
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("model version (in order of training)")
-    ax.set_ylabel(f"{split} {metric}")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+
+def to_png(fig) -> bytes:
+    """The figure as PNG bytes; the figure is closed."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -36,16 +30,32 @@ def metric_history_png(history: pl.DataFrame, *, metric: str, split: str) -> byt
     return buffer.getvalue()
 
 
+def _versions_axis(ax, ylabel: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("model version (in order of training)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+
+
+def metric_history_png(history: pl.DataFrame, *, metric: str, split: str) -> bytes | None:
+    """Line chart of ``value`` per model version (x: order of creation), one line per name."""
+    if history.height == 0:
+        return None
+    history = history.sort("created_at").with_row_index("version", offset=1)
+    fig, ax = figure()
+    for (name,), part in history.group_by(["name"], maintain_order=True):
+        ax.plot(part["version"].to_list(), part["value"].to_list(), marker="o", label=name)
+    _versions_axis(ax, f"{split} {metric}")
+    ax.legend(loc="lower right", fontsize=8)
+    return to_png(fig)
+
+
 def problem_history_png(history: pl.DataFrame) -> bytes | None:
     """Error rate per known problem across model versions (x: order of training)."""
     if history.height == 0:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
     order = (
         history.select("model_hash", "created_at")
         .unique()
@@ -53,7 +63,7 @@ def problem_history_png(history: pl.DataFrame) -> bytes | None:
         .with_row_index("version", offset=1)
     )
     frame = history.join(order.select("model_hash", "version"), on="model_hash")
-    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+    fig, ax = figure()
     for (problem,), part in frame.sort("version").group_by(["problem"], maintain_order=True):
         ax.plot(
             part["version"].to_list(),
@@ -61,14 +71,7 @@ def problem_history_png(history: pl.DataFrame) -> bytes | None:
             marker="o",
             label=problem,
         )
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _versions_axis(ax, "error rate on the problem's patterns")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("model version (in order of training)")
-    ax.set_ylabel("error rate on the problem's patterns")
-    ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return to_png(fig)

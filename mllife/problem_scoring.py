@@ -41,7 +41,7 @@ def score_all(
         added = registry.sync_from_files(config.problems_dir, classes=classes)
     new_hashes = {m.model_hash for m in new_models}
     earlier = [
-        ModelRef(r["name"], r["kind"], r["model_hash"], r["artifact_path"], int(r["size_bytes"]))
+        ModelRef.from_row(r)
         for r in store.models().iter_rows(named=True)
         if r["model_hash"] not in new_hashes
     ]

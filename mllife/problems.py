@@ -49,6 +49,13 @@ class ScoreResult:
     skipped: tuple[tuple[str, str], ...] = ()
 
 
+def _take(inputs, positions: pl.Series):
+    """The inputs at ``positions``: a list of image bytes, or rows of a table."""
+    if isinstance(inputs, pl.DataFrame):
+        return inputs[positions.to_list()]
+    return [inputs[i] for i in positions.to_list()]
+
+
 class ProblemRegistry:
     """Problems and patterns of one project, kept in its store and ``.mllife/patterns``."""
 
@@ -291,21 +298,27 @@ class ProblemRegistry:
             " (SELECT unnest(?))",
             [[m.model_hash for m in models]],
         )
-        done_pairs = set(zip(done["model_hash"], done["pattern_hash"], strict=True))
+        scored_by_model: dict[str, set[str]] = {}
+        for model_hash, pattern_hash in done.iter_rows():
+            scored_by_model.setdefault(model_hash, set()).add(pattern_hash)
+        patterns = patterns.with_row_index("_i")
+        inputs = None  # every pattern's input, read once and only if some pair is new
         new_pairs, scored, skipped = 0, 0, []
         for ref in models:
             todo = patterns.filter(
-                ~pl.col("pattern_hash").is_in([h for m, h in done_pairs if m == ref.model_hash])
+                ~pl.col("pattern_hash").is_in(list(scored_by_model.get(ref.model_hash, ())))
             )
             if todo.height == 0:
                 continue
+            if inputs is None:
+                inputs = self._inputs(patterns)
             try:
                 model = load_model(ref, artifacts_dir=self.config.artifacts_dir, store=self.store)
             except ArtifactError as exc:
                 skipped.append((ref.model_hash, str(exc)))
                 continue
             try:
-                predicted = [str(p) for p in model.predict(self._inputs(todo))]
+                predicted = [str(p) for p in model.predict(_take(inputs, todo["_i"]))]
             except (DataError, ValueError) as exc:
                 skipped.append((ref.model_hash, f"cannot predict on the patterns: {exc}"))
                 continue

@@ -34,6 +34,17 @@ class ModelRef:
     relative_path: str
     size_bytes: int
 
+    @classmethod
+    def from_row(cls, row: dict) -> ModelRef:
+        """The reference of a model recorded in the store's ``models`` table."""
+        return cls(
+            row["name"],
+            row["kind"],
+            row["model_hash"],
+            row["artifact_path"],
+            int(row["size_bytes"]),
+        )
+
     def path(self, artifacts_dir: Path) -> Path:
         return artifacts_dir / self.relative_path
 

@@ -20,6 +20,7 @@ import polars as pl
 
 from mllife._errors import DataError
 from mllife.config import ColumnConfig, DataConfig
+from mllife.data import DROPPED_SCHEMA
 
 __all__ = [
     "RESERVED",
@@ -284,11 +285,5 @@ def clean_table(raw: pl.DataFrame, data: DataConfig) -> tuple[pl.DataFrame, pl.D
     duplicates = with_first.filter(pl.col("row") != pl.col("kept"))
     drop(duplicates, pl.lit("exact duplicate of row ") + pl.col("kept").cast(pl.String))
     clean = with_first.filter(pl.col("row") == pl.col("kept")).drop("kept").sort("row")
-    report = (
-        pl.concat(dropped)
-        if dropped
-        else pl.DataFrame(
-            schema={"path": pl.String, "label": pl.String, "sha256": pl.String, "reason": pl.String}
-        )
-    )
+    report = pl.concat(dropped) if dropped else pl.DataFrame(schema=DROPPED_SCHEMA)
     return clean, report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
@@ -197,17 +196,14 @@ class EvaluationReport(_PicklableProxies):
 
     def plot_confusion(self, *, title: str = "Confusion matrix") -> bytes:
         """A PNG heat map of the row-normalised confusion matrix, with counts."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from mllife.plots import figure, to_png
 
         cm = self.confusion
         rows = cm.sum(axis=1, keepdims=True)
         share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows != 0)
         k = len(self.labels)
         size = min(2.5 + 0.45 * k, 12)
-        fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+        fig, ax = figure(size, size)
         ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
         ax.set_xticks(range(k), [str(x) for x in self.labels], rotation=90 if k > 12 else 0)
         ax.set_yticks(range(k), [str(x) for x in self.labels])
@@ -227,11 +223,7 @@ class EvaluationReport(_PicklableProxies):
                             fontsize=8,
                             color="white" if share[i, j] > 0.5 else "black",
                         )
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        plt.close(fig)
-        return buffer.getvalue()
+        return to_png(fig)
 
 
 def _plain(value: Any) -> Any:
