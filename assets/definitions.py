@@ -12,11 +12,11 @@ import dagster as dg
 
 from assets import data, deployment
 from assets.evaluation import build_evaluation_asset
-from assets.monitoring import drift_report
+from assets.monitoring import drift_report, served_predictions
 from assets.problems import build_problem_scores_asset
 from assets.reports import build_status_report_asset
 from assets.resources import MllifeProject
-from assets.sensors import build_new_data_sensor
+from assets.sensors import build_drift_sensor, build_new_data_sensor
 from assets.training import build_candidate_asset
 from mllife.config import find_config, load_config
 
@@ -37,6 +37,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         deployment.build_challenger_asset(names),
         deployment.champion,
         build_status_report_asset(names),
+        served_predictions,
         drift_report,
     ]
     checks = [
@@ -53,7 +54,8 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
     )
     retrain = dg.define_asset_job(
         "retrain",
-        selection=dg.AssetSelection.assets("splits").downstream(),
+        selection=dg.AssetSelection.assets("splits").downstream()
+        | dg.AssetSelection.assets("served_predictions"),
         description="From the splits on: train, evaluate, decide, report.",
     )
     if config.owners:
@@ -64,9 +66,11 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
     assets = dg.with_source_code_references(assets)
     monitor = dg.define_asset_job(
         "monitor",
-        selection=dg.AssetSelection.assets("raw_data", "clean_data", "splits", "drift_report"),
-        description="Refresh the data stage and measure drift of new data against the"
-        " champion's training data, without retraining.",
+        selection=dg.AssetSelection.assets(
+            "raw_data", "clean_data", "splits", "served_predictions", "drift_report"
+        ),
+        description="Refresh the data stage, ingest served traffic, and measure drift of new"
+        " data and served inputs against the champion's training data, without retraining.",
     )
     daily = dg.ScheduleDefinition(
         name="daily_monitoring",
@@ -76,7 +80,10 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         description="Checks drift every morning (off by default; turn it on in the UI).",
     )
     return dg.Definitions(
-        sensors=[build_new_data_sensor(lifecycle)],
+        sensors=[
+            build_new_data_sensor(lifecycle),
+            build_drift_sensor(monitor, retrain, config.monitoring.drift_check_minutes),
+        ],
         schedules=[daily],
         assets=assets,
         asset_checks=checks,

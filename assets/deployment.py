@@ -5,7 +5,13 @@ import dagster as dg
 from assets._metadata import frame_md
 from assets.resources import MllifeProject
 from mllife.config import PromotionConfig
-from mllife.deployment import Challenger, PromotionResult, choose_challenger, promote
+from mllife.deployment import (
+    Challenger,
+    PromotionResult,
+    choose_challenger,
+    promote,
+    record_challenger,
+)
 from mllife.evaluation import CandidateEvaluation
 from mllife.policy import gate_names
 from mllife.problem_scoring import ProblemScores
@@ -39,6 +45,7 @@ def build_challenger_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
         )
         import polars as pl
 
+        record_challenger(project.store, chosen, run_id=context.run.run_id)
         decision = chosen.decision
         context.log.info(f"challenger {chosen.evaluation.ref.name}: {decision.summary()}")
         metadata = {

@@ -1,56 +1,117 @@
-"""Monitoring: drift of new data against the champion's training data."""
+"""Monitoring: served traffic into the store, drift against the training data,
+staleness of the champion."""
 
 import dagster as dg
 
 from assets._metadata import frame_md
 from assets.resources import MllifeProject
-from mllife.monitoring import BatchDrift, batch_drift
+from mllife.monitoring import BatchDrift, batch_drift, record_drift, served_drift, staleness
+from mllife.served import IngestResult, ingest_segments, served_quality, traffic_summary
 from mllife.split import SplitSet
+
+
+@dg.asset(
+    group_name="monitoring",
+    kinds={"parquet", "duckdb"},
+    description="Ingests the model server's Parquet segments (.mllife/predictions/) into the"
+    " store's predictions and feedback tables, each segment exactly once; shows traffic,"
+    " latency, and accuracy on served data where feedback labels exist.",
+)
+def served_predictions(project: MllifeProject) -> dg.Output[IngestResult]:
+    result = ingest_segments(project.config, project.store)
+    metadata = {
+        "new_predictions": result.predictions,
+        "new_feedback": result.feedback,
+        "segments": result.segments,
+    }
+    traffic = traffic_summary(project.store)
+    if traffic.height:
+        metadata["traffic"] = frame_md(traffic.drop("first_seen"))
+    quality = served_quality(project.store)
+    if quality.height:
+        metadata["served_accuracy"] = frame_md(quality)
+    return dg.Output(result, metadata=metadata)
+
+
+def _check(name: str, result: BatchDrift) -> dg.AssetCheckResult:
+    report = result.report
+    if report is None:
+        return dg.AssetCheckResult(
+            check_name=name, passed=True, metadata={"summary": result.reason}
+        )
+    severity = dg.AssetCheckSeverity.ERROR if report.dataset_drift else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=not report.drifted_columns,
+        severity=severity,
+        metadata={
+            "summary": result.reason,
+            "drifted": report.drifted_columns,
+            "share_drifted": report.share_drifted,
+            "dataset_drift": report.dataset_drift,
+        },
+    )
+
+
+_THRESHOLDS = (
+    "Per column: Benjamini-Hochberg-adjusted p < 0.05 and an effect of at least 0.1"
+    " (Wasserstein/std, Jensen-Shannon). WARN when columns drift, ERROR when the dataset"
+    " does (30% of columns)."
+)
 
 
 @dg.asset(
     group_name="monitoring",
     kinds={"polars", "duckdb"},
     check_specs=[
+        dg.AssetCheckSpec("drift_thresholds", asset="drift_report", description=_THRESHOLDS),
         dg.AssetCheckSpec(
-            "drift_thresholds",
+            "served_drift_thresholds",
             asset="drift_report",
-            description="Per column: Benjamini-Hochberg-adjusted p < 0.05 and an effect of at"
-            " least 0.1 (Wasserstein/std, Jensen-Shannon). WARN when columns drift, ERROR when"
-            " the dataset does (30% of columns).",
-        )
+            description="Served inputs and predicted classes since the deployment vs the"
+            " champion's training rows. " + _THRESHOLDS,
+        ),
+        dg.AssetCheckSpec(
+            "champion_freshness",
+            asset="drift_report",
+            description="The champion and its training data are younger than"
+            " [monitoring] max_champion_age_days and max_data_age_days.",
+        ),
     ],
-    description="Rows that arrived since the champion was deployed, compared with the"
-    " training rows it learned from: KS, chi-squared, PSI, Wasserstein and Jensen-Shannon"
-    " per feature (image brightness, contrast and size for images).",
+    description="New data rows and served inputs since the champion was deployed, each"
+    " compared with the training rows it learned from: KS, chi-squared, PSI, Wasserstein and"
+    " Jensen-Shannon per feature (image brightness, contrast and size for images), plus"
+    " prediction drift on served traffic. Results go to the store's drift_results table.",
 )
-def drift_report(project: MllifeProject, splits: SplitSet):
-    result: BatchDrift = batch_drift(project.config, project.store, splits)
-    report = result.report
-    metadata = {
-        "summary": result.reason,
-        "reference_rows": result.n_reference,
-        "current_rows": result.n_current,
-    }
-    if report is not None:
-        frame = report.to_frame().select(
-            "column", "kind", "statistic", "p_adjusted", "effect", "psi", "drifted"
-        )
-        metadata["columns"] = frame_md(frame)
-    yield dg.Output(result, metadata=metadata)
-    if report is None:
-        yield dg.AssetCheckResult(
-            check_name="drift_thresholds", passed=True, metadata={"summary": result.reason}
-        )
-        return
-    severity = dg.AssetCheckSeverity.ERROR if report.dataset_drift else dg.AssetCheckSeverity.WARN
+def drift_report(
+    context: dg.AssetExecutionContext,
+    project: MllifeProject,
+    splits: SplitSet,
+    served_predictions: IngestResult,
+):
+    config, store = project.config, project.store
+    new_data = batch_drift(config, store, splits)
+    served = served_drift(config, store, splits)
+    for result in (new_data, served):
+        record_drift(store, result, run_id=context.run.run_id)
+    metadata = {"new_data": new_data.reason, "served": served.reason}
+    for result in (new_data, served):
+        if result.report is not None:
+            frame = result.report.to_frame().select(
+                "column", "kind", "statistic", "p_adjusted", "effect", "psi", "drifted"
+            )
+            metadata[f"{result.scope}_columns"] = frame_md(frame)
+    yield dg.Output({"new_data": new_data, "served": served}, metadata=metadata)
+    yield _check("drift_thresholds", new_data)
+    yield _check("served_drift_thresholds", served)
+    age = staleness(config, store)
     yield dg.AssetCheckResult(
-        check_name="drift_thresholds",
-        passed=not report.drifted_columns,
-        severity=severity,
+        check_name="champion_freshness",
+        passed=age.passed,
+        severity=dg.AssetCheckSeverity.WARN,
         metadata={
-            "summary": report.summary(),
-            "drifted": report.drifted_columns,
-            "share_drifted": report.share_drifted,
+            "summary": age.reason,
+            "champion_age_days": age.champion_age_days,
+            "data_age_days": age.data_age_days,
         },
     )

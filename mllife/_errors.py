@@ -11,7 +11,8 @@ Every error says what was wrong, where (file, key, row) and what to do about it.
     │   └── StoreLockedError another process holds the store's write lock
     ├── VersioningError      DVC failed or its lock could not be taken
     ├── PromotionError       a promotion or rollback was refused
-    └── ProblemError         a known problem or pattern cannot be added or removed
+    ├── ProblemError         a known problem or pattern cannot be added or removed
+    └── ServingError         the server cannot start or serve (no champion, bad key)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "MllifeError",
     "ProblemError",
     "PromotionError",
+    "ServingError",
     "StoreError",
     "StoreLockedError",
     "TrainingError",
@@ -68,3 +70,7 @@ class PromotionError(MllifeError, RuntimeError):
 
 class ProblemError(MllifeError, ValueError):
     """A known problem or pattern cannot be added, found or removed."""
+
+
+class ServingError(MllifeError, RuntimeError):
+    """The model server cannot start or serve, or an API key cannot be managed."""

@@ -61,4 +61,33 @@ MIGRATIONS: tuple[str, ...] = (
         model_hash VARCHAR, pattern_hash VARCHAR, predicted VARCHAR, correct BOOLEAN,
         scored_at TIMESTAMP, PRIMARY KEY (model_hash, pattern_hash));
     """,
+    # 5: serving: API keys (hashed), the lifecycle's challengers (for shadow and canary
+    # rollout), and served predictions and feedback ingested from the server's Parquet
+    # segments (each segment once: ingested_segments is the ledger).
+    """
+    CREATE TABLE api_keys (
+        name VARCHAR PRIMARY KEY, key_hash VARCHAR, routes VARCHAR, models VARCHAR,
+        created_at TIMESTAMP, revoked_at TIMESTAMP);
+    CREATE TABLE challengers (
+        run_id VARCHAR, model_hash VARCHAR, name VARCHAR, passed BOOLEAN,
+        summary VARCHAR, created_at TIMESTAMP);
+    CREATE TABLE predictions (
+        prediction_id VARCHAR, request_id VARCHAR, position INTEGER,
+        received_at TIMESTAMP, key_name VARCHAR, model_hash VARCHAR, model_name VARCHAR,
+        role VARCHAR, answered BOOLEAN, input_hash VARCHAR, features VARCHAR,
+        predicted VARCHAR, confidence DOUBLE, latency_ms DOUBLE, segment VARCHAR);
+    CREATE TABLE feedback (
+        prediction_id VARCHAR, label VARCHAR, key_name VARCHAR, received_at TIMESTAMP,
+        segment VARCHAR);
+    CREATE TABLE ingested_segments (
+        segment VARCHAR PRIMARY KEY, kind VARCHAR, n_rows BIGINT, ingested_at TIMESTAMP);
+    """,
+    # 6: drift results per monitoring run and scope (new data, served inputs)
+    """
+    CREATE TABLE drift_results (
+        run_id VARCHAR, scope VARCHAR, model_hash VARCHAR, column_name VARCHAR,
+        kind VARCHAR, test VARCHAR, statistic DOUBLE, p_adjusted DOUBLE, effect DOUBLE,
+        psi DOUBLE, drifted BOOLEAN, dataset_drift BOOLEAN, n_reference BIGINT,
+        n_current BIGINT, created_at TIMESTAMP);
+    """,
 )

@@ -22,6 +22,7 @@ from mllife._policy_config import (  # noqa: F401  (part of this module's interf
     PromotionConfig,
     parse_policy_metric,
 )
+from mllife._serving_config import MonitoringConfig, ServingConfig
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -242,6 +243,8 @@ class _File(_Section):
     training: TrainingConfig = TrainingConfig()
     problems: ProblemsConfig = ProblemsConfig()
     store: StoreConfig = StoreConfig()
+    serving: ServingConfig = ServingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="after")
     def _human_gate_needs_annotations(self) -> _File:
@@ -287,6 +290,8 @@ class ProjectConfig:
     promotion = property(lambda self: self._file.promotion)
     owners = property(lambda self: list(self._file.owners))
     training = property(lambda self: self._file.training)
+    serving = property(lambda self: self._file.serving)
+    monitoring = property(lambda self: self._file.monitoring)
 
     @property
     def candidates(self) -> tuple[CandidateConfig, ...]:
@@ -333,6 +338,11 @@ class ProjectConfig:
     @property
     def reports_dir(self) -> Path:
         return self.state_dir / "reports"
+
+    @property
+    def predictions_dir(self) -> Path:
+        """Parquet segments of served predictions and feedback, before ingestion."""
+        return self.state_dir / "predictions"
 
     @property
     def dagster_home(self) -> Path:

@@ -25,6 +25,7 @@ __all__ = [
     "champion_ref",
     "choose_challenger",
     "promote",
+    "record_challenger",
     "select_challenger",
 ]
 
@@ -124,6 +125,26 @@ def choose_challenger(
         problem_minimums=problems.minimums if problems else None,
     )
     return Challenger(best, decision, comparison, ranking)
+
+
+def record_challenger(store: Store, challenger: Challenger, *, run_id: str | None) -> None:
+    """Remember the run's challenger and its verdict: serving's shadow and canary
+    rollout pick the newest one up (``serving.rollout``)."""
+    from datetime import UTC, datetime
+
+    ref = challenger.evaluation.ref
+    with store.writing() as conn:
+        conn.execute(
+            "INSERT INTO challengers VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                ref.model_hash,
+                ref.name,
+                challenger.decision.passed,
+                challenger.decision.summary(),
+                datetime.now(UTC).replace(tzinfo=None),
+            ],
+        )
 
 
 @dataclass(frozen=True)

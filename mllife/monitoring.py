@@ -1,19 +1,31 @@
-"""Batch drift: the data that arrived since the champion was deployed, against the
-training data it learned from. (Served inputs join once predictions are logged.)"""
+"""Monitoring: drift of new data and of served inputs against the champion's training
+data, recorded in the store, and the champion's staleness."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import polars as pl
 
 from mllife.config import ProjectConfig
+from mllife.deployment import champion_ref
 from mllife.drift import DriftReport, drift, image_statistics
-from mllife.inputs import load_inputs
+from mllife.inputs import load_inputs, model_inputs
+from mllife.registry import load_model
+from mllife.served import served_features
 from mllife.split import SplitSet, split_namespace
 from mllife.store import Store
 
-__all__ = ["BatchDrift", "batch_drift"]
+__all__ = [
+    "BatchDrift",
+    "Staleness",
+    "batch_drift",
+    "latest_dataset_drift",
+    "record_drift",
+    "served_drift",
+    "staleness",
+]
 
 
 @dataclass(frozen=True)
@@ -22,6 +34,11 @@ class BatchDrift:
     n_reference: int
     n_current: int
     reason: str
+    scope: str = "new_data"  # or "served"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _features(config: ProjectConfig, splits: SplitSet, rows: pl.DataFrame) -> pl.DataFrame:
@@ -30,17 +47,29 @@ def _features(config: ProjectConfig, splits: SplitSet, rows: pl.DataFrame) -> pl
     return rows.select(list(splits.columns))
 
 
-def batch_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchDrift:
-    champion = store.champion()
-    if champion is None:
-        return BatchDrift(None, 0, 0, "no champion deployed yet: nothing to compare with")
+def _rows_with_assignment_time(config: ProjectConfig, store: Store, splits: SplitSet):
     assigned = store.query(
         "SELECT key, assigned_at FROM split_assignments WHERE namespace = ?",
         [split_namespace(config.split)],
     ).with_columns(pl.col("key").cast(pl.String))
-    rows = splits.rows.with_columns(pl.col(splits.key).cast(pl.String).alias("_key")).join(
+    return splits.rows.with_columns(pl.col(splits.key).cast(pl.String).alias("_key")).join(
         assigned, left_on="_key", right_on="key", how="left"
     )
+
+
+def _reference(config, store, splits, champion) -> pl.DataFrame:
+    rows = _rows_with_assignment_time(config, store, splits)
+    return rows.filter(
+        (pl.col("assigned_at") <= champion.created_at) & (pl.col("split") == "train")
+    )
+
+
+def batch_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchDrift:
+    """Rows that arrived after the champion's deployment vs the rows it trained on."""
+    champion = store.champion()
+    if champion is None:
+        return BatchDrift(None, 0, 0, "no champion deployed yet: nothing to compare with")
+    rows = _rows_with_assignment_time(config, store, splits)
     seen = pl.col("assigned_at") <= champion.created_at
     reference = rows.filter(seen & (pl.col("split") == "train"))
     current = rows.filter(~seen)
@@ -51,5 +80,120 @@ def batch_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchD
         report,
         reference.height,
         current.height,
-        f"{current.height} rows arrived since the champion's deployment; {report.summary()}",
+        f"new data: {current.height} rows arrived since the champion's deployment;"
+        f" {report.summary()}",
     )
+
+
+def served_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchDrift:
+    """What the champion was asked since its deployment (ingested from the server) vs
+    its training rows: every feature (image statistics for images), plus prediction
+    drift: the served predicted classes against the champion's predictions on the
+    training rows."""
+    champion = store.champion()
+    if champion is None:
+        return BatchDrift(None, 0, 0, "no champion deployed yet", "served")
+    current = served_features(store, since=champion.created_at, model_hash=champion.model_hash)
+    if current.height == 0:
+        return BatchDrift(None, 0, 0, "no served predictions since the deployment", "served")
+    reference_rows = _reference(config, store, splits, champion)
+    model = load_model(champion_ref(store), artifacts_dir=config.artifacts_dir, store=store)
+    inputs = model_inputs(reference_rows, config=config, columns=splits.columns)
+    reference = _features(config, splits, reference_rows).with_columns(
+        pl.Series("prediction", [str(p) for p in model.predict(inputs)])
+    )
+    shared = [c for c in reference.columns if c in current.columns]
+    report = drift(reference.select(shared), current.select(shared))
+    return BatchDrift(
+        report,
+        reference.height,
+        current.height,
+        f"served: {current.height} predictions since the deployment; {report.summary()}",
+        "served",
+    )
+
+
+def record_drift(store: Store, result: BatchDrift, *, run_id: str | None) -> int:
+    """Store each column's result for this run and scope; returns rows written."""
+    report = result.report
+    if report is None:
+        return 0
+    champion = store.champion()
+    now = _now()
+    rows = [
+        [
+            run_id,
+            result.scope,
+            champion.model_hash if champion else None,
+            c.column,
+            c.kind,
+            c.test,
+            c.statistic,
+            c.p_adjusted,
+            c.effect,
+            c.psi,
+            c.drifted,
+            report.dataset_drift,
+            c.n_reference,
+            c.n_current,
+            now,
+        ]
+        for c in report.columns
+    ]
+    with store.writing() as conn:
+        conn.executemany(
+            "INSERT INTO drift_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    return len(rows)
+
+
+def latest_dataset_drift(store: Store) -> str | None:
+    """The run id of the newest monitoring run that found dataset drift on the current
+    champion, or None."""
+    champion = store.champion()
+    if champion is None or not store.path.exists():
+        return None
+    rows = store.query(
+        "SELECT run_id FROM drift_results WHERE dataset_drift AND model_hash = ?"
+        " ORDER BY created_at DESC LIMIT 1",
+        [champion.model_hash],
+    )
+    return rows["run_id"][0] if rows.height else None
+
+
+@dataclass(frozen=True)
+class Staleness:
+    champion_age_days: float | None
+    data_age_days: float | None
+    passed: bool
+    reason: str
+
+
+def staleness(config: ProjectConfig, store: Store, *, now: datetime | None = None) -> Staleness:
+    """How old the champion and its training data are, against [monitoring] limits."""
+    now = now or _now()
+    champion = store.champion()
+    if champion is None:
+        return Staleness(None, None, True, "no champion deployed yet")
+    limits = config.monitoring
+    champion_age = (now - champion.created_at).total_seconds() / 86400
+    data = store.query(
+        "SELECT created_at FROM datasets WHERE data_version = ?", [champion.data_version]
+    )
+    data_age = (now - data["created_at"][0]).total_seconds() / 86400 if data.height else None
+    problems = []
+    if champion_age > limits.max_champion_age_days:
+        problems.append(
+            f"the champion was deployed {champion_age:.1f} days ago"
+            f" (limit {limits.max_champion_age_days:g})"
+        )
+    if data_age is not None and data_age > limits.max_data_age_days:
+        problems.append(
+            f"its training data is {data_age:.1f} days old (limit {limits.max_data_age_days:g})"
+        )
+    data_text = "unknown" if data_age is None else f"{data_age:.1f} days"
+    reason = "; ".join(problems) or (
+        f"champion deployed {champion_age:.1f} days ago, training data {data_text} old"
+    )
+    return Staleness(champion_age, data_age, not problems, reason)

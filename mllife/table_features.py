@@ -27,6 +27,7 @@ class TablePreprocessor:
     def __init__(self, *, columns: dict[str, ColumnConfig]) -> None:
         self.columns = {k: v.dtype for k, v in columns.items()}
         self.state_: dict[str, dict[str, Any]] = {}
+        self._plan: _RecordPlan | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -51,6 +52,7 @@ class TablePreprocessor:
     def fit_transform(self, rows: Any) -> torch.Tensor:
         frame = self._frame(rows)
         self.state_ = {}
+        self._plan = None
         for name, dtype in self.columns.items():
             column = frame[name]
             if dtype in ("float", "int"):
@@ -90,6 +92,8 @@ class TablePreprocessor:
         """A float32 tensor (N, n_features)."""
         if not self.state_:
             raise DataError("the table preprocessor is not fitted")
+        if isinstance(rows, list) and not any(s["kind"] == "tfidf" for s in self.state_.values()):
+            return self._transform_records(rows)
         frame = self._frame(rows)
         blocks: list[np.ndarray] = []
         for name, state in self.state_.items():
@@ -116,6 +120,19 @@ class TablePreprocessor:
         stacked = np.hstack(blocks) if blocks else np.zeros((frame.height, 0))
         return torch.from_numpy(stacked.astype(np.float32))
 
+    def _transform_records(self, records: list[dict[str, Any]]) -> torch.Tensor:
+        """The same numbers as the polars path, for a few rows as dicts (serving).
+
+        Building a polars frame costs more than the model for one row; this path skips
+        it. ``tests/test_table_features.py`` checks both paths agree.
+        """
+        missing = [c for c in self.columns if records and c not in records[0]]
+        if missing:
+            raise DataError(f"input rows lack feature columns {missing}")
+        if self._plan is None:
+            self._plan = _RecordPlan(self.state_)
+        return self._plan.transform(records)
+
     def state(self) -> dict[str, Any]:
         return {"kind": "table", "columns": self.columns, "fitted": self.state_}
 
@@ -126,4 +143,71 @@ class TablePreprocessor:
         pre = cls(columns={})
         pre.columns = dict(state["columns"])
         pre.state_ = {k: dict(v) for k, v in state["fitted"].items()}
+        pre._plan = None
         return pre
+
+
+class _RecordPlan:
+    """Where each column lands in the feature matrix, precomputed once per model."""
+
+    def __init__(self, fitted: dict[str, dict[str, Any]]) -> None:
+        self.numbers: list[str] = []
+        number_slots, medians, means, stds = [], [], [], []
+        self.onehots: list[tuple[str, dict[str, int], str]] = []
+        offset = 0
+        for name, state in fitted.items():
+            if state["kind"] == "number":
+                self.numbers.append(name)
+                number_slots.append(offset)
+                medians.append(state["median"])
+                means.append(state["mean"])
+                stds.append(state["std"])
+                offset += 1
+            else:
+                slots = {value: offset + i for i, value in enumerate(state["values"])}
+                self.onehots.append((name, slots, state["mode"]))
+                offset += len(state["values"])
+        self.width = offset
+        self.number_slots = np.array(number_slots, dtype=np.intp)
+        self.medians = np.array(medians)
+        self.means = np.array(means)
+        self.stds = np.array(stds)
+
+    def transform(self, records: list[dict[str, Any]]) -> torch.Tensor:
+        n = len(records)
+        out = np.zeros((n, self.width), dtype=np.float64)
+        if self.numbers:
+            names = self.numbers
+            try:
+                values = np.array(
+                    [[_number(r[c]) for c in names] for r in records], dtype=np.float64
+                ).reshape(n, len(names))
+            except KeyError as exc:
+                raise DataError(f"input rows lack feature column {exc.args[0]!r}") from None
+            except (TypeError, ValueError) as exc:
+                raise DataError(f"numeric feature columns must hold numbers: {exc}") from None
+            values = np.where(np.isnan(values), self.medians, values)
+            out[:, self.number_slots] = (values - self.means) / self.stds
+        for name, slots, mode in self.onehots:
+            for i, record in enumerate(records):
+                value = record.get(name)
+                value = mode if value is None else _text(value)
+                slot = slots.get(value)
+                if slot is not None:
+                    out[i, slot] = 1.0
+        return torch.from_numpy(out.astype(np.float32))
+
+
+def _number(value: Any) -> float:
+    if value is None:
+        return np.nan
+    if isinstance(value, str):
+        raise TypeError(f"got text {value[:40]!r}")
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    # polars casts booleans to "true"/"false"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,67 @@
+"""The ``[serving]`` section of mllife.toml: limits, prediction logging and rollout."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["LogConfig", "MonitoringConfig", "RolloutConfig", "ServingConfig"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RolloutConfig(_Section):
+    """How a challenger earns trust before it takes over.
+
+    ``shadow``: the challenger predicts on every request too; logged, never returned.
+    ``canary``: a ``share`` of API keys (sticky: the same key always gets the same model)
+    is answered by the challenger.
+    """
+
+    mode: Literal["off", "shadow", "canary"] = "off"
+    share: float = Field(0.1, gt=0.0, lt=1.0)
+    #: "latest": the newest challenger the lifecycle chose that is not the champion;
+    #: or a model hash (prefix of 6+ hex digits) recorded in the store
+    challenger: str = "latest"
+
+
+class LogConfig(_Section):
+    """Served predictions go to Parquet segments under ``.mllife/predictions/``.
+
+    A SIGKILL loses at most what is buffered: ``flush_rows`` rows or ``flush_seconds``
+    of traffic, whichever is less. A normal shutdown (SIGTERM, Ctrl-C) flushes.
+    """
+
+    enabled: bool = True
+    flush_rows: int = Field(4096, ge=1, le=1_000_000)
+    flush_seconds: float = Field(1.0, gt=0.0, le=600.0)
+
+
+class ServingConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    #: largest request body accepted (413 above it)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    #: most rows or images in one /predict request (413 above it)
+    max_batch: int = Field(1024, ge=1)
+    #: largest decoded image (width x height), against decompression bombs
+    max_image_pixels: int = Field(4096 * 4096, ge=1)
+    #: how often the server looks for a new champion, challenger or API key
+    watch_seconds: float = Field(1.0, gt=0.0, le=3600.0)
+    log: LogConfig = LogConfig()
+    rollout: RolloutConfig = RolloutConfig()
+
+
+class MonitoringConfig(_Section):
+    """Drift alarms, drift-triggered retraining, and how old a champion may get."""
+
+    #: how often drift_sensor runs the monitor job (when the sensor is on)
+    drift_check_minutes: int = Field(60, ge=1)
+    #: when drift_sensor finds dataset drift, also request a retrain
+    retrain_on_drift: bool = False
+    #: the champion_freshness check fails past these ages
+    max_champion_age_days: float = Field(30.0, gt=0)
+    max_data_age_days: float = Field(90.0, gt=0)

@@ -1,0 +1,50 @@
+"""HTTP serving of the champion: access control, prediction logging, staged rollout.
+
+>>> from mllife.serve import create_app  # doctest: +SKIP
+>>> app = create_app(load_config("mllife.toml"))  # any ASGI server can run it
+"""
+
+from __future__ import annotations
+
+from mllife.serve._app import ModelServer, create_app
+from mllife.serve._inputs import InputError, RowContract, decode_image, feature_contract
+from mllife.serve._lineup import Lineup, ServedModel
+
+__all__ = [
+    "InputError",
+    "Lineup",
+    "ModelServer",
+    "RowContract",
+    "ServedModel",
+    "create_app",
+    "decode_image",
+    "feature_contract",
+    "run_server",
+]
+
+
+def run_server(config, *, host: str | None = None, port: int | None = None) -> None:
+    """Serve ``config``'s champion with uvicorn until SIGINT/SIGTERM (then flush logs)."""
+    import uvicorn
+
+    app = create_app(config)
+    server = app.state.server
+    host = host or config.serving.host
+    port = config.serving.port if port is None else port
+    champion = server.lineup.champion
+    what = (
+        "no champion yet (503 until one is promoted)"
+        if champion is None
+        else f"champion {champion.ref.name} {champion.ref.model_hash[:12]}"
+    )
+    print(f"mllife serve: {what} on http://{host}:{port}", flush=True)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,464 @@
+"""The model server: a Starlette app answering with the champion.
+
+Routes: ``POST /predict``, ``POST /feedback``, ``GET /model`` (each needs an API key
+allowed that route) and ``GET /health`` (open). Every answered prediction is logged;
+a request refused for any reason (401, 403, 4xx) logs nothing as a prediction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import numpy as np
+import orjson
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mllife._errors import DataError, MllifeError
+from mllife.config import ProjectConfig
+from mllife.keys import ApiKey, authenticate
+from mllife.serve._inputs import RowContract, decode_image, feature_contract
+from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
+from mllife.serve._log import FEEDBACK_SCHEMA, PREDICTION_SCHEMA, SegmentLog
+from mllife.store import Store
+
+__all__ = ["ModelServer", "create_app"]
+
+#: batches at least this large run in a worker thread so /health stays responsive
+THREAD_BATCH = 64
+_PREDICTION_ID = re.compile(r"^[0-9a-f]{32}-[0-9]{1,6}$")
+
+
+class HTTPProblem(Exception):
+    def __init__(self, status: int, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.problems = problems or []
+
+
+def _json(payload: Any, status: int = 200, headers: dict | None = None, background=None):
+    return Response(
+        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+        background=background,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class ModelServer:
+    """The state behind the app: config, the current lineup, and the two logs."""
+
+    def __init__(self, config: ProjectConfig, *, store: Store | None = None) -> None:
+        self.config = config
+        self.settings = config.serving
+        self.store = store or Store(config.store_path)
+        self.is_table = config.data.kind == "table"
+        self.contract = RowContract(feature_contract(config)) if self.is_table else None
+        self.fingerprint = store_fingerprint(self.store)
+        self.lineup: Lineup = load_lineup(config, self.store)
+        self.reload_error: str | None = None
+        self.shadow_errors = 0
+        self.last_shadow_error: str | None = None
+        log = self.settings.log
+        folder = config.predictions_dir
+        self.predictions = (
+            SegmentLog(
+                folder,
+                prefix="pred",
+                schema=PREDICTION_SCHEMA,
+                flush_rows=log.flush_rows,
+                flush_seconds=log.flush_seconds,
+            )
+            if log.enabled
+            else None
+        )
+        self.feedback = SegmentLog(
+            folder,
+            prefix="feedback",
+            schema=FEEDBACK_SCHEMA,
+            flush_rows=log.flush_rows,
+            flush_seconds=log.flush_seconds,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app):
+        for log in (self.predictions, self.feedback):
+            if log is not None:
+                log.start()
+        watcher = asyncio.get_running_loop().create_task(self._watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            for log in (self.predictions, self.feedback):
+                if log is not None:
+                    await anyio.to_thread.run_sync(log.close)
+
+    async def _watch(self) -> None:
+        """Pick up a new champion, challenger or key soon after the store changes."""
+        while True:
+            await anyio.sleep(self.settings.watch_seconds)
+            seen = store_fingerprint(self.store)
+            if seen == self.fingerprint:
+                continue
+            try:
+                lineup = await anyio.to_thread.run_sync(
+                    load_lineup, self.config, self.store, self.lineup
+                )
+            except MllifeError as exc:
+                # Keep answering with the models already loaded; retried every tick,
+                # shown on /health until it loads.
+                if str(exc) != self.reload_error:
+                    print(f"mllife serve: cannot load the new lineup: {exc}", file=sys.stderr)
+                self.reload_error = str(exc)
+                continue
+            self.lineup, self.fingerprint, self.reload_error = lineup, seen, None
+
+    # -- access ------------------------------------------------------------------------
+
+    def authorize(self, request: Request, route: str) -> ApiKey:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else None
+        token = token or request.headers.get("x-api-key")
+        key = authenticate(self.lineup.keys, token)
+        if key is None:
+            raise HTTPProblem(
+                401,
+                "missing API key" if not token else "unknown or revoked API key",
+            )
+        if not key.may_call(route):
+            raise HTTPProblem(403, f"key {key.name!r} may not call /{route}")
+        return key
+
+    async def body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise HTTPProblem(400, "Content-Length is not a number")
+            if int(declared) > limit:
+                raise HTTPProblem(413, f"body of {declared} bytes is over the {limit}-byte limit")
+            return await request.body()
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPProblem(413, f"body is over the {limit}-byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def _bounded(self, items: list) -> list:
+        if len(items) > self.settings.max_batch:
+            raise HTTPProblem(
+                413,
+                f"{len(items)} inputs in one request; the limit is {self.settings.max_batch}"
+                " (serving.max_batch): split the batch",
+            )
+        return items
+
+    def parse(self, request: Request, body: bytes) -> tuple[list, list[str], list[str]]:
+        """Model inputs, their hashes, and the features to log (JSON text) per input."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not self.is_table and (
+            content_type.startswith("image/") or content_type == "application/octet-stream"
+        ):
+            return self._images([body])
+        if content_type not in ("application/json", ""):
+            accepted = "application/json" + ("" if self.is_table else ", image/*")
+            raise HTTPProblem(
+                415, f"Content-Type {content_type!r} is not accepted; send {accepted}"
+            )
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise HTTPProblem(400, f"malformed JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise HTTPProblem(422, "the body must be a JSON object")
+        if self.is_table:
+            rows = payload.get("rows", [payload["row"]] if "row" in payload else None)
+            if rows is None:
+                raise HTTPProblem(
+                    422, 'send {"rows": [{column: value, ...}, ...]} or {"row": {...}}'
+                )
+            if isinstance(rows, list):
+                self._bounded(rows)
+            rows = self.contract.check(rows)
+            texts = [orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in rows]
+            return rows, [hashlib.sha256(t).hexdigest() for t in texts], [t.decode() for t in texts]
+        images = payload.get("images", [payload["image"]] if "image" in payload else None)
+        if not isinstance(images, list) or not images:
+            raise HTTPProblem(
+                422, 'send {"images": ["<base64>", ...]}, {"image": "<base64>"} or an image/* body'
+            )
+        self._bounded(images)
+        decoded = []
+        for position, text in enumerate(images):
+            if not isinstance(text, str):
+                raise HTTPProblem(422, f"image {position}: expected base64 text")
+            try:
+                decoded.append(base64.b64decode(text, validate=True))
+            except (binascii.Error, ValueError) as exc:
+                raise HTTPProblem(422, f"image {position}: not valid base64 ({exc})") from None
+        return self._images(decoded)
+
+    def _images(self, payloads: list[bytes]) -> tuple[list, list[str], list[str]]:
+        inputs, hashes, features = [], [], []
+        for position, payload in enumerate(payloads):
+            image = decode_image(
+                payload, position=position, max_pixels=self.settings.max_image_pixels
+            )
+            inputs.append(image.pixels)
+            hashes.append(hashlib.sha256(payload).hexdigest())
+            stats = {
+                "brightness": image.brightness,
+                "contrast": image.contrast,
+                "width": image.width,
+                "height": image.height,
+            }
+            features.append(orjson.dumps(stats).decode())
+        return inputs, hashes, features
+
+    # -- routes ------------------------------------------------------------------------
+
+    async def predict(self, request: Request) -> Response:
+        started = time.perf_counter()
+        received = _now()
+        key = self.authorize(request, "predict")
+        lineup = self.lineup
+        chosen = lineup.answering(key)
+        if chosen is None:
+            raise HTTPProblem(503, "no champion is deployed yet: run `mllife run` first")
+        served, role = chosen
+        if not key.may_use(served.ref.name):
+            raise HTTPProblem(403, f"key {key.name!r} may not use model {served.ref.name!r}")
+        if self.predictions is not None and not self.predictions.accepting:
+            raise HTTPProblem(
+                503, f"the prediction log cannot be written ({self.predictions.last_error})"
+            )
+        inputs, hashes, features = self.parse(request, await self.body(request))
+        labels, confidence = await self._run(served, inputs)
+        request_id = uuid.uuid4().hex
+        ids = [f"{request_id}-{i}" for i in range(len(inputs))]
+        latency = (time.perf_counter() - started) * 1000.0
+        if self.predictions is not None:
+            self.predictions.extend(
+                [
+                    (
+                        ids[i],
+                        request_id,
+                        i,
+                        received,
+                        key.name,
+                        served.ref.model_hash,
+                        served.ref.name,
+                        role,
+                        True,
+                        hashes[i],
+                        features[i],
+                        labels[i],
+                        confidence[i],
+                        latency,
+                    )
+                    for i in range(len(inputs))
+                ]
+            )
+        shadow = lineup.shadow
+        background = None
+        if shadow is not None and self.predictions is not None:
+            background = BackgroundTask(
+                self._shadow, shadow, inputs, request_id, received, key.name, hashes, features
+            )
+        return _json(
+            {
+                "model": served.ref.name,
+                "model_hash": served.ref.model_hash,
+                "role": role,
+                "predictions": [
+                    {"id": ids[i], "label": labels[i], "confidence": confidence[i]}
+                    for i in range(len(inputs))
+                ],
+            },
+            background=background,
+        )
+
+    async def _run(self, served: ServedModel, inputs: list) -> tuple[list[str], list[float]]:
+        def run() -> tuple[list[str], list[float]]:
+            proba = served.model.predict_proba(inputs)
+            best = proba.argmax(axis=1)
+            classes = served.model.classes
+            return [classes[i] for i in best], proba[np.arange(len(best)), best].tolist()
+
+        if len(inputs) >= THREAD_BATCH:
+            return await anyio.to_thread.run_sync(run)
+        return run()
+
+    async def _shadow(self, shadow, inputs, request_id, received, key_name, hashes, features):
+        started = time.perf_counter()
+        try:
+            labels, confidence = await self._run(shadow, inputs)
+        except Exception as exc:  # the caller already has its answer; count and report
+            self.shadow_errors += 1
+            self.last_shadow_error = f"{type(exc).__name__}: {exc}"
+            print(f"mllife serve: shadow model failed: {exc}", file=sys.stderr)
+            return
+        latency = (time.perf_counter() - started) * 1000.0
+        self.predictions.extend(
+            [
+                (
+                    f"{request_id}-{i}-shadow",
+                    request_id,
+                    i,
+                    received,
+                    key_name,
+                    shadow.ref.model_hash,
+                    shadow.ref.name,
+                    "shadow",
+                    False,
+                    hashes[i],
+                    features[i],
+                    labels[i],
+                    confidence[i],
+                    latency,
+                )
+                for i in range(len(inputs))
+            ]
+        )
+
+    async def feedback_route(self, request: Request) -> Response:
+        key = self.authorize(request, "feedback")
+        try:
+            payload = orjson.loads(await self.body(request))
+        except orjson.JSONDecodeError as exc:
+            raise HTTPProblem(400, f"malformed JSON: {exc}") from None
+        items = payload.get("feedback", [payload]) if isinstance(payload, dict) else None
+        if not isinstance(items, list) or not items:
+            raise HTTPProblem(
+                422, 'send {"prediction_id": "...", "label": "..."} or {"feedback": [...]}'
+            )
+        self._bounded(items)
+        classes = self._known_classes()
+        received = _now()
+        rows, problems = [], []
+        for i, item in enumerate(items):
+            pid = item.get("prediction_id") if isinstance(item, dict) else None
+            label = item.get("label") if isinstance(item, dict) else None
+            if not isinstance(pid, str) or not _PREDICTION_ID.match(pid):
+                problems.append(f"item {i}: prediction_id {pid!r} is not an id /predict returned")
+            elif not isinstance(label, str) or label not in classes:
+                problems.append(f"item {i}: label {label!r} is not one of {sorted(classes)}")
+            else:
+                rows.append((pid, label, key.name, received))
+        if problems:
+            raise HTTPProblem(422, "; ".join(problems[:3]), problems[:20])
+        self.feedback.extend(rows)
+        return _json({"accepted": len(rows)}, status=202)
+
+    def _known_classes(self) -> set[str]:
+        lineup = self.lineup
+        served = [m for m in (lineup.champion, lineup.challenger) if m is not None]
+        return {c for m in served for c in m.model.classes}
+
+    async def model_route(self, request: Request) -> Response:
+        self.authorize(request, "model")
+        lineup = self.lineup
+        if lineup.champion is None:
+            raise HTTPProblem(503, "no champion is deployed yet: run `mllife run` first")
+        return _json(
+            {
+                **lineup.champion.describe(),
+                "rollout": {
+                    "mode": lineup.mode,
+                    "share": lineup.share if lineup.mode == "canary" else None,
+                    "challenger": None
+                    if lineup.challenger is None
+                    else lineup.challenger.describe(),
+                },
+            }
+        )
+
+    async def health(self, request: Request) -> Response:
+        lineup = self.lineup
+        log = self.predictions
+        problems = []
+        if lineup.champion is None:
+            problems.append("no champion deployed")
+        if self.reload_error:
+            problems.append(f"a new lineup failed to load: {self.reload_error}")
+        for each in (log, self.feedback):
+            if each is not None and each.last_error:
+                problems.append(f"{each.prefix} log: {each.last_error}")
+        return _json(
+            {
+                "status": "ok" if not problems else "degraded",
+                "problems": problems,
+                "champion": None if lineup.champion is None else lineup.champion.ref.model_hash,
+                "challenger": None
+                if lineup.challenger is None
+                else lineup.challenger.ref.model_hash,
+                "rollout": lineup.mode,
+                "log": None
+                if log is None
+                else {"buffered": log.buffered, "rows_written": log.rows_written},
+                "shadow_errors": self.shadow_errors,
+            },
+            status=200 if lineup.champion is not None else 503,
+        )
+
+
+async def _problem(request: Request, exc: HTTPProblem) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    body = {"error": exc.message}
+    if exc.problems:
+        body["problems"] = exc.problems
+    return _json(body, status=exc.status, headers=headers)
+
+
+async def _bad_input(request: Request, exc: DataError) -> Response:
+    problems = getattr(exc, "problems", None)
+    body = {"error": str(exc)}
+    if problems:
+        body["problems"] = problems
+    return _json(body, status=422)
+
+
+def create_app(config: ProjectConfig, *, store: Store | None = None) -> Starlette:
+    """The ASGI app serving ``config``'s champion (see :class:`ModelServer`)."""
+    server = ModelServer(config, store=store)
+    app = Starlette(
+        routes=[
+            Route("/predict", server.predict, methods=["POST"]),
+            Route("/feedback", server.feedback_route, methods=["POST"]),
+            Route("/model", server.model_route, methods=["GET"]),
+            Route("/health", server.health, methods=["GET"]),
+        ],
+        exception_handlers={HTTPProblem: _problem, DataError: _bad_input},
+        lifespan=server.lifespan,
+    )
+    app.state.server = server
+    return app

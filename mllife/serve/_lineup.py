@@ -1,0 +1,141 @@
+"""Which models the server answers with: the champion, and a challenger in rollout.
+
+A :class:`Lineup` is immutable. The server swaps the whole lineup in one assignment
+when the store changes (promotion, rollback, a new challenger, a new or revoked key), so
+a request in flight finishes with the models it started with and none is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mllife.config import ProjectConfig
+from mllife.keys import ApiKey, list_keys
+from mllife.models import Model
+from mllife.registry import ModelRef, load_model
+from mllife.store import Store
+
+__all__ = ["Lineup", "ServedModel", "load_lineup", "rollout_challenger", "store_fingerprint"]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    ref: ModelRef
+    model: Model
+    data_version: str
+    deployed_at: datetime | None
+    metrics: dict[str, dict[str, float]]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.ref.name,
+            "kind": self.ref.kind,
+            "model_hash": self.ref.model_hash,
+            "data_version": self.data_version,
+            "deployed_at": None if self.deployed_at is None else self.deployed_at.isoformat(),
+            "classes": self.model.classes,
+            "metrics": self.metrics,
+        }
+
+
+@dataclass(frozen=True)
+class Lineup:
+    champion: ServedModel | None
+    challenger: ServedModel | None
+    mode: str  # off, shadow or canary
+    share: float
+    keys: list[ApiKey] = field(default_factory=list)
+
+    def answering(self, key: ApiKey) -> tuple[ServedModel, str] | None:
+        """The model that answers this key, and its role (champion or canary)."""
+        if self.champion is None:
+            return None
+        challenger = self.challenger
+        if (
+            self.mode == "canary"
+            and challenger is not None
+            and key.may_use(challenger.ref.name)
+            and _bucket(key.name, challenger.ref.model_hash) < self.share
+        ):
+            return challenger, "canary"
+        return self.champion, "champion"
+
+    @property
+    def shadow(self) -> ServedModel | None:
+        return self.challenger if self.mode == "shadow" else None
+
+
+def _bucket(key_name: str, salt: str) -> float:
+    """A key's fixed place in [0, 1): canary routing is sticky per key."""
+    digest = hashlib.sha256(f"{salt}:{key_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def store_fingerprint(store: Store) -> tuple:
+    """Changes whenever the store file (or its write-ahead log) is written."""
+    parts = []
+    for path in (store.path, store.path.with_name(store.path.name + ".wal")):
+        try:
+            stat = path.stat()
+            parts.append((stat.st_mtime_ns, stat.st_size))
+        except FileNotFoundError:
+            parts.append(None)
+    return tuple(parts)
+
+
+def rollout_challenger(config: ProjectConfig, store: Store, champion_hash: str) -> str | None:
+    """The model hash that shadows or canaries the champion, if any."""
+    rollout = config.serving.rollout
+    if rollout.mode == "off":
+        return None
+    if rollout.challenger != "latest":
+        chosen = store.resolve_model(rollout.challenger)["model_hash"]
+        return None if chosen == champion_hash else chosen
+    # The newest challenger chosen after the champion was deployed: an older one has
+    # already lost (or won) against it.
+    rows = store.query(
+        "SELECT c.model_hash FROM challengers c, "
+        " (SELECT max(created_at) AS since FROM deployments) d"
+        " WHERE c.model_hash <> ? AND c.created_at >= d.since"
+        " ORDER BY c.created_at DESC LIMIT 1",
+        [champion_hash],
+    )
+    return rows["model_hash"][0] if rows.height else None
+
+
+def _served(
+    config: ProjectConfig, store: Store, model_hash: str, deployed_at, previous: list
+) -> ServedModel:
+    for old in previous:
+        if old is not None and old.ref.model_hash == model_hash:
+            return old  # already loaded and verified
+    row = store.model_row(model_hash)
+    if row is None:
+        from mllife._errors import ArtifactError
+
+        raise ArtifactError(f"model {model_hash[:12]} is not recorded in the store")
+    ref = ModelRef.from_row(row)
+    model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
+    metrics: dict[str, dict[str, float]] = {}
+    for r in store.evaluations(model_hash=model_hash).iter_rows(named=True):
+        metrics.setdefault(r["split"], {})[r["metric"]] = r["value"]
+    return ServedModel(ref, model, row["data_version"], deployed_at, metrics)
+
+
+def load_lineup(config: ProjectConfig, store: Store, previous: Lineup | None = None) -> Lineup:
+    """Read the champion, rollout challenger and keys from the store; load new models."""
+    reuse = [] if previous is None else [previous.champion, previous.challenger]
+    keys = list_keys(store)
+    current = store.champion()
+    rollout = config.serving.rollout
+    if current is None:
+        return Lineup(None, None, rollout.mode, rollout.share, keys)
+    champion = _served(config, store, current.model_hash, current.created_at, reuse)
+    challenger_hash = rollout_challenger(config, store, current.model_hash)
+    challenger = (
+        None if challenger_hash is None else _served(config, store, challenger_hash, None, reuse)
+    )
+    return Lineup(champion, challenger, rollout.mode, rollout.share, keys)

@@ -1,0 +1,172 @@
+"""Helpers for serving tests and benchmarks: a table project with two recorded models,
+and a real `mllife serve` process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+TABLE_CONFIG = """
+[data]
+kind = "table"
+path = "data/breast_cancer.parquet"
+target = "target"
+id = "id"
+default = "breast_cancer"
+
+[[candidates]]
+name = "logreg"
+kind = "sklearn"
+estimator = "sklearn.linear_model.LogisticRegression"
+params = {{ max_iter = 5000 }}
+
+[serving]
+watch_seconds = 0.2
+{serving}
+"""
+
+
+def table_project(root: Path, *, serving: str = "") -> dict:
+    """A breast-cancer project whose champion is a logistic regression (C=1), with a
+    second recorded model (C=0.01) for rollout and switching tests."""
+    import polars as pl
+
+    from mllife.config import CandidateConfig, load_config
+    from mllife.datasets import raw_contract, read_raw
+    from mllife.default_data import write_breast_cancer
+    from mllife.deployment import promote_model
+    from mllife.models import build_model
+    from mllife.registry import save_model
+    from mllife.serve import feature_contract
+    from mllife.store import Store
+    from mllife.table_features import TablePreprocessor
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "mllife.toml").write_text(TABLE_CONFIG.format(serving=serving))
+    config = load_config(root / "mllife.toml")
+    write_breast_cancer(config.data_path)
+    assert raw_contract(config, read_raw(config)).passed  # freezes mllife.schema.json
+    columns = feature_contract(config)
+    table = pl.read_parquet(config.data_path)
+    classes = sorted(table["target"].unique().to_list())
+    y = table["target"].to_numpy()
+    y_index = [classes.index(v) for v in y]
+    store = Store(config.store_path)
+    hashes = {}
+    for c, name in ((1.0, "logreg"), (0.01, "logreg_small")):
+        pre = TablePreprocessor(columns=columns)
+        x = pre.fit_transform(table.select(list(columns)))
+        spec = CandidateConfig(
+            name=name,
+            kind="sklearn",
+            estimator="sklearn.linear_model.LogisticRegression",
+            params={"C": c, "max_iter": 5000},
+        )
+        model = build_model(spec, classes=classes, preprocessor=pre)
+        model.fit(x, y_index, x, y_index, log=lambda _: None)
+        ref = save_model(model, artifacts_dir=config.artifacts_dir)
+        store.record_model(
+            model_hash=ref.model_hash,
+            name=name,
+            kind="sklearn",
+            spec={},
+            data_version="test-data",
+            split_version="test-split",
+            artifact_path=ref.relative_path,
+            size_bytes=ref.size_bytes,
+            fit_seconds=0.0,
+            run_id=None,
+        )
+        hashes[name] = ref.model_hash
+    promote_model(hashes["logreg"], config=config, store=store, reason="test setup")
+    rows = table.drop("id", "target").to_dicts()
+    return {"config": config, "store": store, "hashes": hashes, "rows": rows, "labels": y}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`mllife serve` in a child process; SIGTERM on exit (which flushes the logs)."""
+
+    def __init__(self, config_path: Path, *, env: dict | None = None) -> None:
+        self.config_path = Path(config_path)
+        self.port = free_port()
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> ServerProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "mllife.cli",
+            "--config",
+            str(self.config_path),
+            "serve",
+            "--port",
+            str(self.port),
+        ]
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.config_path.parent,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
+            try:
+                self.request("GET", "/health")
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start in 60 s")
+
+    def request(self, method: str, path: str, body=None, *, key=None, headers=None):
+        """(status, parsed JSON body) of one request on a fresh connection."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        all_headers = dict(headers or {})
+        if key is not None:
+            all_headers["Authorization"] = f"Bearer {key}"
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            all_headers.setdefault("Content-Type", "application/json")
+        try:
+            connection.request(method, path, body=body, headers=all_headers)
+            response = connection.getresponse()
+            payload = response.read()
+        finally:
+            connection.close()
+        try:
+            return response.status, json.loads(payload)
+        except ValueError:
+            return response.status, payload
+
+    def stop(self, sig=signal.SIGTERM) -> str:
+        if self.process is None or self.process.poll() is not None:
+            return ""
+        self.process.send_signal(sig)
+        try:
+            out, _ = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, _ = self.process.communicate()
+        return out
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
