@@ -165,7 +165,9 @@ def decode_image(payload: bytes, *, position: int, max_pixels: int) -> DecodedIm
                 pixels = np.asarray(image.convert("L"), dtype=np.uint8)
     except InputError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{where} is refused as a decompression bomb: {exc}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{where} is not a readable image: {exc}") from None
     except Warning as exc:  # a DecompressionBombWarning raised as an error above
         raise InputError(f"{where} is refused: {exc}") from None

@@ -1,0 +1,326 @@
+"""`mllife serve` as a real HTTP server on 127.0.0.1: predictions, keys, bad input,
+logging, feedback, champion switches and rollout."""
+
+import base64
+import io
+import threading
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mllife.keys import create_key, revoke_key
+from mllife.served import ingest_segments, served_quality, shadow_comparison, traffic_summary
+from tests.serving import ServerProcess, table_project
+
+
+def _wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    project = table_project(tmp_path_factory.mktemp("serve") / "project")
+    store = project["store"]
+    project["key"] = create_key(store, "alice")
+    project["feedback_only"] = create_key(store, "labeller", routes=("feedback",))
+    project["other_model"] = create_key(store, "narrow", models=("some_other_model",))
+    with ServerProcess(project["config"].path) as server:
+        project["server"] = server
+        yield project
+
+
+def test_predicts_single_rows_and_batches_with_the_champion(served):
+    server, rows = served["server"], served["rows"]
+    status, body = server.request("POST", "/predict", {"row": rows[0]}, key=served["key"])
+    assert status == 200
+    assert body["model_hash"] == served["hashes"]["logreg"] and body["role"] == "champion"
+    [only] = body["predictions"]
+    assert only["label"] in ("malignant", "benign") and 0.5 <= only["confidence"] <= 1.0
+
+    status, body = server.request("POST", "/predict", {"rows": rows[:64]}, key=served["key"])
+    assert status == 200 and len(body["predictions"]) == 64
+    labels = [p["label"] for p in body["predictions"]]
+    # the same model, loaded here, predicts the same (the server uses its own preprocessing)
+    from mllife.registry import ModelRef, load_model
+
+    config, store = served["config"], served["store"]
+    model = load_model(
+        ModelRef.from_row(store.model_row(served["hashes"]["logreg"])),
+        artifacts_dir=config.artifacts_dir,
+        store=store,
+    )
+    assert labels == list(model.predict(pl.DataFrame(rows[:64])))
+    assert len({p["id"] for p in body["predictions"]}) == 64
+
+
+def test_model_and_health_describe_the_champion(served):
+    server = served["server"]
+    status, health = server.request("GET", "/health")
+    assert status == 200 and health["status"] == "ok"
+    assert health["champion"] == served["hashes"]["logreg"]
+    status, model = server.request("GET", "/model", key=served["key"])
+    assert status == 200
+    assert model["name"] == "logreg" and model["data_version"] == "test-data"
+    assert model["classes"] == ["benign", "malignant"] and model["rollout"]["mode"] == "off"
+
+
+def test_keys_are_required_and_scoped(served):
+    server, row = served["server"], {"row": served["rows"][0]}
+    assert server.request("POST", "/predict", row)[0] == 401
+    status, body = server.request("POST", "/predict", row, key="mll_not-a-real-key")
+    assert status == 401 and "unknown" in body["error"]
+    status, body = server.request("POST", "/predict", row, key=served["feedback_only"])
+    assert status == 403 and "/predict" in body["error"]
+    status, body = server.request("POST", "/predict", row, key=served["other_model"])
+    assert status == 403 and "logreg" in body["error"]
+    status, _ = server.request("POST", "/predict", row, headers={"X-API-Key": served["key"]})
+    assert status == 200
+    # keys are stored hashed: the token itself appears nowhere in the store
+    dump = served["store"].query("SELECT * FROM api_keys")
+    assert served["key"] not in str(dump.to_dicts())
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "says"),
+    [
+        (b'{"row": {', {"Content-Type": "application/json"}, 400, "malformed JSON"),
+        (b"[1, 2]", {"Content-Type": "application/json"}, 422, "JSON object"),
+        ({"rows": []}, None, 422, "non-empty list"),
+        ({"row": {"mean_radius": 1.0}}, None, 422, "missing column"),
+        (b"x=1", {"Content-Type": "application/x-www-form-urlencoded"}, 415, "not accepted"),
+        (b"{}", {"Content-Type": "application/json"}, 422, "rows"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(served, body, headers, status, says):
+    got, answer = served["server"].request(
+        "POST", "/predict", body, key=served["key"], headers=headers
+    )
+    assert got == status and says in answer["error"], answer
+
+
+def test_wrong_types_and_ranges_name_the_row_and_column(served):
+    server, rows = served["server"], served["rows"]
+    bad = [dict(rows[0]), dict(rows[1])]
+    bad[0]["mean_radius"] = "large"
+    bad[1]["mean_area"] = -5.0
+    status, body = server.request("POST", "/predict", {"rows": bad}, key=served["key"])
+    assert status == 422
+    text = " ".join(body["problems"])
+    assert "row 0, column 'mean_radius' must be a number" in text
+    assert "row 1, column 'mean_area' is -5.0, below the contract's minimum" in text
+
+
+def test_oversized_bodies_and_batches_are_refused(served):
+    server, rows = served["server"], served["rows"]
+    status, body = server.request("POST", "/predict", {"rows": rows * 2}, key=served["key"])
+    assert status == 413 and "max_batch" in body["error"]
+    huge = b'{"rows": [' + b" " * (9 * 1024 * 1024) + b"]}"
+    status, body = server.request(
+        "POST", "/predict", huge, key=served["key"], headers={"Content-Type": "application/json"}
+    )
+    assert status == 413 and "limit" in body["error"]
+    assert server.request("GET", "/health")[0] == 200  # still serving
+
+
+def test_feedback_is_validated_and_accuracy_on_served_data_is_measured(tmp_path):
+    project = table_project(tmp_path / "p", serving="[serving.log]\nflush_seconds = 0.2")
+    key = create_key(project["store"], "alice")
+    rows, labels = project["rows"], project["labels"]
+    with ServerProcess(project["config"].path) as server:
+        status, body = server.request("POST", "/predict", {"rows": rows[:40]}, key=key)
+        assert status == 200
+        ids = [p["id"] for p in body["predictions"]]
+        predicted = [p["label"] for p in body["predictions"]]
+        feedback = [
+            {"prediction_id": i, "label": str(y)} for i, y in zip(ids, labels[:40], strict=True)
+        ]
+        assert server.request("POST", "/feedback", {"feedback": feedback}, key=key)[0] == 202
+        status, answer = server.request(
+            "POST", "/feedback", {"prediction_id": "nope", "label": "benign"}, key=key
+        )
+        assert status == 422 and "prediction_id" in answer["error"]
+        status, answer = server.request(
+            "POST", "/feedback", {"prediction_id": ids[0], "label": "cat"}, key=key
+        )
+        assert status == 422 and "not one of" in answer["error"]
+        # refused requests log nothing as a prediction
+        assert server.request("POST", "/predict", {"row": rows[0]})[0] == 401
+        assert server.request("POST", "/predict", {"row": {"x": 1}}, key=key)[0] == 422
+    result = ingest_segments(project["config"], project["store"])
+    assert (result.predictions, result.feedback) == (40, 40)
+    quality = served_quality(project["store"])
+    expected = float(np.mean(np.asarray(predicted) == labels[:40]))
+    assert quality["labelled"].to_list() == [40]
+    assert quality["accuracy"][0] == pytest.approx(expected)
+    logged = project["store"].query("SELECT * FROM predictions")
+    assert logged.height == 40 and set(logged["key_name"]) == {"alice"}
+    assert logged["latency_ms"].min() > 0 and logged["input_hash"].str.len_chars().min() == 64
+    # a second ingestion finds nothing new: each segment once
+    assert ingest_segments(project["config"], project["store"]).segments == 0
+
+
+def test_champion_switches_without_dropping_requests(tmp_path):
+    from mllife.deployment import promote_model, rollback
+
+    project = table_project(tmp_path / "p")
+    config, store, hashes = project["config"], project["store"], project["hashes"]
+    key = create_key(store, "alice")
+    seen, failures, stop = [], [], threading.Event()
+    with ServerProcess(config.path) as server:
+
+        def client():
+            while not stop.is_set():
+                status, body = server.request(
+                    "POST", "/predict", {"row": project["rows"][0]}, key=key
+                )
+                if status == 200:
+                    seen.append(body["model_hash"])
+                else:
+                    failures.append((status, body))
+
+        worker = threading.Thread(target=client)
+        worker.start()
+        time.sleep(0.5)
+        promote_model(hashes["logreg_small"], config=config, store=store, reason="switch test")
+        assert _wait_for(lambda: seen and seen[-1] == hashes["logreg_small"])
+        rollback(config=config, store=store, reason="switch back")
+        assert _wait_for(lambda: seen[-1] == hashes["logreg"])
+        # a key revoked while serving stops working soon after
+        revoke_key(store, "alice")
+        assert _wait_for(lambda: failures)
+        stop.set()
+        worker.join()
+    assert [s for s, _ in failures] and {s for s, _ in failures} == {401}
+    switches = [a for a, b in zip(seen, seen[1:], strict=False) if a != b]
+    assert len(switches) == 2 and len(seen) > 20
+
+
+def test_shadow_rollout_logs_the_challenger_without_returning_it(tmp_path):
+    project = table_project(tmp_path / "p")
+    challenger = project["hashes"]["logreg_small"]
+    config_path = project["config"].path
+    text = config_path.read_text().replace(
+        "[serving]",
+        f'[serving.rollout]\nmode = "shadow"\nchallenger = "{challenger[:12]}"\n[serving]',
+    )
+    config_path.write_text(text)
+    key = create_key(project["store"], "alice")
+    with ServerProcess(config_path) as server:
+        status, health = server.request("GET", "/health")
+        assert health["challenger"] == challenger and health["rollout"] == "shadow"
+        status, body = server.request("POST", "/predict", {"rows": project["rows"][:50]}, key=key)
+        assert status == 200 and body["model"] == "logreg"  # the champion answers
+    from mllife.config import load_config
+
+    config = load_config(config_path)
+    ingest_segments(config, project["store"])
+    roles = traffic_summary(project["store"])
+    assert dict(zip(roles["role"], roles["predictions"], strict=True)) == {
+        "champion": 50,
+        "shadow": 50,
+    }
+    comparison = shadow_comparison(project["store"])
+    assert comparison["rows"].to_list() == [50] and comparison["shadow"][0] == "logreg_small"
+    assert 0.5 <= comparison["agreement"][0] <= 1.0
+
+
+def test_canary_share_is_sticky_per_key(tmp_path):
+    project = table_project(
+        tmp_path / "p",
+        serving='[serving.rollout]\nmode = "canary"\nshare = 0.5\nchallenger = "latest"',
+    )
+    store = project["store"]
+    from mllife.deployment import Challenger  # noqa: F401  (recorded like the lifecycle does)
+
+    with store.writing() as conn:  # the lifecycle's challenger asset records this row
+        conn.execute(
+            "INSERT INTO challengers VALUES ('run', ?, 'logreg_small', false, 'test', now())",
+            [project["hashes"]["logreg_small"]],
+        )
+    keys = {f"client{i}": create_key(store, f"client{i}") for i in range(16)}
+    with ServerProcess(project["config"].path) as server:
+        assert server.request("GET", "/health")[1]["rollout"] == "canary"
+        answered = {}
+        for _ in range(3):
+            for name, key in keys.items():
+                status, body = server.request(
+                    "POST", "/predict", {"row": project["rows"][0]}, key=key
+                )
+                assert status == 200
+                answered.setdefault(name, set()).add((body["role"], body["model"]))
+    assert all(len(v) == 1 for v in answered.values())  # sticky
+    roles = [next(iter(v))[0] for v in answered.values()]
+    assert 0 < roles.count("canary") < len(keys)
+
+
+def test_images_as_base64_or_upload_and_hostile_images(tmp_path, digits_folder):
+    from mllife.config import load_config
+    from mllife.deployment import promote_model
+    from mllife.store import Store
+    from tests.conftest import RecordedModels, make_project
+
+    config = load_config(make_project(tmp_path / "img", digits_folder))
+    store = Store(config.store_path)
+    ref = RecordedModels(config, store, digits_folder).new(1.0)
+    promote_model(ref.model_hash, config=config, store=store, reason="test")
+    key = create_key(store, "alice")
+    files = sorted(digits_folder.rglob("*.png"))[::97][:8]
+    with ServerProcess(config.path) as server:
+        encoded = [base64.b64encode(f.read_bytes()).decode() for f in files]
+        status, body = server.request("POST", "/predict", {"images": encoded}, key=key)
+        assert status == 200
+        right = sum(
+            p["label"] == f.parent.name for p, f in zip(body["predictions"], files, strict=True)
+        )
+        assert right >= 6
+        status, body = server.request(
+            "POST",
+            "/predict",
+            files[0].read_bytes(),
+            key=key,
+            headers={"Content-Type": "image/png"},
+        )
+        assert status == 200 and len(body["predictions"]) == 1
+        status, body = server.request(
+            "POST", "/predict", b"not an image", key=key, headers={"Content-Type": "image/png"}
+        )
+        assert status == 422 and "not a readable image" in body["error"]
+        status, body = server.request("POST", "/predict", {"image": "%%%"}, key=key)
+        assert status == 422 and "base64" in body["error"]
+        for width, says in ((5000, "5000x5000 pixels"), (60_000, "decompression bomb")):
+            bomb = _png_header_only(width, width)
+            status, body = server.request(
+                "POST", "/predict", bomb, key=key, headers={"Content-Type": "image/png"}
+            )
+            assert status == 422 and says in body["error"], body
+        assert server.request("GET", "/health")[0] == 200
+    ingest_segments(config, store)
+    logged = store.query("SELECT features FROM predictions")
+    assert logged.height == 9 and '"brightness"' in logged["features"][0]
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims a huge size: a decompression bomb's first bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    out = io.BytesIO()
+    out.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header))
+    out.write(chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
+    return out.getvalue()
