@@ -65,6 +65,8 @@ def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
                 ).fetchone()
                 if seen is None:
                     columns = ", ".join(schema)
+                    # table rows are hashed here, from the canonical JSON of their features
+                    values = columns.replace("input_hash", "coalesce(input_hash, sha256(features))")
                     try:
                         (n,) = conn.execute(
                             "SELECT count(*) FROM read_parquet(?)",
@@ -72,7 +74,7 @@ def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
                         ).fetchone()
                         conn.execute(
                             f"INSERT INTO {table} ({columns}, segment)"
-                            f" SELECT {columns}, ? FROM read_parquet(?)",
+                            f" SELECT {values}, ? FROM read_parquet(?)",
                             [path.name, str(path)],
                         )
                     except Exception as exc:

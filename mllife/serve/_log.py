@@ -14,6 +14,7 @@ answer without a record.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-__all__ = ["FEEDBACK_SCHEMA", "PREDICTION_SCHEMA", "SegmentLog"]
+__all__ = ["FEEDBACK_SCHEMA", "PREDICTION_SCHEMA", "PredictionLog", "SegmentLog"]
 
 PREDICTION_SCHEMA = {
     "prediction_id": pl.String,
@@ -72,6 +73,7 @@ class SegmentLog:
         self.flush_seconds = flush_seconds
         self.max_buffered = max_buffered or max(100 * flush_rows, 100_000)
         self._rows: list[tuple] = []
+        self._pending = 0  # rows the buffered records stand for
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -85,18 +87,29 @@ class SegmentLog:
     @property
     def accepting(self) -> bool:
         """False once the buffer is full because segments cannot be written."""
-        return len(self._rows) < self.max_buffered
+        return self._pending < self.max_buffered
+
+    def append(self, row: tuple, *, size: int = 1) -> None:
+        """Buffer one record standing for ``size`` rows."""
+        with self._lock:
+            self._rows.append(row)
+            self._pending += size
+            pending = self._pending
+        if pending >= self.flush_rows:
+            self._wake.set()
 
     def extend(self, rows: list[tuple]) -> None:
         with self._lock:
             self._rows.extend(rows)
-            size = len(self._rows)
-        if size >= self.flush_rows:
+            self._pending += len(rows)
+            pending = self._pending
+        if pending >= self.flush_rows:
             self._wake.set()
 
     @property
     def buffered(self) -> int:
-        return len(self._rows)
+        """Rows waiting to be written."""
+        return self._pending
 
     # -- the writer thread -------------------------------------------------------------
 
@@ -124,6 +137,7 @@ class SegmentLog:
         """Write buffered rows as one segment now; return how many were written."""
         with self._lock:
             rows, self._rows = self._rows, []
+            pending, self._pending = self._pending, 0
         if not rows:
             return 0
         try:
@@ -131,14 +145,18 @@ class SegmentLog:
         except BaseException:
             with self._lock:
                 self._rows[:0] = rows  # keep them, in order, for the next attempt
+                self._pending += pending
             raise
-        self.rows_written += len(rows)
+        self.rows_written += pending
         self.segments_written += 1
         self.last_error = None
         return len(rows)
 
+    def _frame(self, rows: list[tuple]) -> pl.DataFrame:
+        return pl.DataFrame(rows, schema=self.schema, orient="row")
+
     def _write(self, rows: list[tuple]) -> Path:
-        frame = pl.DataFrame(rows, schema=self.schema, orient="row")
+        frame = self._frame(rows)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         final = self.folder / f"{self.prefix}-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=self.folder)
@@ -171,3 +189,63 @@ class SegmentLog:
                 return
             if self._rows:
                 time.sleep(0.5)
+
+
+class PredictionLog(SegmentLog):
+    """One buffered record per *request*; rows are expanded when a segment is written.
+
+    A request appends one tuple: ``(request_id, received_at, key_name, model_hash,
+    model_name, role, answered, latency_ms, features, input_hashes, predicted,
+    confidence)`` where the last four are per input. ``features`` holds the validated
+    row dicts (tables) or image-statistics dicts; they are encoded to canonical JSON
+    (keys sorted) here, off the request path. Table rows carry no input hash: ingestion
+    computes it as the SHA-256 of that canonical JSON. Images are hashed on arrival
+    (their bytes are not kept).
+    """
+
+    def __init__(self, folder: Path, **kwargs) -> None:
+        super().__init__(folder, prefix="pred", schema=PREDICTION_SCHEMA, **kwargs)
+
+    def _frame(self, records: list[tuple]) -> pl.DataFrame:
+        (request_id, received, key, model_hash, name, role, answered, latency,
+         features, hashes, predicted, confidence) = zip(*records, strict=True)  # fmt: skip
+        sizes = [len(p) for p in predicted]
+
+        def repeat(values) -> list:
+            return list(itertools.chain.from_iterable(
+                itertools.repeat(v, n) for v, n in zip(values, sizes, strict=True)
+            ))  # fmt: skip
+
+        flat = list(itertools.chain.from_iterable(features))
+        encoded = pl.DataFrame(flat, infer_schema_length=None)
+        encoded = encoded.select(sorted(encoded.columns))
+        positions = list(itertools.chain.from_iterable(range(n) for n in sizes))
+        request_ids = repeat(request_id)
+        frame = pl.DataFrame(
+            {
+                "prediction_id": [
+                    f"{r}-{i}" if role_ != "shadow" else f"{r}-{i}-shadow"
+                    for r, i, role_ in zip(request_ids, positions, repeat(role), strict=True)
+                ],
+                "request_id": request_ids,
+                "position": positions,
+                "received_at": repeat(received),
+                "key_name": repeat(key),
+                "model_hash": repeat(model_hash),
+                "model_name": repeat(name),
+                "role": repeat(role),
+                "answered": repeat(answered),
+                "input_hash": list(
+                    itertools.chain.from_iterable(
+                        h if h is not None else itertools.repeat(None, n)
+                        for h, n in zip(hashes, sizes, strict=True)
+                    )
+                ),  # fmt: skip
+                "features": encoded.select(pl.struct(pl.all()).struct.json_encode()).to_series(),
+                "predicted": list(itertools.chain.from_iterable(predicted)),
+                "confidence": list(itertools.chain.from_iterable(confidence)),
+                "latency_ms": repeat(latency),
+            },
+            schema=PREDICTION_SCHEMA,
+        )
+        return frame

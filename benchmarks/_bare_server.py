@@ -1,0 +1,61 @@
+"""The baseline of bench_serve: a bare Starlette endpoint calling the same champion's
+predict, with no keys, no contract check and no logging.
+
+    python -m benchmarks._bare_server CONFIG PORT
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mllife.config import load_config
+from mllife.deployment import champion_ref
+from mllife.registry import load_model
+from mllife.store import Store
+
+
+def main() -> None:
+    config = load_config(sys.argv[1])
+    store = Store(config.store_path)
+    model = load_model(champion_ref(store), artifacts_dir=config.artifacts_dir, store=store)
+    classes = model.classes
+
+    async def predict(request):
+        rows = orjson.loads(await request.body())["rows"]
+        proba = model.predict_proba(rows)
+        best = proba.argmax(axis=1)
+        out = [
+            {"label": classes[i], "confidence": p}
+            for i, p in zip(best, proba[np.arange(len(best)), best].tolist(), strict=True)
+        ]
+        return Response(orjson.dumps({"predictions": out}), media_type="application/json")
+
+    async def health(request):
+        return Response(b"{}", media_type="application/json")
+
+    app = Starlette(
+        routes=[
+            Route("/predict", predict, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[2]),
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
