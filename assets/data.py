@@ -5,6 +5,7 @@ import polars as pl
 
 from assets._metadata import column_schema, contract_check, frame_md
 from assets.resources import MllifeProject
+from mllife.artifacts import save_split_manifest
 from mllife.data import CleanData, RawData
 from mllife.datasets import (
     class_balance,
@@ -132,6 +133,7 @@ def splits(project: MllifeProject, clean_data: CleanData) -> dg.Output[SplitSet]
     config = project.config
     split_set, new = make_splits(config, clean_data, store=project.store)
     sizes = split_set.sizes()
+    save_split_manifest(config, split_set)
     project.store.record_split(
         split_version=split_set.split_version,
         data_version=clean_data.data_version,

@@ -18,6 +18,7 @@ from assets.reports import build_status_report_asset
 from assets.resources import MllifeProject
 from assets.sensors import build_drift_sensor, build_new_data_sensor
 from assets.training import build_candidate_asset
+from assets.versioning import artifact_versions
 from mllife.config import find_config, load_config
 
 # Output(data_version=...) is marked beta; it is the documented way to version assets.
@@ -39,6 +40,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         build_status_report_asset(names),
         served_predictions,
         drift_report,
+        artifact_versions,
     ]
     checks = [
         data.raw_data_contract,
@@ -63,6 +65,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
             a.map_asset_specs(lambda spec: spec.replace_attributes(owners=config.owners))
             for a in assets
         ]
+    assets = [a.map_asset_specs(_with_code_version(a)) for a in assets]
     assets = dg.with_source_code_references(assets)
     monitor = dg.define_asset_job(
         "monitor",
@@ -90,6 +93,29 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         jobs=[lifecycle, retrain, monitor],
         resources={"project": MllifeProject(config_path=str(config.path))},
     )
+
+
+def _library_digest() -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((Path(__file__).parents[1] / "mllife").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+_LIBRARY = _library_digest()
+
+
+def _with_code_version(asset: dg.AssetsDefinition):
+    """Code version = the mllife library's source plus the asset's own module, so
+    changed code shows the asset (and what depends on it) as stale in the UI."""
+    import hashlib
+    import inspect
+
+    module = inspect.getsourcefile(asset.op.compute_fn.decorated_fn)
+    version = hashlib.sha256(_LIBRARY.encode() + Path(module).read_bytes()).hexdigest()[:16]
+    return lambda spec: spec.replace_attributes(code_version=version)
 
 
 def _config_path() -> Path:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mllife._errors import ConfigError
+from mllife._ops_config import MonitoringConfig, ServingConfig, VersioningConfig
 from mllife._policy_config import (  # noqa: F401  (part of this module's interface)
     LOWER_IS_BETTER,
     PER_CLASS_METRICS,
@@ -22,7 +23,6 @@ from mllife._policy_config import (  # noqa: F401  (part of this module's interf
     PromotionConfig,
     parse_policy_metric,
 )
-from mllife._serving_config import MonitoringConfig, ServingConfig
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -245,6 +245,7 @@ class _File(_Section):
     store: StoreConfig = StoreConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    versioning: VersioningConfig = VersioningConfig()
 
     @model_validator(mode="after")
     def _human_gate_needs_annotations(self) -> _File:
@@ -292,6 +293,7 @@ class ProjectConfig:
     training = property(lambda self: self._file.training)
     serving = property(lambda self: self._file.serving)
     monitoring = property(lambda self: self._file.monitoring)
+    versioning = property(lambda self: self._file.versioning)
 
     @property
     def candidates(self) -> tuple[CandidateConfig, ...]:

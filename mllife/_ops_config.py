@@ -1,4 +1,4 @@
-"""The ``[serving]`` section of mllife.toml: limits, prediction logging and rollout."""
+"""Operations sections of mllife.toml: [serving], [monitoring] and [versioning]."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["LogConfig", "MonitoringConfig", "RolloutConfig", "ServingConfig"]
+__all__ = ["LogConfig", "MonitoringConfig", "RolloutConfig", "ServingConfig", "VersioningConfig"]
 
 
 class _Section(BaseModel):
@@ -65,3 +65,11 @@ class MonitoringConfig(_Section):
     #: the champion_freshness check fails past these ages
     max_champion_age_days: float = Field(30.0, gt=0)
     max_data_age_days: float = Field(90.0, gt=0)
+
+
+class VersioningConfig(_Section):
+    """Pipeline artifacts are DVC-tracked after every run (``.mllife/artifacts.dvc``)."""
+
+    #: push data and artifacts to this DVC remote after each run (a failed push warns)
+    remote: str | None = None
+    push: bool = False

@@ -1,0 +1,31 @@
+"""Versioning: the run's artifacts (models, split manifests) into DVC."""
+
+import dagster as dg
+
+from assets.resources import MllifeProject
+from mllife.artifacts import TrackResult, track_artifacts
+
+
+@dg.asset(
+    group_name="deployment",
+    kinds={"dvc"},
+    deps=["status_report"],
+    description="`dvc add .mllife/artifacts`: every model and split manifest, content-"
+    "addressed, pinned in .mllife/artifacts.dvc (`mllife checkout HASH` restores any model"
+    " from it). With [versioning] push = true, also `dvc push`; a failed push is a warning:"
+    " the run's results are safe locally.",
+)
+def artifact_versions(project: MllifeProject) -> dg.Output[TrackResult]:
+    settings = project.config.versioning
+    result = track_artifacts(
+        project.config, push_to=(settings.remote or "") if settings.push else None
+    )
+    metadata = {"dvc_seconds": result.seconds, "pushed": result.pushed}
+    if result.version is None:
+        metadata["summary"] = "not a DVC repository: artifacts are not tracked"
+        return dg.Output(result, metadata=metadata)
+    metadata["artifacts_version"] = result.version.md5
+    metadata["files"] = result.version.nfiles
+    if result.warning:
+        metadata["warning"] = result.warning
+    return dg.Output(result, data_version=dg.DataVersion(result.version.md5), metadata=metadata)
