@@ -66,6 +66,24 @@ def main() -> None:
         if step.start_time and step.end_time:
             print(f"    {step.step_key:<36} {step.end_time - step.start_time:7.2f} s")
     print(f"  model fitting (sum of fit_seconds in the store): {fit:.1f} s")
+    dvc_step = sum(
+        s.end_time - s.start_time
+        for s in steps
+        if s.step_key == "artifact_versions" and s.start_time and s.end_time
+    )
+    data_init = next(
+        (
+            float(ln.split()[-2])
+            for ln in done.stdout.splitlines()
+            if ln.startswith("dvc add data:")
+        ),
+        0.0,
+    )
+    dvc = dvc_step + data_init
+    print(
+        f"  DVC work: artifact tracking {dvc_step:.1f} s + data pin {data_init:.1f} s ="
+        f" {dvc:.1f} s = {dvc / wall:.1%} of wall (target <= 10%)"
+    )
     outside = wall - fit
     print(
         f"  outside model fitting: {outside:.1f} s = {outside / wall:.0%} of wall (target <= 30%)"

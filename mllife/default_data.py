@@ -12,6 +12,7 @@ import os
 import shutil
 import struct
 import tempfile
+import time
 import zlib
 from pathlib import Path
 
@@ -144,6 +145,8 @@ def ensure_data(config) -> list[str]:
             f" data.dvc ({pinned})"
         )
         if written == pinned and is_dvc_repo(config.root):
+            started = time.perf_counter()
             dvc_add(config.root, "data", lock_dir=config.state_dir)
             lines.append("data/ added to the DVC cache (dvc status is clean)")
+            lines.append(f"dvc add data: {time.perf_counter() - started:.2f} s")
     return lines

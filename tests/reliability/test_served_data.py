@@ -1,0 +1,154 @@
+"""Reliability of the serving path: hostile requests, crashes of the server and of the
+ingestion, and the contract enforced identically in serving and training."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mllife.keys import create_key
+from mllife.served import ingest_segments
+from tests.serving import ServerProcess, table_project
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    project = table_project(tmp_path_factory.mktemp("rel") / "p")
+    project["key"] = create_key(project["store"], "fuzz")
+    with ServerProcess(project["config"].path) as server:
+        project["server"] = server
+        yield project
+
+
+def _predict(server, rows, key) -> int:
+    return server.request("POST", "/predict", {"rows": rows}, key=key)[0]
+
+
+def _mutated_row(base: dict, data) -> dict:
+    row = dict(base)
+    for name in data.draw(st.lists(st.sampled_from(sorted(base)), max_size=3, unique=True)):
+        action = data.draw(st.sampled_from(["drop", "value", "keep"]))
+        if action == "drop":
+            row.pop(name)
+        elif action == "value":
+            row[name] = data.draw(JSON_VALUES)
+    if data.draw(st.booleans()):
+        row[data.draw(st.text(min_size=1, max_size=6))] = data.draw(JSON_VALUES)
+    return row
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzzed_requests_get_2xx_or_a_clear_4xx_never_a_5xx(live, data):
+    server, rows = live["server"], live["rows"]
+    kind = data.draw(st.sampled_from(["row", "body", "bytes"]))
+    if kind == "row":
+        body = {"rows": [_mutated_row(rows[0], data)]}
+    elif kind == "body":
+        body = data.draw(JSON_VALUES)
+        body = json.dumps(body).encode()
+    else:
+        body = data.draw(st.binary(max_size=200))
+    headers = {"Content-Type": "application/json"}
+    status, answer = server.request("POST", "/predict", body, key=live["key"], headers=headers)
+    assert status == 200 or 400 <= status < 500, (status, answer)
+    if status != 200:
+        assert isinstance(answer, dict) and answer["error"]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_serving_contract_agrees_with_the_training_contract(live, data):
+    """The fast per-request check and pandera (training) accept and refuse the same rows."""
+    from mllife.datasets import classes_of  # noqa: F401  (import check of the module)
+    from mllife.serve import InputError, RowContract, feature_contract
+    from mllife.tables import as_declared, table_schema
+
+    config = live["config"]
+    columns = feature_contract(config)
+    row = _mutated_row(live["rows"][0], data)
+    try:
+        RowContract(columns).check([row])
+        served_ok = True
+    except InputError:
+        served_ok = False
+    schema = table_schema(columns, config.data, classes=("benign", "malignant"))
+    try:
+        frame = pl.DataFrame([{**row, "target": "benign", "id": 0}], strict=True)
+        schema.validate(as_declared(frame, columns))
+        trained_ok = True
+    except Exception:  # polars refuses the row or pandera does: either way, refused
+        trained_ok = False
+    assert served_ok == trained_ok, row
+
+
+def test_sigterm_flushes_every_logged_prediction(tmp_path):
+    project = table_project(tmp_path / "p", serving="[serving.log]\nflush_seconds = 600")
+    key = create_key(project["store"], "alice")
+    with ServerProcess(project["config"].path) as server:
+        for _ in range(30):
+            assert (
+                server.request("POST", "/predict", {"rows": project["rows"][:5]}, key=key)[0] == 200
+            )
+        assert server.request("GET", "/health")[1]["log"]["buffered"] == 150
+        server.stop(signal.SIGTERM)
+    result = ingest_segments(project["config"], project["store"])
+    print(f"\nSIGTERM: 150 predictions answered, {result.predictions} logged, 0 expected lost")
+    assert result.predictions == 150
+
+
+def test_sigkill_loses_at_most_the_buffer_and_nothing_written_is_torn(tmp_path):
+    serving = "[serving.log]\nflush_rows = 50\nflush_seconds = 600"
+    project = table_project(tmp_path / "p", serving=serving)
+    key = create_key(project["store"], "alice")
+    with ServerProcess(project["config"].path) as server:
+        for _ in range(23):
+            assert (
+                server.request("POST", "/predict", {"rows": project["rows"][:5]}, key=key)[0] == 200
+            )
+        buffered = server.request("GET", "/health")[1]["log"]["buffered"]
+        server.stop(signal.SIGKILL)
+    result = ingest_segments(project["config"], project["store"])
+    lost = 115 - result.predictions
+    print(f"\nSIGKILL: 115 answered, {result.predictions} logged, {lost} lost (bound: 50)")
+    assert lost == buffered and lost < 50
+    assert not list(project["config"].predictions_dir.glob(".*"))  # no temp files left
+
+
+def test_crash_during_ingestion_neither_loses_nor_duplicates_rows(tmp_path):
+    project = table_project(tmp_path / "p", serving="[serving.log]\nflush_seconds = 0.1")
+    key = create_key(project["store"], "alice")
+    with ServerProcess(project["config"].path) as server:
+        for _ in range(10):
+            assert (
+                server.request("POST", "/predict", {"rows": project["rows"][:7]}, key=key)[0] == 200
+            )
+    script = (
+        "from mllife.config import load_config; from mllife.store import Store;"
+        "from mllife.served import ingest_segments;"
+        f"c = load_config({str(project['config'].path)!r});"
+        "ingest_segments(c, Store(c.store_path))"
+    )
+    for point in ("ingest:before-commit", "ingest:committed"):
+        done = subprocess.run(
+            [sys.executable, "-c", script], env={**os.environ, "MLLIFE_CRASH_AT": point}
+        )
+        assert done.returncode == -signal.SIGKILL
+    ingest_segments(project["config"], project["store"])
+    count = project["store"].query("SELECT count(*) AS n FROM predictions")["n"][0]
+    print(f"\ningestion crashes: 70 predictions answered, {count} in the store")
+    assert count == 70
