@@ -10,8 +10,8 @@ from mllife.artifacts import TrackResult, track_artifacts
     group_name="deployment",
     kinds={"dvc"},
     deps=["status_report"],
-    description="`dvc add .mllife/artifacts`: every model and split manifest, content-"
-    "addressed, pinned in .mllife/artifacts.dvc (`mllife checkout HASH` restores any model"
+    description="`dvc add artifacts/`: every model and split manifest, content-"
+    "addressed, pinned in artifacts.dvc (`mllife checkout HASH` restores any model"
     " from it). With [versioning] push = true, also `dvc push`; a failed push is a warning:"
     " the run's results are safe locally.",
 )

@@ -68,7 +68,7 @@ class MonitoringConfig(_Section):
 
 
 class VersioningConfig(_Section):
-    """Pipeline artifacts are DVC-tracked after every run (``.mllife/artifacts.dvc``)."""
+    """Pipeline artifacts are DVC-tracked after every run (``artifacts.dvc``)."""
 
     #: push data and artifacts to this DVC remote after each run (a failed push warns)
     remote: str | None = None

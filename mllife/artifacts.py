@@ -1,7 +1,7 @@
 """Pipeline artifacts under DVC: track, push, pull, and restore any recorded model.
 
-``.mllife/artifacts/`` is content-addressed and append-only (``models/<sha256>.<ext>``),
-so each ``dvc add`` of it (pinned in ``.mllife/artifacts.dvc``) holds every model the
+``artifacts/`` is content-addressed and append-only (``models/<sha256>.<ext>``),
+so each ``dvc add`` of it (pinned in ``artifacts.dvc``) holds every model the
 project ever recorded, and DVC's cache keeps each file by its md5. ``checkout`` brings a
 model back from that cache (fetching from the DVC remote when the cache lacks it) and
 verifies it against the sha256 the store recorded before putting it in place.
@@ -55,7 +55,7 @@ class TrackResult:
 
 
 def track_artifacts(config: ProjectConfig, *, push_to: str | None = None) -> TrackResult:
-    """``dvc add .mllife/artifacts`` (and ``dvc push`` when a remote is configured).
+    """``dvc add artifacts/`` (and ``dvc push`` when a remote is configured).
 
     A failed push is a warning, not a failure: the run's results are safe locally.
     """

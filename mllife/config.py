@@ -335,7 +335,12 @@ class ProjectConfig:
 
     @property
     def artifacts_dir(self) -> Path:
-        return self.state_dir / "artifacts"
+        """``artifacts/``: models and split manifests, DVC-tracked by ``artifacts.dvc``.
+
+        Beside ``data/`` rather than in ``.mllife/``: DVC refuses a .dvc file inside a
+        git-ignored folder, and ``artifacts.dvc`` is meant to be committed with the code.
+        """
+        return self.root / "artifacts"
 
     @property
     def reports_dir(self) -> Path:

@@ -22,6 +22,7 @@ def _sh(root, *args):
 
 def _dvc_project(root, digits):
     config_path = make_project(root, digits, epochs=2)
+    (root / ".gitignore").write_text("/.mllife/\n")  # as in the repo: state is not committed
     _sh(root, "git", "init", "-q")
     _sh(root, sys.executable, "-m", "dvc", "init", "-q")
     _sh(root, sys.executable, "-m", "dvc", "add", "-q", "data")
@@ -41,7 +42,7 @@ def dvc_runs(tmp_path_factory, digits_folder):
 
 def test_run_tracks_artifacts_and_dvc_status_is_clean(dvc_runs):
     config = load_config(dvc_runs[0])
-    assert (config.state_dir / "artifacts.dvc").is_file()
+    assert (config.root / "artifacts.dvc").is_file()
     assert list((config.artifacts_dir / "splits").glob("*.parquet"))
     status = _sh(config.root, sys.executable, "-m", "dvc", "status", "-q")
     assert status.strip() == ""
