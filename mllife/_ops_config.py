@@ -31,8 +31,9 @@ class RolloutConfig(_Section):
 class LogConfig(_Section):
     """Served predictions go to Parquet segments under ``.mllife/predictions/``.
 
-    A SIGKILL loses at most what is buffered: ``flush_rows`` rows or ``flush_seconds``
-    of traffic, whichever is less. A normal shutdown (SIGTERM, Ctrl-C) flushes.
+    A SIGKILL loses what is not yet in a segment: about ``flush_rows`` rows (up to twice
+    that while a segment is being written) or ``flush_seconds`` of traffic. A normal
+    shutdown (SIGTERM, Ctrl-C) flushes.
     """
 
     enabled: bool = True

@@ -5,8 +5,10 @@ append). A background thread writes the buffer as one Parquet segment when it ho
 ``flush_rows`` rows or ``flush_seconds`` have passed, and on close. A segment is written
 to a hidden temp file and renamed, so a reader never sees half a segment.
 
-What a crash can lose: on SIGKILL or power loss, the rows still in the buffer (at most
-``flush_rows`` rows or ``flush_seconds`` of traffic). A normal shutdown flushes them.
+What a crash can lose: on SIGKILL or power loss, the rows not yet in a renamed segment:
+the buffer plus a segment being written (about ``flush_rows`` rows, up to twice that
+during a write, or ``flush_seconds`` of traffic). ``/health`` reports that count as
+``buffered``. A normal shutdown flushes them.
 If segments cannot be written (disk full, permissions), rows stay buffered and are
 retried; past ``max_buffered`` rows the server refuses predictions (503) rather than
 answer without a record.
@@ -137,7 +139,8 @@ class SegmentLog:
         """Write buffered rows as one segment now; return how many were written."""
         with self._lock:
             rows, self._rows = self._rows, []
-            pending, self._pending = self._pending, 0
+            # rows stay counted as pending until their segment is renamed into place
+            pending = sum(self._sizes(rows))
         if not rows:
             return 0
         try:
@@ -145,12 +148,16 @@ class SegmentLog:
         except BaseException:
             with self._lock:
                 self._rows[:0] = rows  # keep them, in order, for the next attempt
-                self._pending += pending
             raise
+        with self._lock:
+            self._pending -= pending
         self.rows_written += pending
         self.segments_written += 1
         self.last_error = None
         return len(rows)
+
+    def _sizes(self, rows: list[tuple]) -> list[int]:
+        return [1] * len(rows)
 
     def _frame(self, rows: list[tuple]) -> pl.DataFrame:
         return pl.DataFrame(rows, schema=self.schema, orient="row")
@@ -205,6 +212,9 @@ class PredictionLog(SegmentLog):
 
     def __init__(self, folder: Path, **kwargs) -> None:
         super().__init__(folder, prefix="pred", schema=PREDICTION_SCHEMA, **kwargs)
+
+    def _sizes(self, records: list[tuple]) -> list[int]:
+        return [len(record[10]) for record in records]  # the predicted labels
 
     def _frame(self, records: list[tuple]) -> pl.DataFrame:
         (request_id, received, key, model_hash, name, role, answered, latency,

