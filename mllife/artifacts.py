@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mllife._errors import ArtifactError, VersioningError
+from mllife._files import sha256_of, write_atomically
 from mllife.config import ProjectConfig
-from mllife.registry import ModelRef, _sha256, _write_atomically
+from mllife.registry import ModelRef
 from mllife.store import Store
 from mllife.versioning import DirectoryVersion, _dvc, is_dvc_repo, pinned_version
 
@@ -121,7 +122,7 @@ def checkout_model(
     row = store.resolve_model(model)
     ref = ModelRef.from_row(row)
     path = ref.path(config.artifacts_dir)
-    if path.is_file() and _sha256(path) == ref.model_hash:
+    if path.is_file() and sha256_of(path) == ref.model_hash:
         return ref  # already in place and intact
     dvc_file = _dvc_file(config)
     if not dvc_file.is_file():
@@ -155,7 +156,7 @@ def checkout_model(
             f"the DVC copy of {ref.relative_path} does not match the recorded hash"
             f" {ref.model_hash[:12]}; refusing to restore it"
         )
-    _write_atomically(path, data)
+    write_atomically(path, data)
     return ref
 
 
@@ -168,5 +169,5 @@ def save_split_manifest(config: ProjectConfig, splits) -> Path:
 
         buffer = io.BytesIO()
         splits.rows.select(splits.key, "label", "split").write_parquet(buffer)
-        _write_atomically(path, buffer.getvalue())
+        write_atomically(path, buffer.getvalue())
     return path

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from mllife._errors import DataError
+from mllife._files import write_atomically
 from mllife.config import ProjectConfig
 from mllife.data import IMAGE_SUFFIXES
 from mllife.versioning import dvc_add, is_dvc_repo
@@ -76,11 +75,7 @@ def _place(target: Path, payload: bytes) -> bool:
         target = target.with_name(f"{target.stem}-{digest[:8]}{target.suffix}")
         if target.exists():
             return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(payload)
-    os.replace(tmp, target)
+    write_atomically(target, payload)
     return True
 
 
@@ -124,10 +119,7 @@ def _add_rows(config: ProjectConfig, paths: list[Path]) -> tuple[int, int]:
         combined.write_csv(buffer)
     else:
         combined.write_parquet(buffer)
-    fd, tmp = tempfile.mkstemp(prefix=f".{config.data_path.name}.", dir=config.data_path.parent)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(buffer.getvalue())
-    os.replace(tmp, config.data_path)
+    write_atomically(config.data_path, buffer.getvalue())
     return fresh.height, incoming.height - fresh.height
 
 

@@ -57,11 +57,11 @@ def _rows_with_assignment_time(config: ProjectConfig, store: Store, splits: Spli
     )
 
 
-def _reference(config, store, splits, champion) -> pl.DataFrame:
+def _before_and_after(config, store, splits, champion) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The training rows the champion learned from, and the rows that arrived after it."""
     rows = _rows_with_assignment_time(config, store, splits)
-    return rows.filter(
-        (pl.col("assigned_at") <= champion.created_at) & (pl.col("split") == "train")
-    )
+    seen = pl.col("assigned_at") <= champion.created_at
+    return rows.filter(seen & (pl.col("split") == "train")), rows.filter(~seen)
 
 
 def batch_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchDrift:
@@ -69,10 +69,7 @@ def batch_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchD
     champion = store.champion()
     if champion is None:
         return BatchDrift(None, 0, 0, "no champion deployed yet: nothing to compare with")
-    rows = _rows_with_assignment_time(config, store, splits)
-    seen = pl.col("assigned_at") <= champion.created_at
-    reference = rows.filter(seen & (pl.col("split") == "train"))
-    current = rows.filter(~seen)
+    reference, current = _before_and_after(config, store, splits, champion)
     if current.height == 0:
         return BatchDrift(None, reference.height, 0, "no new data since the champion was deployed")
     report = drift(_features(config, splits, reference), _features(config, splits, current))
@@ -96,7 +93,7 @@ def served_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> Batch
     current = served_features(store, since=champion.created_at, model_hash=champion.model_hash)
     if current.height == 0:
         return BatchDrift(None, 0, 0, "no served predictions since the deployment", "served")
-    reference_rows = _reference(config, store, splits, champion)
+    reference_rows, _ = _before_and_after(config, store, splits, champion)
     model = load_model(champion_ref(store), artifacts_dir=config.artifacts_dir, store=store)
     inputs = model_inputs(reference_rows, config=config, columns=splits.columns)
     reference = _features(config, splits, reference_rows).with_columns(

@@ -9,12 +9,11 @@ project wrote are trusted. Torch artifacts load with ``weights_only=True``.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mllife._errors import ArtifactError
+from mllife._files import sha256_of, write_atomically
 from mllife.models import Model, SklearnModel, TorchModel
 from mllife.store import Store
 
@@ -52,33 +51,15 @@ class ModelRef:
         return asdict(self)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(model: Model, *, artifacts_dir: Path) -> ModelRef:
     """Write ``model`` under ``models/<sha256>.<ext>``; an existing identical file is kept."""
     data = model.to_bytes()
     digest = hashlib.sha256(data).hexdigest()
     relative = f"models/{digest}.{_EXTENSIONS[model.kind]}"
     path = artifacts_dir / relative
-    if not (path.is_file() and _sha256(path) == digest):
-        _write_atomically(path, data)
+    if not (path.is_file() and sha256_of(path) == digest):
+        write_atomically(path, data)
     return ModelRef(model.name, model.kind, digest, relative, len(data))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_model(ref: ModelRef, *, artifacts_dir: Path, store: Store | None) -> Model:

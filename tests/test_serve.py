@@ -237,8 +237,6 @@ def test_canary_share_is_sticky_per_key(tmp_path):
         serving='[serving.rollout]\nmode = "canary"\nshare = 0.5\nchallenger = "latest"',
     )
     store = project["store"]
-    from mllife.deployment import Challenger  # noqa: F401  (recorded like the lifecycle does)
-
     with store.writing() as conn:  # the lifecycle's challenger asset records this row
         conn.execute(
             "INSERT INTO challengers VALUES ('run', ?, 'logreg_small', false, 'test', now())",

@@ -120,7 +120,8 @@ class RowContract:
         self._floats = [name for name, _ in floats]
         self._float_low = np.array([-np.inf if s.min is None else s.min for _, s in floats])
         self._float_high = np.array([np.inf if s.max is None else s.max for _, s in floats])
-        self._others = [step for step in self._plan if step[0] not in set(self._floats)]
+        together = set(self._floats)
+        self._others = [step for step in self._plan if step[0] not in together]
 
     def check(self, rows: Any) -> list[dict[str, Any]]:
         if not isinstance(rows, list) or not rows:

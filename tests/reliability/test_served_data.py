@@ -74,7 +74,6 @@ def test_fuzzed_requests_get_2xx_or_a_clear_4xx_never_a_5xx(live, data):
 @given(data=st.data())
 def test_serving_contract_agrees_with_the_training_contract(live, data):
     """The fast per-request check and pandera (training) accept and refuse the same rows."""
-    from mllife.datasets import classes_of  # noqa: F401  (import check of the module)
     from mllife.serve import InputError, RowContract, feature_contract
     from mllife.tables import as_declared, table_schema
 
