@@ -70,7 +70,7 @@ def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
                     try:
                         (n,) = conn.execute(
                             "SELECT count(*) FROM read_parquet(?)",
-                            [str(path)],  # noqa: F541
+                            [str(path)],
                         ).fetchone()
                         conn.execute(
                             f"INSERT INTO {table} ({columns}, segment)"
