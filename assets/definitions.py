@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import data, deployment
+from assets import data, deployment, storage
 from assets.evaluation import build_evaluation_asset
 from assets.monitoring import drift_report, served_predictions
 from assets.problems import build_problem_scores_asset
@@ -91,7 +91,10 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         assets=assets,
         asset_checks=checks,
         jobs=[lifecycle, retrain, monitor],
-        resources={"project": MllifeProject(config_path=str(config.path))},
+        resources={
+            "project": MllifeProject(config_path=str(config.path)),
+            "io_manager": storage.for_project(config),
+        },
     )
 
 
@@ -116,6 +119,20 @@ def _with_code_version(asset: dg.AssetsDefinition):
     module = inspect.getsourcefile(asset.op.compute_fn.decorated_fn)
     version = hashlib.sha256(_LIBRARY.encode() + Path(module).read_bytes()).hexdigest()[:16]
     return lambda spec: spec.replace_attributes(code_version=version)
+
+
+def job_for(config_path: str, job_name: str, config_digest: str) -> dg.JobDefinition:
+    """The reconstructor ``assets.run`` names, so step subprocesses and re-executions
+    rebuild exactly the graph of the run's own config -- refused if the file changed."""
+    from mllife._errors import ConfigError
+    from mllife._files import sha256_of
+
+    if sha256_of(Path(config_path)) != config_digest:
+        raise ConfigError(
+            f"{config_path} changed while a run was using it; start a new run to use the"
+            " edited configuration"
+        )
+    return build_definitions(config_path).resolve_job_def(job_name)
 
 
 def _config_path() -> Path:

@@ -7,10 +7,13 @@ from mllife.data import CleanData
 from mllife.deployment import Challenger, PromotionResult
 from mllife.gallery import gallery_html
 from mllife.inputs import split_rows
+from mllife.monitoring import BatchDrift, staleness
+from mllife.monitoring_section import monitoring_section
 from mllife.problem_scoring import ProblemScores
 from mllife.problem_section import problem_section
 from mllife.problems import ProblemRegistry
 from mllife.reports import StatusReport, write_status_report
+from mllife.served import served_quality, shadow_comparison, traffic_summary
 from mllife.split import SplitSet
 
 
@@ -27,10 +30,12 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
             "splits": dg.AssetIn(),
             "clean_data": dg.AssetIn(),
             "problem_scores": dg.AssetIn(),
+            "drift_report": dg.AssetIn(),
         },
         description="One self-contained HTML report per run: a plain-language status for"
         " the client and the technical report (leaderboard, gates, confusion, class bias,"
-        " history across model versions).",
+        " history across model versions, drift of new data and served inputs, served traffic"
+        " and accuracy on served data).",
     )
     def status_report(
         context: dg.AssetExecutionContext,
@@ -40,6 +45,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
         splits: SplitSet,
         clean_data: CleanData,
         problem_scores: ProblemScores,
+        drift_report: dict[str, BatchDrift],
         **evaluations,
     ) -> dg.Output[StatusReport]:
         store = project.store
@@ -75,6 +81,13 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
                 problem_scores,
                 challenger_hash=best.ref.model_hash,
                 champion_hash=challenger.decision.champion_hash,
+            ),
+            monitoring=monitoring_section(
+                drift_report,
+                traffic=traffic_summary(store),
+                quality=served_quality(store),
+                shadow=shadow_comparison(store),
+                age=staleness(config, store),
             ),
         )
         return dg.Output(

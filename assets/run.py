@@ -15,7 +15,9 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
+from assets import storage
 from mllife._errors import MllifeError
+from mllife._files import sha256_of
 from mllife.config import ProjectConfig, load_config
 from mllife.default_data import ensure_data
 
@@ -52,9 +54,22 @@ class RunOutcome:
         return self.success or self.refused
 
 
+EXECUTORS = ("in_process", "multiprocess")
+
+
 def run_lifecycle(
-    config_path: Path | str, *, job_name: str = "lifecycle", log_level: str = "INFO"
+    config_path: Path | str,
+    *,
+    job_name: str = "lifecycle",
+    log_level: str = "INFO",
+    executor: str = "in_process",
+    max_concurrent: int = 2,
+    resume: str | None = None,
 ) -> RunOutcome:
+    """Materialize ``job_name``; ``resume`` re-executes that run's failed or never
+    finished steps, reusing the outputs its completed steps stored."""
+    if executor not in EXECUTORS:
+        raise MllifeError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     config = load_config(config_path)
     os.environ["MLLIFE_CONFIG"] = str(config.path)
     clock = time.perf_counter()
@@ -62,18 +77,92 @@ def run_lifecycle(
         print(line, flush=True)
     timings = {"data_init": time.perf_counter() - clock}
     clock = time.perf_counter()
-    from assets.definitions import build_definitions  # torch, torchvision, sklearn, ...
 
     timings["graph_imports"] = time.perf_counter() - clock
     clock = time.perf_counter()
     instance = prepare_instance(config)
-    defs = build_definitions(config.path)
-    job = defs.resolve_job_def(job_name)
+    # A reconstructable job (not execute_in_process): step outputs go to the instance's
+    # filesystem storage, so steps can run in subprocesses and a failed or killed run
+    # can be re-executed from where it stopped -- also from the UI.
+    options = None
+    if resume is not None:
+        job_name = _prepare_resume(instance, resume)
+        options = dg.ReexecutionOptions.from_failure(resume, instance)
+    # The config's digest is part of the job's identity: Dagster caches reconstructed
+    # jobs by their arguments, and an edited mllife.toml must give a new graph.
+    job = dg.build_reconstructable_job(
+        "assets.definitions",
+        "job_for",
+        reconstructable_args=(str(config.path), job_name, sha256_of(config.path)),
+    )
     timings["dagster_setup"] = time.perf_counter() - clock
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    execution = (
+        {"multiprocess": {"max_concurrent": max_concurrent}}
+        if executor == "multiprocess"
+        else {"in_process": {}}
+    )
+    run_config = {
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+        "execution": {"config": execution},
+    }
     clock = time.perf_counter()
-    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
-    timings["dagster_run"] = time.perf_counter() - clock
+    with dg.execute_job(
+        job,
+        instance,
+        run_config=run_config,
+        reexecution_options=options,
+        tags={OWNER_TAG: _process_tag()},
+    ) as result:
+        timings["dagster_run"] = time.perf_counter() - clock
+        return _outcome(result, config, timings)
+
+
+def _prepare_resume(instance: dg.DagsterInstance, run_id: str) -> str:
+    """Check that ``run_id`` can be resumed and return its job's name. A run whose
+    process was killed still says STARTED; it is marked failed once that process is
+    verifiably gone, so Dagster can re-execute it from the failure."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        raise MllifeError(f"no run {run_id} in {instance.root_directory}: see `mllife runs`")
+    if run.status == dg.DagsterRunStatus.SUCCESS:
+        raise MllifeError(f"run {run_id} succeeded: there is nothing to resume")
+    if run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
+        owner = run.tags.get(OWNER_TAG)
+        if owner is None or _process_alive(owner):
+            raise MllifeError(
+                f"run {run_id} is still running (process {owner or 'unknown'}); wait for it"
+                " or stop it first"
+            )
+        instance.report_run_failed(run, message=f"its process {owner} is gone (killed?)")
+    return run.job_name
+
+
+OWNER_TAG = "mllife/process"
+
+
+def _process_tag() -> str:
+    """pid plus start time, so a recycled pid is not mistaken for the run's process."""
+    process = psutil.Process()
+    return f"{process.pid}:{process.create_time():.3f}"
+
+
+def _process_alive(tag: str) -> bool:
+    pid, started = tag.split(":")
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.3f}" == started
+    except psutil.NoSuchProcess:
+        return False
+
+
+def latest_run_id(config: ProjectConfig) -> str:
+    instance = prepare_instance(config)
+    runs = instance.get_runs(limit=1)
+    if not runs:
+        raise MllifeError(f"no runs in {config.dagster_home} yet: nothing to resume")
+    return runs[0].run_id
+
+
+def _outcome(result, config: ProjectConfig, timings: dict[str, float]) -> RunOutcome:
     failed = {e.step_key for e in result.all_events if e.is_step_failure}
     refused = not result.success and failed == {POLICY_STEP}
     clock = time.perf_counter()
@@ -82,31 +171,38 @@ def run_lifecycle(
     return RunOutcome(result.success, refused, result.run_id, lines, timings)
 
 
-def _value(result, key: str):
-    try:
-        return result.asset_value(key)
-    except Exception:  # not materialized in this run (failed or skipped): nothing to show
-        return None
-
-
 def summarize(result, config: ProjectConfig, refused: bool) -> list[str]:
     status = "success" if result.success else "challenger refused" if refused else "FAILED"
     lines = [f"run {result.run_id}: {status}"]
-    splits = _value(result, "splits")
+    materialized = {
+        event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
+    }
+    failed = {event.step_key for event in result.all_events if event.is_step_failure}
+
+    stored = storage.for_project(config)
+
+    def _value(key: str):
+        # Only what this run materialized (a resumed run reuses earlier outputs; a failed
+        # or skipped step has none): those values load back from the run's storage.
+        return stored.load_value(result.run_id, key) if key in materialized else None
+
+    splits = _value("splits")
     if splits is not None:
         lines.append(f"data version {splits.data_version}  split sizes {splits.sizes()}")
     for spec in config.candidates:
-        evaluation = _value(result, f"evaluation_{spec.name}")
+        evaluation = _value(f"evaluation_{spec.name}")
         if evaluation is None:
-            lines.append(f"  {spec.name:<12} not evaluated (see the failure below)")
+            steps = {f"candidate_{spec.name}", f"evaluation_{spec.name}"}
+            why = "see the failure below" if steps & failed else "not part of this run"
+            lines.append(f"  {spec.name:<12} not evaluated ({why})")
             continue
         v, t = evaluation.validation, evaluation.test
         lines.append(
             f"  {spec.name:<12} val acc {v.accuracy:.4f} macro F1 {v.macro_f1:.4f} | "
             f"test acc {t.accuracy:.4f} macro F1 {t.macro_f1:.4f}"
         )
-    challenger = _value(result, "challenger")
-    champion = _value(result, "champion")
+    challenger = _value("challenger")
+    champion = _value("champion")
     if challenger is not None:
         lines.append(
             f"challenger {challenger.evaluation.ref.name}: {challenger.decision.summary()}"
@@ -120,7 +216,7 @@ def summarize(result, config: ProjectConfig, refused: bool) -> list[str]:
     elif challenger is not None:
         current = challenger.decision.champion_hash
         lines.append(f"champion unchanged: {current[:12] if current else 'none deployed yet'}")
-    report = _value(result, "status_report")
+    report = _value("status_report")
     if report is not None:
         lines.append(f"report: {report.path}")
     for evaluation in result.get_asset_check_evaluations():
@@ -145,10 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m assets.run")
     parser.add_argument("--config", default=None)
     parser.add_argument("--job", default="lifecycle", choices=["lifecycle", "retrain", "monitor"])
+    parser.add_argument("--executor", default="in_process", choices=EXECUTORS)
+    parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_ID")
     args = parser.parse_args(argv)
     startup = time.time() - psutil.Process().create_time()  # interpreter + imports
     try:
-        outcome = run_lifecycle(args.config or load_config().path, job_name=args.job)
+        config = load_config(args.config)
+        resume = latest_run_id(config) if args.resume == "latest" else args.resume
+        outcome = run_lifecycle(
+            config.path, job_name=args.job, executor=args.executor, resume=resume
+        )
     except MllifeError as exc:
         print(f"mllife: error: {exc}", file=sys.stderr)
         return 2

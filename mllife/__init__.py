@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mllife._errors import (
     ArtifactError,
+    ChampionChangedError,
     ConfigError,
     DataError,
     MllifeError,
@@ -80,6 +81,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "Agreement",
     "ArtifactError",
+    "ChampionChangedError",
     "Comparison",
     "ConfigError",
     "DataError",

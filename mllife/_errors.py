@@ -8,7 +8,8 @@ Every error says what was wrong, where (file, key, row) and what to do about it.
     ├── TrainingError        a candidate could not be trained
     ├── ArtifactError        a model artifact is missing, corrupt or untrusted
     ├── StoreError           the DuckDB metrics store cannot be used
-    │   └── StoreLockedError another process holds the store's write lock
+    │   ├── StoreLockedError another process holds the store's write lock
+    │   └── ChampionChangedError another process switched the champion meanwhile
     ├── VersioningError      DVC failed or its lock could not be taken
     ├── PromotionError       a promotion or rollback was refused
     ├── ProblemError         a known problem or pattern cannot be added or removed
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
+    "ChampionChangedError",
     "ConfigError",
     "DataError",
     "MllifeError",
@@ -58,6 +60,14 @@ class StoreError(MllifeError, RuntimeError):
 
 class StoreLockedError(StoreError):
     """Another process held the store's write lock for longer than the timeout."""
+
+
+class ChampionChangedError(StoreError):
+    """The champion changed between a decision and its recording (compare-and-swap)."""
+
+    def __init__(self, message: str, *, current_hash: str | None) -> None:
+        super().__init__(message)
+        self.current_hash = current_hash
 
 
 class VersioningError(MllifeError, RuntimeError):

@@ -22,7 +22,10 @@ def _orchestrate(args: argparse.Namespace, module: str, *extra: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _orchestrate(args, "assets.run", "--job", args.job)
+    extra = ["--job", args.job, "--executor", args.executor]
+    if args.resume is not None:
+        extra += ["--resume", args.resume]
+    return _orchestrate(args, "assets.run", *extra)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -312,6 +315,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="lifecycle",
         choices=["lifecycle", "retrain", "monitor"],
         help="monitor: refresh the data and measure drift, no retraining",
+    )
+    run.add_argument(
+        "--executor",
+        default="in_process",
+        choices=["in_process", "multiprocess"],
+        help="multiprocess: independent steps (the candidates) run in parallel processes",
+    )
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="RUN_ID",
+        help="re-execute a failed or killed run (default: the latest) from where it stopped",
     )
     run.set_defaults(func=cmd_run)
     ui = sub.add_parser("ui", help="open the Dagster UI on this project's instance")

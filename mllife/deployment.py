@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mllife._errors import ArtifactError, PromotionError, StoreError
+from mllife._errors import ArtifactError, ChampionChangedError, PromotionError, StoreError
 from mllife._faults import crash_point
 from mllife.config import ProjectConfig
 from mllife.evaluation import CandidateEvaluation
@@ -186,16 +186,27 @@ def promote(
         current = store.champion()
         return PromotionResult("unchanged", current, rows.height)
     crash_point("promotion:verified")
-    deployment = store.record_deployment(
-        action="promote",
-        model_hash=ref.model_hash,
-        name=ref.name,
-        data_version=splits.data_version,
-        reason=decision.summary(),
-        decision=decision.to_dict(),
-        run_id=run_id,
-        expected_previous=decision.champion_hash,
-    )
+    try:
+        deployment = store.record_deployment(
+            action="promote",
+            model_hash=ref.model_hash,
+            name=ref.name,
+            data_version=splits.data_version,
+            reason=decision.summary(),
+            decision=decision.to_dict(),
+            run_id=run_id,
+            expected_previous=decision.champion_hash,
+        )
+    except ChampionChangedError as exc:
+        if exc.current_hash == ref.model_hash:
+            # A concurrent run (a sensor's retrain beside a manual run) promoted this
+            # very model first: the outcome this run wanted already holds.
+            return PromotionResult("unchanged", store.champion(), rows.height)
+        raise PromotionError(
+            f"another run made {str(exc.current_hash)[:12]} the champion while this run"
+            f" decided for {ref.model_hash[:12]}; nothing was switched. Start a new run"
+            " (`mllife run --job retrain`) to decide against the new champion"
+        ) from exc
     return PromotionResult("promoted", deployment, rows.height)
 
 

@@ -13,6 +13,8 @@ wolf. A column drifts only when its Benjamini-Hochberg-adjusted p-value is below
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,21 +98,37 @@ def _wasserstein(a: np.ndarray, b: np.ndarray) -> float:
     )
 
 
-def _rank_right(x: np.ndarray) -> np.ndarray:
-    """``searchsorted(x, x, side="right")`` for sorted ``x``: just 1..n without ties."""
-    if len(x) < 2 or np.all(x[1:] != x[:-1]):
-        return np.arange(1, len(x) + 1)
-    return np.searchsorted(x, x, side="right")
+def _ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact two-sample KS statistic of two *sorted* samples, from one search of b in a.
+
+    F_a - F_b only changes at data points and is non-decreasing between consecutive
+    values of b (there only F_a moves), so its extremes are at each b (right limit) and
+    just before each b (left limit). Left and right positions differ only where a value
+    of b also occurs in a; those few are searched again. Ties within b likewise.
+    """
+    n, m = len(a), len(b)
+    right = np.searchsorted(a, b, side="right")
+    left = right
+    shared = right > 0
+    shared[shared] = a[right[shared] - 1] == b[shared]
+    if shared.any():
+        left = right.copy()
+        left[shared] = np.searchsorted(a, b[shared], side="left")
+    if len(b) > 1 and np.any(b[1:] == b[:-1]):
+        b_right = np.searchsorted(b, b, side="right")
+        b_left = np.searchsorted(b, b, side="left")
+    else:
+        b_right = np.arange(1, m + 1)
+        b_left = b_right - 1
+    at = np.abs(right / n - b_right / m).max()
+    before = np.abs(left / n - b_left / m).max()
+    return float(max(at, before))
 
 
 def _numeric(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     """KS, Wasserstein and PSI of two *sorted* samples (searches on sorted keys only)."""
     n, m = len(a), len(b)
-    # The CDFs at every observed value; side="right" counts whole groups of ties.
-    d = max(
-        float(np.abs(_rank_right(a) / n - np.searchsorted(b, a, side="right") / m).max()),
-        float(np.abs(np.searchsorted(a, b, side="right") / n - _rank_right(b) / m).max()),
-    )
+    d = _ks_statistic(a, b)
     en = n * m / (n + m)
     p = (
         float(stats.kstwo.sf(d, np.round(en)))
@@ -129,6 +147,14 @@ def _numeric(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
         "effect": _wasserstein(a, b) / spread,
         "psi": psi,
     }
+
+
+def _sorted_values(series: pl.Series) -> np.ndarray:
+    """Non-missing values as sorted float64 (NumPy's SIMD sort; it releases the GIL, so
+    columns sort in parallel threads)."""
+    values = series.cast(pl.Float64).to_numpy()
+    values = values[~np.isnan(values)] if series.null_count() or series.dtype.is_float() else values
+    return np.sort(values)
 
 
 def _categorical(ref: pl.Series, cur: pl.Series) -> dict[str, Any]:
@@ -200,34 +226,36 @@ def drift(
     missing = [c for c in names if c not in reference.columns or c not in current.columns]
     if missing:
         raise ValueError(f"columns {missing} are not in both frames")
-    rows, notes = [], []
-    numeric_names = [
+    notes: list[str] = []
+    both_numeric = {
         n for n in names if reference[n].dtype.is_numeric() and current[n].dtype.is_numeric()
-    ]
-    # One polars call sorts every numeric column, in parallel, nulls and NaNs last.
-    sorted_ref = reference.select(
-        pl.col(numeric_names).cast(pl.Float64).fill_nan(None).sort(nulls_last=True)
-    )
-    sorted_cur = current.select(
-        pl.col(numeric_names).cast(pl.Float64).fill_nan(None).sort(nulls_last=True)
-    )
-    for name in names:
-        ref, cur = reference[name].drop_nulls(), current[name].drop_nulls()
+    }
+
+    def compare(name: str):
+        ref, cur = reference[name], current[name]
+        # Integers with few distinct values (codes, counts) are compared as categories.
+        if name in both_numeric and (ref.dtype.is_float() or ref.drop_nulls().n_unique() > 10):
+            a, b = _sorted_values(ref), _sorted_values(cur)
+            if len(a) < min_rows or len(b) < min_rows:
+                return None
+            return name, "numeric", _numeric(a, b), len(a), len(b)
+        ref, cur = ref.drop_nulls(), cur.drop_nulls()
         if ref.dtype.is_float():
             ref, cur = ref.drop_nans(), cur.drop_nans()
         if len(ref) < min_rows or len(cur) < min_rows:
+            return None
+        return name, "categorical", _categorical(ref, cur), len(ref), len(cur)
+
+    # Sorting and searching dominate at scale and release the GIL: columns in threads.
+    workers = min(len(names), os.cpu_count() or 1) or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        compared = list(pool.map(compare, names))
+    rows = []
+    for name, result in zip(names, compared, strict=True):
+        if result is None:
             notes.append(f"{name}: fewer than {min_rows} non-missing values; not compared")
-            continue
-        # Integers with few distinct values (codes, counts) are compared as categories.
-        numeric = name in numeric_names and (ref.dtype.is_float() or ref.n_unique() > 10)
-        if numeric:
-            result = _numeric(
-                sorted_ref[name].head(len(ref)).to_numpy(),
-                sorted_cur[name].head(len(cur)).to_numpy(),
-            )
         else:
-            result = _categorical(ref.rename(name), cur.rename(name))
-        rows.append((name, "numeric" if numeric else "categorical", result, len(ref), len(cur)))
+            rows.append(result)
     adjusted = _benjamini_hochberg(np.array([r[2]["p_value"] for r in rows])) if rows else []
     out = tuple(
         ColumnDrift(

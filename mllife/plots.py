@@ -6,7 +6,14 @@ import io
 
 import polars as pl
 
-__all__ = ["figure", "metric_history_png", "problem_history_png", "to_png"]
+__all__ = [
+    "drift_effects_png",
+    "figure",
+    "metric_history_png",
+    "problem_history_png",
+    "served_accuracy_png",
+    "to_png",
+]
 
 
 def figure(width: float = 6.4, height: float = 3.2):
@@ -74,4 +81,37 @@ def problem_history_png(history: pl.DataFrame) -> bytes | None:
     _versions_axis(ax, "error rate on the problem's patterns")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(loc="upper right", fontsize=8)
+    return to_png(fig)
+
+
+def drift_effects_png(columns: pl.DataFrame, *, min_effect: float, title: str) -> bytes | None:
+    """Horizontal bars: each column's drift effect (Wasserstein/std or Jensen-Shannon),
+    drifted columns in red, with the effect threshold as a dashed line."""
+    if columns.height == 0:
+        return None
+    frame = columns.sort("effect")
+    fig, ax = figure(height=max(1.6, 0.28 * frame.height + 0.9))
+    colours = ["#c0392b" if d else "#7f8c8d" for d in frame["drifted"].to_list()]
+    ax.barh(frame["column"].to_list(), frame["effect"].to_list(), color=colours)
+    ax.axvline(min_effect, linestyle="--", color="#333", linewidth=1, label="effect threshold")
+    ax.set_xlabel("effect size (red: drifted after the adjusted test)")
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(loc="lower right", fontsize=7)
+    ax.grid(alpha=0.3, axis="x")
+    return to_png(fig)
+
+
+def served_accuracy_png(quality: pl.DataFrame) -> bytes | None:
+    """Accuracy on labelled served predictions per period, one line per model."""
+    if quality.height == 0:
+        return None
+    fig, ax = figure()
+    for (name,), part in quality.sort("period").group_by(["model_name"], maintain_order=True):
+        ax.plot(part["period"].to_list(), part["accuracy"].to_list(), marker="o", label=name)
+    ax.set_ylabel("accuracy on served data (feedback)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.autofmt_xdate()
     return to_png(fig)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass, field
 
 import polars as pl
 
+from mllife._html import ReportSection, image_tag, table
 from mllife.plots import problem_history_png
 from mllife.problem_scoring import ProblemScores
 from mllife.problems import ProblemRegistry
@@ -18,12 +18,8 @@ __all__ = ["ProblemSection", "problem_section"]
 GALLERY_PER_PROBLEM = 8
 
 
-@dataclass(frozen=True)
-class ProblemSection:
-    html: str = ""
-    markdown: str = ""
-    client_lines: list[str] = field(default_factory=list)
-    next_steps: list[str] = field(default_factory=list)
+#: what the known-problems part adds to the report
+ProblemSection = ReportSection
 
 
 def _thumb(data: bytes, alt: str) -> str:
@@ -89,33 +85,15 @@ def problem_section(
                 )
             tiles.append(f"<h4>{html.escape(name)}</h4><div class='tiles'>{''.join(cells)}</div>")
     header = ["problem", "accuracy", "champion", "positives right", "min score"]
-    table = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    chart = problem_history_png(scores.history)
-    chart_html = (
-        ""
-        if chart is None
-        else _thumb(chart, "problem history")
-        .replace('width="48" height="48" ', "")
-        .replace('class="thumb" ', "")
-    )
+    table_html, markdown = table(header, rows)
+    chart_html = image_tag(problem_history_png(scores.history), "problem history")
     section = (
-        "<section id='problems'><h2>Known problems</h2><table><tr>"
-        + "".join(f"<th>{h}</th>" for h in header)
-        + f"</tr>{table}</table>"
+        "<section id='problems'><h2>Known problems</h2>"
+        + table_html
         + "<h3>Error rate per problem across model versions</h3>"
         + chart_html
         + "<h3>Patterns and the challenger's verdicts</h3>"
         + "".join(tiles)
         + "</section>"
-    )
-    markdown = (
-        "| "
-        + " | ".join(header)
-        + " |\n|"
-        + "---|" * len(header)
-        + "\n"
-        + "\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
     )
     return ProblemSection(section, markdown, client, steps)

@@ -66,13 +66,25 @@ class ProblemRegistry:
 
     # -- problems ----------------------------------------------------------------------
 
-    def add_problem(self, name: str, *, description: str, min_score: float | None = None):
+    def add_problem(
+        self,
+        name: str,
+        *,
+        description: str,
+        min_score: float | None = None,
+        exist_ok: bool = False,
+    ) -> None:
+        """``exist_ok``: an existing problem of that name is left as it is."""
         if not name or not name.replace("_", "").replace("-", "").isalnum():
             raise ProblemError(f"problem name {name!r}: use letters, digits, '-' and '_'")
         if min_score is not None and not 0 <= min_score <= 1:
             raise ProblemError(f"min_score must be within [0, 1], got {min_score}")
         with self.store.writing() as conn:
+            # Checked inside the write transaction: two runs syncing the same problem
+            # files at once cannot both insert it.
             if conn.execute("SELECT 1 FROM problems WHERE name = ?", [name]).fetchone():
+                if exist_ok:
+                    return
                 raise ProblemError(f"problem {name!r} already exists")
             conn.execute(
                 "INSERT INTO problems VALUES (?, ?, ?, ?)", [name, description, min_score, _now()]
@@ -172,6 +184,21 @@ class ProblemRegistry:
         classes: list[str] | tuple[str, ...],
     ) -> str:
         """Add one pattern (an image file, or a row as dict/JSON); return its hash."""
+        digest, _ = self._add_pattern(
+            problem,
+            input=input,
+            expected=expected,
+            kind=kind,
+            source=source,
+            classes=classes,
+            exist_ok=False,
+        )
+        return digest
+
+    def _add_pattern(
+        self, problem: str, *, input, expected, kind, source, classes, exist_ok: bool
+    ) -> tuple[str, bool]:
+        """(hash, whether it was added); an existing one is an error unless ``exist_ok``."""
         self._require(problem)
         if kind not in KINDS:
             raise ProblemError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -188,6 +215,8 @@ class ProblemRegistry:
             if conn.execute(
                 "SELECT 1 FROM patterns WHERE problem = ? AND pattern_hash = ?", [problem, digest]
             ).fetchone():
+                if exist_ok:
+                    return digest, False
                 raise ProblemError(f"this pattern ({origin}) is already in {problem!r}")
             _, relative = self._keep(payload, suffix)
             conn.execute(
@@ -204,7 +233,7 @@ class ProblemRegistry:
                     _now(),
                 ],
             )
-        return digest
+        return digest, True
 
     def import_folder(self, problem: str, folder: Path, *, kind: str, source: str, classes) -> int:
         """Images under ``folder/<expected label>/``; all get ``kind`` and ``source``."""
@@ -238,7 +267,7 @@ class ProblemRegistry:
         added = 0
         for row in frame.iter_rows(named=True):
             meta = {k: row.pop(k) for k in ("expected", "kind", "source")}
-            value = (Path(csv).parent / row["file"]) if "file" in row else row
+            value = _inside(Path(csv).parent, row["file"], csv) if "file" in row else row
             self.add_pattern(
                 problem,
                 input=value,
@@ -257,25 +286,31 @@ class ProblemRegistry:
         for spec_path in sorted(Path(folder).glob("*/problem.toml")):
             spec = tomllib.loads(spec_path.read_text())
             name = spec_path.parent.name
-            if self.store.query("SELECT 1 FROM problems WHERE name = ?", [name]).height == 0:
-                self.add_problem(
-                    name, description=spec.get("description", ""), min_score=spec.get("min_score")
-                )
+            self.add_problem(
+                name,
+                description=spec.get("description", ""),
+                min_score=spec.get("min_score"),
+                exist_ok=True,
+            )
             known = set(self.patterns(name)["pattern_hash"].to_list())
             for item in spec.get("patterns", []):
-                value = spec_path.parent / item["file"] if "file" in item else item["row"]
+                if "file" in item:
+                    value = _inside(spec_path.parent, item["file"], spec_path)
+                else:
+                    value = item["row"]
                 payload, _, _, _ = self._encode(value)
                 if hashlib.sha256(payload).hexdigest() in known:
                     continue
-                self.add_pattern(
+                _, new = self._add_pattern(
                     name,
                     input=value,
                     expected=str(item["expected"]),
                     kind=item["kind"],
                     source=item.get("source", "contrived"),
                     classes=classes,
+                    exist_ok=True,  # another run may sync the same files at the same time
                 )
-                added += 1
+                added += new
         return added
 
     # -- scoring -----------------------------------------------------------------------
@@ -375,3 +410,16 @@ class ProblemRegistry:
             " AND ra.correct <> rb.correct ORDER BY change, t.origin",
             [a, b, problem],
         )
+
+
+def _inside(folder: Path, name: str, declared_in: Path) -> Path:
+    """``folder/name``, refused when it leaves ``folder`` (``..``, an absolute path, or a
+    symlink pointing elsewhere): a problem file must not read arbitrary files."""
+    base = Path(folder).resolve()
+    target = (base / str(name)).resolve()
+    if not target.is_relative_to(base):
+        raise ProblemError(
+            f"{declared_in}: pattern file {name!r} lies outside {base}; keep pattern files"
+            " in the problem's own folder"
+        )
+    return target

@@ -7,7 +7,6 @@ derived from the findings.
 
 from __future__ import annotations
 
-import base64
 import html
 import os
 import tempfile
@@ -16,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mllife._html import image_tag as _img
+from mllife._html import table as _table
 from mllife.deployment import Challenger
 from mllife.evaluation import CandidateEvaluation
 from mllife.plots import metric_history_png
@@ -36,30 +37,6 @@ def in_words(share: float) -> str:
 class StatusReport:
     path: Path
     markdown: str
-
-
-def _img(png: bytes | None, alt: str) -> str:
-    if not png:
-        return ""
-    data = base64.b64encode(png).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> tuple[str, str]:
-    """The same table as HTML and as Markdown."""
-    h = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    md = (
-        "| "
-        + " | ".join(header)
-        + " |\n|"
-        + "---|" * len(header)
-        + "\n"
-        + "\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
-    )
-    return f"<table><tr>{h}</tr>{body}</table>", md
 
 
 def _next_steps(best: CandidateEvaluation) -> list[str]:
@@ -96,6 +73,7 @@ def write_status_report(
     history,
     gallery: str = "",
     problems=None,
+    monitoring=None,
 ) -> StatusReport:
     best = challenger.evaluation
     decision = challenger.decision
@@ -163,8 +141,10 @@ def write_status_report(
         "not promoted": "The new model was NOT deployed: " + decision.summary(),
     }[action]
     steps = _next_steps(best)
-    problem_lines = problems.client_lines if problems else []
+    problem_lines = list(problems.client_lines) if problems else []
     steps += problems.next_steps if problems else []
+    problem_lines += monitoring.client_lines if monitoring else []
+    steps += monitoring.next_steps if monitoring else []
     human = decision.measurements.get("human_accuracy")
     human_line = (
         ""
@@ -198,7 +178,7 @@ def write_status_report(
             f"**Promotion decision**: {decision.summary()}",
             gates_md,
             *(["**Known problems**", problems.markdown] if problems and problems.markdown else []),
-            *(["**Known problems**", problems.markdown] if problems and problems.markdown else []),
+            *([monitoring.markdown] if monitoring else []),
         ]
     )
     history_png = metric_history_png(history, metric="accuracy", split="validation")
@@ -229,6 +209,7 @@ The sealed test set has been read {test_reads} times.</p>
 {classes_html}
 <h3>Class bias</h3><ul>{"".join(f"<li>{html.escape(s)}</li>" for s in bias) or "<li>none</li>"}</ul>
 <h3>Validation accuracy across model versions</h3>{_img(history_png, "metric history")}
+{monitoring.html if monitoring else ""}
 </section>
 {problems.html if problems else ""}
 {gallery}

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from mllife._errors import StoreError, StoreLockedError
+from mllife._errors import ChampionChangedError, StoreError, StoreLockedError
 from mllife._faults import crash_point
 from mllife._schema import MIGRATIONS
 
@@ -99,6 +99,7 @@ class Store:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            crash_point("store:before-commit")
             conn.execute("COMMIT")
         finally:
             conn.close()
@@ -350,9 +351,10 @@ class Store:
             current = _current_champion(conn)
             current_hash = current.model_hash if current else None
             if current_hash != expected_previous:
-                raise StoreError(
+                raise ChampionChangedError(
                     f"the champion changed while deciding (expected {expected_previous},"
-                    f" found {current_hash}); re-run the decision"
+                    f" found {current_hash}); re-run the decision",
+                    current_hash=current_hash,
                 )
             crash_point("deployment:before-insert")
             conn.execute(

@@ -64,7 +64,25 @@ def read_table(path: Path) -> pl.DataFrame:
         raise DataError(f"cannot read table {path}: {exc}") from exc
     if frame.height == 0:
         raise DataError(f"table {path} has no rows")
+    _refuse_wide_integers(frame, path)
     return frame
+
+
+def _refuse_wide_integers(frame: pl.DataFrame, path: Path) -> None:
+    """Integers beyond 64 bits (polars reads them as Int128/UInt64) cannot be features,
+    hashes or store values; name the first one instead of failing deep inside."""
+    for name, dtype in frame.schema.items():
+        if not dtype.is_integer() or dtype in (pl.Int8, pl.Int16, pl.Int32, pl.Int64):
+            continue
+        if dtype in (pl.UInt8, pl.UInt16, pl.UInt32):
+            continue
+        too_wide = frame[name].cast(pl.Int64, strict=False).is_null() & frame[name].is_not_null()
+        if too_wide.any():
+            row = int(too_wide.arg_max())
+            raise DataError(
+                f"table {path}, column {name!r}, row {row}: {frame[name][row]} does not fit"
+                " a 64-bit integer; store such ids as text (quote them) or scale the values"
+            )
 
 
 def feature_columns(frame: pl.DataFrame, data: DataConfig) -> list[str]:

@@ -352,3 +352,12 @@ def test_monitor_job_flags_drift_in_data_that_arrived_after_the_champion(tmp_pat
     text = "\n".join(outcome.lines)
     assert "check drift_report.drift_thresholds" in text and "brightness" in text
     assert Store(load_config(config_path).store_path).deployments().height == 1  # no retrain
+    # The next lifecycle run's report shows that drift, with its chart, before promoting.
+    outcome = run_lifecycle(config_path, log_level="WARNING")
+    assert outcome.ok, "\n".join(outcome.lines)
+    report_line = next(line for line in outcome.lines if line.startswith("report: "))
+    page = open(report_line.removeprefix("report: ")).read()
+    monitoring = page[page.index('<section id="monitoring">') :]
+    assert 'alt="drift effect per column: New data since the deployment"' in monitoring
+    assert "brightness" in monitoring and "DRIFT" in monitoring
+    assert "Part of new data changed (brightness" in page  # said in the client part too

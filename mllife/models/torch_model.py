@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mllife._errors import ArtifactError, ConfigError, TrainingError
+from mllife._faults import crash_point
 from mllife.features import preprocessor_from_state
 from mllife.models.base import FitResult, Model, ProgressLog
 
@@ -186,6 +187,7 @@ class TorchModel(Model):
                 optimizer.step()
                 total += loss.detach() * len(idx)
             train_loss = float(total) / len(xt)
+            crash_point("training:epoch")
             if not math.isfinite(train_loss):
                 raise TrainingError(
                     f"candidate {self.name!r}: training loss became {train_loss} at epoch"

@@ -1,0 +1,66 @@
+"""Where asset values live between steps: one folder per run, written atomically.
+
+Dagster's default filesystem IO manager keeps one file per asset key, so two runs at
+once (a sensor's retrain and a manual run) overwrite each other's splits and models,
+and a reader can see half a pickle. Here every run writes under its own id, a value
+appears only by rename, and a step loads its inputs from the run that produced them:
+this run, the run a re-execution resumes, or -- for an asset picked alone in the UI --
+that asset's latest materialization.
+
+The pickles are written only by this project's own runs inside ``.mllife/`` (the same
+trust as Dagster's default IO manager); model artifacts themselves are loaded through
+``mllife.registry``, which checks their hashes against the store.
+"""
+
+import pickle
+from pathlib import Path
+
+import dagster as dg
+
+from mllife._files import write_atomically
+from mllife.config import ProjectConfig
+
+
+def for_project(config: ProjectConfig) -> "RunScopedIOManager":
+    return RunScopedIOManager(base_dir=str(config.dagster_home / "storage"))
+
+
+class RunScopedIOManager(dg.ConfigurableIOManager):
+    """Pickles each asset value to ``<base_dir>/<run_id>/<asset_key>``."""
+
+    base_dir: str
+
+    def path_for(self, run_id: str, asset_key: dg.AssetKey) -> Path:
+        return Path(self.base_dir) / run_id / "__".join(asset_key.path)
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        if obj is None:
+            return  # nothing to pass on (checks-only or observation steps)
+        path = self.path_for(context.run_id, context.asset_key)
+        write_atomically(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def load_input(self, context: dg.InputContext):
+        key = context.asset_key
+        candidates = []
+        upstream = context.upstream_output
+        if upstream is not None:
+            try:
+                candidates.append(upstream.run_id)
+            except dg.DagsterInvariantViolationError:
+                pass  # not produced by a step of this run's plan
+        latest = context.instance.get_latest_materialization_event(key)
+        if latest is not None:
+            candidates.append(latest.run_id)
+        for run_id in candidates:
+            path = self.path_for(run_id, key)
+            if path.is_file():
+                return pickle.loads(path.read_bytes())
+        raise dg.Failure(
+            f"no stored value of asset {key.to_user_string()} (looked in runs"
+            f" {', '.join(candidates) or 'none'} under {self.base_dir}): materialize"
+            f" {key.to_user_string()} in this instance first"
+        )
+
+    def load_value(self, run_id: str, asset_key: str):
+        """The value ``run_id`` materialized for ``asset_key`` (for run summaries)."""
+        return pickle.loads(self.path_for(run_id, dg.AssetKey(asset_key)).read_bytes())
