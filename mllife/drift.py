@@ -81,21 +81,57 @@ QUANTILE_GRID = 20_000
 
 
 def _wasserstein(a: np.ndarray, b: np.ndarray) -> float:
-    """W1 between two sorted samples: exact for small ones, else on a quantile grid
-    (error well below the 0.1-standard-deviation effect threshold)."""
+    """W1 between two samples given as sorted order keys: exact for small ones, else on
+    a quantile grid (error well below the 0.1-standard-deviation effect threshold)."""
     if len(a) + len(b) <= 2 * QUANTILE_GRID:
         n, m = len(a), len(b)
         from_b = np.searchsorted(a, b, side="right") + np.arange(m)
         is_a = np.ones(n + m, dtype=bool)
         is_a[from_b] = False
         merged = np.empty(n + m)
-        merged[is_a], merged[from_b] = a, b
+        merged[is_a], merged[from_b] = _from_keys(a), _from_keys(b)
         diff = np.cumsum(is_a) / n - np.cumsum(~is_a) / m
         return float(np.sum(np.abs(diff[:-1]) * np.diff(merged)))
     u = (np.arange(QUANTILE_GRID) + 0.5) / QUANTILE_GRID
-    return float(
-        np.mean(np.abs(a[(u * len(a)).astype(np.int64)] - b[(u * len(b)).astype(np.int64)]))
-    )
+    quantiles_a = _from_keys(a[(u * len(a)).astype(np.int64)])
+    quantiles_b = _from_keys(b[(u * len(b)).astype(np.int64)])
+    return float(np.mean(np.abs(quantiles_a - quantiles_b)))
+
+
+_MAGNITUDE = np.int64(0x7FFFFFFFFFFFFFFF)
+
+
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """float64 -> int64 with the same order (an involution on the bits of negatives):
+    integers sort about twice as fast as floats, and every comparison, tie and search
+    gives the same answer. -0.0 becomes 0.0 first, since the two compare equal."""
+    keys = (values + 0.0).view(np.int64)  # a fresh array: flipped in place below
+    flip = keys >> 63  # -1 (all bits) for negatives, 0 otherwise
+    flip &= _MAGNITUDE
+    keys ^= flip
+    return keys
+
+
+def _from_keys(keys: np.ndarray) -> np.ndarray:
+    return (keys ^ ((keys >> 63) & _MAGNITUDE)).view(np.float64)
+
+
+def _search_sorted_keys(a: np.ndarray, b: np.ndarray, *, block: int = 16_384) -> np.ndarray:
+    """``searchsorted(a, b, side="right")`` for sorted ``b``, block by block: each block of
+    b only searches the slice of a its first and last values bound, which stays in the
+    CPU cache (about twice as fast as one search over all of a at 1 M values)."""
+    if len(b) <= block:
+        return np.searchsorted(a, b, side="right")
+    starts = np.arange(0, len(b), block)
+    bounds = np.searchsorted(a, b[starts], side="right")
+    ends = np.searchsorted(a, b[np.minimum(starts + block, len(b)) - 1], side="right")
+    out = np.empty(len(b), dtype=np.int64)
+    for start, lo, hi in zip(starts.tolist(), bounds.tolist(), ends.tolist(), strict=True):
+        # every key of the block lies in [b[start], b[start + block - 1]], so its
+        # position lies in [lo, hi]
+        stop = start + block
+        out[start:stop] = np.searchsorted(a[lo:hi], b[start:stop], side="right") + lo
+    return out
 
 
 def _ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
@@ -104,29 +140,42 @@ def _ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
     F_a - F_b only changes at data points and is non-decreasing between consecutive
     values of b (there only F_a moves), so its extremes are at each b (right limit) and
     just before each b (left limit). Left and right positions differ only where a value
-    of b also occurs in a; those few are searched again. Ties within b likewise.
+    of b also occurs in a; those few are searched again. Ties within b likewise. Counts
+    are compared as integers (F_a - F_b = (count_a * m - count_b * n) / (n * m)).
     """
     n, m = len(a), len(b)
-    right = np.searchsorted(a, b, side="right")
+    right = _search_sorted_keys(a, b)
     left = right
-    shared = right > 0
-    shared[shared] = a[right[shared] - 1] == b[shared]
+    shared = (a[np.maximum(right - 1, 0)] == b) & (right > 0)
     if shared.any():
         left = right.copy()
         left[shared] = np.searchsorted(a, b[shared], side="left")
-    if len(b) > 1 and np.any(b[1:] == b[:-1]):
+    ties_in_b = m > 1 and bool(np.any(b[1:] == b[:-1]))
+    if not ties_in_b and left is right and n * m < 2**62:
+        # The common case (continuous data): left limits are the right ones minus one
+        # b, so one difference array gives both extremes.
+        diff = right * m
+        diff -= np.arange(n, n * (m + 1), n, dtype=np.int64)[:m]
+        high, low = int(diff.max()), int(diff.min())
+        return max(high, -low, high + n, -(low + n)) / (n * m)
+    if ties_in_b:
         b_right = np.searchsorted(b, b, side="right")
         b_left = np.searchsorted(b, b, side="left")
     else:
         b_right = np.arange(1, m + 1)
         b_left = b_right - 1
+    if n * m < 2**62:  # exact in int64
+        at = np.abs(right * m - b_right * n).max()
+        before = np.abs(left * m - b_left * n).max()
+        return float(max(at, before)) / (n * m)
     at = np.abs(right / n - b_right / m).max()
     before = np.abs(left / n - b_left / m).max()
     return float(max(at, before))
 
 
-def _numeric(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
-    """KS, Wasserstein and PSI of two *sorted* samples (searches on sorted keys only)."""
+def _numeric(a: np.ndarray, b: np.ndarray, spread: float) -> dict[str, Any]:
+    """KS, Wasserstein and PSI of two samples given as *sorted* order keys (searches on
+    sorted keys only); ``spread`` is the reference's standard deviation."""
     n, m = len(a), len(b)
     d = _ks_statistic(a, b)
     en = n * m / (n + m)
@@ -135,7 +184,6 @@ def _numeric(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
         if en < 10_000
         else float(stats.kstwobign.sf(np.sqrt(en) * d))
     )
-    spread = float(a.std()) or 1.0
     edges = np.unique(a[(np.linspace(0.1, 0.9, 9) * (n - 1)).astype(np.int64)])
     r = np.diff(np.concatenate([[0], np.searchsorted(a, edges, side="right"), [n]])) / n
     c = np.diff(np.concatenate([[0], np.searchsorted(b, edges, side="right"), [m]])) / m
@@ -144,17 +192,21 @@ def _numeric(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
         "test": "ks",
         "statistic": d,
         "p_value": p,
-        "effect": _wasserstein(a, b) / spread,
+        "effect": _wasserstein(a, b) / (spread or 1.0),
         "psi": psi,
     }
 
 
-def _sorted_values(series: pl.Series) -> np.ndarray:
-    """Non-missing values as sorted float64 (NumPy's SIMD sort; it releases the GIL, so
-    columns sort in parallel threads)."""
-    values = series.cast(pl.Float64).to_numpy()
-    values = values[~np.isnan(values)] if series.null_count() or series.dtype.is_float() else values
-    return np.sort(values)
+def _sorted_keys(series: pl.Series) -> tuple[np.ndarray, float]:
+    """The non-missing values as sorted order keys, and their standard deviation.
+    Polars' integer sort is the fastest here and releases the GIL; columns sort side by
+    side in drift()'s threads, so each sort runs single-threaded."""
+    values = series.cast(pl.Float64)
+    if values.dtype.is_float():
+        values = values.fill_nan(None)
+    values = values.drop_nulls().to_numpy()
+    keys = pl.Series(_order_keys(values)).sort(multithreaded=False).to_numpy()
+    return keys, float(values.std()) if len(values) else 0.0
 
 
 def _categorical(ref: pl.Series, cur: pl.Series) -> dict[str, Any]:
@@ -235,10 +287,10 @@ def drift(
         ref, cur = reference[name], current[name]
         # Integers with few distinct values (codes, counts) are compared as categories.
         if name in both_numeric and (ref.dtype.is_float() or ref.drop_nulls().n_unique() > 10):
-            a, b = _sorted_values(ref), _sorted_values(cur)
+            (a, spread), (b, _) = _sorted_keys(ref), _sorted_keys(cur)
             if len(a) < min_rows or len(b) < min_rows:
                 return None
-            return name, "numeric", _numeric(a, b), len(a), len(b)
+            return name, "numeric", _numeric(a, b, spread), len(a), len(b)
         ref, cur = ref.drop_nulls(), cur.drop_nulls()
         if ref.dtype.is_float():
             ref, cur = ref.drop_nans(), cur.drop_nans()
