@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import gc
 import hashlib
 import re
 import sys
@@ -47,6 +48,9 @@ class HTTPProblem(Exception):
         self.status = status
         self.message = message
         self.problems = problems or []
+
+
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def _json(payload: Any, status: int = 200, headers: dict | None = None, background=None):
@@ -100,6 +104,10 @@ class ModelServer:
             if log is not None:
                 log.start()
         watcher = asyncio.get_running_loop().create_task(self._watch())
+        # Everything loaded so far (libraries, the models) lives as long as the server:
+        # keep it out of the cyclic GC, whose full passes would otherwise walk it again
+        # and again under load.
+        gc.freeze()
         try:
             yield
         finally:
@@ -260,6 +268,9 @@ class ModelServer:
         ids = [f"{request_id}-{i}" for i in range(len(inputs))]
         latency = (time.perf_counter() - started) * 1000.0
         if self.predictions is not None:
+            # Canonical JSON (sorted keys) per input, in C, now: the writer thread then
+            # only stores bytes, never converting values one by one under the GIL.
+            features = [orjson.dumps(f, option=_CANONICAL) for f in features]
             self.predictions.append(
                 (request_id, received, key.name, served.ref.model_hash, served.ref.name,
                  role, True, latency, features, hashes, labels, confidence),

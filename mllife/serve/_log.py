@@ -204,8 +204,8 @@ class PredictionLog(SegmentLog):
     A request appends one tuple: ``(request_id, received_at, key_name, model_hash,
     model_name, role, answered, latency_ms, features, input_hashes, predicted,
     confidence)`` where the last four are per input. ``features`` holds the validated
-    row dicts (tables) or image-statistics dicts; they are encoded to canonical JSON
-    (keys sorted) here, off the request path. Table rows carry no input hash: ingestion
+    canonical JSON (orjson, keys sorted) of each validated row (tables) or image-statistics
+    dict, encoded on the request path in C; this thread only stores the bytes. Table rows carry no input hash: ingestion
     computes it as the SHA-256 of that canonical JSON. Images are hashed on arrival
     (their bytes are not kept).
     """
@@ -226,9 +226,8 @@ class PredictionLog(SegmentLog):
                 itertools.repeat(v, n) for v, n in zip(values, sizes, strict=True)
             ))  # fmt: skip
 
-        flat = list(itertools.chain.from_iterable(features))
-        encoded = pl.DataFrame(flat, infer_schema_length=None)
-        encoded = encoded.select(sorted(encoded.columns))
+        # Features arrive as canonical JSON bytes per input (encoded on the request path).
+        encoded = pl.Series(list(itertools.chain.from_iterable(features)), dtype=pl.Binary)
         positions = list(itertools.chain.from_iterable(range(n) for n in sizes))
         request_ids = repeat(request_id)
         frame = pl.DataFrame(
@@ -251,7 +250,7 @@ class PredictionLog(SegmentLog):
                         for h, n in zip(hashes, sizes, strict=True)
                     )
                 ),  # fmt: skip
-                "features": encoded.select(pl.struct(pl.all()).struct.json_encode()).to_series(),
+                "features": encoded.cast(pl.String),
                 "predicted": list(itertools.chain.from_iterable(predicted)),
                 "confidence": list(itertools.chain.from_iterable(confidence)),
                 "latency_ms": repeat(latency),
