@@ -18,7 +18,7 @@ import polars as pl
 from mllife._errors import DataError
 from mllife._faults import crash_point
 from mllife.config import ProjectConfig
-from mllife.serve._log import FEEDBACK_SCHEMA, PREDICTION_SCHEMA
+from mllife.serve._log import FEEDBACK_SCHEMA, PREDICTION_SCHEMA, remove_orphaned_temp_files
 from mllife.store import Store
 
 __all__ = [
@@ -40,6 +40,8 @@ class IngestResult:
     segments: int
     #: segments already in the ledger (a crash after commit); deleted, not re-inserted
     already_ingested: int
+    #: half-written temp files of killed servers, removed (their rows were never logged)
+    orphans_removed: int = 0
 
 
 def _segments(folder: Path) -> list[tuple[str, Path]]:
@@ -53,6 +55,7 @@ def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
     """Move every complete segment under ``.mllife/predictions/`` into the store."""
     folder = config.predictions_dir
     segments = _segments(folder) if folder.is_dir() else []
+    orphans = remove_orphaned_temp_files(folder) if folder.is_dir() else []
     counts = {"pred": 0, "feedback": 0}
     done: list[Path] = []
     already = 0
@@ -94,7 +97,9 @@ def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
     crash_point("ingest:committed")
     for path in done:
         path.unlink(missing_ok=True)
-    return IngestResult(counts["pred"], counts["feedback"], len(done) - already, already)
+    return IngestResult(
+        counts["pred"], counts["feedback"], len(done) - already, already, len(orphans)
+    )
 
 
 def traffic_summary(store: Store) -> pl.DataFrame:

@@ -3,7 +3,9 @@
 Requests only append a tuple to an in-memory buffer (under a lock held for a list
 append). A background thread writes the buffer as one Parquet segment when it holds
 ``flush_rows`` rows or ``flush_seconds`` have passed, and on close. A segment is written
-to a hidden temp file and renamed, so a reader never sees half a segment.
+to a hidden temp file and renamed, so a reader never sees half a segment. The temp
+file's name carries the writer's pid, so a temp file orphaned by a killed writer is
+recognised and removed (by the next writer's start and by ingestion).
 
 What a crash can lose: on SIGKILL or power loss, the rows not yet in a renamed segment:
 the buffer plus a segment being written (about ``flush_rows`` rows, up to twice that
@@ -28,7 +30,15 @@ from pathlib import Path
 
 import polars as pl
 
-__all__ = ["FEEDBACK_SCHEMA", "PREDICTION_SCHEMA", "PredictionLog", "SegmentLog"]
+from mllife._faults import crash_point
+
+__all__ = [
+    "FEEDBACK_SCHEMA",
+    "PREDICTION_SCHEMA",
+    "PredictionLog",
+    "SegmentLog",
+    "remove_orphaned_temp_files",
+]
 
 PREDICTION_SCHEMA = {
     "prediction_id": pl.String,
@@ -53,6 +63,34 @@ FEEDBACK_SCHEMA = {
     "key_name": pl.String,
     "received_at": pl.Datetime("us"),
 }
+
+
+def _temp_suffix() -> str:
+    return f".{os.getpid()}.tmp"
+
+
+def _writer_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_orphaned_temp_files(folder: Path) -> list[Path]:
+    """Delete half-written segment temp files whose writer process is gone.
+
+    A temp file of a live writer (another server on the same folder) is left alone.
+    """
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        pid = path.suffixes[-2].lstrip(".") if len(path.suffixes) >= 2 else ""
+        if pid.isdigit() and not _writer_alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 class SegmentLog:
@@ -117,6 +155,7 @@ class SegmentLog:
 
     def start(self) -> SegmentLog:
         self.folder.mkdir(parents=True, exist_ok=True)
+        remove_orphaned_temp_files(self.folder)
         self._thread = threading.Thread(target=self._run, name=f"{self.prefix}-log", daemon=True)
         self._thread.start()
         return self
@@ -166,12 +205,13 @@ class SegmentLog:
         frame = self._frame(rows)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         final = self.folder / f"{self.prefix}-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=self.folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=_temp_suffix(), dir=self.folder)
         os.close(fd)
         try:
             frame.write_parquet(tmp)
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
+            crash_point("log:before-rename")
             os.replace(tmp, final)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -205,9 +245,9 @@ class PredictionLog(SegmentLog):
     model_name, role, answered, latency_ms, features, input_hashes, predicted,
     confidence)`` where the last four are per input. ``features`` holds the validated
     canonical JSON (orjson, keys sorted) of each validated row (tables) or image-statistics
-    dict, encoded on the request path in C; this thread only stores the bytes. Table rows carry no input hash: ingestion
-    computes it as the SHA-256 of that canonical JSON. Images are hashed on arrival
-    (their bytes are not kept).
+    dict, encoded on the request path in C; this thread only stores the bytes. Table rows
+    carry no input hash: ingestion computes it as the SHA-256 of that canonical JSON.
+    Images are hashed on arrival (their bytes are not kept).
     """
 
     def __init__(self, folder: Path, **kwargs) -> None:

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mllife.keys import create_key
+from mllife.serve._log import remove_orphaned_temp_files
 from mllife.served import ingest_segments
 from tests.serving import ServerProcess, table_project
 
@@ -127,7 +128,46 @@ def test_sigkill_loses_at_most_the_buffer_and_nothing_written_is_torn(tmp_path):
     # only rows reported unwritten just before the kill can be lost (a flush may finish
     # in between), and never more than one segment plus the buffer
     assert lost <= buffered and lost < 2 * 50
-    assert not list(project["config"].predictions_dir.glob(".*"))  # no temp files left
+    # a segment being written at the kill leaves its temp file: ingestion removes it
+    assert not list(project["config"].predictions_dir.glob(".*"))
+
+
+def test_kill_while_a_segment_is_written_leaves_no_segment_and_no_temp_file(tmp_path):
+    serving = "[serving.log]\nflush_rows = 50\nflush_seconds = 600"
+    project = table_project(tmp_path / "p", serving=serving)
+    key = create_key(project["store"], "alice")
+    crash = {"MLLIFE_CRASH_AT": "log:before-rename#2"}
+    with ServerProcess(project["config"].path, env=crash) as server:
+        answered = 0
+        while server.process.poll() is None and answered < 200:
+            try:
+                status, _ = server.request(
+                    "POST", "/predict", {"rows": project["rows"][:5]}, key=key
+                )
+            except OSError:  # the kill landed while this request was open
+                break
+            answered += 5 * (status == 200)
+        server.process.wait(30)
+    folder = project["config"].predictions_dir
+    assert server.process.returncode == -signal.SIGKILL
+    assert len(list(folder.glob(".pred-*.tmp"))) == 1  # the segment being written
+    result = ingest_segments(project["config"], project["store"])
+    assert result.orphans_removed == 1 and not list(folder.glob(".*"))
+    # the first segment (>= flush_rows) was renamed into place; the second died before it
+    assert 50 <= result.predictions < answered
+
+
+def test_orphaned_temp_files_are_removed_and_live_ones_kept(tmp_path):
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = folder / f".pred-1-a.parquet.x1y2.{dead.pid}.tmp"
+    live = folder / f".pred-2-b.parquet.z3w4.{os.getpid()}.tmp"
+    orphan.write_bytes(b"PAR1 half")
+    live.write_bytes(b"PAR1 half")
+    assert remove_orphaned_temp_files(folder) == [orphan]
+    assert live.exists() and not orphan.exists()
 
 
 def test_crash_during_ingestion_neither_loses_nor_duplicates_rows(tmp_path):
