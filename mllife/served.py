@@ -51,6 +51,22 @@ def _segments(folder: Path) -> list[tuple[str, Path]]:
     return found
 
 
+def _ingested_values(conn, path: Path, schema: dict) -> list[str]:
+    """The SELECT list reading one segment: table servers log features as a typed struct
+    (fields sorted), made canonical JSON here; table rows are hashed from that JSON."""
+    if "features" not in schema:
+        return list(schema)
+    ((kind,),) = conn.execute(
+        "SELECT column_type FROM (DESCRIBE SELECT features FROM read_parquet(?))", [str(path)]
+    ).fetchall()
+    features = "to_json(features)::VARCHAR" if kind.startswith("STRUCT") else "features"
+    expressions = {
+        "features": features,
+        "input_hash": f"coalesce(input_hash, sha256({features}))",
+    }
+    return [expressions.get(column, column) for column in schema]
+
+
 def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
     """Move every complete segment under ``.mllife/predictions/`` into the store."""
     folder = config.predictions_dir
@@ -68,9 +84,8 @@ def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
                 ).fetchone()
                 if seen is None:
                     columns = ", ".join(schema)
-                    # table rows are hashed here, from the canonical JSON of their features
-                    values = columns.replace("input_hash", "coalesce(input_hash, sha256(features))")
                     try:
+                        values = ", ".join(_ingested_values(conn, path, schema))
                         (n,) = conn.execute(
                             "SELECT count(*) FROM read_parquet(?)",
                             [str(path)],

@@ -16,6 +16,7 @@ import polars as pl
 import torch
 
 from mllife._errors import DataError
+from mllife.column_batch import ColumnBatch
 from mllife.config import ColumnConfig
 
 __all__ = ["TablePreprocessor"]
@@ -43,7 +44,10 @@ class TablePreprocessor:
         return sum(widths[s["kind"]](s) for s in self.state_.values())
 
     def _frame(self, rows: Any) -> pl.DataFrame:
-        frame = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(list(rows))
+        if isinstance(rows, ColumnBatch):
+            frame = rows.to_frame()
+        else:
+            frame = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(list(rows))
         missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             raise DataError(f"input rows lack feature columns {missing}")
@@ -89,11 +93,15 @@ class TablePreprocessor:
         return self
 
     def transform(self, rows: Any) -> torch.Tensor:
-        """A float32 tensor (N, n_features)."""
+        """A float32 tensor (N, n_features) for a polars frame, a list of row dicts, or a
+        :class:`ColumnBatch` (serving: rows already checked and held by column)."""
         if not self.state_:
             raise DataError("the table preprocessor is not fitted")
-        if isinstance(rows, list) and not any(s["kind"] == "tfidf" for s in self.state_.values()):
-            return self._transform_records(rows)
+        if not any(s["kind"] == "tfidf" for s in self.state_.values()):
+            if isinstance(rows, ColumnBatch):
+                return self._record_plan().transform_batch(rows)
+            if isinstance(rows, list):
+                return self._transform_records(rows)
         frame = self._frame(rows)
         blocks: list[np.ndarray] = []
         for name, state in self.state_.items():
@@ -124,14 +132,17 @@ class TablePreprocessor:
         """The same numbers as the polars path, for a few rows as dicts (serving).
 
         Building a polars frame costs more than the model for one row; this path skips
-        it. ``tests/test_table_features.py`` checks both paths agree.
+        it. ``tests/test_table_features.py`` checks the three paths agree.
         """
         missing = [c for c in self.columns if records and c not in records[0]]
         if missing:
             raise DataError(f"input rows lack feature columns {missing}")
+        return self._record_plan().transform(records)
+
+    def _record_plan(self) -> _RecordPlan:
         if self._plan is None:
             self._plan = _RecordPlan(self.state_)
-        return self._plan.transform(records)
+        return self._plan
 
     def state(self) -> dict[str, Any]:
         return {"kind": "table", "columns": self.columns, "fitted": self.state_}
@@ -193,6 +204,20 @@ class _RecordPlan:
                 value = record.get(name)
                 value = mode if value is None else _text(value)
                 slot = slots.get(value)
+                if slot is not None:
+                    out[i, slot] = 1.0
+        return torch.from_numpy(out.astype(np.float32))
+
+    def transform_batch(self, batch: ColumnBatch) -> torch.Tensor:
+        """The same numbers for rows held by column: numbers in one vector step."""
+        out = np.zeros((batch.n_rows, self.width), dtype=np.float64)
+        if self.numbers:
+            values = batch.numeric(self.numbers)
+            values = np.where(np.isnan(values), self.medians, values)
+            out[:, self.number_slots] = (values - self.means) / self.stds
+        for name, slots, mode in self.onehots:
+            for i, value in enumerate(batch.values(name)):
+                slot = slots.get(mode if value is None else _text(value))
                 if slot is not None:
                     out[i, slot] = 1.0
         return torch.from_numpy(out.astype(np.float32))

@@ -2,7 +2,9 @@
 logging, feedback, champion switches and rollout."""
 
 import base64
+import hashlib
 import io
+import json
 import threading
 import time
 
@@ -162,6 +164,10 @@ def test_feedback_is_validated_and_accuracy_on_served_data_is_measured(tmp_path)
     logged = project["store"].query("SELECT * FROM predictions")
     assert logged.height == 40 and set(logged["key_name"]) == {"alice"}
     assert logged["latency_ms"].min() > 0 and logged["input_hash"].str.len_chars().min() == 64
+    # the logged features are the rows sent (canonical JSON, keys sorted), hashed as such
+    for text, input_hash, position in logged.select("features", "input_hash", "position").rows():
+        assert json.loads(text) == rows[position] and list(json.loads(text)) == sorted(rows[0])
+        assert input_hash == hashlib.sha256(text.encode()).hexdigest()
     # a second ingestion finds nothing new: each segment once
     assert ingest_segments(project["config"], project["store"]).segments == 0
 

@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mllife._errors import DataError, MllifeError
+from mllife.column_batch import ColumnBatch
 from mllife.config import ProjectConfig
 from mllife.keys import ApiKey, authenticate
 from mllife.serve._inputs import RowContract, decode_image, feature_contract
@@ -182,9 +183,10 @@ class ModelServer:
             )
         return items
 
-    def parse(self, request: Request, body: bytes) -> tuple[list, list[str] | None, list[dict]]:
+    def parse(self, request: Request, body: bytes) -> tuple[Any, list[str] | None, Any]:
         """Model inputs, their hashes (None: computed at ingestion), and the features to
-        log per input."""
+        log: for tables the checked :class:`ColumnBatch` (all three uses share it), for
+        images a statistics dict per input."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if not self.is_table and (
             content_type.startswith("image/") or content_type == "application/octet-stream"
@@ -209,8 +211,8 @@ class ModelServer:
                 )
             if isinstance(rows, list):
                 self._bounded(rows)
-            rows = self.contract.check(rows)
-            return rows, None, rows  # hashed at ingestion, from the canonical JSON
+            batch = self.contract.check(rows)
+            return batch, None, batch  # hashed at ingestion, from the canonical JSON
         images = payload.get("images", [payload["image"]] if "image" in payload else None)
         if not isinstance(images, list) or not images:
             raise HTTPProblem(
@@ -268,9 +270,11 @@ class ModelServer:
         ids = [f"{request_id}-{i}" for i in range(len(inputs))]
         latency = (time.perf_counter() - started) * 1000.0
         if self.predictions is not None:
-            # Canonical JSON (sorted keys) per input, in C, now: the writer thread then
-            # only stores bytes, never converting values one by one under the GIL.
-            features = [orjson.dumps(f, option=_CANONICAL) for f in features]
+            if not isinstance(features, ColumnBatch):
+                # Image statistics: canonical JSON (sorted keys) per input, in C, now, so
+                # the writer thread only stores bytes. A table batch is encoded by the
+                # writer, by column, in polars.
+                features = [orjson.dumps(f, option=_CANONICAL) for f in features]
             self.predictions.append(
                 (request_id, received, key.name, served.ref.model_hash, served.ref.name,
                  role, True, latency, features, hashes, labels, confidence),

@@ -12,7 +12,9 @@ Images are decoded once, with a pixel budget against decompression bombs.
 from __future__ import annotations
 
 import io
+import itertools
 import math
+import operator
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mllife._errors import DataError
+from mllife.column_batch import ColumnBatch
 from mllife.config import ColumnConfig
 
 __all__ = ["DecodedImage", "InputError", "RowContract", "decode_image", "feature_contract"]
@@ -36,6 +39,8 @@ _TYPES = {
     "category": {str},
     "text": {str},
 }
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+FLOAT64_MAX = float(np.finfo(np.float64).max)
 IMAGE_FORMATS = frozenset({"PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM"})
 
 
@@ -70,9 +75,13 @@ def _kind_error(spec: ColumnConfig, value: Any) -> str | None:
             return f"must be a number, got {_show(value)}"
         if isinstance(value, float) and not math.isfinite(value):
             return f"must be a finite number, got {value!r}"
+        if isinstance(value, int) and abs(value) > FLOAT64_MAX:
+            return f"is {_show(value)}, too large for a 64-bit float"
     elif dtype == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             return f"must be an integer, got {_show(value)}"
+        if not INT64_MIN <= value <= INT64_MAX:
+            return f"is {_show(value)}, outside the 64-bit integer range"
     elif dtype == "bool":
         if not isinstance(value, bool):
             return f"must be true or false, got {_show(value)}"
@@ -87,6 +96,22 @@ def _kind_error(spec: ColumnConfig, value: Any) -> str | None:
         more = "" if len(spec.categories) <= 10 else f" and {len(spec.categories) - 10} more"
         return f"is {_show(value)}, not one of the categories {allowed}{more}"
     return None
+
+
+def _finite_sum(values: list) -> bool:
+    try:
+        return math.isfinite(sum(values))
+    except OverflowError:  # integers beyond float64
+        return False
+
+
+def _bounds(spec: ColumnConfig) -> tuple[float | None, float | None]:
+    """The contract's min and max; integers are also held to what int64 can store."""
+    low, high = spec.min, spec.max
+    if spec.dtype == "int":
+        low = INT64_MIN if low is None else max(low, INT64_MIN)
+        high = INT64_MAX if high is None else min(high, INT64_MAX)
+    return low, high
 
 
 def _show(value: Any) -> str:
@@ -104,8 +129,7 @@ class RowContract:
             (
                 name,
                 frozenset(_TYPES[spec.dtype] | ({type(None)} if spec.nullable else set())),
-                spec.min,
-                spec.max,
+                *_bounds(spec),
                 None if spec.categories is None else frozenset(spec.categories),
                 spec.dtype == "float",
             )
@@ -120,14 +144,18 @@ class RowContract:
         self._floats = [name for name, _ in floats]
         self._float_low = np.array([-np.inf if s.min is None else s.min for _, s in floats])
         self._float_high = np.array([np.inf if s.max is None else s.max for _, s in floats])
+        self._float_getter = operator.itemgetter(*self._floats) if self._floats else None
         together = set(self._floats)
         self._others = [step for step in self._plan if step[0] not in together]
+        self._dtypes = {name: spec.dtype for name, spec in self.columns.items()}
 
-    def check(self, rows: Any) -> list[dict[str, Any]]:
+    def check(self, rows: Any) -> ColumnBatch:
+        """The rows as a :class:`ColumnBatch`, or :class:`InputError` naming each offence."""
         if not isinstance(rows, list) or not rows:
             raise InputError("'rows' must be a non-empty list of objects (column -> value)")
-        if self._all_valid(rows):
-            return rows
+        batch = self._fast_batch(rows)
+        if batch is not None:
+            return batch
         problems: list[str] = []
         for index, row in enumerate(rows):
             if not isinstance(row, dict):
@@ -142,47 +170,62 @@ class RowContract:
                 " problem(s): " + "; ".join(problems[:3]),
                 problems[:MAX_REPORTED],
             )
-        return rows
+        return ColumnBatch.from_rows(rows, self._dtypes)
 
-    def _all_valid(self, rows: list) -> bool:
+    def _fast_batch(self, rows: list) -> ColumnBatch | None:
         """Column at a time, no messages: the common case of a valid batch, fast.
 
-        Anything doubtful returns False and the row-by-row check names the offence.
+        Anything doubtful returns None and the row-by-row check names the offence.
         """
         names = self._names
         for row in rows:
             if type(row) is not dict or row.keys() != names:
-                return False
+                return None
+        n = len(rows)
+        matrix = np.empty((n, 0))
         if self._floats:
-            # every float column of every row in one array: one type scan, vector checks
-            names = self._floats
-            values = [row[name] for row in rows for name in names]
-            if not _FLOAT_TYPES.issuperset(map(type, values)):
-                return False
-            matrix = np.array(values, dtype=np.float64).reshape(len(rows), len(names))
+            # every non-null float column of every row in one array: one type scan,
+            # vector checks
+            if len(self._floats) == 1:
+                values = [(row[self._floats[0]],) for row in rows]
+            else:
+                values = list(map(self._float_getter, rows))
+            if not _FLOAT_TYPES.issuperset(map(type, itertools.chain.from_iterable(values))):
+                return None
+            try:
+                matrix = np.array(values, dtype=np.float64).reshape(n, len(self._floats))
+            except OverflowError:  # an integer beyond float64
+                return None
             if not (
                 np.isfinite(matrix).all()
                 and (matrix >= self._float_low).all()
                 and (matrix <= self._float_high).all()
             ):
-                return False
+                return None
+        others = {}
         for name, allowed, low, high, categories, finite in self._others:
             values = [row[name] for row in rows]
             types = set(map(type, values))
             if not types <= allowed:
-                return False
+                return None
             present = values if _NONE not in types else [v for v in values if v is not None]
-            if not present:
-                continue
-            if finite and not math.isfinite(sum(present)):  # NaN, inf (or overflow)
-                return False
-            if low is not None and min(present) < low:
-                return False
-            if high is not None and max(present) > high:
-                return False
-            if categories is not None and not categories.issuperset(present):
-                return False
-        return True
+            if present:
+                if finite and not _finite_sum(present):  # NaN, inf (or overflow)
+                    return None
+                if low is not None and min(present) < low:
+                    return None
+                if high is not None and max(present) > high:
+                    return None
+                if categories is not None and not categories.issuperset(present):
+                    return None
+            others[name] = values
+        return ColumnBatch(
+            n_rows=n,
+            number_names=tuple(self._floats),
+            numbers=matrix,
+            others=others,
+            dtypes=self._dtypes,
+        )
 
     def _row_problems(self, index: int, row: dict[str, Any]) -> list[str]:
         problems = []

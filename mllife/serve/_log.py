@@ -28,9 +28,11 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from mllife._faults import crash_point
+from mllife.column_batch import ColumnBatch
 
 __all__ = [
     "FEEDBACK_SCHEMA",
@@ -243,11 +245,13 @@ class PredictionLog(SegmentLog):
 
     A request appends one tuple: ``(request_id, received_at, key_name, model_hash,
     model_name, role, answered, latency_ms, features, input_hashes, predicted,
-    confidence)`` where the last four are per input. ``features`` holds the validated
-    canonical JSON (orjson, keys sorted) of each validated row (tables) or image-statistics
-    dict, encoded on the request path in C; this thread only stores the bytes. Table rows
-    carry no input hash: ingestion computes it as the SHA-256 of that canonical JSON.
-    Images are hashed on arrival (their bytes are not kept).
+    confidence)`` where the last four are per input. ``features`` is, for tables, the
+    :class:`ColumnBatch` the contract check built (the model read the same object),
+    written as a typed struct column (fields sorted) and turned into canonical JSON by
+    DuckDB at ingestion, so the server formats no numbers; for images, each input's
+    statistics already encoded as JSON bytes. Table rows carry no input hash: ingestion
+    computes it as the SHA-256 of that canonical JSON. Images are hashed on arrival
+    (their bytes are not kept).
     """
 
     def __init__(self, folder: Path, **kwargs) -> None:
@@ -257,44 +261,57 @@ class PredictionLog(SegmentLog):
         return [len(record[10]) for record in records]  # the predicted labels
 
     def _frame(self, records: list[tuple]) -> pl.DataFrame:
-        (request_id, received, key, model_hash, name, role, answered, latency,
-         features, hashes, predicted, confidence) = zip(*records, strict=True)  # fmt: skip
-        sizes = [len(p) for p in predicted]
-
-        def repeat(values) -> list:
-            return list(itertools.chain.from_iterable(
-                itertools.repeat(v, n) for v, n in zip(values, sizes, strict=True)
-            ))  # fmt: skip
-
-        # Features arrive as canonical JSON bytes per input (encoded on the request path).
-        encoded = pl.Series(list(itertools.chain.from_iterable(features)), dtype=pl.Binary)
-        positions = list(itertools.chain.from_iterable(range(n) for n in sizes))
-        request_ids = repeat(request_id)
-        frame = pl.DataFrame(
-            {
-                "prediction_id": [
-                    f"{r}-{i}" if role_ != "shadow" else f"{r}-{i}-shadow"
-                    for r, i, role_ in zip(request_ids, positions, repeat(role), strict=True)
-                ],
-                "request_id": request_ids,
-                "position": positions,
-                "received_at": repeat(received),
-                "key_name": repeat(key),
-                "model_hash": repeat(model_hash),
-                "model_name": repeat(name),
-                "role": repeat(role),
-                "answered": repeat(answered),
-                "input_hash": list(
-                    itertools.chain.from_iterable(
-                        h if h is not None else itertools.repeat(None, n)
-                        for h, n in zip(hashes, sizes, strict=True)
-                    )
-                ),  # fmt: skip
-                "features": encoded.cast(pl.String),
-                "predicted": list(itertools.chain.from_iterable(predicted)),
-                "confidence": list(itertools.chain.from_iterable(confidence)),
-                "latency_ms": repeat(latency),
-            },
-            schema=PREDICTION_SCHEMA,
+        # One row per request, repeated per input by a gather in polars; per-input values
+        # are flattened with itertools (C): this thread shares the GIL with the request
+        # path, so it does no per-input Python work.
+        columns = list(zip(*records, strict=True))
+        sizes = np.fromiter(map(len, columns[10]), dtype=np.int64, count=len(records))
+        starts = np.cumsum(sizes) - sizes
+        requests = pl.DataFrame(
+            dict(zip(_PER_REQUEST, columns, strict=False)),
+            schema={k: PREDICTION_SCHEMA[k] for k in _PER_REQUEST},
         )
-        return frame
+        flat = itertools.chain.from_iterable
+        hashes = (
+            h if h is not None else itertools.repeat(None, n)
+            for h, n in zip(columns[9], sizes, strict=True)
+        )
+        shadow = pl.when(pl.col("role") == "shadow").then(pl.lit("-shadow")).otherwise(pl.lit(""))
+        return (
+            requests.select(pl.all().gather(np.repeat(np.arange(len(records)), sizes)))
+            .with_columns(
+                position=pl.Series(
+                    np.arange(int(sizes.sum())) - np.repeat(starts, sizes), dtype=pl.Int32
+                ),
+                input_hash=pl.Series(list(flat(hashes)), dtype=pl.String),
+                predicted=pl.Series(list(flat(columns[10])), dtype=pl.String),
+                confidence=pl.Series(list(flat(columns[11])), dtype=pl.Float64),
+                features=_encoded_features(columns[8]),
+            )
+            .with_columns(
+                prediction_id=pl.concat_str(
+                    "request_id", pl.lit("-"), pl.col("position").cast(pl.String), shadow
+                )
+            )
+            .select(list(PREDICTION_SCHEMA))
+        )
+
+
+_PER_REQUEST = (
+    "request_id",
+    "received_at",
+    "key_name",
+    "model_hash",
+    "model_name",
+    "role",
+    "answered",
+    "latency_ms",
+)
+
+
+def _encoded_features(features: tuple) -> pl.Series:
+    """The features column: table batches as one typed struct column (ingestion turns it
+    into JSON, in DuckDB); image statistics as the JSON sent."""
+    if all(isinstance(f, ColumnBatch) for f in features):
+        return ColumnBatch.concat(features).to_struct()
+    return pl.Series(list(itertools.chain.from_iterable(features)), dtype=pl.Binary).cast(pl.String)

@@ -1,0 +1,133 @@
+"""Table rows that passed the contract, held by column: the serving fast path.
+
+The row contract builds one of these while it checks a request (it has to look at every
+value anyway), and the same object then feeds the model's preprocessor and the
+prediction log. So a batch of rows is turned into arrays once, not three times, and the
+log writer stores the features as typed Parquet columns instead of formatting JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mllife._errors import DataError
+
+__all__ = ["ColumnBatch"]
+
+#: the polars dtype that holds each contract dtype's checked values
+_POLARS = {
+    "float": pl.Float64,
+    "int": pl.Int64,
+    "bool": pl.Boolean,
+    "string": pl.String,
+    "category": pl.String,
+    "text": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class ColumnBatch:
+    """``n_rows`` checked rows: the non-null float columns ``number_names`` as one
+    ``(n_rows, k)`` float64 matrix, every other column as a list of its values, and
+    ``dtypes`` (contract dtype per column)."""
+
+    n_rows: int
+    number_names: tuple[str, ...]
+    numbers: np.ndarray
+    others: dict[str, list]
+    dtypes: dict[str, str]
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.numbers.shape != (self.n_rows, len(self.number_names)):
+            raise ValueError(
+                f"numbers has shape {self.numbers.shape}, expected"
+                f" {(self.n_rows, len(self.number_names))}"
+            )
+        object.__setattr__(self, "_index", {n: j for j, n in enumerate(self.number_names)})
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.number_names, *self.others]
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[dict[str, Any]], dtypes: dict[str, str]) -> ColumnBatch:
+        """The general constructor, for rows already known to satisfy the contract."""
+        numbers = tuple(n for n, d in dtypes.items() if d == "float" and _no_nulls(rows, n))
+        matrix = np.array([[row[n] for n in numbers] for row in rows], dtype=np.float64)
+        return cls(
+            n_rows=len(rows),
+            number_names=numbers,
+            numbers=matrix.reshape(len(rows), len(numbers)),
+            others={n: [row[n] for row in rows] for n in dtypes if n not in numbers},
+            dtypes=dict(dtypes),
+        )
+
+    @classmethod
+    def concat(cls, batches: Sequence[ColumnBatch]) -> ColumnBatch:
+        first = batches[0]
+        if any(b.number_names != first.number_names or b.others.keys() != first.others.keys()
+               for b in batches):  # fmt: skip
+            return cls.from_rows([row for b in batches for row in b.rows()], first.dtypes)
+        return cls(
+            n_rows=sum(b.n_rows for b in batches),
+            number_names=first.number_names,
+            numbers=np.vstack([b.numbers for b in batches]),
+            others={n: [v for b in batches for v in b.others[n]] for n in first.others},
+            dtypes=first.dtypes,
+        )
+
+    # -- reading -----------------------------------------------------------------------
+
+    def numeric(self, names: Sequence[str]) -> np.ndarray:
+        """Columns ``names`` as an ``(n_rows, len(names))`` float64 matrix; null is NaN."""
+        if tuple(names) == self.number_names:
+            return self.numbers
+        out = np.empty((self.n_rows, len(names)), dtype=np.float64)
+        for j, name in enumerate(names):
+            if name in self._index:
+                out[:, j] = self.numbers[:, self._index[name]]
+            elif name in self.others:
+                try:
+                    out[:, j] = [np.nan if v is None else float(v) for v in self.others[name]]
+                except (TypeError, ValueError) as exc:
+                    raise DataError(f"feature column {name!r} must hold numbers: {exc}") from None
+            else:
+                raise DataError(f"input rows lack feature column {name!r}")
+        return out
+
+    def values(self, name: str) -> list:
+        if name in self.others:
+            return self.others[name]
+        if name in self._index:
+            return self.numbers[:, self._index[name]].tolist()
+        raise DataError(f"input rows lack feature column {name!r}")
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = self.names
+        columns = [self.values(n) for n in names]
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+    def to_frame(self) -> pl.DataFrame:
+        columns = {n: self.numbers[:, j] for j, n in enumerate(self.number_names)}
+        for name, values in self.others.items():
+            columns[name] = pl.Series(name, values, dtype=_POLARS[self.dtypes[name]], strict=True)
+        return pl.DataFrame(columns, height=self.n_rows)
+
+    def to_struct(self) -> pl.Series:
+        """One struct per row, fields in sorted order: logged as is (typed, no text
+        formatting on the server); ingestion turns it into canonical JSON."""
+        frame = self.to_frame()
+        return frame.select(pl.struct(sorted(frame.columns)).alias("features")).to_series()
+
+
+def _no_nulls(rows: Sequence[dict[str, Any]], name: str) -> bool:
+    return all(row[name] is not None for row in rows)
