@@ -117,10 +117,14 @@ class ColumnBatch:
         return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
     def to_frame(self) -> pl.DataFrame:
-        columns = {n: self.numbers[:, j] for j, n in enumerate(self.number_names)}
-        for name, values in self.others.items():
-            columns[name] = pl.Series(name, values, dtype=_POLARS[self.dtypes[name]], strict=True)
-        return pl.DataFrame(columns, height=self.n_rows)
+        numbers = pl.from_numpy(self.numbers, schema=list(self.number_names), orient="row")
+        others = [
+            pl.Series(name, values, dtype=_POLARS[self.dtypes[name]], strict=True)
+            for name, values in self.others.items()
+        ]
+        if not self.number_names:
+            return pl.DataFrame(others, height=self.n_rows)
+        return numbers.with_columns(others) if others else numbers
 
     def to_struct(self) -> pl.Series:
         """One struct per row, fields in sorted order: logged as is (typed, no text

@@ -210,7 +210,8 @@ class SegmentLog:
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=_temp_suffix(), dir=self.folder)
         os.close(fd)
         try:
-            frame.write_parquet(tmp)
+            # segments live only until ingestion: cheap to write beats small
+            frame.write_parquet(tmp, compression="lz4", statistics=False)
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             crash_point("log:before-rename")
@@ -245,7 +246,9 @@ class PredictionLog(SegmentLog):
 
     A request appends one tuple: ``(request_id, received_at, key_name, model_hash,
     model_name, role, answered, latency_ms, features, input_hashes, predicted,
-    confidence)`` where the last four are per input. ``features`` is, for tables, the
+    confidence, classes)`` where features to confidence are per input: ``predicted`` the
+    class indices into ``classes`` and ``confidence`` their probabilities, as numpy
+    arrays (no per-input Python objects are made for the log). ``features`` is, for tables, the
     :class:`ColumnBatch` the contract check built (the model read the same object),
     written as a typed struct column (fields sorted) and turned into canonical JSON by
     DuckDB at ingestion, so the server formats no numbers; for images, each input's
@@ -258,7 +261,7 @@ class PredictionLog(SegmentLog):
         super().__init__(folder, prefix="pred", schema=PREDICTION_SCHEMA, **kwargs)
 
     def _sizes(self, records: list[tuple]) -> list[int]:
-        return [len(record[10]) for record in records]  # the predicted labels
+        return [len(record[10]) for record in records]  # the predicted class indices
 
     def _frame(self, records: list[tuple]) -> pl.DataFrame:
         # One row per request, repeated per input by a gather in polars; per-input values
@@ -284,8 +287,8 @@ class PredictionLog(SegmentLog):
                     np.arange(int(sizes.sum())) - np.repeat(starts, sizes), dtype=pl.Int32
                 ),
                 input_hash=pl.Series(list(flat(hashes)), dtype=pl.String),
-                predicted=pl.Series(list(flat(columns[10])), dtype=pl.String),
-                confidence=pl.Series(list(flat(columns[11])), dtype=pl.Float64),
+                predicted=_labels(columns[10], columns[12]),
+                confidence=pl.Series(np.concatenate(columns[11]), dtype=pl.Float64),
                 features=_encoded_features(columns[8]),
             )
             .with_columns(
@@ -307,6 +310,21 @@ _PER_REQUEST = (
     "answered",
     "latency_ms",
 )
+
+
+def _labels(indices: tuple, classes: tuple) -> pl.Series:
+    """Class names for per-request index arrays into per-request class lists (models in
+    one log may differ), by one gather."""
+    names: list[str] = []
+    offsets: dict[int, int] = {}  # id of a class list -> where it starts in names
+    shifted = []
+    for best, labels in zip(indices, classes, strict=True):
+        start = offsets.get(id(labels))
+        if start is None:
+            start = offsets[id(labels)] = len(names)
+            names.extend(labels)
+        shifted.append(best + start)
+    return pl.Series(names, dtype=pl.String).gather(np.concatenate(shifted))
 
 
 def _encoded_features(features: tuple) -> pl.Series:
