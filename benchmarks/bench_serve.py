@@ -83,6 +83,12 @@ def load(port: int, body: bytes, key: str | None, *, seconds, requests, connecti
     }
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     def __init__(self, command: list[str], cwd: Path) -> None:
         self.port = free_port()
@@ -151,6 +157,7 @@ def main() -> None:
                 for shape, body in bodies.items():
                     token = None if name == "bare" else key
                     load(server.port, body, token, seconds=1.0, requests=500, connections=4)
+                    cpu_before = process_cpu_seconds(server.process.pid)
                     got = load(
                         server.port,
                         body,
@@ -159,18 +166,25 @@ def main() -> None:
                         requests=args.requests,
                         connections=args.connections,
                     )
+                    used = process_cpu_seconds(server.process.pid) - cpu_before
+                    got["cpu_us"] = used / got["n"] * 1e6
                     best = results.get((name, shape))
                     if best is None or got["rps"] > best["rps"]:
                         results[(name, shape)] = got
             finally:
                 server.stop()
 
-    print(f"{'server':<14}{'shape':<9}{'req/s':>9}{'rows/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    # CPU per request (all server threads) says where throughput goes when the load
+    # generator and the server share the cores
+    print(
+        f"{'server':<14}{'shape':<9}{'req/s':>9}{'rows/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'cpu us/req':>12}"
+    )
     for (name, shape), r in sorted(results.items()):
         per = 64 if shape == "batch64" else 1
         print(
             f"{name:<14}{shape:<9}{r['rps']:>9.0f}{r['rps'] * per:>10.0f}"
-            f"{r['p50']:>9.2f}{r['p99']:>9.2f}"
+            f"{r['p50']:>9.2f}{r['p99']:>9.2f}{r['cpu_us']:>12.0f}"
         )
     print()
     for shape in bodies:
