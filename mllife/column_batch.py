@@ -17,10 +17,11 @@ import polars as pl
 
 from mllife._errors import DataError
 
-__all__ = ["ColumnBatch"]
+__all__ = ["POLARS_DTYPES", "ColumnBatch"]
 
-#: the polars dtype that holds each contract dtype's checked values
-_POLARS = {
+#: the polars dtype that holds each contract dtype's values (training tables and served
+#: rows alike)
+POLARS_DTYPES = {
     "float": pl.Float64,
     "int": pl.Int64,
     "bool": pl.Boolean,
@@ -54,14 +55,18 @@ class ColumnBatch:
     def __len__(self) -> int:
         return self.n_rows
 
-    @property
-    def names(self) -> list[str]:
-        return [*self.number_names, *self.others]
-
     @classmethod
-    def from_rows(cls, rows: Sequence[dict[str, Any]], dtypes: dict[str, str]) -> ColumnBatch:
-        """The general constructor, for rows already known to satisfy the contract."""
-        numbers = tuple(n for n, d in dtypes.items() if d == "float" and _no_nulls(rows, n))
+    def from_rows(
+        cls,
+        rows: Sequence[dict[str, Any]],
+        dtypes: dict[str, str],
+        *,
+        number_names: Sequence[str],
+    ) -> ColumnBatch:
+        """The general constructor, for rows already known to satisfy the contract;
+        ``number_names`` are its non-null float columns (one layout per contract, so
+        batches of one server always concatenate)."""
+        numbers = tuple(number_names)
         matrix = np.array([[row[n] for n in numbers] for row in rows], dtype=np.float64)
         return cls(
             n_rows=len(rows),
@@ -74,9 +79,15 @@ class ColumnBatch:
     @classmethod
     def concat(cls, batches: Sequence[ColumnBatch]) -> ColumnBatch:
         first = batches[0]
-        if any(b.number_names != first.number_names or b.others.keys() != first.others.keys()
-               for b in batches):  # fmt: skip
-            return cls.from_rows([row for b in batches for row in b.rows()], first.dtypes)
+        for batch in batches:
+            if (batch.number_names, batch.others.keys()) != (
+                first.number_names,
+                first.others.keys(),
+            ):
+                raise ValueError(
+                    f"batches of different layouts: {batch.number_names} + {list(batch.others)}"
+                    f" and {first.number_names} + {list(first.others)}"
+                )
         return cls(
             n_rows=sum(b.n_rows for b in batches),
             number_names=first.number_names,
@@ -111,15 +122,10 @@ class ColumnBatch:
             return self.numbers[:, self._index[name]].tolist()
         raise DataError(f"input rows lack feature column {name!r}")
 
-    def rows(self) -> list[dict[str, Any]]:
-        names = self.names
-        columns = [self.values(n) for n in names]
-        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-
     def to_frame(self) -> pl.DataFrame:
         numbers = pl.from_numpy(self.numbers, schema=list(self.number_names), orient="row")
         others = [
-            pl.Series(name, values, dtype=_POLARS[self.dtypes[name]], strict=True)
+            pl.Series(name, values, dtype=POLARS_DTYPES[self.dtypes[name]], strict=True)
             for name, values in self.others.items()
         ]
         if not self.number_names:
@@ -131,7 +137,3 @@ class ColumnBatch:
         formatting on the server); ingestion turns it into canonical JSON."""
         frame = self.to_frame()
         return frame.select(pl.struct(sorted(frame.columns)).alias("features")).to_series()
-
-
-def _no_nulls(rows: Sequence[dict[str, Any]], name: str) -> bool:
-    return all(row[name] is not None for row in rows)

@@ -19,6 +19,7 @@ import pandera.polars as pa
 import polars as pl
 
 from mllife._errors import DataError
+from mllife.column_batch import POLARS_DTYPES
 from mllife.config import ColumnConfig, DataConfig
 from mllife.data import DROPPED_SCHEMA
 
@@ -37,14 +38,6 @@ __all__ = [
 
 RESERVED = frozenset({"row", "label", "sha256", "split"})
 MAX_CATEGORIES = 50
-_DTYPES = {
-    "float": pl.Float64,
-    "int": pl.Int64,
-    "bool": pl.Boolean,
-    "string": pl.String,
-    "category": pl.String,
-    "text": pl.String,
-}
 
 
 def read_table(path: Path) -> pl.DataFrame:
@@ -234,7 +227,7 @@ def table_schema(
             checks.append(pa.Check.le(spec.max))
         if spec.categories is not None:
             checks.append(pa.Check.isin(list(spec.categories)))
-        dtype = _DTYPES[spec.dtype]
+        dtype = POLARS_DTYPES[spec.dtype]
         fields[name] = pa.Column(dtype, checks, nullable=spec.nullable)
     allowed = list(classes)
 

@@ -87,11 +87,20 @@ def test_batches_concatenate_in_order_and_the_general_constructor_agrees():
     ]
     contract = RowContract(COLUMNS)
     fast = contract.check(rows)
-    general = ColumnBatch.from_rows(rows, {k: v.dtype for k, v in COLUMNS.items()})
+    general = ColumnBatch.from_rows(
+        rows, {k: v.dtype for k, v in COLUMNS.items()}, number_names=["size"]
+    )
     assert fast.to_struct().to_list() == general.to_struct().to_list() == rows
     both = ColumnBatch.concat([fast, contract.check(rows[::-1])])
     assert both.to_struct().to_list() == [*rows, *rows[::-1]]
-    assert both.rows()[1]["weight"] == 0.5 and both.rows()[0]["weight"] is None
+    # rows the fast path doubts (their sum overflows) but that are valid take the
+    # general constructor, with the same layout, so the log can still concatenate them
+    huge = [{**rows[0], "weight": 1e308}, {**rows[1], "weight": 1e308}]
+    slow = contract.check(huge)
+    assert slow.number_names == fast.number_names
+    assert ColumnBatch.concat([fast, slow]).to_struct().to_list() == [*rows, *huge]
+    with pytest.raises(ValueError, match="different layouts"):
+        ColumnBatch.concat([fast, RowContract({"size": COLUMNS["size"]}).check([{"size": 1.0}])])
 
 
 def test_integers_beyond_64_bits_are_refused_with_the_column_named():

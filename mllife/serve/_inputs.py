@@ -170,7 +170,7 @@ class RowContract:
                 " problem(s): " + "; ".join(problems[:3]),
                 problems[:MAX_REPORTED],
             )
-        return ColumnBatch.from_rows(rows, self._dtypes)
+        return ColumnBatch.from_rows(rows, self._dtypes, number_names=self._floats)
 
     def _fast_batch(self, rows: list) -> ColumnBatch | None:
         """Column at a time, no messages: the common case of a valid batch, fast.
