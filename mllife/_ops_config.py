@@ -31,13 +31,17 @@ class RolloutConfig(_Section):
 class LogConfig(_Section):
     """Served predictions go to Parquet segments under ``.mllife/predictions/``.
 
-    A SIGKILL loses what is not yet in a segment: about ``flush_rows`` rows (up to twice
-    that while a segment is being written) or ``flush_seconds`` of traffic. A normal
+    A SIGKILL loses what is not yet in a segment: ``flush_seconds`` of traffic, at most
+    ``flush_rows`` rows (up to twice that while a segment is being written). A normal
     shutdown (SIGTERM, Ctrl-C) flushes.
     """
 
     enabled: bool = True
-    flush_rows: int = Field(4096, ge=1, le=1_000_000)
+    #: caps a segment (and the buffer's memory); under load segments follow the clock:
+    #: writing a segment has a fixed cost of milliseconds, so few large ones are cheaper
+    #: for the server than many small ones (measured: a 4,096-row segment cost 105 us per
+    #: 64-row request, a 16,384-row one 40 us)
+    flush_rows: int = Field(50_000, ge=1, le=1_000_000)
     flush_seconds: float = Field(1.0, gt=0.0, le=600.0)
 
 

@@ -51,20 +51,48 @@ def _segments(folder: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def _ingested_values(conn, path: Path, schema: dict) -> list[str]:
-    """The SELECT list reading one segment: table servers log features as a typed struct
-    (fields sorted), made canonical JSON here; table rows are hashed from that JSON."""
+def _segment_select(conn, path: Path, schema: dict) -> str:
+    """A SELECT (one ``?``: the segment's path) giving a segment's rows in the store
+    table's column order. Table servers log features as a typed struct (fields sorted),
+    made canonical JSON here; table rows are hashed from that JSON."""
     if "features" not in schema:
-        return list(schema)
-    ((kind,),) = conn.execute(
-        "SELECT column_type FROM (DESCRIBE SELECT features FROM read_parquet(?))", [str(path)]
-    ).fetchall()
-    features = "to_json(features)::VARCHAR" if kind.startswith("STRUCT") else "features"
-    expressions = {
-        "features": features,
-        "input_hash": f"coalesce(input_hash, sha256({features}))",
-    }
-    return [expressions.get(column, column) for column in schema]
+        return f"SELECT {', '.join(schema)} FROM read_parquet(?)"
+    types = dict(
+        conn.execute(
+            "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(?))",
+            [str(path)],
+        ).fetchall()
+    )
+    struct = types["features"].startswith("STRUCT")
+    features = "to_json(features)::VARCHAR" if struct else "features"
+    if "request_index" not in types:
+        # a segment of a server from before the request-padded layout: a row per input
+        expressions = {
+            "features": features,
+            "input_hash": f"coalesce(input_hash, sha256({features}))",
+        }
+        values = ", ".join(expressions.get(column, column) for column in schema)
+        return f"SELECT {values} FROM read_parquet(?)"
+    # request-padded layout (see PredictionLog): row i of the request columns is the
+    # request that input rows with request_index = i belong to
+    input_hash = "input_hash" if "input_hash" in types else "NULL::VARCHAR"
+    return f"""
+        WITH segment AS (SELECT * FROM read_parquet(?, file_row_number = true)),
+        requests AS (
+            SELECT file_row_number AS request_index, request_id, received_at, key_name,
+                   model_hash, model_name, role, answered, latency_ms
+            FROM segment WHERE request_id IS NOT NULL),
+        inputs AS (
+            SELECT request_index, position, predicted::VARCHAR AS predicted, confidence,
+                   {features} AS features, {input_hash} AS input_hash
+            FROM segment)
+        SELECT r.request_id || '-' || i.position::VARCHAR
+                   || CASE WHEN r.role = 'shadow' THEN '-shadow' ELSE '' END,
+               r.request_id, i.position, r.received_at, r.key_name, r.model_hash,
+               r.model_name, r.role, r.answered,
+               coalesce(i.input_hash, sha256(i.features)), i.features, i.predicted,
+               i.confidence, r.latency_ms
+        FROM inputs i JOIN requests r ON r.request_index = i.request_index"""
 
 
 def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
@@ -85,14 +113,14 @@ def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
                 if seen is None:
                     columns = ", ".join(schema)
                     try:
-                        values = ", ".join(_ingested_values(conn, path, schema))
+                        select = _segment_select(conn, path, schema)
                         (n,) = conn.execute(
                             "SELECT count(*) FROM read_parquet(?)",
                             [str(path)],
                         ).fetchone()
                         conn.execute(
                             f"INSERT INTO {table} ({columns}, segment)"
-                            f" SELECT {values}, ? FROM read_parquet(?)",
+                            f" SELECT rows.*, ? FROM ({select}) rows",
                             [path.name, str(path)],
                         )
                     except Exception as exc:

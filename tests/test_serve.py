@@ -280,6 +280,7 @@ def test_images_as_base64_or_upload_and_hostile_images(tmp_path, digits_folder):
         encoded = [base64.b64encode(f.read_bytes()).decode() for f in files]
         status, body = server.request("POST", "/predict", {"images": encoded}, key=key)
         assert status == 200
+        answered = body["predictions"]
         right = sum(
             p["label"] == f.parent.name for p, f in zip(body["predictions"], files, strict=True)
         )
@@ -306,8 +307,14 @@ def test_images_as_base64_or_upload_and_hostile_images(tmp_path, digits_folder):
             assert status == 422 and says in body["error"], body
         assert server.request("GET", "/health")[0] == 200
     ingest_segments(config, store)
-    logged = store.query("SELECT features FROM predictions")
+    logged = store.query("SELECT * FROM predictions")
     assert logged.height == 9 and '"brightness"' in logged["features"][0]
+    # each logged image row is the answer returned for it, hashed from the bytes sent
+    by_id = {row["prediction_id"]: row for row in logged.iter_rows(named=True)}
+    for answer, file in zip(answered, files, strict=True):
+        row = by_id[answer["id"]]
+        assert (row["predicted"], row["confidence"]) == (answer["label"], answer["confidence"])
+        assert row["input_hash"] == hashlib.sha256(file.read_bytes()).hexdigest()
 
 
 def _png_header_only(width: int, height: int) -> bytes:
@@ -328,3 +335,43 @@ def _png_header_only(width: int, height: int) -> bytes:
     out.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header))
     out.write(chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
     return out.getvalue()
+
+
+def test_segments_of_the_earlier_per_input_layout_still_ingest(tmp_path):
+    """A server upgraded with segments not yet ingested: the old layout (every column
+    per input, features as JSON) is still read, and hashed as before."""
+    from datetime import datetime
+
+    from mllife.serve._log import PREDICTION_SCHEMA
+
+    project = table_project(tmp_path / "p")
+    config, store = project["config"], project["store"]
+    features = ['{"a":1.0}', '{"a":2.0}']
+    row = {
+        "request_id": "0" * 32,
+        "received_at": datetime(2026, 1, 1),
+        "key_name": "alice",
+        "model_hash": "h" * 64,
+        "model_name": "logreg",
+        "role": "champion",
+        "answered": True,
+        "input_hash": None,
+        "predicted": "benign",
+        "confidence": 0.9,
+        "latency_ms": 1.5,
+    }
+    old = pl.DataFrame(
+        [
+            {**row, "prediction_id": f"{'0' * 32}-{i}", "position": i, "features": f}
+            for i, f in enumerate(features)
+        ],
+        schema=PREDICTION_SCHEMA,
+    )
+    config.predictions_dir.mkdir(parents=True, exist_ok=True)
+    old.write_parquet(config.predictions_dir / "pred-20260101T000000000000-00000000.parquet")
+    assert ingest_segments(config, store).predictions == 2
+    logged = store.query("SELECT * FROM predictions ORDER BY position")
+    assert logged["prediction_id"].to_list() == [f"{'0' * 32}-0", f"{'0' * 32}-1"]
+    assert logged["input_hash"].to_list() == [
+        hashlib.sha256(f.encode()).hexdigest() for f in features
+    ]

@@ -8,8 +8,8 @@ file's name carries the writer's pid, so a temp file orphaned by a killed writer
 recognised and removed (by the next writer's start and by ingestion).
 
 What a crash can lose: on SIGKILL or power loss, the rows not yet in a renamed segment:
-the buffer plus a segment being written (about ``flush_rows`` rows, up to twice that
-during a write, or ``flush_seconds`` of traffic). ``/health`` reports that count as
+the buffer plus a segment being written (``flush_seconds`` of traffic, at most
+``flush_rows`` rows, up to twice that during a write). ``/health`` reports that count as
 ``buffered``. A normal shutdown flushes them.
 If segments cannot be written (disk full, permissions), rows stay buffered and are
 retried; past ``max_buffered`` rows the server refuses predictions (503) rather than
@@ -113,7 +113,7 @@ class SegmentLog:
         self.schema = schema
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
-        self.max_buffered = max_buffered or max(100 * flush_rows, 100_000)
+        self.max_buffered = max_buffered or max(10 * flush_rows, 100_000)
         self._rows: list[tuple] = []
         self._pending = 0  # rows the buffered records stand for
         self._lock = threading.Lock()
@@ -242,19 +242,27 @@ class SegmentLog:
 
 
 class PredictionLog(SegmentLog):
-    """One buffered record per *request*; rows are expanded when a segment is written.
+    """One buffered record per *request*; a segment holds one row per input.
 
     A request appends one tuple: ``(request_id, received_at, key_name, model_hash,
     model_name, role, answered, latency_ms, features, input_hashes, predicted,
     confidence, classes)`` where features to confidence are per input: ``predicted`` the
     class indices into ``classes`` and ``confidence`` their probabilities, as numpy
-    arrays (no per-input Python objects are made for the log). ``features`` is, for tables, the
-    :class:`ColumnBatch` the contract check built (the model read the same object),
+    arrays (no per-input Python objects are made for the log). ``features`` is, for
+    tables, the :class:`ColumnBatch` the contract check built (the model read the same object),
     written as a typed struct column (fields sorted) and turned into canonical JSON by
     DuckDB at ingestion, so the server formats no numbers; for images, each input's
     statistics already encoded as JSON bytes. Table rows carry no input hash: ingestion
     computes it as the SHA-256 of that canonical JSON. Images are hashed on arrival
     (their bytes are not kept).
+
+    A segment keeps what is per request once: row *i* of the request columns
+    (``request_id`` to ``latency_ms``) is request *i*, null past the last request; the
+    input columns (``request_index``, ``position``, ``predicted`` (categorical),
+    ``confidence``, ``features``, and ``input_hash`` for images) have a row per input.
+    Ingestion joins the two in DuckDB and derives the prediction ids. Repeating the
+    request's strings on every input, as the store's table does, cost the writer
+    (which shares the GIL with the request path) most of its time.
     """
 
     def __init__(self, folder: Path, **kwargs) -> None:
@@ -264,40 +272,31 @@ class PredictionLog(SegmentLog):
         return [len(record[10]) for record in records]  # the predicted class indices
 
     def _frame(self, records: list[tuple]) -> pl.DataFrame:
-        # One row per request, repeated per input by a gather in polars; per-input values
-        # are flattened with itertools (C): this thread shares the GIL with the request
-        # path, so it does no per-input Python work.
         columns = list(zip(*records, strict=True))
         sizes = np.fromiter(map(len, columns[10]), dtype=np.int64, count=len(records))
-        starts = np.cumsum(sizes) - sizes
+        rows = int(sizes.sum())
+        owner = np.repeat(np.arange(len(records), dtype=np.int32), sizes)
+        starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
         requests = pl.DataFrame(
-            dict(zip(_PER_REQUEST, columns, strict=False)),
-            schema={k: PREDICTION_SCHEMA[k] for k in _PER_REQUEST},
+            dict(zip(_PER_REQUEST, columns, strict=False)), schema=_REQUEST_COLUMNS
         )
-        flat = itertools.chain.from_iterable
-        hashes = (
-            h if h is not None else itertools.repeat(None, n)
-            for h, n in zip(columns[9], sizes, strict=True)
-        )
-        shadow = pl.when(pl.col("role") == "shadow").then(pl.lit("-shadow")).otherwise(pl.lit(""))
-        return (
-            requests.select(pl.all().gather(np.repeat(np.arange(len(records)), sizes)))
-            .with_columns(
-                position=pl.Series(
-                    np.arange(int(sizes.sum())) - np.repeat(starts, sizes), dtype=pl.Int32
-                ),
-                input_hash=pl.Series(list(flat(hashes)), dtype=pl.String),
-                predicted=_labels(columns[10], columns[12]),
-                confidence=pl.Series(np.concatenate(columns[11]), dtype=pl.Float64),
-                features=_encoded_features(columns[8]),
+        inputs = {
+            "request_index": owner,
+            "position": pl.Series(np.arange(rows) - starts, dtype=pl.Int32),
+            "predicted": _labels(columns[10], columns[12]),
+            "confidence": pl.Series(np.concatenate(columns[11]), dtype=pl.Float64),
+            "features": _encoded_features(columns[8]),
+        }
+        if any(h is not None for h in columns[9]):  # images: hashed on arrival
+            hashes = (
+                h if h is not None else itertools.repeat(None, n)
+                for h, n in zip(columns[9], sizes, strict=True)
             )
-            .with_columns(
-                prediction_id=pl.concat_str(
-                    "request_id", pl.lit("-"), pl.col("position").cast(pl.String), shadow
-                )
+            inputs["input_hash"] = pl.Series(
+                list(itertools.chain.from_iterable(hashes)), dtype=pl.String
             )
-            .select(list(PREDICTION_SCHEMA))
-        )
+        padded = requests.select(pl.all().extend_constant(None, rows - len(records)))
+        return padded.with_columns(**inputs)
 
 
 _PER_REQUEST = (
@@ -310,11 +309,14 @@ _PER_REQUEST = (
     "answered",
     "latency_ms",
 )
+_REQUEST_COLUMNS = {k: PREDICTION_SCHEMA[k] for k in _PER_REQUEST}
 
 
 def _labels(indices: tuple, classes: tuple) -> pl.Series:
     """Class names for per-request index arrays into per-request class lists (models in
-    one log may differ), by one gather."""
+    one log may differ), by one gather; categorical, so the names are written once."""
+    if all(labels is classes[0] for labels in classes):  # one model answered them all
+        return pl.Series(classes[0], dtype=pl.Categorical).gather(np.concatenate(indices))
     names: list[str] = []
     offsets: dict[int, int] = {}  # id of a class list -> where it starts in names
     shifted = []
@@ -324,7 +326,7 @@ def _labels(indices: tuple, classes: tuple) -> pl.Series:
             start = offsets[id(labels)] = len(names)
             names.extend(labels)
         shifted.append(best + start)
-    return pl.Series(names, dtype=pl.String).gather(np.concatenate(shifted))
+    return pl.Series(names, dtype=pl.Categorical).gather(np.concatenate(shifted))
 
 
 def _encoded_features(features: tuple) -> pl.Series:
