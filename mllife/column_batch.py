@@ -8,8 +8,9 @@ log writer stores the features as typed Parquet columns instead of formatting JS
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,6 @@ class ColumnBatch:
     numbers: np.ndarray
     others: dict[str, list]
     dtypes: dict[str, str]
-    _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.numbers.shape != (self.n_rows, len(self.number_names)):
@@ -50,7 +50,11 @@ class ColumnBatch:
                 f"numbers has shape {self.numbers.shape}, expected"
                 f" {(self.n_rows, len(self.number_names))}"
             )
-        object.__setattr__(self, "_index", {n: j for j, n in enumerate(self.number_names)})
+
+    @functools.cached_property
+    def _index(self) -> dict[str, int]:
+        # built on first use: the serving fast path never asks
+        return {n: j for j, n in enumerate(self.number_names)}
 
     def __len__(self) -> int:
         return self.n_rows

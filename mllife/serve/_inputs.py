@@ -142,8 +142,10 @@ class RowContract:
             if spec.dtype == "float" and not spec.nullable
         ]
         self._floats = [name for name, _ in floats]
-        self._float_low = np.array([-np.inf if s.min is None else s.min for _, s in floats])
-        self._float_high = np.array([np.inf if s.max is None else s.max for _, s in floats])
+        # no bound is the largest finite float: one comparison refuses NaN and +-inf too
+        largest = np.finfo(np.float64).max
+        self._float_low = np.array([-largest if s.min is None else s.min for _, s in floats])
+        self._float_high = np.array([largest if s.max is None else s.max for _, s in floats])
         self._float_getter = operator.itemgetter(*self._floats) if self._floats else None
         together = set(self._floats)
         self._others = [step for step in self._plan if step[0] not in together]
@@ -196,12 +198,8 @@ class RowContract:
                 matrix = np.array(values, dtype=np.float64).reshape(n, len(self._floats))
             except OverflowError:  # an integer beyond float64
                 return None
-            if not (
-                np.isfinite(matrix).all()
-                and (matrix >= self._float_low).all()
-                and (matrix <= self._float_high).all()
-            ):
-                return None
+            if not ((matrix >= self._float_low) & (matrix <= self._float_high)).all():
+                return None  # NaN, +-inf or out of bounds
         others = {}
         for name, allowed, low, high, categories, finite in self._others:
             values = [row[name] for row in rows]
