@@ -20,6 +20,7 @@ import psutil
 from assets import storage
 from mllife._errors import MllifeError
 from mllife._files import sha256_of
+from mllife._locks import file_lock
 from mllife.config import ProjectConfig, load_config
 from mllife.default_data import ensure_data
 
@@ -29,11 +30,20 @@ INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 def prepare_instance(config: ProjectConfig) -> dg.DagsterInstance:
     home = config.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    settings = home / "dagster.yaml"
-    if not settings.exists():
-        settings.write_text(INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    # Two runs starting on a new instance would both create its SQLite tables ("table
+    # jobs already exists"): the first creates them under a lock, the other waits.
+    with file_lock(
+        home / ".mllife-instance.lock", timeout=120, what="creating the Dagster instance"
+    ):
+        settings = home / "dagster.yaml"
+        if not settings.exists():
+            settings.write_text(INSTANCE_YAML)
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)  # run storage
+        instance.all_instigator_state()  # schedule storage (the "jobs" table)
+        instance.fetch_materializations(dg.AssetKey("mllife_probe"), limit=1)  # event log
+    return instance
 
 
 POLICY_STEP = "promotion_policy"
