@@ -34,7 +34,7 @@ def prepare_instance(config: ProjectConfig) -> dg.DagsterInstance:
     # Two runs starting on a new instance would both create its SQLite tables ("table
     # jobs already exists"): the first creates them under a lock, the other waits.
     with file_lock(
-        home / ".mllife-instance.lock", timeout=120, what="creating the Dagster instance"
+        home / "mllife-instance.lock", timeout=120, what="creating the Dagster instance"
     ):
         settings = home / "dagster.yaml"
         if not settings.exists():
