@@ -118,11 +118,13 @@ def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
                             "SELECT count(*) FROM read_parquet(?)",
                             [str(path)],
                         ).fetchone()
-                        conn.execute(
+                        (inserted,) = conn.execute(
                             f"INSERT INTO {table} ({columns}, segment)"
                             f" SELECT rows.*, ? FROM ({select}) rows",
                             [path.name, str(path)],
-                        )
+                        ).fetchone()
+                        if inserted != n:  # an input row whose request row is missing
+                            raise ValueError(f"{n} rows in the file but {inserted} readable")
                     except Exception as exc:
                         raise DataError(
                             f"segment {path} cannot be ingested ({exc}); move it aside and"

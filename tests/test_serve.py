@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from mllife._errors import DataError
 from mllife.keys import create_key, revoke_key
 from mllife.served import ingest_segments, served_quality, shadow_comparison, traffic_summary
 from tests.serving import ServerProcess, table_project
@@ -375,3 +376,36 @@ def test_segments_of_the_earlier_per_input_layout_still_ingest(tmp_path):
     assert logged["input_hash"].to_list() == [
         hashlib.sha256(f.encode()).hexdigest() for f in features
     ]
+
+
+def test_a_segment_whose_inputs_name_a_missing_request_is_refused_whole(tmp_path):
+    """Ingestion joins input rows to their request rows; an input naming no request is
+    not dropped quietly: the segment is refused and nothing of it is stored."""
+    from datetime import datetime
+
+    project = table_project(tmp_path / "p")
+    config, store = project["config"], project["store"]
+    segment = pl.DataFrame(
+        {
+            "request_id": ["0" * 32, None],
+            "received_at": [datetime(2026, 1, 1), None],
+            "key_name": ["alice", None],
+            "model_hash": ["h" * 64, None],
+            "model_name": ["logreg", None],
+            "role": ["champion", None],
+            "answered": [True, None],
+            "latency_ms": [1.0, None],
+            "request_index": pl.Series([0, 5], dtype=pl.Int32),  # request 5 does not exist
+            "position": pl.Series([0, 1], dtype=pl.Int32),
+            "predicted": ["benign", "benign"],
+            "confidence": [0.9, 0.8],
+            "features": [{"a": 1.0}, {"a": 2.0}],
+        }
+    )
+    config.predictions_dir.mkdir(parents=True, exist_ok=True)
+    path = config.predictions_dir / "pred-20260101T000000000000-00000000.parquet"
+    segment.write_parquet(path)
+    with pytest.raises(DataError, match="2 rows in the file but 1 readable"):
+        ingest_segments(config, store)
+    assert store.query("SELECT count(*) AS n FROM predictions")["n"][0] == 0
+    assert path.exists()
