@@ -63,11 +63,15 @@ class TablePreprocessor:
                 values = column.cast(pl.Float64)
                 median = values.median()
                 filled = values.fill_null(0.0 if median is None else median)
-                std = filled.std() or 1.0
+                mean, std = filled.mean() or 0.0, filled.std() or 0.0
+                # A column constant up to rounding (std ~1e-16 of its mean) would blow any
+                # served deviation up to a huge feature: scale it as a constant one.
+                if not std > 1e-9 * abs(mean):
+                    std = 1.0
                 self.state_[name] = {
                     "kind": "number",
                     "median": float(median or 0.0),
-                    "mean": float(filled.mean()),
+                    "mean": float(mean),
                     "std": float(std),
                 }
             elif dtype in ("category", "bool", "string"):
@@ -103,16 +107,12 @@ class TablePreprocessor:
             if isinstance(rows, list):
                 return self._transform_records(rows)
         frame = self._frame(rows)
+        scaled = self._scaled_numbers(frame)
         blocks: list[np.ndarray] = []
         for name, state in self.state_.items():
             column = frame[name]
             if state["kind"] == "number":
-                try:
-                    values = column.cast(pl.Float64).fill_nan(None)
-                except pl.exceptions.PolarsError as exc:
-                    raise DataError(f"column {name!r} must be numeric: {exc}") from exc
-                values = values.fill_null(state["median"]).to_numpy()
-                blocks.append(((values - state["mean"]) / state["std"])[:, None])
+                blocks.append(scaled[name])
             elif state["kind"] == "onehot":
                 text = column.cast(pl.String).fill_null(state["mode"]).to_numpy()
                 blocks.append(
@@ -127,6 +127,29 @@ class TablePreprocessor:
                 blocks.append(matrix.toarray())
         stacked = np.hstack(blocks) if blocks else np.zeros((frame.height, 0))
         return torch.from_numpy(stacked.astype(np.float32))
+
+    def _scaled_numbers(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
+        """Each number column standardized, as an (N, 1) block. All at once, so a value
+        out of reach is reported as the other paths report it (first by row, then by
+        column)."""
+        names = [n for n, s in self.state_.items() if s["kind"] == "number"]
+        if not names:
+            return {}
+        columns = []
+        for name in names:
+            try:
+                values = frame[name].cast(pl.Float64).fill_nan(None)
+            except pl.exceptions.PolarsError as exc:
+                raise DataError(f"column {name!r} must be numeric: {exc}") from exc
+            columns.append(values.fill_null(self.state_[name]["median"]).to_numpy())
+        states = [self.state_[n] for n in names]
+        scaled = _standardized(
+            np.column_stack(columns),
+            np.array([s["mean"] for s in states]),
+            np.array([s["std"] for s in states]),
+            names,
+        )
+        return {name: scaled[:, [i]] for i, name in enumerate(names)}
 
     def _transform_records(self, records: list[dict[str, Any]]) -> torch.Tensor:
         """The same numbers as the polars path, for a few rows as dicts (serving).
@@ -198,7 +221,7 @@ class _RecordPlan:
             except (TypeError, ValueError) as exc:
                 raise DataError(f"numeric feature columns must hold numbers: {exc}") from None
             values = np.where(np.isnan(values), self.medians, values)
-            out[:, self.number_slots] = (values - self.means) / self.stds
+            out[:, self.number_slots] = _standardized(values, self.means, self.stds, names)
         for name, slots, mode in self.onehots:
             for i, record in enumerate(records):
                 value = record.get(name)
@@ -214,13 +237,34 @@ class _RecordPlan:
         if self.numbers:
             values = batch.numeric(self.numbers)
             values = np.where(np.isnan(values), self.medians, values)
-            out[:, self.number_slots] = (values - self.means) / self.stds
+            out[:, self.number_slots] = _standardized(values, self.means, self.stds, self.numbers)
         for name, slots, mode in self.onehots:
             for i, value in enumerate(batch.values(name)):
                 slot = slots.get(mode if value is None else _text(value))
                 if slot is not None:
                     out[i, slot] = 1.0
         return torch.from_numpy(out.astype(np.float32))
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _standardized(
+    values: np.ndarray, means: np.ndarray, stds: np.ndarray, names: list[str]
+) -> np.ndarray:
+    """``(values - mean) / std`` per column, refusing what a float32 feature cannot hold:
+    it would become inf and the model would fail on it (a 500 in serving, a crash in
+    training) instead of the caller hearing which value is wrong."""
+    scaled = (values - means) / stds
+    outside = ~(np.abs(scaled) <= _FLOAT32_MAX)  # inf and nan too
+    if outside.any():
+        row, col = (int(i) for i in np.argwhere(outside)[0])
+        raise DataError(
+            f"row {row}, column {names[col]!r} is {float(values[row, col])!r}, too far from the"
+            f" training data (mean {means[col]:.6g}, std {stds[col]:.6g}) to be a feature:"
+            " check its units, or declare min/max for the column in the data contract"
+        )
+    return scaled
 
 
 def _number(value: Any) -> float:

@@ -120,6 +120,24 @@ def test_wrong_types_and_ranges_name_the_row_and_column(served):
     assert "row 1, column 'mean_area' is -5.0, below the contract's minimum" in text
 
 
+def test_a_value_the_widened_contract_allows_but_a_feature_cannot_hold_is_a_422(tmp_path):
+    # A user who drops a maximum from the frozen contract lets 1e300 through; standardized
+    # it is inf in float32, which the model would fail on (a 500) instead of saying why.
+    project = table_project(tmp_path / "project")
+    schema_path = project["config"].schema_path
+    schema = json.loads(schema_path.read_text())
+    del schema["columns"]["mean_area"]["max"]
+    schema_path.write_text(json.dumps(schema))
+    key, rows = create_key(project["store"], "alice"), project["rows"]
+    far = [dict(rows[0]), {**rows[1], "mean_area": 1e300}]
+    with ServerProcess(project["config"].path) as server:
+        status, body = server.request("POST", "/predict", {"rows": far}, key=key)
+        assert status == 422, body
+        assert "row 1, column 'mean_area' is 1e+300, too far from the training" in body["error"]
+        status, body = server.request("POST", "/predict", {"rows": far[:1]}, key=key)
+        assert status == 200, body
+
+
 def test_oversized_bodies_and_batches_are_refused(served):
     server, rows = served["server"], served["rows"]
     status, body = server.request("POST", "/predict", {"rows": rows * 2}, key=served["key"])

@@ -59,13 +59,21 @@ def _fitted(train: list[dict]) -> TablePreprocessor:
 )
 def test_frame_records_and_checked_batch_give_the_same_features(train, served):
     pre = _fitted(train)
-    from_frame = pre.transform(_frame(served)).numpy()
-    from_records = pre.transform(served).numpy()
     batch = RowContract(COLUMNS).check(served)
     assert isinstance(batch, ColumnBatch) and len(batch) == len(served)
-    from_batch = pre.transform(batch).numpy()
+    outcomes = []
+    for rows in (_frame(served), served, batch):
+        try:
+            outcomes.append(pre.transform(rows).numpy())
+        except DataError as exc:  # a value float32 cannot hold: every path must refuse it
+            outcomes.append(str(exc))
+    from_frame, from_records, from_batch = outcomes
+    if isinstance(from_records, str):
+        assert from_frame == from_records == from_batch
+        return
     np.testing.assert_allclose(from_records, from_frame, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(from_batch, from_records)
+    assert np.isfinite(from_records).all()
 
 
 @settings(max_examples=60, deadline=None)
@@ -124,3 +132,41 @@ def test_a_batch_missing_a_feature_the_model_needs_is_a_clear_error():
     partial = RowContract({"size": COLUMNS["size"]}).check([{"size": 1.0}])
     with pytest.raises(DataError, match="lack feature column 'weight'"):
         pre.transform(partial)
+
+
+def test_a_value_too_far_out_for_a_float32_feature_is_refused_on_every_path():
+    # The contract allows any finite number when it declares no bounds; standardized,
+    # 1e300 would become inf in float32 and the model would fail on it instead.
+    pre = _fitted(
+        [
+            {"size": 1.0, "weight": 2.0, "count": 3, "colour": "red", "flag": True},
+            {"size": 2.0, "weight": 1.0, "count": 4, "colour": "blue", "flag": False},
+        ]
+    )
+    ok = {"size": 1.5, "weight": 1.0, "count": 3, "colour": "red", "flag": True}
+    far = [ok, {**ok, "weight": -1e300}]
+    says = r"row 1, column 'weight' is -1e\+300, too far from the training data"
+    with pytest.raises(DataError, match=says):
+        pre.transform(far)
+    with pytest.raises(DataError, match=says):
+        pre.transform(RowContract(COLUMNS).check(far))
+    with pytest.raises(DataError, match=says):
+        pre.transform(_frame(far))
+    assert pre.transform([ok]).isfinite().all()
+
+
+def test_a_column_constant_up_to_rounding_scales_as_a_constant_one():
+    rows = [
+        {
+            "size": 5.7e-98 * (1 + 1e-15 * i),
+            "weight": 1.0,
+            "count": 1,
+            "colour": "red",
+            "flag": True,
+        }
+        for i in range(3)
+    ]
+    pre = _fitted(rows)
+    assert pre.state_["size"]["std"] == 1.0
+    served = pre.transform([{**rows[0], "size": 1.0}]).numpy()
+    assert served[0, 0] == pytest.approx(1.0)
