@@ -8,9 +8,9 @@ import argparse
 import importlib
 import logging
 import os
+import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from mllife._errors import MllifeError
 from mllife._files import sha256_of
 from mllife._locks import file_lock
 from mllife.config import ProjectConfig, load_config
-from mllife.default_data import ensure_data
 
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
@@ -58,7 +57,7 @@ class RunOutcome:
     refused: bool
     run_id: str
     lines: list[str]
-    #: seconds per phase: data_init, dagster_setup, dagster_run
+    #: seconds per phase: graph_imports, data_init_wait, dagster_setup, dagster_run
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -85,16 +84,18 @@ def run_lifecycle(
     config = load_config(config_path)
     os.environ["MLLIFE_CONFIG"] = str(config.path)
     clock = time.perf_counter()
-    # The graph's imports (torch, torchvision, Dagster, ...) take seconds and barely touch
-    # the disk; writing the data and `dvc add` (a subprocess) mostly wait on it: overlap.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        imported = pool.submit(importlib.import_module, "assets.definitions")
-        for line in ensure_data(config):
-            print(line, flush=True)
-        timings = {"data_init": time.perf_counter() - clock}
+    # The graph's imports (torch, torchvision, Dagster, ...) take seconds of CPU, and so
+    # does writing the default data: in one process they queue on the GIL, so the data is
+    # written by a second process, on the other core.
+    data_init = _start_data_init(config)
+    try:
+        importlib.import_module("assets.definitions")
+    finally:
+        timings = {"graph_imports": time.perf_counter() - clock}
         clock = time.perf_counter()
-        imported.result()  # re-raises an import error here
-    timings["graph_imports"] = time.perf_counter() - clock
+        if data_init is not None:
+            _finish_data_init(data_init, config)  # after an import error too: never orphaned
+        timings["data_init_wait"] = time.perf_counter() - clock
     clock = time.perf_counter()
     instance = prepare_instance(config)
     # A reconstructable job (not execute_in_process): step outputs go to the instance's
@@ -131,6 +132,32 @@ def run_lifecycle(
     ) as result:
         timings["dagster_run"] = time.perf_counter() - clock
         return _outcome(result, config, timings)
+
+
+def _start_data_init(config: ProjectConfig) -> subprocess.Popen | None:
+    """``mllife data init`` in a child process when the default data is missing."""
+    if config.data_path.exists() or config.data.default_data == "none":
+        return None
+    command = [sys.executable, "-m", "mllife.cli", "--config", str(config.path), "data", "init"]
+    return subprocess.Popen(
+        command, cwd=config.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _finish_data_init(process: subprocess.Popen, config: ProjectConfig) -> None:
+    out, err = process.communicate()
+    print(out, end="", flush=True)
+    if process.returncode == 0 and err:
+        print(err, end="", file=sys.stderr, flush=True)  # warnings: the user's to see
+    if process.returncode != 0:
+        lines = err.strip().splitlines()
+        if len(lines) > 1:
+            print(err, end="", file=sys.stderr, flush=True)  # a traceback: all of it
+        detail = lines[-1].removeprefix("mllife: error: ") if lines else "no message"
+        raise MllifeError(
+            f"writing the default data to {config.data_path} failed"
+            f" (exit code {process.returncode}): {detail}"
+        )
 
 
 def _prepare_resume(instance: dg.DagsterInstance, run_id: str) -> str:

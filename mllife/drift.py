@@ -20,11 +20,18 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 __all__ = ["ColumnDrift", "DriftReport", "drift", "image_statistics"]
 
 EPS = 1e-6
+
+
+def _stats():
+    # scipy.stats takes ~0.7 s to import; most lifecycle runs compute no drift at all
+    # (no champion yet, no new rows), so it loads on first use.
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,7 @@ def _numeric(a: np.ndarray, b: np.ndarray, spread: float) -> dict[str, Any]:
     n, m = len(a), len(b)
     d = _ks_statistic(a, b)
     en = n * m / (n + m)
+    stats = _stats()
     p = (
         float(stats.kstwo.sf(d, np.round(en)))
         if en < 10_000
@@ -219,7 +227,7 @@ def _categorical(ref: pl.Series, cur: pl.Series) -> dict[str, Any]:
     if observed.shape[1] < 2:
         chi2, p = 0.0, 1.0
     else:
-        chi2, p, _, _ = stats.chi2_contingency(observed, correction=False)
+        chi2, p, _, _ = _stats().chi2_contingency(observed, correction=False)
     pr = observed[0] / observed[0].sum()
     pc = observed[1] / observed[1].sum()
     mid = (pr + pc) / 2
@@ -299,6 +307,7 @@ def drift(
         return name, "categorical", _categorical(ref, cur), len(ref), len(cur)
 
     # Sorting and searching dominate at scale and release the GIL: columns in threads.
+    _stats()  # imported here, not by several threads at once
     workers = min(len(names), os.cpu_count() or 1) or 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
         compared = list(pool.map(compare, names))

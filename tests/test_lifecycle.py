@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from assets.run import run_lifecycle
+from mllife._errors import MllifeError
 from mllife.config import load_config
 from mllife.deployment import champion_ref
 from mllife.registry import load_model
@@ -103,6 +104,20 @@ def test_missing_data_folder_is_a_clear_failure(tmp_path):
     assert not outcome.success
     failure = next(line for line in outcome.lines if line.startswith("FAILED raw_data"))
     assert str(tmp_path / "mine") in failure and "mllife data init" in failure
+
+
+def test_default_data_that_cannot_be_written_stops_the_run_before_it_starts(tmp_path):
+    # The default data is written by a child process (beside the graph's imports); its
+    # failure must reach the user as an error naming the path, and no run may start.
+    (tmp_path / "blocker").write_text("a file where the data folder's parent should be")
+    config_path = tmp_path / "mllife.toml"
+    config_path.write_text(
+        '[data]\npath = "blocker/digits"\n[[candidates]]\nname = "lr"\n'
+        'kind = "sklearn"\nestimator = "sklearn.linear_model.LogisticRegression"\n'
+    )
+    with pytest.raises(MllifeError, match=r"writing the default data to .*blocker/digits failed"):
+        run_lifecycle(config_path, log_level="WARNING")
+    assert not (tmp_path / ".mllife" / "dagster" / "history").exists()
 
 
 def test_refused_challenger_leaves_the_champion_and_explains_every_failed_gate(

@@ -8,11 +8,8 @@ a request refused for any reason (401, 403, 4xx) logs nothing as a prediction.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import gc
-import hashlib
 import itertools
 import re
 import secrets
@@ -34,22 +31,15 @@ from mllife._errors import DataError, MllifeError
 from mllife.column_batch import ColumnBatch
 from mllife.config import ProjectConfig
 from mllife.keys import ApiKey, authenticate
-from mllife.serve._inputs import RowContract, decode_image, feature_contract
+from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
 from mllife.serve._log import FEEDBACK_SCHEMA, PredictionLog, SegmentLog
+from mllife.serve._requests import HTTPProblem, RequestReader
 from mllife.store import Store
 
 __all__ = ["ModelServer", "create_app"]
 
 _PREDICTION_ID = re.compile(r"^[0-9a-f]{32}-[0-9]{1,6}$")
-
-
-class HTTPProblem(Exception):
-    def __init__(self, status: int, message: str, problems: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.problems = problems or []
 
 
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -88,8 +78,9 @@ class ModelServer:
         self.config = config
         self.settings = config.serving
         self.store = store or Store(config.store_path)
-        self.is_table = config.data.kind == "table"
-        self.contract = RowContract(feature_contract(config)) if self.is_table else None
+        is_table = config.data.kind == "table"
+        contract = RowContract(feature_contract(config)) if is_table else None
+        self.reader = RequestReader(self.settings, contract=contract)
         self.fingerprint = store_fingerprint(self.store)
         self.lineup: Lineup = load_lineup(config, self.store)
         self.reload_error: str | None = None
@@ -169,98 +160,6 @@ class ModelServer:
             raise HTTPProblem(403, f"key {key.name!r} may not call /{route}")
         return key
 
-    async def body(self, request: Request) -> bytes:
-        limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise HTTPProblem(400, "Content-Length is not a number")
-            if int(declared) > limit:
-                raise HTTPProblem(413, f"body of {declared} bytes is over the {limit}-byte limit")
-            return await request.body()
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HTTPProblem(413, f"body is over the {limit}-byte limit")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    # -- inputs ------------------------------------------------------------------------
-
-    def _bounded(self, items: list) -> list:
-        if len(items) > self.settings.max_batch:
-            raise HTTPProblem(
-                413,
-                f"{len(items)} inputs in one request; the limit is {self.settings.max_batch}"
-                " (serving.max_batch): split the batch",
-            )
-        return items
-
-    def parse(self, request: Request, body: bytes) -> tuple[Any, list[str] | None, Any]:
-        """Model inputs, their hashes (None: computed at ingestion), and the features to
-        log: for tables the checked :class:`ColumnBatch` (all three uses share it), for
-        images a statistics dict per input."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if not self.is_table and (
-            content_type.startswith("image/") or content_type == "application/octet-stream"
-        ):
-            return self._images([body])
-        if content_type not in ("application/json", ""):
-            accepted = "application/json" + ("" if self.is_table else ", image/*")
-            raise HTTPProblem(
-                415, f"Content-Type {content_type!r} is not accepted; send {accepted}"
-            )
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise HTTPProblem(400, f"malformed JSON: {exc}") from None
-        if not isinstance(payload, dict):
-            raise HTTPProblem(422, "the body must be a JSON object")
-        if self.is_table:
-            rows = payload.get("rows", [payload["row"]] if "row" in payload else None)
-            if rows is None:
-                raise HTTPProblem(
-                    422, 'send {"rows": [{column: value, ...}, ...]} or {"row": {...}}'
-                )
-            if isinstance(rows, list):
-                self._bounded(rows)
-            batch = self.contract.check(rows)
-            return batch, None, batch  # hashed at ingestion, from the canonical JSON
-        images = payload.get("images", [payload["image"]] if "image" in payload else None)
-        if not isinstance(images, list) or not images:
-            raise HTTPProblem(
-                422, 'send {"images": ["<base64>", ...]}, {"image": "<base64>"} or an image/* body'
-            )
-        self._bounded(images)
-        decoded = []
-        for position, text in enumerate(images):
-            if not isinstance(text, str):
-                raise HTTPProblem(422, f"image {position}: expected base64 text")
-            try:
-                decoded.append(base64.b64decode(text, validate=True))
-            except (binascii.Error, ValueError) as exc:
-                raise HTTPProblem(422, f"image {position}: not valid base64 ({exc})") from None
-        return self._images(decoded)
-
-    def _images(self, payloads: list[bytes]) -> tuple[list, list[str], list[dict]]:
-        inputs, hashes, features = [], [], []
-        for position, payload in enumerate(payloads):
-            image = decode_image(
-                payload, position=position, max_pixels=self.settings.max_image_pixels
-            )
-            inputs.append(image.pixels)
-            hashes.append(hashlib.sha256(payload).hexdigest())
-            features.append(
-                {
-                    "brightness": image.brightness,
-                    "contrast": image.contrast,
-                    "width": image.width,
-                    "height": image.height,
-                }
-            )
-        return inputs, hashes, features
-
     # -- routes ------------------------------------------------------------------------
 
     async def predict(self, request: Request) -> Response:
@@ -278,7 +177,7 @@ class ModelServer:
             raise HTTPProblem(
                 503, f"the prediction log cannot be written ({self.predictions.last_error})"
             )
-        inputs, hashes, features = self.parse(request, await self.body(request))
+        inputs, hashes, features = self.reader.parse(request, await self.reader.body(request))
         best, confidence = await self._run(served, inputs)
         classes = served.model.classes
         labels = [classes[i] for i in best.tolist()]
@@ -345,7 +244,7 @@ class ModelServer:
     async def feedback_route(self, request: Request) -> Response:
         key = self.authorize(request, "feedback")
         try:
-            payload = orjson.loads(await self.body(request))
+            payload = orjson.loads(await self.reader.body(request))
         except orjson.JSONDecodeError as exc:
             raise HTTPProblem(400, f"malformed JSON: {exc}") from None
         items = payload.get("feedback", [payload]) if isinstance(payload, dict) else None
@@ -353,7 +252,7 @@ class ModelServer:
             raise HTTPProblem(
                 422, 'send {"prediction_id": "...", "label": "..."} or {"feedback": [...]}'
             )
-        self._bounded(items)
+        self.reader.bounded(items)
         classes = self._known_classes()
         received = _now()
         rows, problems = [], []

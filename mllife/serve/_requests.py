@@ -1,0 +1,128 @@
+"""Reading a request: its body within the size limit, then JSON rows (checked against
+the feature contract) or images (base64 or a raw upload), within the batch limit. What
+cannot be read is an :class:`HTTPProblem` with the status and a message that says why."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from mllife._ops_config import ServingConfig
+from mllife.serve._inputs import RowContract, decode_image
+
+__all__ = ["HTTPProblem", "RequestReader"]
+
+
+class HTTPProblem(Exception):
+    """A refused request: its HTTP status, a message for the caller and, for bad
+    inputs, one line per offending value."""
+
+    def __init__(self, status: int, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.problems = problems or []
+
+
+class RequestReader:
+    """Bodies and inputs for one server: tables when it has a row ``contract``, images
+    otherwise."""
+
+    def __init__(self, settings: ServingConfig, *, contract: RowContract | None) -> None:
+        self.settings = settings
+        self.contract = contract
+
+    async def body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise HTTPProblem(400, "Content-Length is not a number")
+            if int(declared) > limit:
+                raise HTTPProblem(413, f"body of {declared} bytes is over the {limit}-byte limit")
+            return await request.body()
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPProblem(413, f"body is over the {limit}-byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def bounded(self, items: list) -> list:
+        if len(items) > self.settings.max_batch:
+            raise HTTPProblem(
+                413,
+                f"{len(items)} inputs in one request; the limit is {self.settings.max_batch}"
+                " (serving.max_batch): split the batch",
+            )
+        return items
+
+    def parse(self, request: Request, body: bytes) -> tuple[Any, list[str] | None, Any]:
+        """Model inputs, their hashes (None: computed at ingestion), and the features to
+        log: for tables the checked :class:`ColumnBatch` (all three uses share it), for
+        images a statistics dict per input."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if self.contract is None and (
+            content_type.startswith("image/") or content_type == "application/octet-stream"
+        ):
+            return self._images([body])
+        if content_type not in ("application/json", ""):
+            accepted = "application/json" + ("" if self.contract is not None else ", image/*")
+            raise HTTPProblem(
+                415, f"Content-Type {content_type!r} is not accepted; send {accepted}"
+            )
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise HTTPProblem(400, f"malformed JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise HTTPProblem(422, "the body must be a JSON object")
+        if self.contract is not None:
+            rows = payload.get("rows", [payload["row"]] if "row" in payload else None)
+            if rows is None:
+                raise HTTPProblem(
+                    422, 'send {"rows": [{column: value, ...}, ...]} or {"row": {...}}'
+                )
+            if isinstance(rows, list):
+                self.bounded(rows)
+            batch = self.contract.check(rows)
+            return batch, None, batch  # hashed at ingestion, from the canonical JSON
+        images = payload.get("images", [payload["image"]] if "image" in payload else None)
+        if not isinstance(images, list) or not images:
+            raise HTTPProblem(
+                422, 'send {"images": ["<base64>", ...]}, {"image": "<base64>"} or an image/* body'
+            )
+        self.bounded(images)
+        decoded = []
+        for position, text in enumerate(images):
+            if not isinstance(text, str):
+                raise HTTPProblem(422, f"image {position}: expected base64 text")
+            try:
+                decoded.append(base64.b64decode(text, validate=True))
+            except (binascii.Error, ValueError) as exc:
+                raise HTTPProblem(422, f"image {position}: not valid base64 ({exc})") from None
+        return self._images(decoded)
+
+    def _images(self, payloads: list[bytes]) -> tuple[list, list[str], list[dict]]:
+        inputs, hashes, features = [], [], []
+        for position, payload in enumerate(payloads):
+            image = decode_image(
+                payload, position=position, max_pixels=self.settings.max_image_pixels
+            )
+            inputs.append(image.pixels)
+            hashes.append(hashlib.sha256(payload).hexdigest())
+            features.append(
+                {
+                    "brightness": image.brightness,
+                    "contrast": image.contrast,
+                    "width": image.width,
+                    "height": image.height,
+                }
+            )
+        return inputs, hashes, features
