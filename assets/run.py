@@ -147,12 +147,11 @@ def _start_data_init(config: ProjectConfig) -> subprocess.Popen | None:
 def _finish_data_init(process: subprocess.Popen, config: ProjectConfig) -> None:
     out, err = process.communicate()
     print(out, end="", flush=True)
-    if process.returncode == 0 and err:
-        print(err, end="", file=sys.stderr, flush=True)  # warnings: the user's to see
+    lines = err.strip().splitlines()
+    if process.returncode == 0 or len(lines) > 1:
+        # warnings, or a traceback: all of it; a one-line error goes into the exception
+        print(err, end="", file=sys.stderr, flush=True)
     if process.returncode != 0:
-        lines = err.strip().splitlines()
-        if len(lines) > 1:
-            print(err, end="", file=sys.stderr, flush=True)  # a traceback: all of it
         detail = lines[-1].removeprefix("mllife: error: ") if lines else "no message"
         raise MllifeError(
             f"writing the default data to {config.data_path} failed"

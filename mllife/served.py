@@ -75,23 +75,24 @@ def _segment_select(conn, path: Path, schema: dict) -> str:
         return f"SELECT {values} FROM read_parquet(?)"
     # request-padded layout (see PredictionLog): row i of the request columns is the
     # request that input rows with request_index = i belong to
-    input_hash = "input_hash" if "input_hash" in types else "NULL::VARCHAR"
+    input_hash = "i.input_hash" if "input_hash" in types else "NULL::VARCHAR"
+    per_input = {
+        "prediction_id": "r.request_id || '-' || i.position::VARCHAR"
+        " || CASE WHEN r.role = 'shadow' THEN '-shadow' ELSE '' END",
+        "position": "i.position",
+        "input_hash": f"coalesce({input_hash}, sha256(i.features))",
+        "features": "i.features",
+        "predicted": "i.predicted::VARCHAR",
+        "confidence": "i.confidence",
+    }
+    values = ", ".join(per_input.get(column, f"r.{column}") for column in schema)
     return f"""
         WITH segment AS (SELECT * FROM read_parquet(?, file_row_number = true)),
         requests AS (
-            SELECT file_row_number AS request_index, request_id, received_at, key_name,
-                   model_hash, model_name, role, answered, latency_ms
+            SELECT * EXCLUDE (request_index), file_row_number AS request_index
             FROM segment WHERE request_id IS NOT NULL),
-        inputs AS (
-            SELECT request_index, position, predicted::VARCHAR AS predicted, confidence,
-                   {features} AS features, {input_hash} AS input_hash
-            FROM segment)
-        SELECT r.request_id || '-' || i.position::VARCHAR
-                   || CASE WHEN r.role = 'shadow' THEN '-shadow' ELSE '' END,
-               r.request_id, i.position, r.received_at, r.key_name, r.model_hash,
-               r.model_name, r.role, r.answered,
-               coalesce(i.input_hash, sha256(i.features)), i.features, i.predicted,
-               i.confidence, r.latency_ms
+        inputs AS (SELECT * EXCLUDE (features), {features} AS features FROM segment)
+        SELECT {values}
         FROM inputs i JOIN requests r ON r.request_index = i.request_index"""
 
 
