@@ -131,7 +131,7 @@ def run_lifecycle(
         tags={OWNER_TAG: _process_tag()},
     ) as result:
         timings["dagster_run"] = time.perf_counter() - clock
-        return _outcome(result, config, timings)
+        return _outcome(result, config, timings, instance)
 
 
 def _start_data_init(config: ProjectConfig) -> subprocess.Popen | None:
@@ -204,18 +204,40 @@ def latest_run_id(config: ProjectConfig) -> str:
     return runs[0].run_id
 
 
-def _outcome(result, config: ProjectConfig, timings: dict[str, float]) -> RunOutcome:
+def _outcome(
+    result, config: ProjectConfig, timings: dict[str, float], instance: dg.DagsterInstance
+) -> RunOutcome:
     failed = {e.step_key for e in result.all_events if e.is_step_failure}
     refused = not result.success and failed == {POLICY_STEP}
     clock = time.perf_counter()
-    lines = summarize(result, config, refused)
+    lines = summarize(result, config, refused, resumed=_resumed_runs(instance, result.dagster_run))
     timings["summary"] = time.perf_counter() - clock
     return RunOutcome(result.success, refused, result.run_id, lines, timings)
 
 
-def summarize(result, config: ProjectConfig, refused: bool) -> list[str]:
+def _resumed_runs(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
+    """The runs ``run`` re-executes, nearest first (empty for a fresh run)."""
+    chain = []
+    parent_id = run.parent_run_id
+    while parent_id is not None and parent_id not in chain:
+        chain.append(parent_id)
+        parent = instance.get_run_by_id(parent_id)
+        parent_id = parent.parent_run_id if parent is not None else None
+    return chain
+
+
+def summarize(
+    result, config: ProjectConfig, refused: bool, *, resumed: list[str] = ()
+) -> list[str]:
+    """The run's outcome in a few lines. ``resumed``: the runs it re-executes, nearest
+    first; a step it did not re-run is reported with what the run that did it stored."""
     status = "success" if result.success else "challenger refused" if refused else "FAILED"
     lines = [f"run {result.run_id}: {status}"]
+    if resumed:
+        lines.append(
+            f"resumes run {resumed[0]}: steps done there are not re-run; their results below"
+            " are the ones it stored"
+        )
     materialized = {
         event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
     }
@@ -224,9 +246,16 @@ def summarize(result, config: ProjectConfig, refused: bool) -> list[str]:
     stored = storage.for_project(config)
 
     def _value(key: str):
-        # Only what this run materialized (a resumed run reuses earlier outputs; a failed
-        # or skipped step has none): those values load back from the run's storage.
-        return stored.load_value(result.run_id, key) if key in materialized else None
+        # What this run materialized loads back from its storage. A step it did not run
+        # (resumed: done by an earlier run) from the nearest earlier run that stored it.
+        # A failed or skipped step has none.
+        if key in materialized:
+            return stored.load_value(result.run_id, key)
+        asset = dg.AssetKey(key)
+        for run_id in resumed:
+            if key not in failed and stored.path_for(run_id, asset).is_file():
+                return stored.load_value(run_id, key)
+        return None
 
     splits = _value("splits")
     if splits is not None:

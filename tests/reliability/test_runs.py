@@ -184,6 +184,15 @@ def test_sigkill_then_resume_completes_the_run_with_no_row_lost_or_doubled(
     code, output = finish(run_process(config_path, "--resume"))
     assert code == 0, output[-3000:]
     assert re.search(r"^run \S+: success$", output, re.MULTILINE), output[-3000:]
+    # the summary reports every candidate and the champion, also those the killed run
+    # had already finished (the resumed run does not re-run them)
+    assert re.search(r"^resumes run \S+: steps done there are not re-run", output, re.MULTILINE)
+    for spec in load_config(config_path).candidates:
+        assert re.search(rf"^  {spec.name} +val acc 0\.\d+ macro F1", output, re.MULTILINE), (
+            spec.name,
+            output[-3000:],
+        )
+    assert f"champion (promoted): {store.champion().name} " in output, output[-3000:]
     after = row_counts(config_path)
     print(f"\n{crash_at}: rows at the crash {crashed}; after resume {after}")
     # test_reads is an audit log of every read of the sealed test set: an evaluation
