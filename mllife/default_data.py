@@ -8,6 +8,8 @@ is only 72 bytes of pixels anyway.
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import os
 import shutil
 import struct
@@ -57,24 +59,41 @@ def encode_gray_png(pixels: np.ndarray) -> bytes:
     )
 
 
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as (N, 8, 8) pixels 0..16 and (N,) labels.
+
+    Read from the CSV scikit-learn ships, without importing scikit-learn: its import
+    takes a second of CPU that the first ``mllife run`` spends beside the graph's own
+    imports. ``load_digits`` (same file, same numbers) if a release moves the file.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    source = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+    if source.is_file():
+        with gzip.open(source, "rt") as handle:
+            table = np.loadtxt(handle, delimiter=",", dtype=np.int64)
+        return table[:, :-1].reshape(-1, 8, 8), table[:, -1]
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images, digits.target
+
+
 def write_digits(target: Path | str) -> int:
     """Write scikit-learn's digits as ``target/<label>/<index>.png``; return the file count.
 
     The folder appears complete or not at all: files are written to a temporary sibling
     that is renamed into place, so an interrupted write never leaves half a data set.
     """
-    from sklearn.datasets import load_digits
-
     target = Path(target)
     if target.exists():
         raise FileExistsError(f"{target} already exists; remove it first to rewrite the data")
-    digits = load_digits()
+    pixels, labels = _digits()
     # Digits pixels are 0..16; spread them over 0..255 with exact integer rounding.
-    images = ((digits.images.astype(np.int64) * 255 + 8) // 16).astype(np.uint8)
+    images = ((pixels.astype(np.int64) * 255 + 8) // 16).astype(np.uint8)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        for index, (image, label) in enumerate(zip(images, digits.target, strict=True)):
+        for index, (image, label) in enumerate(zip(images, labels, strict=True)):
             folder = staging / str(int(label))
             folder.mkdir(exist_ok=True)
             (folder / f"{index:04d}.png").write_bytes(encode_gray_png(image))

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from mllife.default_data import encode_gray_png, write_digits
+from mllife.default_data import _digits, encode_gray_png, write_digits
 from mllife.versioning import directory_version, pinned_version
 from tests.conftest import REPO
 
@@ -31,6 +31,21 @@ def test_written_digits_match_sklearn(digits_folder):
         pixels = np.asarray(image).astype(int)
     assert digits.target[3] == 3
     np.testing.assert_array_equal(pixels, (digits.images[3].astype(int) * 255 + 8) // 16)
+
+
+def test_digits_read_without_sklearn_equal_load_digits_and_so_does_the_fallback(
+    monkeypatch, tmp_path
+):
+    digits = load_digits()
+    pixels, labels = _digits()  # the CSV scikit-learn ships, read directly
+    np.testing.assert_array_equal(pixels, digits.images)
+    np.testing.assert_array_equal(labels, digits.target)
+    # a scikit-learn that no longer ships the file where expected: load_digits itself
+    fake = type("Spec", (), {"origin": str(tmp_path / "sklearn" / "__init__.py")})
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: fake)
+    pixels, labels = _digits()
+    np.testing.assert_array_equal(pixels, digits.images)
+    np.testing.assert_array_equal(labels, digits.target)
 
 
 def test_written_data_has_exactly_the_hash_pinned_in_data_dvc(digits_folder):
