@@ -116,6 +116,15 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("server did not start")
 
+    def writer_cpu_seconds(self) -> float | None:
+        """The log writer thread's CPU so far, from /health (None: no log)."""
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("GET", "/health")
+        log = orjson.loads(conn.getresponse().read()).get("log")
+        return None if log is None else log["writer_cpu_seconds"]
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(30)
@@ -163,11 +172,17 @@ def main() -> None:
                 token = None if name == "bare" else key
                 load(server.port, body, token, seconds=1.0, requests=500, connections=4)
         rounds: list[dict[tuple[str, str], dict]] = []
-        for _ in range(args.rounds):
+        for number in range(args.rounds):
             results: dict[tuple[str, str], dict] = {}
+            # every other round in reverse order, so a drift within a round does not
+            # always favour the server measured first
+            order = list(servers.items())
+            if number % 2:
+                order.reverse()
             for shape, body in bodies.items():
-                for name, server in servers.items():
+                for name, server in order:
                     cpu_before = process_cpu_seconds(server.process.pid)
+                    writer_before = server.writer_cpu_seconds() if name == "mllife" else None
                     got = load(
                         server.port,
                         body,
@@ -178,6 +193,12 @@ def main() -> None:
                     )
                     used = process_cpu_seconds(server.process.pid) - cpu_before
                     got["cpu_us"] = used / got["n"] * 1e6
+                    if writer_before is not None:
+                        # what is left in the buffer is written within flush_seconds
+                        time.sleep(1.5)
+                        writer = server.writer_cpu_seconds() - writer_before
+                        got["writer_us"] = writer / got["n"] * 1e6
+                        got["writer_share"] = writer / used
                     results[(name, shape)] = got
             rounds.append(results)
     finally:
@@ -213,6 +234,16 @@ def main() -> None:
             f" {median(cost):+.1%} throughput (target <= 10%; rounds {min(cost):+.1%} to"
             f" {max(cost):+.1%})"
         )
+    print(
+        "log writer thread (its own CPU, from /health): "
+        + "; ".join(
+            f"{shape} {median([r[('mllife', shape)]['writer_us'] for r in rounds]):.0f} us/request"
+            f" = {median([r[('mllife', shape)]['writer_share'] for r in rounds]):.1%} of the"
+            " server's CPU"
+            for shape in bodies
+        )
+        + " (the rest of logging's cost: the request path's append, and sharing the GIL)"
+    )
     rps = median([r[("mllife", "single")]["rps"] for r in rounds])
     p99 = median([r[("mllife", "single")]["p99"] for r in rounds])
     print(

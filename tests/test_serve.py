@@ -427,3 +427,23 @@ def test_a_segment_whose_inputs_name_a_missing_request_is_refused_whole(tmp_path
         ingest_segments(config, store)
     assert store.query("SELECT count(*) AS n FROM predictions")["n"][0] == 0
     assert path.exists()
+
+
+def test_the_log_writer_counts_its_rows_segments_and_cpu(tmp_path):
+    from datetime import datetime
+
+    from mllife.serve._log import FEEDBACK_SCHEMA, SegmentLog
+
+    log = SegmentLog(
+        tmp_path, prefix="feedback", schema=FEEDBACK_SCHEMA, flush_rows=1000, flush_seconds=600
+    ).start()
+    rows = [(f"{i:032x}-0", "benign", "alice", datetime(2026, 1, 1)) for i in range(20_000)]
+    log.extend(rows)  # past flush_rows: the writer thread is woken and writes
+    deadline = time.monotonic() + 30
+    while log.rows_written < len(rows) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log.close()
+    written = pl.concat([pl.read_parquet(p) for p in tmp_path.glob("feedback-*.parquet")])
+    assert log.rows_written == written.height == len(rows)
+    assert log.segments_written == len(list(tmp_path.glob("feedback-*.parquet"))) >= 1
+    assert 0 < log.cpu_seconds < 30  # the writer's own thread time, measured per flush

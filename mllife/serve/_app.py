@@ -315,7 +315,11 @@ class ModelServer:
                 "rollout": lineup.mode,
                 "log": None
                 if log is None
-                else {"buffered": log.buffered, "rows_written": log.rows_written},
+                else {
+                    "buffered": log.buffered,
+                    "rows_written": log.rows_written,
+                    "writer_cpu_seconds": round(log.cpu_seconds, 6),
+                },
                 "shadow_errors": self.shadow_errors,
             },
             status=200 if lineup.champion is not None else 503,

@@ -122,6 +122,8 @@ class SegmentLog:
         self._thread: threading.Thread | None = None
         self.rows_written = 0
         self.segments_written = 0
+        #: CPU time the writer thread spent on segments (what logging costs the server)
+        self.cpu_seconds = 0.0
         self.last_error: str | None = None
 
     # -- requests ----------------------------------------------------------------------
@@ -169,12 +171,15 @@ class SegmentLog:
             self._flush_reporting()
 
     def _flush_reporting(self) -> None:
+        started = time.thread_time()
         try:
             self.flush()
         except OSError as exc:
             # Rows stay buffered and are retried; /health shows the error meanwhile.
             self.last_error = f"{type(exc).__name__}: {exc}"
             print(f"mllife serve: cannot write {self.prefix} log: {exc}", file=sys.stderr)
+        finally:
+            self.cpu_seconds += time.thread_time() - started
 
     def flush(self) -> int:
         """Write buffered rows as one segment now; return how many were written."""
