@@ -50,8 +50,9 @@ class ServingConfig(_Section):
     port: int = Field(8000, ge=0, le=65535)
     #: largest request body accepted (413 above it)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
-    #: most rows or images in one /predict request (413 above it)
-    max_batch: int = Field(1024, ge=1)
+    #: most rows or images in one /predict request (413 above it); a prediction id holds
+    #: the input's position in at most 6 digits
+    max_batch: int = Field(1024, ge=1, le=1_000_000)
     #: largest decoded image (width x height), against decompression bombs
     max_image_pixels: int = Field(4096 * 4096, ge=1)
     #: how often the server looks for a new champion, challenger or API key

@@ -18,7 +18,12 @@ import polars as pl
 from mllife._errors import DataError
 from mllife._faults import crash_point
 from mllife.config import ProjectConfig
-from mllife.serve._log import FEEDBACK_SCHEMA, PREDICTION_SCHEMA, remove_orphaned_temp_files
+from mllife.serve._log import (
+    FEEDBACK_SCHEMA,
+    PREDICTION_ID_SQL,
+    PREDICTION_SCHEMA,
+    remove_orphaned_temp_files,
+)
 from mllife.store import Store
 
 __all__ = [
@@ -77,8 +82,7 @@ def _segment_select(conn, path: Path, schema: dict) -> str:
     # request that input rows with request_index = i belong to
     input_hash = "i.input_hash" if "input_hash" in types else "NULL::VARCHAR"
     per_input = {
-        "prediction_id": "r.request_id || '-' || i.position::VARCHAR"
-        " || CASE WHEN r.role = 'shadow' THEN '-shadow' ELSE '' END",
+        "prediction_id": PREDICTION_ID_SQL,
         "position": "i.position",
         "input_hash": f"coalesce({input_hash}, sha256(i.features))",
         "features": "i.features",

@@ -88,3 +88,12 @@ def test_baselines_can_be_chosen_or_turned_off(tmp_path):
     assert [c.name for c in config.candidates] == ["net"]
     with pytest.raises(ConfigError, match="training.baselines"):
         load_config(write(tmp_path, net + "[training]\nbaselines = ['forest']\n"))
+
+
+def test_a_batch_limit_past_what_a_prediction_id_can_number_is_refused(tmp_path):
+    # a prediction id holds the input's position in 6 digits: /feedback would refuse
+    # the ids of a bigger batch
+    with pytest.raises(ConfigError, match="max_batch") as caught:
+        load_config(write(tmp_path, MINIMAL + "\n[serving]\nmax_batch = 2000000\n"))
+    assert "mllife.toml" in str(caught.value)
+    assert load_config(write(tmp_path, MINIMAL + "\n[serving]\nmax_batch = 1000000\n"))

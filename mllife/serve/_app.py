@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import gc
 import itertools
-import re
 import secrets
 import sys
 import time
@@ -33,14 +32,17 @@ from mllife.config import ProjectConfig
 from mllife.keys import ApiKey, authenticate
 from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
-from mllife.serve._log import FEEDBACK_SCHEMA, PredictionLog, SegmentLog
+from mllife.serve._log import (
+    FEEDBACK_SCHEMA,
+    PREDICTION_ID,
+    PredictionLog,
+    SegmentLog,
+    prediction_ids,
+)
 from mllife.serve._requests import HTTPProblem, RequestReader
 from mllife.store import Store
 
 __all__ = ["ModelServer", "create_app"]
-
-_PREDICTION_ID = re.compile(r"^[0-9a-f]{32}-[0-9]{1,6}$")
-
 
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
@@ -182,7 +184,7 @@ class ModelServer:
         classes = served.model.classes
         labels = [classes[i] for i in best.tolist()]
         request_id = self.request_ids()
-        ids = [f"{request_id}-{i}" for i in range(len(inputs))]
+        ids = prediction_ids(request_id, len(inputs))
         latency = (time.perf_counter() - started) * 1000.0
         if self.predictions is not None:
             if not isinstance(features, ColumnBatch):
@@ -259,7 +261,7 @@ class ModelServer:
         for i, item in enumerate(items):
             pid = item.get("prediction_id") if isinstance(item, dict) else None
             label = item.get("label") if isinstance(item, dict) else None
-            if not isinstance(pid, str) or not _PREDICTION_ID.match(pid):
+            if not isinstance(pid, str) or not PREDICTION_ID.match(pid):
                 problems.append(f"item {i}: prediction_id {pid!r} is not an id /predict returned")
             elif not isinstance(label, str) or label not in classes:
                 problems.append(f"item {i}: label {label!r} is not one of {sorted(classes)}")

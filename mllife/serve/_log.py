@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -36,6 +37,8 @@ from mllife.column_batch import ColumnBatch
 
 __all__ = [
     "FEEDBACK_SCHEMA",
+    "PREDICTION_ID",
+    "PREDICTION_ID_SQL",
     "PREDICTION_SCHEMA",
     "PredictionLog",
     "SegmentLog",
@@ -58,6 +61,23 @@ PREDICTION_SCHEMA = {
     "confidence": pl.Float64,
     "latency_ms": pl.Float64,
 }
+
+#: A prediction's id: its request's id (32 hex digits), "-", the input's position in the
+#: request (under serving.max_batch's cap of 1,000,000); a shadow model's prediction adds
+#: "-shadow". /predict returns ids (:func:`prediction_ids`), /feedback accepts only
+#: PREDICTION_ID, and ingestion derives the same ids from a segment (PREDICTION_ID_SQL,
+#: over the request row ``r`` and the input row ``i``).
+PREDICTION_ID = re.compile(r"^[0-9a-f]{32}-[0-9]{1,6}$")
+PREDICTION_ID_SQL = (
+    "r.request_id || '-' || i.position::VARCHAR"
+    " || CASE WHEN r.role = 'shadow' THEN '-shadow' ELSE '' END"
+)
+
+
+def prediction_ids(request_id: str, count: int) -> list[str]:
+    """The ids of a request's ``count`` answered predictions, in input order."""
+    return [f"{request_id}-{position}" for position in range(count)]
+
 
 FEEDBACK_SCHEMA = {
     "prediction_id": pl.String,
