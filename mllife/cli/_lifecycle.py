@@ -1,0 +1,177 @@
+"""Commands that run the lifecycle and look after the champion: run, ui, status,
+report, promote, rollback."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from mllife.config import load_config
+
+
+def register(sub) -> None:
+    """Add these commands to the ``mllife`` parser's subcommands."""
+    run = sub.add_parser("run", help="materialize the whole lifecycle and print a summary")
+    run.add_argument(
+        "--job",
+        default="lifecycle",
+        choices=["lifecycle", "retrain", "monitor"],
+        help="monitor: refresh the data and measure drift, no retraining",
+    )
+    run.add_argument(
+        "--executor",
+        default="in_process",
+        choices=["in_process", "multiprocess"],
+        help="multiprocess: independent steps (the candidates) run in parallel processes",
+    )
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="RUN_ID",
+        help="re-execute a failed or killed run (default: the latest) from where it stopped",
+    )
+    run.set_defaults(func=cmd_run)
+    ui = sub.add_parser("ui", help="open the Dagster UI on this project's instance")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    status = sub.add_parser("status", help="the current champion and the deployment history")
+    status.set_defaults(func=cmd_status)
+    report = sub.add_parser("report", help="the latest status report (path, or --open it)")
+    report.add_argument("--open", action="store_true", help="open it in a browser")
+    report.set_defaults(func=cmd_report)
+    promote = sub.add_parser("promote", help="make a recorded model the champion by hand")
+    promote.add_argument("model", help="model hash (or a unique prefix of 6+ digits)")
+    promote.add_argument("--reason", required=True, help="why (recorded in the history)")
+    promote.set_defaults(func=cmd_promote)
+    back = sub.add_parser("rollback", help="bring back an earlier champion")
+    back.add_argument(
+        "--to",
+        default=None,
+        help="model hash prefix or deployment id like #3 (default: the previous)",
+    )
+    back.add_argument("--reason", required=True, help="why (recorded in the history)")
+    back.set_defaults(func=cmd_rollback)
+
+
+def _orchestrate(args: argparse.Namespace, module: str, *extra: str) -> int:
+    """Run an ``assets`` entry point in a child process: the library never imports Dagster."""
+    config = load_config(args.config)
+    command = [sys.executable, "-m", module, "--config", str(config.path), *extra]
+    return subprocess.call(command, cwd=config.root)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    extra = ["--job", args.job, "--executor", args.executor]
+    if args.resume is not None:
+        extra += ["--resume", args.resume]
+    return _orchestrate(args, "assets.run", *extra)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    config.dagster_home.mkdir(parents=True, exist_ok=True)
+    settings = config.dagster_home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(config.dagster_home),
+        "MLLIFE_CONFIG": str(config.path),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(config.root / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
+    return subprocess.call(command, cwd=config.root, env=env)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from mllife.store import Store
+
+    config = load_config(args.config)
+    store = Store(config.store_path)
+    if not config.store_path.exists():
+        print(f"no store at {config.store_path} yet: run `mllife run` first")
+        return 0
+    current = store.champion()
+    if current is None:
+        print("no champion deployed yet")
+    else:
+        print(
+            f"champion: {current.name} {current.model_hash[:12]}"
+            f" since {current.created_at:%Y-%m-%d %H:%M} (data {current.data_version})"
+        )
+        print(f"  why: {current.reason}")
+        metrics = store.evaluations(model_hash=current.model_hash)
+        for split in ("validation", "test"):
+            part = {
+                r["metric"]: r["value"]
+                for r in metrics.filter(metrics["split"] == split).iter_rows(named=True)
+            }
+            if part:
+                print(f"  {split}: accuracy {part['accuracy']:.4f} macro F1 {part['macro_f1']:.4f}")
+    history = store.deployments()
+    if history.height:
+        print("deployment history:")
+        for row in history.iter_rows(named=True):
+            previous = (row["previous_hash"] or "none")[:12]
+            print(
+                f"  #{row['id']} {row['created_at']:%Y-%m-%d %H:%M} {row['action']:<8}"
+                f" {row['name']} {row['model_hash'][:12]} (was {previous}): {row['reason']}"
+            )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    reports = sorted(config.reports_dir.glob("status-*.html"), key=lambda p: p.stat().st_mtime)
+    if not reports:
+        print(f"no report in {config.reports_dir} yet: `mllife run` builds one")
+        return 1
+    latest = reports[-1]
+    print(latest)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(latest.as_uri())
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from mllife.deployment import promote_model
+    from mllife.store import Store
+
+    config = load_config(args.config)
+    done = promote_model(
+        args.model, config=config, store=Store(config.store_path), reason=args.reason
+    )
+    print(
+        f"champion is now {done.name} {done.model_hash[:12]} (deployment #{done.id},"
+        f" was {(done.previous_hash or 'none')[:12]})"
+    )
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from mllife.deployment import rollback
+    from mllife.store import Store
+
+    config = load_config(args.config)
+    done = rollback(config=config, store=Store(config.store_path), reason=args.reason, to=args.to)
+    print(
+        f"rolled back: champion is now {done.name} {done.model_hash[:12]}"
+        f" (deployment #{done.id}, was {done.previous_hash[:12]})"
+    )
+    return 0

@@ -1,0 +1,141 @@
+"""Commands of the known-problems registry: problems, patterns."""
+
+from __future__ import annotations
+
+import argparse
+
+from mllife.config import load_config
+
+
+def register(sub) -> None:
+    """Add these commands to the ``mllife`` parser's subcommands."""
+    problems = sub.add_parser("problems", help="the known-problems registry")
+    psub = problems.add_subparsers(dest="problems_command", required=True)
+    add = psub.add_parser("add", help="register a problem a client reported")
+    add.add_argument("name")
+    add.add_argument("--description", required=True)
+    add.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="accuracy on its patterns a challenger must reach",
+    )
+    psub.add_parser("list", help="problems with their pattern counts")
+    show = psub.add_parser("show", help="a problem's patterns, to inspect by hand")
+    show.add_argument("name")
+    remove = psub.add_parser("remove", help="remove a problem and its patterns")
+    remove.add_argument("name")
+    remove.add_argument("--force", action="store_true", help="even if it has results")
+    history = psub.add_parser("history", help="per-problem scores by model version")
+    history.add_argument("name", nargs="?", default=None)
+    history.add_argument("--chart", default=None, help="also write a PNG chart here")
+    flips = psub.add_parser("flips", help="patterns that flipped between two model versions")
+    flips.add_argument("name")
+    flips.add_argument("model_a")
+    flips.add_argument("model_b")
+    imp = psub.add_parser("import", help="bulk import: a folder <label>/<image> or a CSV")
+    imp.add_argument("name")
+    imp.add_argument("source")
+    imp.add_argument("--kind", default="positive", choices=["positive", "negative"])
+    imp.add_argument(
+        "--origin",
+        default="production",
+        choices=["production", "contrived"],
+        help="the source of folder patterns",
+    )
+    problems.set_defaults(func=cmd_problems)
+    patterns = sub.add_parser("patterns", help="patterns of known problems")
+    patsub = patterns.add_subparsers(dest="patterns_command", required=True)
+    padd = patsub.add_parser("add", help="add one pattern to a problem")
+    padd.add_argument("problem")
+    padd.add_argument("--input", required=True, help="an image file, or a JSON row")
+    padd.add_argument("--expected", required=True, help="the right label")
+    padd.add_argument("--kind", required=True, choices=["positive", "negative"])
+    padd.add_argument("--source", required=True, choices=["production", "contrived"])
+    patterns.set_defaults(func=cmd_patterns)
+
+
+def _known_classes(config) -> list[str]:
+    """Classes a pattern's expected label must be among: declared, or read off the data."""
+    if config.data.classes:
+        return list(config.data.classes)
+    if config.data.kind == "images":
+        from mllife.data import infer_classes
+
+        return list(infer_classes(config.data_path))
+    from mllife.tables import read_table
+
+    table = read_table(config.data_path)
+    return sorted(table[config.data.target].cast(str).drop_nulls().unique().to_list())
+
+
+def _registry(args: argparse.Namespace):
+    from mllife.problems import ProblemRegistry
+    from mllife.store import Store
+
+    config = load_config(args.config)
+    return config, ProblemRegistry(config, Store(config.store_path))
+
+
+def _show(frame) -> None:
+    import polars as pl
+
+    with pl.Config(tbl_rows=200, tbl_cols=12, fmt_str_lengths=60, tbl_width_chars=160):
+        print(frame)
+
+
+def cmd_problems(args: argparse.Namespace) -> int:
+    config, registry = _registry(args)
+    action = args.problems_command
+    if action == "add":
+        registry.add_problem(args.name, description=args.description, min_score=args.min_score)
+        print(f"added problem {args.name!r}; add 10-15 patterns with `mllife patterns add`")
+    elif action == "list":
+        _show(registry.problems())
+    elif action == "show":
+        _show(registry.patterns(args.name).drop("pattern_hash", "input_path"))
+    elif action == "remove":
+        removed = registry.remove(args.name, force=args.force)
+        print(f"removed problem {args.name!r} and its {removed} patterns")
+    elif action == "history":
+        history = registry.history(args.name)
+        _show(history.with_columns(history["model_hash"].str.slice(0, 12)))
+        if args.chart:
+            from mllife.plots import problem_history_png
+
+            chart = problem_history_png(history)
+            if chart is None:
+                print("no results yet: run `mllife run` to score the models")
+            else:
+                with open(args.chart, "wb") as handle:
+                    handle.write(chart)
+                print(f"chart written to {args.chart}")
+    elif action == "flips":
+        _show(registry.flips(args.name, args.model_a, args.model_b))
+    elif action == "import":
+        from pathlib import Path
+
+        source = Path(args.source)
+        classes = _known_classes(config)
+        if source.is_dir():
+            added = registry.import_folder(
+                args.name, source, kind=args.kind, source=args.origin, classes=classes
+            )
+        else:
+            added = registry.import_csv(args.name, source, classes=classes)
+        print(f"imported {added} patterns into {args.name!r}")
+    return 0
+
+
+def cmd_patterns(args: argparse.Namespace) -> int:
+    config, registry = _registry(args)
+    digest = registry.add_pattern(
+        args.problem,
+        input=args.input,
+        expected=args.expected,
+        kind=args.kind,
+        source=args.source,
+        classes=_known_classes(config),
+    )
+    print(f"added pattern {digest[:12]} to {args.problem!r}")
+    return 0

@@ -1,0 +1,64 @@
+"""Commands of the model server: serve, keys."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mllife.config import load_config
+
+
+def register(sub) -> None:
+    """Add these commands to the ``mllife`` parser's subcommands."""
+    serve = sub.add_parser("serve", help="serve the champion over HTTP")
+    serve.add_argument("--host", default=None, help="default: serving.host (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="default: serving.port (8000)")
+    serve.set_defaults(func=cmd_serve)
+    keys = sub.add_parser("keys", help="API keys for the server")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    kcreate = ksub.add_parser("create", help="create a key (printed once)")
+    kcreate.add_argument("--name", required=True)
+    kcreate.add_argument(
+        "--routes",
+        nargs="+",
+        default=["predict", "feedback", "model"],
+        choices=["predict", "feedback", "model"],
+    )
+    kcreate.add_argument(
+        "--models", nargs="+", default=["*"], help="candidate names it may use, or *"
+    )
+    ksub.add_parser("list", help="active keys (names and permissions)")
+    krevoke = ksub.add_parser("revoke", help="revoke a key")
+    krevoke.add_argument("name")
+    keys.set_defaults(func=cmd_keys)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mllife.serve import run_server
+
+    run_server(load_config(args.config), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from mllife import keys
+    from mllife.store import Store
+
+    store = Store(load_config(args.config).store_path)
+    if args.keys_command == "create":
+        token = keys.create_key(
+            store, args.name, routes=tuple(args.routes), models=tuple(args.models)
+        )
+        print(token)
+        print(
+            f"key {args.name!r} created (routes {args.routes}, models {args.models});"
+            " it is shown only now: store it safely",
+            file=sys.stderr,
+        )
+    elif args.keys_command == "list":
+        for key in keys.list_keys(store):
+            print(f"{key.name}\troutes={sorted(key.routes)}\tmodels={sorted(key.models)}")
+    else:
+        keys.revoke_key(store, args.name)
+        print(f"key {args.name!r} revoked")
+    return 0
