@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -32,3 +33,22 @@ def test_bad_config_is_a_clean_error_with_exit_code_2(tmp_path):
     )
     assert done.returncode == 2
     assert "unknown key 'candidates.0.foo'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_reader_that_stops_reading_gets_no_traceback(tmp_path):
+    # `mllife status | head -1`: the pipe's reader is gone before the output is written
+    config = tmp_path / "mllife.toml"
+    config.write_text((REPO / "mllife.toml").read_text())
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mllife.cli", "--config", str(config), "status"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr

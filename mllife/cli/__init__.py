@@ -7,6 +7,7 @@ they do (``cmd_*``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from mllife._errors import MllifeError
@@ -27,7 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        try:
+            return args.func(args)
+        finally:
+            sys.stdout.flush()  # here, so a reader that went away is noticed in the try
     except MllifeError as exc:
         print(f"mllife: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader stopped reading (`mllife status | head`): nothing went wrong here, so
+        # no traceback; stdout goes to devnull so the exit flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
