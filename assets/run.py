@@ -221,7 +221,8 @@ def _outcome(
     failed = {e.step_key for e in result.all_events if e.is_step_failure}
     refused = not result.success and failed == {POLICY_STEP}
     clock = time.perf_counter()
-    lines = summarize(result, config, refused, resumed=_resumed_runs(instance, result.dagster_run))
+    resumed = _resumed_runs(instance, result.dagster_run)
+    lines = summarize(result, config, refused=refused, failed=failed, resumed=resumed)
     timings["summary"] = time.perf_counter() - clock
     return RunOutcome(result.success, refused, result.run_id, lines, timings)
 
@@ -238,10 +239,16 @@ def _resumed_runs(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]
 
 
 def summarize(
-    result, config: ProjectConfig, refused: bool, *, resumed: list[str] = ()
+    result,
+    config: ProjectConfig,
+    *,
+    refused: bool,
+    failed: set[str],
+    resumed: list[str] = (),
 ) -> list[str]:
-    """The run's outcome in a few lines. ``resumed``: the runs it re-executes, nearest
-    first; a step it did not re-run is reported with what the run that did it stored."""
+    """The run's outcome in a few lines. ``failed``: its failed step keys. ``resumed``:
+    the runs it re-executes, nearest first; a step it did not re-run is reported with
+    what the run that did it stored."""
     status = "success" if result.success else "challenger refused" if refused else "FAILED"
     lines = [f"run {result.run_id}: {status}"]
     if resumed:
@@ -252,8 +259,6 @@ def summarize(
     materialized = {
         event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
     }
-    failed = {event.step_key for event in result.all_events if event.is_step_failure}
-
     stored = storage.for_project(config)
 
     def _value(key: str):
@@ -262,9 +267,10 @@ def summarize(
         # A failed or skipped step has none.
         if key in materialized:
             return stored.load_value(result.run_id, key)
-        asset = dg.AssetKey(key)
+        if key in failed:
+            return None
         for run_id in resumed:
-            if key not in failed and stored.path_for(run_id, asset).is_file():
+            if stored.path_for(run_id, dg.AssetKey(key)).is_file():
                 return stored.load_value(run_id, key)
         return None
 

@@ -115,17 +115,20 @@ class Server:
         )
         self._wait()
 
-    def _wait(self) -> None:
+    def health(self, *, timeout: float = 10) -> dict:
         import http.client
 
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn.request("GET", "/health")
+        return orjson.loads(conn.getresponse().read())
+
+    def _wait(self) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(self.process.stderr.read().decode())
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/health")
-                conn.getresponse().read()
+                self.health(timeout=2)
                 return
             except OSError:
                 time.sleep(0.1)
@@ -133,11 +136,7 @@ class Server:
 
     def writer_cpu_seconds(self) -> float | None:
         """The log writer thread's CPU so far, from /health (None: no log)."""
-        import http.client
-
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        conn.request("GET", "/health")
-        log = orjson.loads(conn.getresponse().read()).get("log")
+        log = self.health().get("log")
         return None if log is None else log["writer_cpu_seconds"]
 
     def stop(self) -> None:
@@ -228,7 +227,9 @@ def main() -> None:
                         time.sleep(1.5)
                         writer = server.writer_cpu_seconds() - writer_before
                         got["writer_us"] = writer / got["n"] * 1e6
-                        got["writer_share"] = writer / used
+                        # of all the server's CPU for these requests, the late flush too
+                        with_flush = process_cpu_seconds(server.process.pid) - cpu_before
+                        got["writer_share"] = writer / with_flush
                     results[(name, shape)] = got
             rounds.append(results)
     finally:
