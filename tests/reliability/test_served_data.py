@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import polars as pl
 import pytest
@@ -120,6 +121,13 @@ def test_sigkill_loses_at_most_the_buffer_and_nothing_written_is_torn(tmp_path):
             assert (
                 server.request("POST", "/predict", {"rows": project["rows"][:5]}, key=key)[0] == 200
             )
+        # the writer was woken at 50 rows: let its first segment land (on a loaded machine
+        # the first write can outlast the 23 requests), so the kill meets the steady state
+        # the bound describes
+        deadline = time.monotonic() + 30
+        while server.request("GET", "/health")[1]["log"]["rows_written"] < 50:
+            assert time.monotonic() < deadline, "the writer wrote no segment in 30 s"
+            time.sleep(0.05)
         buffered = server.request("GET", "/health")[1]["log"]["buffered"]
         server.stop(signal.SIGKILL)
     result = ingest_segments(project["config"], project["store"])
