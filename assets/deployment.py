@@ -87,15 +87,17 @@ _GATE_DESCRIPTIONS = {
 
 
 def build_policy_checks(policy: PromotionConfig) -> dg.AssetChecksDefinition:
-    """One blocking check per gate, so the UI shows exactly which gate stopped a model."""
+    """One check per gate, so the UI shows exactly which gate stopped a model.
+
+    Not blocking: a refusal is a normal outcome that still gets its report and its
+    artifacts tracked, so the steps after the challenger must run. The champion step
+    itself never promotes a refused challenger (``mllife.deployment.promote``)."""
     specs = []
     for name in gate_names(policy):
         description = _GATE_DESCRIPTIONS.get(name) or (
             f"Absolute bar: {name.removeprefix('threshold_')} on validation."
         )
-        specs.append(
-            dg.AssetCheckSpec(name, asset="challenger", blocking=True, description=description)
-        )
+        specs.append(dg.AssetCheckSpec(name, asset="challenger", description=description))
 
     @dg.multi_asset_check(
         specs=specs, name="promotion_policy", description="The promotion policy, gate by gate."
@@ -106,6 +108,7 @@ def build_policy_checks(policy: PromotionConfig) -> dg.AssetChecksDefinition:
                 asset_key="challenger",
                 check_name=gate.name,
                 passed=gate.passed,
+                severity=dg.AssetCheckSeverity.ERROR,
                 metadata={
                     "verdict": "pass" if gate.passed else "FAIL",
                     "applies": gate.applies,
@@ -124,7 +127,8 @@ def build_policy_checks(policy: PromotionConfig) -> dg.AssetChecksDefinition:
     kinds={"duckdb"},
     description="The deployed model. Promotion re-loads the challenger's artifact by hash,"
     " proves it reproduces its evaluation, then switches the champion in one store"
-    " transaction (recorded in the deployment history).",
+    " transaction (recorded in the deployment history). A challenger a gate refused"
+    " leaves the champion as it is (action 'not promoted').",
 )
 def champion(
     context: dg.AssetExecutionContext,
@@ -135,18 +139,20 @@ def champion(
     result = promote(
         challenger, splits, config=project.config, store=project.store, run_id=context.run.run_id
     )
-    context.log.info(
-        f"champion {result.action}: {result.champion.name} {result.champion.model_hash[:12]}"
-    )
+    current = result.champion
+    if current is None:
+        context.log.info(f"champion {result.action}: none deployed yet")
+        return dg.Output(result, metadata={"action": result.action, "champion": "none"})
+    context.log.info(f"champion {result.action}: {current.name} {current.model_hash[:12]}")
     return dg.Output(
         result,
-        data_version=dg.DataVersion(result.champion.model_hash),
+        data_version=dg.DataVersion(current.model_hash),
         metadata={
             "action": result.action,
-            "champion": result.champion.name,
-            "model_hash": result.champion.model_hash,
-            "deployment_id": result.champion.id,
-            "previous_champion": result.champion.previous_hash or "none",
+            "champion": current.name,
+            "model_hash": current.model_hash,
+            "deployment_id": current.id,
+            "previous_champion": current.previous_hash or "none",
             "verified_rows": result.verified_rows,
         },
     )

@@ -33,11 +33,29 @@ def served_predictions(project: MllifeProject) -> dg.Output[IngestResult]:
     return dg.Output(result, metadata=metadata)
 
 
+def _measured(context: dg.AssetExecutionContext, scope: str, measure) -> BatchDrift:
+    """One scope's drift. Monitoring must never stop a deployment (the champion step
+    waits for this asset): a failure becomes a *failed* check naming the error, with
+    the traceback in the run's log -- not a step failure that skips the champion."""
+    try:
+        return measure()
+    except Exception as exc:
+        context.log.exception(f"drift of {scope} could not be measured")
+        return BatchDrift(None, 0, 0, f"{FAILED_PREFIX}{type(exc).__name__}: {exc}", scope)
+
+
+FAILED_PREFIX = "monitoring failed: "
+
+
 def _check(name: str, result: BatchDrift) -> dg.AssetCheckResult:
     report = result.report
     if report is None:
+        failed = result.reason.startswith(FAILED_PREFIX)
         return dg.AssetCheckResult(
-            check_name=name, passed=True, metadata={"summary": result.reason}
+            check_name=name,
+            passed=not failed,
+            severity=dg.AssetCheckSeverity.ERROR if failed else dg.AssetCheckSeverity.WARN,
+            metadata={"summary": result.reason},
         )
     severity = dg.AssetCheckSeverity.ERROR if report.dataset_drift else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
@@ -90,8 +108,8 @@ def drift_report(
     served_predictions: IngestResult,
 ):
     config, store = project.config, project.store
-    new_data = batch_drift(config, store, splits)
-    served = served_drift(config, store, splits)
+    new_data = _measured(context, "new_data", lambda: batch_drift(config, store, splits))
+    served = _measured(context, "served", lambda: served_drift(config, store, splits))
     for result in (new_data, served):
         record_drift(store, result, run_id=context.run.run_id)
     metadata = {"new_data": new_data.reason, "served": served.reason}

@@ -45,13 +45,11 @@ def prepare_instance(config: ProjectConfig) -> dg.DagsterInstance:
     return instance
 
 
-POLICY_STEP = "promotion_policy"
-
-
 @dataclass(frozen=True)
 class RunOutcome:
-    """``success``: every step ran. ``refused``: the only failure was the promotion
-    policy saying no, a normal outcome (the champion stays) rather than an error."""
+    """``success``: every step ran and the challenger was promoted or already champion.
+    ``refused``: every step ran and the promotion policy said no, a normal outcome (the
+    champion stays, the report and artifacts are written) rather than an error."""
 
     success: bool
     refused: bool
@@ -219,12 +217,37 @@ def _outcome(
     result, config: ProjectConfig, timings: dict[str, float], instance: dg.DagsterInstance
 ) -> RunOutcome:
     failed = {e.step_key for e in result.all_events if e.is_step_failure}
-    refused = not result.success and failed == {POLICY_STEP}
     clock = time.perf_counter()
     resumed = _resumed_runs(instance, result.dagster_run)
+    refused = _refused(result, config, failed, resumed)
     lines = summarize(result, config, refused=refused, failed=failed, resumed=resumed)
     timings["summary"] = time.perf_counter() - clock
-    return RunOutcome(result.success, refused, result.run_id, lines, timings)
+    return RunOutcome(result.success and not refused, refused, result.run_id, lines, timings)
+
+
+def _refused(result, config: ProjectConfig, failed: set[str], resumed: list[str]) -> bool:
+    """Every step ran and the champion step kept the champion because a gate refused."""
+    if not result.success or "champion" in failed:
+        return False
+    champion = _stored_value(result, config, "champion", failed, resumed)
+    return champion is not None and champion.action == "not promoted"
+
+
+def _stored_value(result, config: ProjectConfig, key: str, failed: set[str], resumed):
+    """What the run stored for ``key``: from its own storage when it materialized the
+    asset, else from the nearest resumed run that did. A failed or skipped step: None."""
+    materialized = {
+        event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
+    }
+    stored = storage.for_project(config)
+    if key in materialized:
+        return stored.load_value(result.run_id, key)
+    if key in failed:
+        return None
+    for run_id in resumed:
+        if stored.path_for(run_id, dg.AssetKey(key)).is_file():
+            return stored.load_value(run_id, key)
+    return None
 
 
 def _resumed_runs(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
@@ -256,23 +279,9 @@ def summarize(
             f"resumes run {resumed[0]}: steps done there are not re-run; their results below"
             " are the ones it stored"
         )
-    materialized = {
-        event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
-    }
-    stored = storage.for_project(config)
 
     def _value(key: str):
-        # What this run materialized loads back from its storage. A step it did not run
-        # (resumed: done by an earlier run) from the nearest earlier run that stored it.
-        # A failed or skipped step has none.
-        if key in materialized:
-            return stored.load_value(result.run_id, key)
-        if key in failed:
-            return None
-        for run_id in resumed:
-            if stored.path_for(run_id, dg.AssetKey(key)).is_file():
-                return stored.load_value(run_id, key)
-        return None
+        return _stored_value(result, config, key, failed, resumed)
 
     splits = _value("splits")
     if splits is not None:
@@ -298,7 +307,10 @@ def summarize(
     if challenger is not None and not challenger.decision.passed:
         for gate in challenger.decision.failed_gates():
             lines.append(f"  gate {gate.name} FAILED: {gate.reason}")
-    if champion is not None:
+    if champion is not None and champion.action == "not promoted":
+        c = champion.champion
+        lines.append(f"champion unchanged: {c.model_hash[:12] if c else 'none deployed yet'}")
+    elif champion is not None:
         c = champion.champion
         lines.append(f"champion ({champion.action}): {c.name} {c.model_hash[:12]}")
     elif challenger is not None:
@@ -318,7 +330,7 @@ def summarize(
         if "failing_examples" in meta:
             lines.append("  " + str(meta["failing_examples"]).replace("\n", "\n  "))
     for event in result.all_events:
-        if event.is_step_failure and not (refused and event.step_key == POLICY_STEP):
+        if event.is_step_failure:
             error = event.step_failure_data.error
             message = error.cause.message if error and error.cause else error.message
             lines.append(f"FAILED {event.step_key}: {message.strip()}")

@@ -7,8 +7,9 @@ appears only by rename, and a step loads its inputs from the run that produced t
 this run, the run a re-execution resumes, or -- for an asset picked alone in the UI --
 that asset's latest materialization.
 
-The pickles are written only by this project's own runs inside ``.mllife/`` (the same
-trust as Dagster's default IO manager); model artifacts themselves are loaded through
+Each pickle is signed (HMAC-SHA256, key in ``.mllife/storage.key``, never in git) and
+its signature checked before it is unpickled, so a file swapped into the storage
+folder is refused rather than run. Model artifacts themselves are loaded through
 ``mllife.registry``, which checks their hashes against the store.
 """
 
@@ -17,18 +18,24 @@ from pathlib import Path
 
 import dagster as dg
 
+from mllife._errors import ArtifactError
 from mllife._files import write_atomically
+from mllife._signing import sign, unsign
 from mllife.config import ProjectConfig
 
 
 def for_project(config: ProjectConfig) -> "RunScopedIOManager":
-    return RunScopedIOManager(base_dir=str(config.dagster_home / "storage"))
+    return RunScopedIOManager(
+        base_dir=str(config.dagster_home / "storage"),
+        key_path=str(config.state_dir / "storage.key"),
+    )
 
 
 class RunScopedIOManager(dg.ConfigurableIOManager):
-    """Pickles each asset value to ``<base_dir>/<run_id>/<asset_key>``."""
+    """Pickles each asset value, signed, to ``<base_dir>/<run_id>/<asset_key>``."""
 
     base_dir: str
+    key_path: str
 
     def path_for(self, run_id: str, asset_key: dg.AssetKey) -> Path:
         return Path(self.base_dir) / run_id / "__".join(asset_key.path)
@@ -37,7 +44,14 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return  # nothing to pass on (checks-only or observation steps)
         path = self.path_for(context.run_id, context.asset_key)
-        write_atomically(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        write_atomically(path, sign(payload, key_path=Path(self.key_path)))
+
+    def _load(self, path: Path):
+        payload = unsign(
+            path.read_bytes(), key_path=Path(self.key_path), what=f"stored step output {path}"
+        )
+        return pickle.loads(payload)
 
     def load_input(self, context: dg.InputContext):
         key = context.asset_key
@@ -54,7 +68,10 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         for run_id in candidates:
             path = self.path_for(run_id, key)
             if path.is_file():
-                return pickle.loads(path.read_bytes())
+                try:
+                    return self._load(path)
+                except ArtifactError as exc:
+                    raise dg.Failure(str(exc)) from None
         raise dg.Failure(
             f"no stored value of asset {key.to_user_string()} (looked in runs"
             f" {', '.join(candidates) or 'none'} under {self.base_dir}): materialize"
@@ -63,4 +80,4 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
 
     def load_value(self, run_id: str, asset_key: str):
         """The value ``run_id`` materialized for ``asset_key`` (for run summaries)."""
-        return pickle.loads(self.path_for(run_id, dg.AssetKey(asset_key)).read_bytes())
+        return self._load(self.path_for(run_id, dg.AssetKey(asset_key)))

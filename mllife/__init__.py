@@ -45,13 +45,13 @@ _LAZY = {
     "Gate": "mllife.policy",
     "decide": "mllife.policy",
     "Store": "mllife.store",
-    "DriftReport": "mllife.drift",
-    "drift": "mllife.drift",
+    "DriftReport": "mllife._drift",
+    "drift": "mllife._drift",
 }
 
 if TYPE_CHECKING:
+    from mllife._drift import DriftReport, drift
     from mllife.config import ProjectConfig, load_config
-    from mllife.drift import DriftReport, drift
     from mllife.metrics import (
         Agreement,
         Comparison,

@@ -1,27 +1,66 @@
-"""Writing files so that a reader never sees half of one: temp file, fsync, rename."""
+"""Writing files so that a reader never sees half of one: temp file, fsync, rename.
+
+Every file the project writes goes through here, so each gets the same guarantees:
+readers see the old file or the new one, never half of one, and the new file has the
+permissions the umask gives (``mkstemp`` alone makes 0600 files, which a serving
+account other than the trainer cannot read).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["sha256_of", "write_atomically"]
+from mllife._faults import crash_point
+
+__all__ = ["DIR_MODE", "atomic_target", "sha256_of", "write_atomically"]
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: read once at import: os.umask can only be read by setting it
+_FILE_MODE = 0o666 & ~_current_umask()
+#: for folders made with mkdtemp (0700) and then renamed into place
+DIR_MODE = 0o777 & ~_current_umask()
+
+
+@contextlib.contextmanager
+def atomic_target(
+    path: Path, *, suffix: str = "", fsync: bool = True, crash_name: str | None = None
+) -> Iterator[Path]:
+    """A temp path beside ``path`` to write to; renamed over ``path`` when the block
+    ends cleanly, removed when it raises. ``suffix`` marks the temp name (its owner);
+    ``crash_name`` is the fault-injection point just before the rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, _FILE_MODE)
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+        if crash_name:
+            crash_point(crash_name)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_target(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def sha256_of(path: Path) -> str:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mllife._files import DIR_MODE, atomic_target
+
 __all__ = ["encode_gray_png", "ensure_data", "write_breast_cancer", "write_digits"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -92,6 +94,7 @@ def write_digits(target: Path | str) -> int:
     images = ((pixels.astype(np.int64) * 255 + 8) // 16).astype(np.uint8)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging.chmod(DIR_MODE)
     try:
         for index, (image, label) in enumerate(zip(images, labels, strict=True)):
             folder = staging / str(int(label))
@@ -124,18 +127,11 @@ def write_breast_cancer(target: Path | str) -> int:
             "target": [str(data.target_names[t]) for t in data.target],
         }
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_target(target) as tmp:
         if target.suffix.lower() == ".csv":
             frame.write_csv(tmp)
         else:
             frame.write_parquet(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return frame.height
 
 

@@ -149,8 +149,10 @@ def record_challenger(store: Store, challenger: Challenger, *, run_id: str | Non
 
 @dataclass(frozen=True)
 class PromotionResult:
-    action: str  # "promoted" or "unchanged"
-    champion: Deployment
+    #: "promoted", "unchanged" (already champion) or "not promoted" (a gate refused)
+    action: str
+    #: the champion after this step; None when a refused first challenger left none
+    champion: Deployment | None
     verified_rows: int
 
 
@@ -170,7 +172,9 @@ def promote(
     """
     decision = challenger.decision
     if not decision.passed:
-        raise PromotionError(f"refusing to promote: {decision.summary()}")
+        # A refusal is a normal outcome: the champion stays, and the run goes on to its
+        # report and artifact tracking (the refusal is in the challengers history).
+        return PromotionResult("not promoted", store.champion(), 0)
     ref = challenger.evaluation.ref
     model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
     rows = split_rows(splits.rows, "validation")

@@ -19,9 +19,12 @@ from datetime import UTC, datetime
 from mllife._errors import ServingError
 from mllife.store import Store
 
-__all__ = ["ROUTES", "ApiKey", "authenticate", "create_key", "list_keys", "revoke_key"]
+__all__ = ["ROUTES", "SCOPES", "ApiKey", "authenticate", "create_key", "list_keys", "revoke_key"]
 
 ROUTES = ("predict", "feedback", "model")
+#: scopes a key may hold beyond the routes: ``feedback_any`` labels predictions answered
+#: to *other* keys (a labelling team's key); without it a key labels only its own
+SCOPES = (*ROUTES, "feedback_any")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _PREFIX = "mll_"
 
@@ -34,7 +37,10 @@ class ApiKey:
     models: frozenset[str]
 
     def may_call(self, route: str) -> bool:
-        return route in self.routes
+        return route in self.routes or (route == "feedback" and "feedback_any" in self.routes)
+
+    def may_label_any(self) -> bool:
+        return "feedback_any" in self.routes
 
     def may_use(self, model_name: str) -> bool:
         return "*" in self.models or model_name in self.models
@@ -56,9 +62,9 @@ def create_key(
         raise ServingError(
             f"key name {name!r} is not valid: use 1-64 letters, digits, '_', '.', '@' or '-'"
         )
-    unknown = sorted(set(routes) - set(ROUTES))
+    unknown = sorted(set(routes) - set(SCOPES))
     if unknown or not routes:
-        raise ServingError(f"routes must be among {list(ROUTES)}; got {list(routes)}")
+        raise ServingError(f"routes must be among {list(SCOPES)}; got {list(routes)}")
     if not models or any(not m.strip() for m in models):
         raise ServingError(f"models must be candidate names or '*'; got {list(models)}")
     token = _PREFIX + secrets.token_urlsafe(32)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from mllife._drift import DriftReport, drift, image_statistics
 from mllife.config import ProjectConfig
 from mllife.deployment import champion_ref
-from mllife.drift import DriftReport, drift, image_statistics
 from mllife.inputs import load_inputs, model_inputs
 from mllife.registry import load_model
 from mllife.served import served_features
@@ -35,6 +35,21 @@ class BatchDrift:
     n_current: int
     reason: str
     scope: str = "new_data"  # or "served"
+
+
+#: fewer rows than this on either side and no column is compared (drift()'s own floor)
+MIN_ROWS = 30
+
+
+def _not_enough(n_reference: int, n_current: int, what: str, scope: str) -> BatchDrift:
+    return BatchDrift(
+        None,
+        n_reference,
+        n_current,
+        f"not enough data (n < {MIN_ROWS}): {n_current} {what} since the deployment;"
+        " drift is measured once there are more",
+        scope,
+    )
 
 
 def _now() -> datetime:
@@ -72,6 +87,8 @@ def batch_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchD
     reference, current = _before_and_after(config, store, splits, champion)
     if current.height == 0:
         return BatchDrift(None, reference.height, 0, "no new data since the champion was deployed")
+    if current.height < MIN_ROWS:
+        return _not_enough(reference.height, current.height, "new data rows", "new_data")
     report = drift(_features(config, splits, reference), _features(config, splits, current))
     return BatchDrift(
         report,
@@ -94,6 +111,8 @@ def served_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> Batch
     if current.height == 0:
         return BatchDrift(None, 0, 0, "no served predictions since the deployment", "served")
     reference_rows, _ = _before_and_after(config, store, splits, champion)
+    if current.height < MIN_ROWS:
+        return _not_enough(reference_rows.height, current.height, "served predictions", "served")
     model = load_model(champion_ref(store), artifacts_dir=config.artifacts_dir, store=store)
     inputs = model_inputs(reference_rows, config=config, columns=splits.columns)
     reference = _features(config, splits, reference_rows).with_columns(
@@ -111,17 +130,29 @@ def served_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> Batch
 
 
 def record_drift(store: Store, result: BatchDrift, *, run_id: str | None) -> int:
-    """Store each column's result for this run and scope; returns rows written."""
+    """Store each column's result for this run and scope (one row saying why when no
+    column was compared); returns rows written."""
     report = result.report
-    if report is None:
-        return 0
     champion = store.champion()
+    model_hash = champion.model_hash if champion else None
     now = _now()
+    if report is None or not report.columns:
+        # Nothing was compared (no champion, no or too few new rows, or a failure): one
+        # row says why, so the history shows that monitoring ran and what it found.
+        reason = result.reason if report is None else f"no column compared: {result.reason}"
+        summary = [run_id, result.scope, model_hash, None, None, reason]
+        summary += [None, None, None, None, False, False, result.n_reference, result.n_current]
+        with store.writing() as conn:
+            conn.execute(
+                "INSERT INTO drift_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [*summary, now],
+            )
+        return 1
     rows = [
         [
             run_id,
             result.scope,
-            champion.model_hash if champion else None,
+            model_hash,
             c.column,
             c.kind,
             c.test,

@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +24,7 @@ import polars as pl
 from PIL import Image
 
 from mllife._errors import ArtifactError, DataError, ProblemError
+from mllife._files import write_atomically
 from mllife.config import ProjectConfig
 from mllife.registry import ModelRef, load_model
 from mllife.store import Store
@@ -141,11 +140,7 @@ class ProblemRegistry:
         digest = hashlib.sha256(payload).hexdigest()
         target = self.folder / f"{digest}{suffix}"
         if not target.is_file():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".pattern.", dir=self.folder)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-            os.replace(tmp, target)
+            write_atomically(target, payload)
         return digest, target.relative_to(self.config.state_dir).as_posix()
 
     def _encode(self, value: Any) -> tuple[bytes, str, str, str]:
@@ -374,6 +369,8 @@ class ProblemRegistry:
 
     def history(self, problem: str | None = None) -> pl.DataFrame:
         """Per problem and model version: accuracy on positive, negative and all patterns."""
+        if problem:
+            self._require(problem)
         where = "WHERE t.problem = ?" if problem else ""
         return self.store.query(
             "SELECT t.problem, m.name, r.model_hash, m.created_at,"

@@ -8,13 +8,12 @@ derived from the findings.
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mllife._files import write_atomically
 from mllife._html import image_tag as _img
 from mllife._html import table as _table
 from mllife.deployment import Challenger
@@ -215,10 +214,6 @@ The sealed test set has been read {test_reads} times.</p>
 {gallery}
 </body></html>
 """
-    reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / f"status-{run_id or 'adhoc'}.html"
-    fd, tmp = tempfile.mkstemp(prefix=".status.", dir=reports_dir)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(page)
-    os.replace(tmp, path)
+    write_atomically(path, page.encode("utf-8"))
     return StatusReport(path=path, markdown=client_md + "\n\n" + tech_md)

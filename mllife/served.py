@@ -162,9 +162,13 @@ def traffic_summary(store: Store) -> pl.DataFrame:
     )
 
 
+# The newest label of each prediction that exists and was answered (the server already
+# refused labels from keys the prediction was not answered to); a label for an id that
+# matches no prediction is kept in the table (an audit trail) but counts nowhere.
 _LATEST_FEEDBACK = (
-    "SELECT prediction_id, label FROM feedback"
-    " QUALIFY row_number() OVER (PARTITION BY prediction_id ORDER BY received_at DESC) = 1"
+    "SELECT f.prediction_id, f.label FROM feedback f"
+    " SEMI JOIN predictions p ON p.prediction_id = f.prediction_id AND p.answered"
+    " QUALIFY row_number() OVER (PARTITION BY f.prediction_id ORDER BY f.received_at DESC) = 1"
 )
 
 

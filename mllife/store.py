@@ -386,6 +386,14 @@ class Store:
             cursor = conn.execute(sql, params or [])
             rows = cursor.fetchall()
             columns = [d[0] for d in cursor.description]
+            if not rows:
+                # No rows to infer types from: take them from DuckDB's description, so
+                # an empty result has the column types of a full one.
+                return pl.DataFrame(
+                    schema={
+                        d[0]: _EMPTY_TYPES.get(str(d[1]), pl.String) for d in cursor.description
+                    }
+                )
         return pl.DataFrame(rows, schema=columns, orient="row")
 
     def champion(self) -> Deployment | None:
@@ -456,6 +464,19 @@ class Store:
             " WHERE e.split = ? AND e.metric = ? ORDER BY m.created_at",
             [split, metric],
         )
+
+
+_EMPTY_TYPES = {
+    "BIGINT": pl.Int64,
+    "INTEGER": pl.Int32,
+    "HUGEINT": pl.Int128,
+    "DOUBLE": pl.Float64,
+    "FLOAT": pl.Float32,
+    "BOOLEAN": pl.Boolean,
+    "TIMESTAMP": pl.Datetime("us"),
+    "DATE": pl.Date,
+    "VARCHAR": pl.String,
+}
 
 
 def _current_champion(conn: duckdb.DuckDBPyConnection) -> Deployment | None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ import pandera.polars as pa
 import polars as pl
 
 from mllife._errors import DataError
+from mllife._files import write_atomically
 from mllife.column_batch import POLARS_DTYPES
 from mllife.config import ColumnConfig, DataConfig
 from mllife.data import DROPPED_SCHEMA
@@ -206,11 +205,7 @@ def load_or_freeze_columns(
         " ranges or add categories; delete it to infer again.",
         "columns": {k: v.model_dump(mode="json", exclude_none=True) for k, v in columns.items()},
     }
-    schema_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{schema_path.name}.", dir=schema_path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2)
-    os.replace(tmp, schema_path)
+    write_atomically(schema_path, json.dumps(payload, indent=2).encode())
     return columns, f"inferred and frozen into {schema_path.name}"
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from assets.definitions import build_definitions
 from assets.resources import MllifeProject
+from mllife._drift import drift
 from mllife.config import load_config
-from mllife.drift import drift
 from mllife.monitoring import BatchDrift, record_drift
 from mllife.store import Store
 from tests.conftest import make_project

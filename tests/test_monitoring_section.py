@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
-from mllife.drift import drift
+from mllife._drift import drift
 from mllife.monitoring import BatchDrift, Staleness
 from mllife.monitoring_section import monitoring_section
 

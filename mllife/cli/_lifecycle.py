@@ -7,6 +7,7 @@ import argparse
 import os
 import subprocess
 import sys
+from datetime import datetime
 
 from mllife.config import load_config
 
@@ -131,6 +132,17 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"  #{row['id']} {row['created_at']:%Y-%m-%d %H:%M} {row['action']:<8}"
                 f" {row['name']} {row['model_hash'][:12]} (was {previous}): {row['reason']}"
             )
+    refused = store.query(
+        "SELECT run_id, name, model_hash, summary, created_at FROM challengers"
+        " WHERE NOT passed ORDER BY created_at DESC LIMIT 10"
+    )
+    if refused.height:
+        print("refused challengers (newest first; the champion stayed):")
+        for row in refused.iter_rows(named=True):
+            print(
+                f"  {row['created_at']:%Y-%m-%d %H:%M} {row['name']} {row['model_hash'][:12]}"
+                f" (run {str(row['run_id'])[:8]}): {row['summary']}"
+            )
     return 0
 
 
@@ -142,6 +154,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 1
     latest = reports[-1]
     print(latest)
+    written = datetime.fromtimestamp(latest.stat().st_mtime)
+    print(f"written {written:%Y-%m-%d %H:%M:%S} by run {latest.stem[7:]}", file=sys.stderr)
     if args.open:
         import webbrowser
 

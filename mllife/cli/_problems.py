@@ -99,6 +99,10 @@ def cmd_problems(args: argparse.Namespace) -> int:
         print(f"removed problem {args.name!r} and its {removed} patterns")
     elif action == "history":
         history = registry.history(args.name)
+        if history.height == 0:
+            which = f"problem {args.name!r}" if args.name else "any problem"
+            print(f"no results for {which} yet: `mllife run` scores every model version on it")
+            return 0
         _show(history.with_columns(history["model_hash"].str.slice(0, 12)))
         if args.chart:
             from mllife.plots import problem_history_png

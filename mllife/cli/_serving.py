@@ -22,7 +22,8 @@ def register(sub) -> None:
         "--routes",
         nargs="+",
         default=["predict", "feedback", "model"],
-        choices=["predict", "feedback", "model"],
+        choices=["predict", "feedback", "model", "feedback_any"],
+        help="feedback: label the key's own predictions; feedback_any: any key's",
     )
     kcreate.add_argument(
         "--models", nargs="+", default=["*"], help="candidate names it may use, or *"

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
-import secrets
 import sys
 import time
 from datetime import UTC, datetime
@@ -36,6 +34,7 @@ from mllife.serve._log import (
     FEEDBACK_SCHEMA,
     PREDICTION_ID,
     PredictionLog,
+    RequestIds,
     SegmentLog,
     prediction_ids,
 )
@@ -57,18 +56,6 @@ def _json(payload: Any, status: int = 200, headers: dict | None = None, backgrou
     )
 
 
-class _RequestIds:
-    """32 hex digits per request: a random half drawn when the server starts, then a
-    counter. Unique without a system call per request (uuid4 reads os.urandom)."""
-
-    def __init__(self) -> None:
-        self._prefix = secrets.token_hex(8)
-        self._count = itertools.count()
-
-    def __call__(self) -> str:
-        return f"{self._prefix}{next(self._count):016x}"
-
-
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -86,7 +73,7 @@ class ModelServer:
         self.fingerprint = store_fingerprint(self.store)
         self.lineup: Lineup = load_lineup(config, self.store)
         self.reload_error: str | None = None
-        self.request_ids = _RequestIds()
+        self.request_ids = RequestIds(config.state_dir / "serving.key")
         self.shadow_errors = 0
         self.last_shadow_error: str | None = None
         log = self.settings.log
@@ -183,7 +170,7 @@ class ModelServer:
         best, confidence = await self._run(served, inputs)
         classes = served.model.classes
         labels = [classes[i] for i in best.tolist()]
-        request_id = self.request_ids()
+        request_id = self.request_ids.new(key.name)
         ids = prediction_ids(request_id, len(inputs))
         latency = (time.perf_counter() - started) * 1000.0
         if self.predictions is not None:
@@ -245,6 +232,8 @@ class ModelServer:
 
     async def feedback_route(self, request: Request) -> Response:
         key = self.authorize(request, "feedback")
+        if not self.feedback.accepting:
+            raise HTTPProblem(503, "the feedback log cannot be written; retry later")
         try:
             payload = orjson.loads(await self.reader.body(request))
         except orjson.JSONDecodeError as exc:
@@ -257,16 +246,23 @@ class ModelServer:
         self.reader.bounded(items)
         classes = self._known_classes()
         received = _now()
-        rows, problems = [], []
+        rows, problems, refused = [], [], []
         for i, item in enumerate(items):
             pid = item.get("prediction_id") if isinstance(item, dict) else None
             label = item.get("label") if isinstance(item, dict) else None
             if not isinstance(pid, str) or not PREDICTION_ID.match(pid):
                 problems.append(f"item {i}: prediction_id {pid!r} is not an id /predict returned")
+            elif not key.may_label_any() and not self.request_ids.issued_to(pid, key.name):
+                refused.append(
+                    f"item {i}: prediction {pid} was not answered to key {key.name!r}; a key"
+                    " labels its own predictions (or needs the feedback_any scope)"
+                )
             elif not isinstance(label, str) or label not in classes:
                 problems.append(f"item {i}: label {label!r} is not one of {sorted(classes)}")
             else:
                 rows.append((pid, label, key.name, received))
+        if refused:
+            raise HTTPProblem(403, "; ".join(refused[:3]), refused[:20])
         if problems:
             raise HTTPProblem(422, "; ".join(problems[:3]), problems[:20])
         self.feedback.extend(rows)
@@ -278,10 +274,14 @@ class ModelServer:
         return {c for m in served for c in m.model.classes}
 
     async def model_route(self, request: Request) -> Response:
-        self.authorize(request, "model")
+        key = self.authorize(request, "model")
         lineup = self.lineup
         if lineup.champion is None:
             raise HTTPProblem(503, "no champion is deployed yet: run `mllife run` first")
+        if not key.may_use(lineup.champion.ref.name):
+            raise HTTPProblem(
+                403, f"key {key.name!r} may not use model {lineup.champion.ref.name!r}"
+            )
         return _json(
             {
                 **lineup.champion.describe(),

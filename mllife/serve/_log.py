@@ -18,11 +18,13 @@ answer without a record.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import os
 import re
+import secrets
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from mllife._faults import crash_point
+from mllife._files import atomic_target
 from mllife.column_batch import ColumnBatch
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "PREDICTION_ID_SQL",
     "PREDICTION_SCHEMA",
     "PredictionLog",
+    "RequestIds",
     "SegmentLog",
     "remove_orphaned_temp_files",
 ]
@@ -66,8 +69,9 @@ PREDICTION_SCHEMA = {
 #: request (under serving.max_batch's cap of 1,000,000); a shadow model's prediction adds
 #: "-shadow". /predict returns ids (:func:`prediction_ids`), /feedback accepts only
 #: PREDICTION_ID, and ingestion derives the same ids from a segment (PREDICTION_ID_SQL,
-#: over the request row ``r`` and the input row ``i``).
-PREDICTION_ID = re.compile(r"^[0-9a-f]{32}-[0-9]{1,6}$")
+#: over the request row ``r`` and the input row ``i``). ``\Z``, not ``$``: ``$`` also
+#: matches before a trailing newline.
+PREDICTION_ID = re.compile(r"\A[0-9a-f]{32}-[0-9]{1,6}\Z")
 PREDICTION_ID_SQL = (
     "r.request_id || '-' || i.position::VARCHAR"
     " || CASE WHEN r.role = 'shadow' THEN '-shadow' ELSE '' END"
@@ -77,6 +81,38 @@ PREDICTION_ID_SQL = (
 def prediction_ids(request_id: str, count: int) -> list[str]:
     """The ids of a request's ``count`` answered predictions, in input order."""
     return [f"{request_id}-{position}" for position in range(count)]
+
+
+class RequestIds:
+    """Request ids bound to the API key they were answered to, and unguessable.
+
+    An id is a 16-hex-digit nonce (a random half drawn at start, then a counter: no
+    system call per request) and a 16-hex-digit tag, HMAC-SHA256(secret, nonce, key
+    name). The secret lives in the project's local state (``.mllife/serving.key``), so
+    every server of the project, restarted or not, can tell whether an id was issued to
+    a given key -- without a lookup -- and no client can make one for another key.
+    """
+
+    def __init__(self, key_path: Path) -> None:
+        from mllife._signing import project_key
+
+        self._secret = project_key(key_path)
+        self._prefix = secrets.token_hex(4)
+        self._count = itertools.count()
+
+    def _tag(self, nonce: str, key_name: str) -> str:
+        message = f"{nonce}\0{key_name}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:16]
+
+    def new(self, key_name: str) -> str:
+        nonce = f"{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
+        return nonce + self._tag(nonce, key_name)
+
+    def issued_to(self, prediction_id: str, key_name: str) -> bool:
+        """Whether ``prediction_id`` (already matching PREDICTION_ID) came from a request
+        answered to ``key_name``."""
+        nonce, tag = prediction_id[:16], prediction_id[16:32]
+        return hmac.compare_digest(tag, self._tag(nonce, key_name))
 
 
 FEEDBACK_SCHEMA = {
@@ -145,6 +181,7 @@ class SegmentLog:
         #: CPU time the writer thread spent on segments (what logging costs the server)
         self.cpu_seconds = 0.0
         self.last_error: str | None = None
+        self.write_errors = 0
 
     # -- requests ----------------------------------------------------------------------
 
@@ -191,13 +228,23 @@ class SegmentLog:
             self._flush_reporting()
 
     def _flush_reporting(self) -> None:
+        """Flush; on *any* write error keep the rows, report, and retry next tick.
+
+        Not only OSError: polars reports a full disk as ``ComputeError`` ("No space
+        left on device"), and a writer thread that died on it would leave the server
+        answering 200s that are never logged. The rows are never dropped: they stay
+        buffered (bounded by ``max_buffered``, past which /predict answers 503) and
+        /health says ``degraded`` with this error until a write succeeds again.
+        """
         started = time.thread_time()
         try:
             self.flush()
-        except OSError as exc:
-            # Rows stay buffered and are retried; /health shows the error meanwhile.
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            print(f"mllife serve: cannot write {self.prefix} log: {exc}", file=sys.stderr)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if error != self.last_error:
+                print(f"mllife serve: cannot write {self.prefix} log: {error}", file=sys.stderr)
+            self.last_error = error
+            self.write_errors += 1
         finally:
             self.cpu_seconds += time.thread_time() - started
 
@@ -232,18 +279,9 @@ class SegmentLog:
         frame = self._frame(rows)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         final = self.folder / f"{self.prefix}-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=_temp_suffix(), dir=self.folder)
-        os.close(fd)
-        try:
+        with atomic_target(final, suffix=_temp_suffix(), crash_name="log:before-rename") as tmp:
             # segments live only until ingestion: cheap to write beats small
             frame.write_parquet(tmp, compression="lz4", statistics=False)
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            crash_point("log:before-rename")
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return final
 
     def close(self, *, timeout: float = 30.0) -> None:
