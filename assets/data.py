@@ -6,6 +6,7 @@ import polars as pl
 from assets._metadata import column_schema, contract_check, frame_md
 from assets.resources import MllifeProject
 from mllife.artifacts import save_split_manifest
+from mllife.class_set import class_set_change
 from mllife.data import CleanData, RawData
 from mllife.datasets import (
     class_balance,
@@ -102,6 +103,25 @@ def clean_data(project: MllifeProject, raw_data: RawData) -> dg.Output[CleanData
 )
 def clean_data_contract(project: MllifeProject, clean_data: CleanData) -> dg.AssetCheckResult:
     return contract_check(clean_contract(project.config, clean_data))
+
+
+@dg.asset_check(
+    asset=clean_data,
+    blocking=True,
+    description="Class set unchanged since the champion (model shift): new classes, or"
+    " classes no longer present, pass only when [data] classes declares the new set.",
+)
+def class_set(project: MllifeProject, clean_data: CleanData) -> dg.AssetCheckResult:
+    change = class_set_change(project.config, project.store, clean_data.rows["label"])
+    return dg.AssetCheckResult(
+        passed=change.passed,
+        metadata={
+            "summary": change.reason,
+            "classes": dg.MetadataValue.json(list(change.current)),
+            "added": dg.MetadataValue.json(list(change.added)),
+            "removed": dg.MetadataValue.json(list(change.removed)),
+        },
+    )
 
 
 @dg.asset_check(

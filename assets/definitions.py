@@ -13,7 +13,7 @@ import dagster as dg
 from assets import data, deployment, storage
 from assets.evaluation import build_evaluation_asset
 from assets.monitoring import drift_report, served_predictions
-from assets.problems import build_problem_scores_asset
+from assets.problems import build_problem_scores_asset, problem_files
 from assets.reports import build_status_report_asset
 from assets.resources import MllifeProject
 from assets.sensors import build_drift_sensor, build_new_data_sensor
@@ -46,7 +46,9 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         data.raw_data_contract,
         data.clean_data_contract,
         data.class_balance_check,
+        data.class_set,
         data.no_leakage,
+        problem_files,
         deployment.build_policy_checks(config.promotion),
     ]
     lifecycle = dg.define_asset_job(

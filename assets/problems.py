@@ -5,10 +5,37 @@ import polars as pl
 
 from assets._metadata import frame_md, png
 from assets.resources import MllifeProject
+from mllife._errors import ProblemError
 from mllife.plots import problem_history_png
 from mllife.problem_scoring import ProblemScores, score_all
+from mllife.problems import ProblemRegistry
 from mllife.split import SplitSet
 from mllife.training import TrainedCandidate, class_names
+
+
+@dg.asset_check(
+    asset="splits",
+    blocking=True,
+    description="The repository's known problems (problems/<name>/problem.toml) fit this"
+    " project: readable, a pattern kind for its data (file or row), expected labels among"
+    " its classes. Checked before any training, so a problem that does not fit stops the"
+    " run before it costs anything (and nothing of it is registered).",
+)
+def problem_files(project: MllifeProject, splits: SplitSet) -> dg.AssetCheckResult:
+    config = project.config
+    if not config.problems_dir.is_dir():
+        return dg.AssetCheckResult(passed=True, metadata={"summary": "no problems folder"})
+    registry = ProblemRegistry(config, project.store)
+    try:
+        problems, patterns = registry.read_problem_files(
+            config.problems_dir, classes=class_names(config, splits)
+        )
+    except ProblemError as exc:
+        return dg.AssetCheckResult(passed=False, metadata={"summary": str(exc)})
+    return dg.AssetCheckResult(
+        passed=True,
+        metadata={"summary": f"{len(problems)} problem(s), {len(patterns)} pattern(s) fit"},
+    )
 
 
 def build_problem_scores_asset(candidate_names: list[str]) -> dg.AssetsDefinition:

@@ -5,6 +5,10 @@ during the third store transaction). The reliability tests run promotions and wh
 lifecycle runs in child processes, SIGKILL them at named points, then check that
 nothing is lost or half-switched and that resuming completes the run. Unset, this is a
 no-op.
+
+``MLLIFE_FAIL_AT=<point>`` makes :func:`fail_point` raise instead: a step that fails
+with an ordinary exception (a bug, a full disk), for tests of what the rest of the
+run does then.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import os
 import signal
 from collections import Counter
 
-__all__ = ["crash_point"]
+__all__ = ["crash_point", "fail_point"]
 
 _reached: Counter[str] = Counter()
 
@@ -28,3 +32,12 @@ def crash_point(name: str) -> None:
     _reached[name] += 1
     if _reached[name] == int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class InjectedFailure(RuntimeError):
+    """Raised at a fail point named by MLLIFE_FAIL_AT (tests only)."""
+
+
+def fail_point(name: str) -> None:
+    if os.environ.get("MLLIFE_FAIL_AT") == name:
+        raise InjectedFailure(f"injected failure at {name} (MLLIFE_FAIL_AT)")

@@ -55,6 +55,16 @@ class ServingConfig(_Section):
     max_batch: int = Field(1024, ge=1, le=1_000_000)
     #: largest decoded image (width x height), against decompression bombs
     max_image_pixels: int = Field(4096 * 4096, ge=1)
+    #: largest total of decoded pixels in one request, all its images together, checked
+    #: from the image headers before any pixel is decoded (a 700-byte WebP can declare
+    #: 16 M pixels, so the body size alone bounds nothing)
+    max_request_pixels: int = Field(32 * 1024 * 1024, ge=1)
+    #: a client must send a request's headers within this many seconds of its first byte,
+    #: and its body within body_timeout_seconds of the headers (else: connection closed);
+    #: an idle keep-alive connection is closed after keep_alive_seconds
+    header_timeout_seconds: float = Field(5.0, gt=0.0, le=300.0)
+    body_timeout_seconds: float = Field(20.0, gt=0.0, le=3600.0)
+    keep_alive_seconds: float = Field(5.0, gt=0.0, le=300.0)
     #: how often the server looks for a new champion, challenger or API key
     watch_seconds: float = Field(1.0, gt=0.0, le=3600.0)
     log: LogConfig = LogConfig()

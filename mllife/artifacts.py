@@ -103,7 +103,12 @@ def pull(config: ProjectConfig, *, remote: str | None = None) -> str:
 
 
 def _cache_path(config: ProjectConfig, md5: str) -> Path:
-    return config.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    """Where DVC's local cache keeps the object ``md5``, asked of DVC itself, so a
+    configured ``cache.dir`` (a shared cache, another disk) is honoured."""
+    from dvc.repo import Repo
+
+    with Repo(str(config.root)) as repo:
+        return Path(repo.cache.local.oid_to_path(md5))
 
 
 def _manifest(config: ProjectConfig, version: DirectoryVersion) -> dict[str, str]:

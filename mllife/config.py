@@ -70,6 +70,9 @@ class DataConfig(_Section):
     classes: tuple[str, ...] = ()
     #: Images are resized to ``image_size`` x ``image_size`` grayscale before modelling.
     image_size: int = Field(default=8, ge=4, le=512)
+    #: Largest image (width x height) that `mllife data add` accepts, read from its
+    #: header before decoding (a decompression bomb is refused unopened).
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
     #: Tables: the label column, and an optional stable row id (the split key).
     target: str = "target"
     id: str | None = None

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from mllife._drift import DriftReport, drift, image_statistics
+from mllife._faults import fail_point
 from mllife.config import ProjectConfig
 from mllife.deployment import champion_ref
 from mllife.inputs import load_inputs, model_inputs
@@ -104,6 +105,7 @@ def served_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> Batch
     its training rows: every feature (image statistics for images), plus prediction
     drift: the served predicted classes against the champion's predictions on the
     training rows."""
+    fail_point("monitoring:served")
     champion = store.champion()
     if champion is None:
         return BatchDrift(None, 0, 0, "no champion deployed yet", "served")

@@ -158,7 +158,10 @@ class ProblemRegistry:
             except (OSError, SyntaxError, ValueError) as exc:
                 raise ProblemError(f"pattern input {path} is not a readable image: {exc}") from exc
             return payload, ".png", "image", str(path)
-        row = json.loads(value) if isinstance(value, str) else dict(value)
+        try:
+            row = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError as exc:
+            raise ProblemError(f"a table pattern is a JSON object: {exc}") from None
         if not isinstance(row, dict):
             raise ProblemError(f"a table pattern is a JSON object of feature values: {value!r}")
         return (
@@ -179,22 +182,15 @@ class ProblemRegistry:
         classes: list[str] | tuple[str, ...],
     ) -> str:
         """Add one pattern (an image file, or a row as dict/JSON); return its hash."""
-        digest, _ = self._add_pattern(
-            problem,
-            input=input,
-            expected=expected,
-            kind=kind,
-            source=source,
-            classes=classes,
-            exist_ok=False,
-        )
-        return digest
-
-    def _add_pattern(
-        self, problem: str, *, input, expected, kind, source, classes, exist_ok: bool
-    ) -> tuple[str, bool]:
-        """(hash, whether it was added); an existing one is an error unless ``exist_ok``."""
         self._require(problem)
+        pattern = self._prepare(
+            problem, input=input, expected=expected, kind=kind, source=source, classes=classes
+        )
+        self._commit([pattern], exist_ok=False)
+        return pattern.digest
+
+    def _prepare(self, problem: str, *, input, expected, kind, source, classes) -> _Pattern:
+        """A checked, encoded pattern; nothing is written."""
         if kind not in KINDS:
             raise ProblemError(f"kind must be one of {KINDS}, got {kind!r}")
         if source not in SOURCES:
@@ -205,53 +201,94 @@ class ProblemRegistry:
                 f" classes are {sorted(map(str, classes))}"
             )
         payload, suffix, input_kind, origin = self._encode(input)
-        digest = hashlib.sha256(payload).hexdigest()
-        with self.store.writing() as conn:
-            if conn.execute(
-                "SELECT 1 FROM patterns WHERE problem = ? AND pattern_hash = ?", [problem, digest]
-            ).fetchone():
-                if exist_ok:
-                    return digest, False
-                raise ProblemError(f"this pattern ({origin}) is already in {problem!r}")
-            _, relative = self._keep(payload, suffix)
-            conn.execute(
-                "INSERT INTO patterns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    problem,
-                    digest,
-                    relative,
-                    input_kind,
-                    str(expected),
-                    kind,
-                    source,
-                    origin,
-                    _now(),
-                ],
-            )
-        return digest, True
+        return _Pattern(problem, payload, suffix, input_kind, origin, str(expected), kind, source)
 
-    def import_folder(self, problem: str, folder: Path, *, kind: str, source: str, classes) -> int:
-        """Images under ``folder/<expected label>/``; all get ``kind`` and ``source``."""
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise ProblemError(f"{folder} is not a folder of <label>/<image> files")
-        added = 0
-        for file in sorted(folder.glob("*/*")):
-            if file.is_file():
-                self.add_pattern(
-                    problem,
-                    input=file,
-                    expected=file.parent.name,
-                    kind=kind,
-                    source=source,
-                    classes=classes,
+    def _commit(
+        self, patterns: list[_Pattern], *, exist_ok: bool, problems: list[tuple] = ()
+    ) -> int:
+        """Register ``problems`` (name, description, min_score; existing ones kept) and
+        ``patterns`` in one store transaction: all of them or none. A pattern already
+        present is an error (nothing added) unless ``exist_ok``. Returns patterns added."""
+        seen: set[tuple[str, str]] = set()
+        for pattern in patterns:
+            if (pattern.problem, pattern.digest) in seen and not exist_ok:
+                raise ProblemError(
+                    f"{pattern.origin} appears twice in this import for {pattern.problem!r};"
+                    " nothing was added"
                 )
+            seen.add((pattern.problem, pattern.digest))
+        # content-addressed copies first: an orphaned copy (a failed commit) is harmless
+        kept = {p.digest: self._keep(p.payload, p.suffix)[1] for p in patterns}
+        added = 0
+        with self.store.writing() as conn:
+            for name, description, min_score in problems:
+                if not conn.execute("SELECT 1 FROM problems WHERE name = ?", [name]).fetchone():
+                    conn.execute(
+                        "INSERT INTO problems VALUES (?, ?, ?, ?)",
+                        [name, description, min_score, _now()],
+                    )
+            inserted: set[tuple[str, str]] = set()
+            for p in patterns:
+                exists = (p.problem, p.digest) in inserted or conn.execute(
+                    "SELECT 1 FROM patterns WHERE problem = ? AND pattern_hash = ?",
+                    [p.problem, p.digest],
+                ).fetchone()
+                if exists:
+                    if exist_ok:
+                        continue
+                    # raising inside the transaction rolls back every earlier insert
+                    raise ProblemError(
+                        f"this pattern ({p.origin}) is already in {p.problem!r}; nothing was added"
+                    )
+                conn.execute(
+                    "INSERT INTO patterns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [p.problem, p.digest, kept[p.digest], p.input_kind, p.expected, p.kind,
+                     p.source, p.origin, _now()],
+                )  # fmt: skip
+                inserted.add((p.problem, p.digest))
                 added += 1
         return added
 
+    def import_folder(self, problem: str, folder: Path, *, kind: str, source: str, classes) -> int:
+        """Images under ``folder/<expected label>/``; all get ``kind`` and ``source``.
+
+        All or nothing: every file is checked first, and the patterns are added in one
+        transaction. Symbolic links (label folders or files) are refused."""
+        self._require(problem)
+        folder = Path(folder)
+        if folder.is_symlink() or not folder.is_dir():
+            raise ProblemError(f"{folder} is not a folder of <label>/<image> files")
+        base = folder.resolve()
+        prepared = []
+        for file in sorted(folder.glob("*/*")):
+            for part in (file.parent, file):
+                if part.is_symlink():
+                    raise ProblemError(
+                        f"{part} is a symbolic link; links are not followed (they can point"
+                        " outside the folder). Nothing was imported"
+                    )
+            if not file.resolve().is_relative_to(base):
+                raise ProblemError(f"{file} lies outside {base}; nothing was imported")
+            if file.is_file():
+                try:
+                    prepared.append(
+                        self._prepare(
+                            problem,
+                            input=file,
+                            expected=file.parent.name,
+                            kind=kind,
+                            source=source,
+                            classes=classes,
+                        )
+                    )
+                except ProblemError as exc:
+                    raise ProblemError(f"{exc}; nothing was imported") from None
+        return self._commit(prepared, exist_ok=False)
+
     def import_csv(self, problem: str, csv: Path, *, classes) -> int:
         """Rows with columns expected, kind, source and either file (images, relative to
-        the CSV) or the table's feature columns."""
+        the CSV) or the table's feature columns. All or nothing."""
+        self._require(problem)
         frame = pl.read_csv(csv)
         needed = {"expected", "kind", "source"} | (
             {"file"} if self.config.data.kind == "images" else set()
@@ -259,54 +296,86 @@ class ProblemRegistry:
         missing = sorted(needed - set(frame.columns))
         if missing:
             raise ProblemError(f"{csv}: missing columns {missing}")
-        added = 0
-        for row in frame.iter_rows(named=True):
+        prepared = []
+        for number, row in enumerate(frame.iter_rows(named=True), start=1):
             meta = {k: row.pop(k) for k in ("expected", "kind", "source")}
-            value = _inside(Path(csv).parent, row["file"], csv) if "file" in row else row
-            self.add_pattern(
-                problem,
+            try:
+                value = _inside(Path(csv).parent, row["file"], csv) if "file" in row else row
+                prepared.append(
+                    self._prepare(
+                        problem,
+                        input=value,
+                        expected=str(meta["expected"]),
+                        kind=meta["kind"],
+                        source=meta["source"],
+                        classes=classes,
+                    )
+                )
+            except ProblemError as exc:
+                raise ProblemError(f"{csv}, row {number}: {exc}; nothing was imported") from None
+        return self._commit(prepared, exist_ok=False)
+
+    def read_problem_files(self, folder: Path, *, classes) -> tuple[list[tuple], list[_Pattern]]:
+        """Every ``folder/<problem>/problem.toml`` checked against this project (its data
+        kind and ``classes``) without writing anything: (problems, patterns), or a
+        ProblemError naming the file and the pattern. Run before training, so a shipped
+        problem that does not fit the project stops the run before it costs anything."""
+        problems, patterns = [], []
+        for spec_path in sorted(Path(folder).glob("*/problem.toml")):
+            name = spec_path.parent.name
+            try:
+                spec = tomllib.loads(spec_path.read_text())
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ProblemError(f"{spec_path} is not valid TOML: {exc}") from None
+            items = spec.get("patterns", [])
+            if not isinstance(items, list):
+                raise ProblemError(f"{spec_path}: 'patterns' must be a list of tables")
+            min_score = spec.get("min_score")
+            if min_score is not None and (
+                not isinstance(min_score, (int, float)) or not 0 <= min_score <= 1
+            ):
+                raise ProblemError(f"{spec_path}: min_score must be within [0, 1]")
+            problems.append((name, str(spec.get("description", "")), min_score))
+            for number, item in enumerate(items, start=1):
+                patterns.append(self._file_pattern(spec_path, name, number, item, classes))
+        return problems, patterns
+
+    def _file_pattern(self, spec_path: Path, name: str, number: int, item, classes) -> _Pattern:
+        where = f"{spec_path}, pattern {number}"
+        wanted = "file" if self.config.data.kind == "images" else "row"
+        if not isinstance(item, dict) or wanted not in item:
+            raise ProblemError(
+                f"{where}: a {self.config.data.kind} project's pattern needs a '{wanted}' key"
+                f" (this problem was written for {'images' if wanted == 'row' else 'tables'}?);"
+                f" fix or remove {spec_path.parent}"
+            )
+        missing = sorted({"expected", "kind"} - set(item))
+        if missing:
+            raise ProblemError(f"{where}: missing {missing}")
+        try:
+            value = (
+                _inside(spec_path.parent, item["file"], spec_path)
+                if wanted == "file"
+                else item["row"]
+            )
+            return self._prepare(
+                name,
                 input=value,
-                expected=str(meta["expected"]),
-                kind=meta["kind"],
-                source=meta["source"],
+                expected=str(item["expected"]),
+                kind=item["kind"],
+                source=item.get("source", "contrived"),
                 classes=classes,
             )
-            added += 1
-        return added
+        except ProblemError as exc:
+            raise ProblemError(f"{where}: {exc}; fix or remove {spec_path.parent}") from None
 
     def sync_from_files(self, folder: Path, *, classes) -> int:
         """Register ``folder/<problem>/problem.toml`` files (idempotent): problems kept in
-        the repository alongside their pattern files."""
-        added = 0
-        for spec_path in sorted(Path(folder).glob("*/problem.toml")):
-            spec = tomllib.loads(spec_path.read_text())
-            name = spec_path.parent.name
-            self.add_problem(
-                name,
-                description=spec.get("description", ""),
-                min_score=spec.get("min_score"),
-                exist_ok=True,
-            )
-            known = set(self.patterns(name)["pattern_hash"].to_list())
-            for item in spec.get("patterns", []):
-                if "file" in item:
-                    value = _inside(spec_path.parent, item["file"], spec_path)
-                else:
-                    value = item["row"]
-                payload, _, _, _ = self._encode(value)
-                if hashlib.sha256(payload).hexdigest() in known:
-                    continue
-                _, new = self._add_pattern(
-                    name,
-                    input=value,
-                    expected=str(item["expected"]),
-                    kind=item["kind"],
-                    source=item.get("source", "contrived"),
-                    classes=classes,
-                    exist_ok=True,  # another run may sync the same files at the same time
-                )
-                added += new
-        return added
+        the repository alongside their pattern files. All problems and patterns are
+        checked first and registered in one transaction: all of them or none."""
+        problems, patterns = self.read_problem_files(folder, classes=classes)
+        # exist_ok: another run may sync the same files at the same time
+        return self._commit(patterns, exist_ok=True, problems=problems)
 
     # -- scoring -----------------------------------------------------------------------
 
@@ -407,6 +476,24 @@ class ProblemRegistry:
             " AND ra.correct <> rb.correct ORDER BY change, t.origin",
             [a, b, problem],
         )
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """A checked pattern, encoded, ready to register."""
+
+    problem: str
+    payload: bytes
+    suffix: str
+    input_kind: str
+    origin: str
+    expected: str
+    kind: str
+    source: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.payload).hexdigest()
 
 
 def _inside(folder: Path, name: str, declared_in: Path) -> Path:

@@ -67,6 +67,8 @@ def test_model_and_health_describe_the_champion(served):
     server = served["server"]
     status, health = server.request("GET", "/health")
     assert status == 200 and health["status"] == "ok"
+    assert "champion" not in health  # what is deployed is for key holders only
+    status, health = server.request("GET", "/health", key=served["key"])
     assert health["champion"] == served["hashes"]["logreg"]
     status, model = server.request("GET", "/model", key=served["key"])
     assert status == 200
@@ -238,7 +240,7 @@ def test_shadow_rollout_logs_the_challenger_without_returning_it(tmp_path):
     config_path.write_text(text)
     key = create_key(project["store"], "alice")
     with ServerProcess(config_path) as server:
-        status, health = server.request("GET", "/health")
+        status, health = server.request("GET", "/health", key=key)
         assert health["challenger"] == challenger and health["rollout"] == "shadow"
         status, body = server.request("POST", "/predict", {"rows": project["rows"][:50]}, key=key)
         assert status == 200 and body["model"] == "logreg"  # the champion answers

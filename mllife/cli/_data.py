@@ -25,6 +25,11 @@ def register(sub) -> None:
     data_sub = data.add_subparsers(dest="data_command", required=True)
     add = data_sub.add_parser("add", help="add files to data/ and version them with DVC")
     add.add_argument("paths", nargs="+", help="image files or <label>/ folders; or a table")
+    add.add_argument(
+        "--new-class",
+        action="store_true",
+        help="allow labels (folder names) that are not yet classes of the project",
+    )
     add.set_defaults(func=cmd_data_add)
     init = data_sub.add_parser("init", help="write the embedded default data (digits)")
     init.set_defaults(func=cmd_data_init)
@@ -65,7 +70,7 @@ def cmd_data_add(args: argparse.Namespace) -> int:
     from mllife.data_add import add_data
 
     config = load_config(args.config)
-    result = add_data(config, [Path(p) for p in args.paths])
+    result = add_data(config, [Path(p) for p in args.paths], new_classes=args.new_class)
     print(result.describe())
     return 0
 

@@ -15,7 +15,7 @@ from mllife._errors import ArtifactError, ConfigError, TrainingError
 from mllife.features import preprocessor_from_state
 from mllife.models.base import FitResult, Model, ProgressLog
 
-__all__ = ["SklearnModel", "import_estimator"]
+__all__ = ["ArtifactVersionWarning", "SklearnModel", "import_estimator", "library_versions"]
 
 FORMAT = "mllife.sklearn/1"
 
@@ -34,9 +34,49 @@ def import_estimator(path: str) -> type:
     estimator = getattr(module, class_name, None)
     if estimator is None:
         raise ConfigError(f"estimator {path!r}: module {module_name!r} has no {class_name!r}")
+    from sklearn.base import BaseEstimator
+
+    # A class deriving from scikit-learn's BaseEstimator, not any callable with the right
+    # attribute names (unittest.mock.call has every attribute). Note that importing the
+    # module already ran its code: the configuration is trusted (README, Trust model).
+    if not (isinstance(estimator, type) and issubclass(estimator, BaseEstimator)):
+        raise ConfigError(
+            f"estimator {path!r} is not a scikit-learn estimator class (one deriving from"
+            " sklearn.base.BaseEstimator)"
+        )
     if not (hasattr(estimator, "fit") and hasattr(estimator, "predict_proba")):
         raise ConfigError(f"estimator {path!r} has no fit/predict_proba: not a classifier")
     return estimator
+
+
+def library_versions() -> dict[str, str]:
+    """The versions a pickled estimator depends on, stamped into its artifact."""
+    import platform
+
+    import sklearn
+
+    return {"scikit-learn": sklearn.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}  # fmt: skip
+
+
+class ArtifactVersionWarning(UserWarning):
+    """A model artifact was saved with other library versions than the ones loading it."""
+
+
+def _warn_on_version_mismatch(name: str, saved: dict[str, str] | None) -> None:
+    if not saved:
+        return
+    current = library_versions()
+    changed = {k: (v, current.get(k)) for k, v in saved.items() if current.get(k) != v}
+    if changed:
+        text = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in sorted(changed.items()))
+        warnings.warn(
+            f"model {name!r} was saved with other library versions ({text}): scikit-learn"
+            " does not promise that a pickled estimator predicts the same across versions;"
+            " retrain it (mllife run) or pin the versions it was saved with",
+            ArtifactVersionWarning,
+            stacklevel=3,
+        )
 
 
 class SklearnModel(Model):
@@ -91,6 +131,7 @@ class SklearnModel(Model):
             "estimator_path": self.estimator_path,
             "params": self.params,
             "estimator": self.estimator,
+            "versions": library_versions(),
         }
         return pickle.dumps(payload, protocol=5)
 
@@ -108,4 +149,5 @@ class SklearnModel(Model):
             params=payload["params"],
         )
         model.estimator = payload["estimator"]
+        _warn_on_version_mismatch(payload["name"], payload.get("versions"))
         return model

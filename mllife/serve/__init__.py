@@ -27,6 +27,8 @@ def run_server(config, *, host: str | None = None, port: int | None = None) -> N
     """Serve ``config``'s champion with uvicorn until SIGINT/SIGTERM (then flush logs)."""
     import uvicorn
 
+    from mllife.serve._protocol import deadline_protocol
+
     app = create_app(config)
     server = app.state.server
     host = host or config.serving.host
@@ -38,12 +40,17 @@ def run_server(config, *, host: str | None = None, port: int | None = None) -> N
         else f"champion {champion.ref.name} {champion.ref.model_hash[:12]}"
     )
     print(f"mllife serve: {what} on http://{host}:{port}", flush=True)
+    settings = config.serving
     uvicorn.run(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=deadline_protocol(
+            header_timeout=settings.header_timeout_seconds,
+            body_timeout=settings.body_timeout_seconds,
+        ),
+        timeout_keep_alive=settings.keep_alive_seconds,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -74,6 +75,7 @@ class ModelServer:
         self.lineup: Lineup = load_lineup(config, self.store)
         self.reload_error: str | None = None
         self.request_ids = RequestIds(config.state_dir / "serving.key")
+        self.decode_limiter = anyio.CapacityLimiter(max(1, min(4, os.cpu_count() or 1)))
         self.shadow_errors = 0
         self.last_shadow_error: str | None = None
         log = self.settings.log
@@ -166,7 +168,17 @@ class ModelServer:
             raise HTTPProblem(
                 503, f"the prediction log cannot be written ({self.predictions.last_error})"
             )
-        inputs, hashes, features = self.reader.parse(request, await self.reader.body(request))
+        body = await self.reader.body(request)
+        content_type = request.headers.get("content-type", "")
+        if self.reader.contract is not None:
+            # table rows: checked inline (microseconds; a thread hop would cost more)
+            inputs, hashes, features = self.reader.parse(content_type, body)
+        else:
+            # images: decoded in a worker thread, a few at a time, so a large upload
+            # never holds the event loop (/health and other clients keep answering)
+            inputs, hashes, features = await anyio.to_thread.run_sync(
+                self.reader.parse, content_type, body, limiter=self.decode_limiter
+            )
         best, confidence = await self._run(served, inputs)
         classes = served.model.classes
         labels = [classes[i] for i in best.tolist()]
@@ -296,36 +308,49 @@ class ModelServer:
         )
 
     async def health(self, request: Request) -> Response:
+        """Open to anyone (load balancers have no key): whether the server can answer and
+        log. What is deployed (hashes) and the errors' details (they name paths) are only
+        for a key that may call /model."""
         lineup = self.lineup
         log = self.predictions
-        problems = []
+        problems, details = [], []
         if lineup.champion is None:
             problems.append("no champion deployed")
+            details.append("no champion deployed")
         if self.reload_error:
-            problems.append(f"a new lineup failed to load: {self.reload_error}")
+            problems.append("a new lineup failed to load")
+            details.append(f"a new lineup failed to load: {self.reload_error}")
         for each in (log, self.feedback):
             if each is not None and each.last_error:
-                problems.append(f"{each.prefix} log: {each.last_error}")
-        return _json(
-            {
-                "status": "ok" if not problems else "degraded",
-                "problems": problems,
-                "champion": None if lineup.champion is None else lineup.champion.ref.model_hash,
-                "challenger": None
-                if lineup.challenger is None
-                else lineup.challenger.ref.model_hash,
-                "rollout": lineup.mode,
-                "log": None
-                if log is None
-                else {
-                    "buffered": log.buffered,
-                    "rows_written": log.rows_written,
-                    "writer_cpu_seconds": round(log.cpu_seconds, 6),
-                },
-                "shadow_errors": self.shadow_errors,
+                problems.append(f"the {each.prefix} log cannot be written (retrying)")
+                details.append(f"{each.prefix} log: {each.last_error}")
+        body: dict[str, Any] = {
+            "status": "ok" if not problems else "degraded",
+            "problems": problems,
+            "rollout": lineup.mode,
+            "log": None
+            if log is None
+            else {
+                "buffered": log.buffered,
+                "rows_written": log.rows_written,
+                "writer_cpu_seconds": round(log.cpu_seconds, 6),
             },
-            status=200 if lineup.champion is not None else 503,
-        )
+            "shadow_errors": self.shadow_errors,
+        }
+        if self._may_see_details(request):
+            body["problems"] = details
+            body["champion"] = None if lineup.champion is None else lineup.champion.ref.model_hash
+            body["challenger"] = (
+                None if lineup.challenger is None else lineup.challenger.ref.model_hash
+            )
+        return _json(body, status=200 if lineup.champion is not None else 503)
+
+    def _may_see_details(self, request: Request) -> bool:
+        try:
+            self.authorize(request, "model")
+        except HTTPProblem:
+            return False
+        return True
 
 
 async def _problem(request: Request, exc: HTTPProblem) -> Response:

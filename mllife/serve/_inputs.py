@@ -15,6 +15,7 @@ import io
 import itertools
 import math
 import operator
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,14 @@ from mllife._errors import DataError
 from mllife.column_batch import ColumnBatch
 from mllife.config import ColumnConfig
 
-__all__ = ["DecodedImage", "InputError", "RowContract", "decode_image", "feature_contract"]
+__all__ = [
+    "DecodedImage",
+    "InputError",
+    "RowContract",
+    "decode_image",
+    "feature_contract",
+    "image_size",
+]
 
 MAX_REPORTED = 20
 _NONE = type(None)
@@ -252,6 +260,51 @@ class DecodedImage:
     height: int
 
 
+def image_size(payload: bytes, *, position: int, max_pixels: int) -> int:
+    """The pixel count an upload declares in its header, read without decoding a pixel;
+    an :class:`InputError` for a non-image, an unaccepted format or one over
+    ``max_pixels``."""
+    from PIL import Image
+
+    where = f"image {position}"
+    if not payload:
+        raise InputError(f"{where} is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(payload)) as image:
+                _check_header(image, where, max_pixels)
+                width, height = image.size
+    except InputError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{where} is refused as a decompression bomb: {exc}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"{where} is not a readable image: {_plain(exc)}") from None
+    except Warning as exc:
+        raise InputError(f"{where} is refused: {exc}") from None
+    return width * height
+
+
+def _plain(exc: BaseException) -> str:
+    """An exception's message without object reprs (heap addresses mean nothing to a
+    client and tell an attacker about the process)."""
+    return re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the upload", str(exc))
+
+
+def _check_header(image, where: str, max_pixels: int) -> None:
+    if image.format not in IMAGE_FORMATS:
+        raise InputError(
+            f"{where}: format {image.format} is not accepted; send one of {sorted(IMAGE_FORMATS)}"
+        )
+    width, height = image.size
+    if width < 1 or height < 1 or width * height > max_pixels:
+        raise InputError(
+            f"{where} is {width}x{height} pixels; the limit is {max_pixels}"
+            " pixels (serving.max_image_pixels)"
+        )
+
+
 def decode_image(payload: bytes, *, position: int, max_pixels: int) -> DecodedImage:
     """Decode an uploaded image, refusing non-images and anything over ``max_pixels``.
 
@@ -267,24 +320,15 @@ def decode_image(payload: bytes, *, position: int, max_pixels: int) -> DecodedIm
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(payload)) as image:
-                if image.format not in IMAGE_FORMATS:
-                    raise InputError(
-                        f"{where}: format {image.format} is not accepted;"
-                        f" send one of {sorted(IMAGE_FORMATS)}"
-                    )
+                _check_header(image, where, max_pixels)
                 width, height = image.size
-                if width < 1 or height < 1 or width * height > max_pixels:
-                    raise InputError(
-                        f"{where} is {width}x{height} pixels; the limit is {max_pixels}"
-                        " pixels (serving.max_image_pixels)"
-                    )
                 pixels = np.asarray(image.convert("L"), dtype=np.uint8)
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
         raise InputError(f"{where} is refused as a decompression bomb: {exc}") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"{where} is not a readable image: {exc}") from None
+        raise InputError(f"{where} is not a readable image: {_plain(exc)}") from None
     except Warning as exc:  # a DecompressionBombWarning raised as an error above
         raise InputError(f"{where} is refused: {exc}") from None
     values = pixels.astype(np.float64)

@@ -10,10 +10,10 @@ import hashlib
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from mllife._ops_config import ServingConfig
-from mllife.serve._inputs import RowContract, decode_image
+from mllife.serve._inputs import RowContract, decode_image, image_size
 
 __all__ = ["HTTPProblem", "RequestReader"]
 
@@ -41,18 +41,28 @@ class RequestReader:
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None:
-            if not declared.isdigit():
-                raise HTTPProblem(400, "Content-Length is not a number")
+            if (
+                not declared.isdigit()
+                or not declared.isascii()
+                or (len(declared) > 1 and declared.startswith("0"))
+            ):
+                raise HTTPProblem(400, f"Content-Length {declared[:20]!r} is not a plain number")
             if int(declared) > limit:
                 raise HTTPProblem(413, f"body of {declared} bytes is over the {limit}-byte limit")
-            return await request.body()
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HTTPProblem(413, f"body is over the {limit}-byte limit")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            if declared is not None:
+                return await request.body()
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPProblem(413, f"body is over the {limit}-byte limit")
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except ClientDisconnect:
+            # The client left (or missed serving.body_timeout_seconds) mid-body: nobody
+            # to answer, nothing to log as an error. 499 is nginx's "client closed".
+            raise HTTPProblem(499, "the client closed the connection before its body") from None
 
     def bounded(self, items: list) -> list:
         if len(items) > self.settings.max_batch:
@@ -63,11 +73,11 @@ class RequestReader:
             )
         return items
 
-    def parse(self, request: Request, body: bytes) -> tuple[Any, list[str] | None, Any]:
+    def parse(self, content_type: str, body: bytes) -> tuple[Any, list[str] | None, Any]:
         """Model inputs, their hashes (None: computed at ingestion), and the features to
         log: for tables the checked :class:`ColumnBatch` (all three uses share it), for
-        images a statistics dict per input."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        images a statistics dict per input. ``content_type``: the request's header."""
+        content_type = content_type.split(";")[0].strip().lower()
         if self.contract is None and (
             content_type.startswith("image/") or content_type == "application/octet-stream"
         ):
@@ -110,6 +120,20 @@ class RequestReader:
         return self._images(decoded)
 
     def _images(self, payloads: list[bytes]) -> tuple[list, list[str], list[dict]]:
+        # One budget for the whole request, from the headers, before any decode: 64
+        # bombs that each pass the per-image limit must not pass together.
+        budget, total = self.settings.max_request_pixels, 0
+        for position, payload in enumerate(payloads):
+            total += image_size(
+                payload, position=position, max_pixels=self.settings.max_image_pixels
+            )
+            if total > budget:
+                raise HTTPProblem(
+                    413,
+                    f"the images up to image {position} declare {total:,} pixels; a request"
+                    f" may decode at most {budget:,} (serving.max_request_pixels): send"
+                    " fewer or smaller images per request",
+                )
         inputs, hashes, features = [], [], []
         for position, payload in enumerate(payloads):
             image = decode_image(
