@@ -201,3 +201,75 @@ def test_crash_during_ingestion_neither_loses_nor_duplicates_rows(tmp_path):
     count = project["store"].query("SELECT count(*) AS n FROM predictions")["n"][0]
     print(f"\ningestion crashes: 70 predictions answered, {count} in the store")
     assert count == 70
+
+
+@pytest.fixture(scope="module")
+def live_images(tmp_path_factory, digits_folder):
+    from mllife.config import load_config
+    from mllife.deployment import promote_model
+    from mllife.store import Store
+    from tests.conftest import RecordedModels, make_project
+
+    config_path = make_project(tmp_path_factory.mktemp("rel-img") / "p", digits_folder)
+    config_path.write_text(config_path.read_text() + "\n[serving]\nmax_request_pixels = 4000000\n")
+    config = load_config(config_path)
+    store = Store(config.store_path)
+    ref = RecordedModels(config, store, digits_folder, stride=13).new(1.0)
+    promote_model(ref.model_hash, config=config, store=store, reason="test")
+    key = create_key(store, "fuzz")
+    digits = [f.read_bytes() for f in sorted(digits_folder.rglob("*.png"))[::151][:6]]
+    with ServerProcess(config.path) as server:
+        yield {"server": server, "key": key, "digits": digits}
+
+
+def _image_bytes(kind: str, side: int, mode: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    image = Image.new(mode, (side, side), 9)
+    image.save(buffer, format=kind, **({"lossless": True} if kind == "WEBP" else {}))
+    return buffer.getvalue()
+
+
+@settings(max_examples=450, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzzed_image_requests_and_budget_attacks_get_2xx_or_a_clear_4xx(live_images, data):
+    """Multi-image requests mixing real digits, small-file pixel bombs (up to 4096^2 in
+    under 1 KB) in several formats, truncated and bit-flipped images and random bytes:
+    each request is answered 200 or a 4xx with an error, never a 5xx, and a request whose
+    images together declare more than serving.max_request_pixels is refused (413)."""
+    import base64
+
+    server = live_images["server"]
+    images = []
+    declared = 0
+    for _ in range(data.draw(st.integers(1, 12))):
+        kind = data.draw(st.sampled_from(["digit", "bomb", "truncated", "flipped", "random"]))
+        if kind == "digit":
+            payload = data.draw(st.sampled_from(live_images["digits"]))
+        elif kind == "bomb":
+            side = data.draw(st.sampled_from([512, 1024, 2048, 4096]))
+            fmt = data.draw(st.sampled_from(["PNG", "WEBP", "GIF"]))
+            payload = _image_bytes(fmt, side, "L" if fmt != "GIF" else "P")
+        elif kind == "truncated":
+            digit = data.draw(st.sampled_from(live_images["digits"]))
+            payload = digit[: data.draw(st.integers(0, len(digit) - 1))]
+        elif kind == "flipped":
+            digit = bytearray(data.draw(st.sampled_from(live_images["digits"])))
+            for _ in range(data.draw(st.integers(1, 4))):
+                digit[data.draw(st.integers(0, len(digit) - 1))] ^= 0xFF
+            payload = bytes(digit)
+        else:
+            payload = data.draw(st.binary(max_size=64))
+        if kind == "bomb":
+            declared += side * side
+        images.append(base64.b64encode(payload).decode())
+    status, answer = server.request("POST", "/predict", {"images": images}, key=live_images["key"])
+    assert status == 200 or 400 <= status < 500, (status, answer)
+    if status != 200:
+        assert isinstance(answer, dict) and answer["error"]
+        assert "0x" not in answer["error"]  # no heap addresses
+    if declared > 4_000_000:
+        assert status in (413, 422), (status, answer)  # over budget (or a bad file first)
