@@ -5,7 +5,7 @@ import base64
 import dagster as dg
 import polars as pl
 
-from mllife.contracts import ContractResult
+from mllife.data.contracts import ContractResult
 
 
 def png(data: bytes, alt: str) -> dg.MetadataValue:

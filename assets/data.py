@@ -5,10 +5,10 @@ import polars as pl
 
 from assets._metadata import column_schema, contract_check, frame_md
 from assets.resources import MllifeProject
-from mllife.artifacts import save_split_manifest
-from mllife.class_set import class_set_change
-from mllife.data import CleanData, RawData
-from mllife.datasets import (
+from mllife.data.class_set import class_set_change
+from mllife.data.images import CleanData, RawData
+from mllife.data.split import SplitSet, leaking_keys, save_split_manifest
+from mllife.data.stage import (
     class_balance,
     clean,
     clean_contract,
@@ -16,7 +16,6 @@ from mllife.datasets import (
     raw_contract,
     read_raw,
 )
-from mllife.split import SplitSet, leaking_keys
 
 
 @dg.asset(

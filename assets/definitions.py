@@ -19,7 +19,7 @@ from assets.resources import MllifeProject
 from assets.sensors import build_drift_sensor, build_new_data_sensor
 from assets.training import build_candidate_asset
 from assets.versioning import artifact_versions
-from mllife.config import find_config, load_config
+from mllife.config.project import find_config, load_config
 
 # Output(data_version=...) is marked beta; it is the documented way to version assets.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -27,13 +27,13 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 def build_definitions(config_path: Path | str) -> dg.Definitions:
     config = load_config(config_path)
-    names = [spec.name for spec in config.candidates]
+    names = [spec.name for spec in config.models_to_train]
     assets = [
         data.raw_data,
         data.clean_data,
         data.splits,
-        *[build_candidate_asset(spec) for spec in config.candidates],
-        *[build_evaluation_asset(spec) for spec in config.candidates],
+        *[build_candidate_asset(spec) for spec in config.models_to_train],
+        *[build_evaluation_asset(spec) for spec in config.models_to_train],
         build_problem_scores_asset(names),
         deployment.build_challenger_asset(names),
         deployment.champion,
@@ -127,7 +127,7 @@ def job_for(config_path: str, job_name: str, config_digest: str) -> dg.JobDefini
     """The reconstructor ``assets.run`` names, so step subprocesses and re-executions
     rebuild exactly the graph of the run's own config -- refused if the file changed."""
     from mllife._errors import ConfigError
-    from mllife._files import sha256_of
+    from mllife.storage.files import sha256_of
 
     if sha256_of(Path(config_path)) != config_digest:
         raise ConfigError(

@@ -4,18 +4,13 @@ import dagster as dg
 
 from assets._metadata import frame_md
 from assets.resources import MllifeProject
-from mllife.config import PromotionConfig
-from mllife.deployment import (
-    Challenger,
-    PromotionResult,
-    choose_challenger,
-    promote,
-    record_challenger,
-)
-from mllife.evaluation import CandidateEvaluation
-from mllife.policy import gate_names
-from mllife.problem_scoring import ProblemScores
-from mllife.split import SplitSet
+from mllife.config.project import PromotionConfig
+from mllife.data.split import SplitSet
+from mllife.evaluation.candidate import CandidateEvaluation
+from mllife.problems.scoring import ProblemScores
+from mllife.promotion.challenger import Challenger, choose_challenger, record_challenger
+from mllife.promotion.deploy import PromotionResult, promote
+from mllife.promotion.policy import gate_descriptions
 
 
 def build_challenger_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
@@ -69,35 +64,16 @@ def build_challenger_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
     return challenger
 
 
-_GATE_DESCRIPTIONS = {
-    "val_test_agreement": "Validation and test accuracy agree within the tolerance.",
-    "beats_champion": "Better than the deployed champion on the same rows, by the required"
-    " absolute and relative change (passes on the first run: no champion yet).",
-    "significance": "McNemar's test of challenger vs champion (when max_p_value is set).",
-    "simpler_not_better": "Beats every baseline by simpler_margin: a simpler model that"
-    " does as well should win.",
-    "human_level": "Validation accuracy as a share of human-level accuracy from the"
-    " annotations (gate when min_share_of_human is set).",
-    "known_problems": "Each known problem's min_score, and no regression against the"
-    " champion beyond max_problem_regression (when set).",
-    "artifact_size": "Artifact size within max_artifact_mb (when set).",
-    "latency": "p95 single-prediction latency over 200 timed predictions within"
-    " max_p95_latency_ms (when set).",
-}
-
-
 def build_policy_checks(policy: PromotionConfig) -> dg.AssetChecksDefinition:
     """One check per gate, so the UI shows exactly which gate stopped a model.
 
     Not blocking: a refusal is a normal outcome that still gets its report and its
     artifacts tracked, so the steps after the challenger must run. The champion step
-    itself never promotes a refused challenger (``mllife.deployment.promote``)."""
-    specs = []
-    for name in gate_names(policy):
-        description = _GATE_DESCRIPTIONS.get(name) or (
-            f"Absolute bar: {name.removeprefix('threshold_')} on validation."
-        )
-        specs.append(dg.AssetCheckSpec(name, asset="challenger", description=description))
+    itself never promotes a refused challenger (``mllife.promotion.deploy.promote``)."""
+    specs = [
+        dg.AssetCheckSpec(name, asset="challenger", description=description)
+        for name, description in gate_descriptions(policy).items()
+    ]
 
     @dg.multi_asset_check(
         specs=specs, name="promotion_policy", description="The promotion policy, gate by gate."

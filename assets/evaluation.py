@@ -6,16 +6,14 @@ import dagster as dg
 
 from assets._metadata import png
 from assets.resources import MllifeProject
-from mllife.config import CandidateConfig
-from mllife.evaluation import evaluate_candidate
-from mllife.split import SplitSet
-from mllife.training import TrainedCandidate
+from mllife.config.project import CandidateConfig
+from mllife.data.split import SplitSet
+from mllife.evaluation.candidate import CandidateEvaluation, evaluate_candidate
+from mllife.models.training import TrainedCandidate
 
 
-def build_evaluation_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
-    name = f"evaluation_{spec.name}"
-    key = dg.AssetKey(name)
-    check_specs = [
+def _check_specs(spec: CandidateConfig, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    specs = [
         dg.AssetCheckSpec(
             "val_test_agreement",
             asset=key,
@@ -24,20 +22,64 @@ def build_evaluation_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
         ),
     ]
     if not spec.baseline:  # a baseline is the floor, not expected to reach the bar
-        check_specs.append(
+        specs.append(
             dg.AssetCheckSpec(
                 "accuracy_baseline",
                 asset=key,
                 description="Validation accuracy reaches promotion.min_accuracy.",
             )
         )
+    return specs
+
+
+def _metadata(spec: CandidateConfig, result: CandidateEvaluation) -> dict:
+    return {
+        "model_hash": result.ref.model_hash,
+        "validation_accuracy": result.validation.accuracy,
+        "validation_macro_f1": result.validation.macro_f1,
+        "test_accuracy": result.test.accuracy,
+        "test_macro_f1": result.test.macro_f1,
+        "validation": dg.MetadataValue.md(result.validation.to_markdown()),
+        "confusion_validation": png(
+            result.validation.plot_confusion(title=f"{spec.name}: validation"),
+            "confusion matrix",
+        ),
+        "agreement": result.agreement.reason,
+    }
+
+
+def _checks(spec: CandidateConfig, result: CandidateEvaluation, min_accuracy: float):
+    a = result.agreement
+    yield dg.AssetCheckResult(
+        check_name="val_test_agreement",
+        passed=a.passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "validation": a.validation,
+            "test": a.test,
+            "gap": a.gap,
+            "tolerance": a.tolerance,
+            "reason": a.reason,
+        },
+    )
+    if not spec.baseline:
+        yield dg.AssetCheckResult(
+            check_name="accuracy_baseline",
+            passed=result.validation.accuracy >= min_accuracy,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"validation_accuracy": result.validation.accuracy, "baseline": min_accuracy},
+        )
+
+
+def build_evaluation_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
+    name = f"evaluation_{spec.name}"
 
     @dg.asset(
         name=name,
         group_name="evaluation",
         kinds={"duckdb"},
         ins={"candidate": dg.AssetIn(f"candidate_{spec.name}"), "splits": dg.AssetIn()},
-        check_specs=check_specs,
+        check_specs=_check_specs(spec, dg.AssetKey(name)),
         description=f"Candidate '{spec.name}' on validation and on the sealed test split"
         " (every test read is recorded): metrics with bootstrap intervals, per class, class"
         " bias, confusion matrix. Values go to the store.",
@@ -58,43 +100,7 @@ def build_evaluation_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
         )
         context.log.info(f"{name} validation: {result.validation.summary()}")
         context.log.info(f"{name} test: {result.test.summary()}")
-        yield dg.Output(
-            result,
-            metadata={
-                "model_hash": candidate.ref.model_hash,
-                "validation_accuracy": result.validation.accuracy,
-                "validation_macro_f1": result.validation.macro_f1,
-                "test_accuracy": result.test.accuracy,
-                "test_macro_f1": result.test.macro_f1,
-                "validation": dg.MetadataValue.md(result.validation.to_markdown()),
-                "confusion_validation": png(
-                    result.validation.plot_confusion(title=f"{spec.name}: validation"),
-                    "confusion matrix",
-                ),
-                "agreement": result.agreement.reason,
-            },
-        )
-        a = result.agreement
-        yield dg.AssetCheckResult(
-            check_name="val_test_agreement",
-            passed=a.passed,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "validation": a.validation,
-                "test": a.test,
-                "gap": a.gap,
-                "tolerance": a.tolerance,
-                "reason": a.reason,
-            },
-        )
-        if spec.baseline:
-            return
-        baseline = project.config.promotion.min_accuracy
-        yield dg.AssetCheckResult(
-            check_name="accuracy_baseline",
-            passed=result.validation.accuracy >= baseline,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"validation_accuracy": result.validation.accuracy, "baseline": baseline},
-        )
+        yield dg.Output(result, metadata=_metadata(spec, result))
+        yield from _checks(spec, result, project.config.promotion.min_accuracy)
 
     return _evaluation

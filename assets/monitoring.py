@@ -5,9 +5,9 @@ import dagster as dg
 
 from assets._metadata import frame_md
 from assets.resources import MllifeProject
-from mllife.monitoring import BatchDrift, batch_drift, record_drift, served_drift, staleness
-from mllife.served import IngestResult, ingest_segments, served_quality, traffic_summary
-from mllife.split import SplitSet
+from mllife.data.split import SplitSet
+from mllife.monitoring.batch import BatchDrift, batch_drift, record_drift, served_drift, staleness
+from mllife.monitoring.traffic import IngestResult, ingest_segments, served_quality, traffic_summary
 
 
 @dg.asset(

@@ -6,11 +6,11 @@ import polars as pl
 from assets._metadata import frame_md, png
 from assets.resources import MllifeProject
 from mllife._errors import ProblemError
-from mllife.plots import problem_history_png
-from mllife.problem_scoring import ProblemScores, score_all
-from mllife.problems import ProblemRegistry
-from mllife.split import SplitSet
-from mllife.training import TrainedCandidate, class_names
+from mllife.data.split import SplitSet
+from mllife.models.training import TrainedCandidate, class_names
+from mllife.problems.registry import ProblemRegistry
+from mllife.problems.scoring import ProblemScores, score_all
+from mllife.reporting.plots import problem_history_png
 
 
 @dg.asset_check(

@@ -3,18 +3,20 @@
 import dagster as dg
 
 from assets.resources import MllifeProject
-from mllife.data import CleanData
-from mllife.deployment import Challenger, PromotionResult
-from mllife.gallery import gallery_html
-from mllife.inputs import split_rows
-from mllife.monitoring import BatchDrift, staleness
-from mllife.monitoring_section import monitoring_section
-from mllife.problem_scoring import ProblemScores
-from mllife.problem_section import problem_section
-from mllife.problems import ProblemRegistry
-from mllife.reports import StatusReport, write_status_report
-from mllife.served import served_quality, shadow_comparison, traffic_summary
-from mllife.split import SplitSet
+from mllife.data.images import CleanData
+from mllife.data.split import SplitSet
+from mllife.monitoring.batch import BatchDrift, staleness
+from mllife.monitoring.traffic import served_quality, shadow_comparison, traffic_summary
+from mllife.preprocess.inputs import split_rows
+from mllife.problems.registry import ProblemRegistry
+from mllife.problems.scoring import ProblemScores
+from mllife.promotion.challenger import Challenger
+from mllife.promotion.deploy import PromotionResult
+from mllife.promotion.policy import gate_descriptions
+from mllife.reporting.gallery import gallery_html
+from mllife.reporting.monitoring_section import monitoring_section
+from mllife.reporting.problem_section import problem_section
+from mllife.reporting.status import StatusReport, write_status_report
 
 
 def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
@@ -89,6 +91,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
                 shadow=shadow_comparison(store),
                 age=staleness(config, store),
             ),
+            gate_descriptions=gate_descriptions(config.promotion),
         )
         return dg.Output(
             report,

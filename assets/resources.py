@@ -4,8 +4,8 @@ from functools import cached_property
 
 import dagster as dg
 
-from mllife.config import ProjectConfig, load_config
-from mllife.store import Store
+from mllife.config.project import ProjectConfig, load_config
+from mllife.storage.store import Store
 
 
 class MllifeProject(dg.ConfigurableResource):

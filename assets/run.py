@@ -19,9 +19,9 @@ import psutil
 
 from assets import storage
 from mllife._errors import MllifeError
-from mllife._files import sha256_of
-from mllife._locks import file_lock
-from mllife.config import ProjectConfig, load_config
+from mllife.config.project import ProjectConfig, load_config
+from mllife.storage.files import sha256_of
+from mllife.storage.locks import file_lock
 
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
@@ -261,6 +261,66 @@ def _resumed_runs(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]
     return chain
 
 
+def _candidate_lines(config: ProjectConfig, value, failed: set[str]) -> list[str]:
+    lines = []
+    for spec in config.models_to_train:
+        evaluation = value(f"evaluation_{spec.name}")
+        if evaluation is None:
+            steps = {f"candidate_{spec.name}", f"evaluation_{spec.name}"}
+            why = "see the failure below" if steps & failed else "not part of this run"
+            lines.append(f"  {spec.name:<12} not evaluated ({why})")
+            continue
+        v, t = evaluation.validation, evaluation.test
+        lines.append(
+            f"  {spec.name:<12} val acc {v.accuracy:.4f} macro F1 {v.macro_f1:.4f} | "
+            f"test acc {t.accuracy:.4f} macro F1 {t.macro_f1:.4f}"
+        )
+    return lines
+
+
+def _decision_lines(challenger, champion) -> list[str]:
+    lines = []
+    if challenger is not None:
+        decision = challenger.decision
+        lines.append(f"challenger {challenger.evaluation.ref.name}: {decision.summary()}")
+        lines += [f"  gate {g.name} FAILED: {g.reason}" for g in decision.failed_gates()]
+    if champion is not None and champion.action == "not promoted":
+        c = champion.champion
+        lines.append(f"champion unchanged: {c.model_hash[:12] if c else 'none deployed yet'}")
+    elif champion is not None:
+        c = champion.champion
+        lines.append(f"champion ({champion.action}): {c.name} {c.model_hash[:12]}")
+    elif challenger is not None:
+        current = challenger.decision.champion_hash
+        lines.append(f"champion unchanged: {current[:12] if current else 'none deployed yet'}")
+    return lines
+
+
+def _check_lines(result) -> list[str]:
+    lines = []
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed or evaluation.asset_key == dg.AssetKey("challenger"):
+            continue  # the policy's gates are listed with the decision
+        level = "WARNING" if evaluation.severity == dg.AssetCheckSeverity.WARN else "FAILED"
+        name = f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
+        meta = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
+        detail = meta.get("summary") or meta.get("reason") or ""
+        lines.append(f"check {name} {level}: {detail}".rstrip(": "))
+        if "failing_examples" in meta:
+            lines.append("  " + str(meta["failing_examples"]).replace("\n", "\n  "))
+    return lines
+
+
+def _failure_lines(result) -> list[str]:
+    lines = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            message = error.cause.message if error and error.cause else error.message
+            lines.append(f"FAILED {event.step_key}: {message.strip()}")
+    return lines
+
+
 def summarize(
     result,
     config: ProjectConfig,
@@ -272,7 +332,7 @@ def summarize(
     """The run's outcome in a few lines. ``failed``: its failed step keys. ``resumed``:
     the runs it re-executes, nearest first; a step it did not re-run is reported with
     what the run that did it stored."""
-    status = "success" if result.success else "challenger refused" if refused else "FAILED"
+    status = "challenger refused" if refused else "success" if result.success else "FAILED"
     lines = [f"run {result.run_id}: {status}"]
     if resumed:
         lines.append(
@@ -280,61 +340,18 @@ def summarize(
             " are the ones it stored"
         )
 
-    def _value(key: str):
+    def value(key: str):
         return _stored_value(result, config, key, failed, resumed)
 
-    splits = _value("splits")
+    splits = value("splits")
     if splits is not None:
         lines.append(f"data version {splits.data_version}  split sizes {splits.sizes()}")
-    for spec in config.candidates:
-        evaluation = _value(f"evaluation_{spec.name}")
-        if evaluation is None:
-            steps = {f"candidate_{spec.name}", f"evaluation_{spec.name}"}
-            why = "see the failure below" if steps & failed else "not part of this run"
-            lines.append(f"  {spec.name:<12} not evaluated ({why})")
-            continue
-        v, t = evaluation.validation, evaluation.test
-        lines.append(
-            f"  {spec.name:<12} val acc {v.accuracy:.4f} macro F1 {v.macro_f1:.4f} | "
-            f"test acc {t.accuracy:.4f} macro F1 {t.macro_f1:.4f}"
-        )
-    challenger = _value("challenger")
-    champion = _value("champion")
-    if challenger is not None:
-        lines.append(
-            f"challenger {challenger.evaluation.ref.name}: {challenger.decision.summary()}"
-        )
-    if challenger is not None and not challenger.decision.passed:
-        for gate in challenger.decision.failed_gates():
-            lines.append(f"  gate {gate.name} FAILED: {gate.reason}")
-    if champion is not None and champion.action == "not promoted":
-        c = champion.champion
-        lines.append(f"champion unchanged: {c.model_hash[:12] if c else 'none deployed yet'}")
-    elif champion is not None:
-        c = champion.champion
-        lines.append(f"champion ({champion.action}): {c.name} {c.model_hash[:12]}")
-    elif challenger is not None:
-        current = challenger.decision.champion_hash
-        lines.append(f"champion unchanged: {current[:12] if current else 'none deployed yet'}")
-    report = _value("status_report")
+    lines += _candidate_lines(config, value, failed)
+    lines += _decision_lines(value("challenger"), value("champion"))
+    report = value("status_report")
     if report is not None:
         lines.append(f"report: {report.path}")
-    for evaluation in result.get_asset_check_evaluations():
-        if evaluation.passed or evaluation.asset_key == dg.AssetKey("challenger"):
-            continue  # the policy's gates are listed above
-        level = "WARNING" if evaluation.severity == dg.AssetCheckSeverity.WARN else "FAILED"
-        name = f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
-        meta = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
-        detail = meta.get("summary") or meta.get("reason") or ""
-        lines.append(f"check {name} {level}: {detail}".rstrip(": "))
-        if "failing_examples" in meta:
-            lines.append("  " + str(meta["failing_examples"]).replace("\n", "\n  "))
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            message = error.cause.message if error and error.cause else error.message
-            lines.append(f"FAILED {event.step_key}: {message.strip()}")
-    return lines
+    return lines + _check_lines(result) + _failure_lines(result)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,8 @@ import time
 import dagster as dg
 
 from assets.resources import MllifeProject
-from mllife.monitoring import latest_dataset_drift
-from mllife.versioning import current_data_version
+from mllife.monitoring.batch import latest_dataset_drift
+from mllife.storage.dvc import current_data_version
 
 
 def build_new_data_sensor(job) -> dg.SensorDefinition:

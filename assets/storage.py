@@ -10,7 +10,7 @@ that asset's latest materialization.
 Each pickle is signed (HMAC-SHA256, key in ``.mllife/storage.key``, never in git) and
 its signature checked before it is unpickled, so a file swapped into the storage
 folder is refused rather than run. Model artifacts themselves are loaded through
-``mllife.registry``, which checks their hashes against the store.
+``mllife.models.registry``, which checks their hashes against the store.
 """
 
 import pickle
@@ -19,9 +19,10 @@ from pathlib import Path
 import dagster as dg
 
 from mllife._errors import ArtifactError
-from mllife._files import write_atomically
-from mllife._signing import sign, unsign
-from mllife.config import ProjectConfig
+from mllife.config.project import ProjectConfig
+from mllife.storage.files import write_atomically
+from mllife.storage.pickles import loads as legacy_loads
+from mllife.storage.signing import sign, unsign
 
 
 def for_project(config: ProjectConfig) -> "RunScopedIOManager":
@@ -51,7 +52,7 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         payload = unsign(
             path.read_bytes(), key_path=Path(self.key_path), what=f"stored step output {path}"
         )
-        return pickle.loads(payload)
+        return legacy_loads(payload)  # pickles of the old layout load too
 
     def load_input(self, context: dg.InputContext):
         key = context.asset_key

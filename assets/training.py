@@ -4,9 +4,9 @@ import dagster as dg
 
 from assets._metadata import frame_md
 from assets.resources import MllifeProject
-from mllife.config import CandidateConfig
-from mllife.split import SplitSet
-from mllife.training import TrainedCandidate, train_candidate
+from mllife.config.project import CandidateConfig
+from mllife.data.split import SplitSet
+from mllife.models.training import TrainedCandidate, train_candidate
 
 
 def trials_frame(trained: TrainedCandidate):

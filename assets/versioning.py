@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.resources import MllifeProject
-from mllife.artifacts import TrackResult, track_artifacts
+from mllife.storage.artifacts import TrackResult, track_artifacts
 
 
 @dg.asset(

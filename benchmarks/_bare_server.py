@@ -15,10 +15,9 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mllife.config import load_config
-from mllife.deployment import champion_ref
-from mllife.registry import load_model
-from mllife.store import Store
+from mllife.config.project import load_config
+from mllife.models.registry import champion_ref, load_model
+from mllife.storage.store import Store
 
 
 def main() -> None:

@@ -20,10 +20,10 @@ import numpy as np
 import polars as pl
 
 from benchmarks._measure import in_exact_rss_child, peak_extra_bytes
-from mllife.config import load_config
-from mllife.datasets import clean, clean_contract, make_splits, raw_contract, read_raw
-from mllife.default_data import encode_gray_png
-from mllife.store import Store
+from mllife.config.project import load_config
+from mllife.data.defaults import encode_gray_png
+from mllife.data.stage import clean, clean_contract, make_splits, raw_contract, read_raw
+from mllife.storage.store import Store
 
 TABLE_CONFIG = """
 [data]

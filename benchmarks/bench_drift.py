@@ -25,7 +25,7 @@ import polars as pl
 from scipy import stats
 
 from benchmarks._measure import best_of, in_exact_rss_child, peak_extra_bytes
-from mllife._drift import drift
+from mllife.monitoring.drift import drift
 
 EVIDENTLY_SCRIPT = """
 import sys, time, pandas as pd

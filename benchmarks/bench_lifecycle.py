@@ -164,7 +164,7 @@ def main() -> None:
     os.environ["DAGSTER_HOME"] = str(workdir / ".mllife" / "dagster")
     import dagster as dg
 
-    from mllife.store import Store
+    from mllife.storage.store import Store
 
     instance = dg.DagsterInstance.get()
     run = instance.get_runs(limit=1)[0]

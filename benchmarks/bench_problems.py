@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mllife.config import CandidateConfig, load_config
-from mllife.default_data import write_digits
-from mllife.features import ImagePreprocessor
+from mllife.config.project import CandidateConfig, load_config
+from mllife.data.defaults import write_digits
 from mllife.models import build_model
-from mllife.problems import ProblemRegistry
-from mllife.registry import save_model
-from mllife.store import Store
+from mllife.models.registry import save_model
+from mllife.preprocess.images import ImagePreprocessor
+from mllife.problems.registry import ProblemRegistry
+from mllife.storage.store import Store
 
 CLASSES = [str(i) for i in range(10)]
 

@@ -169,7 +169,7 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="bench-serve-")) / "project"
     project = table_project(root)
-    from mllife.keys import create_key
+    from mllife.serve.keys import create_key
 
     key = create_key(project["store"], "bench")
     config = project["config"].path

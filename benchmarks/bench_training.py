@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from mllife.config import CandidateConfig
-from mllife.default_data import write_digits
-from mllife.features import ImagePreprocessor
+from mllife.config.project import CandidateConfig
+from mllife.data.defaults import write_digits
 from mllife.models import build_model
 from mllife.models.torch_model import ARCHITECTURES
+from mllife.preprocess.images import ImagePreprocessor
 
 
 def load(tile: int):

@@ -32,8 +32,8 @@ __version__ = "0.1.0"
 # Heavy modules (scipy, duckdb, polars) load on first use, so `mllife --help` and the
 # CLI start fast.
 _LAZY = {
-    "ProjectConfig": "mllife.config",
-    "load_config": "mllife.config",
+    "ProjectConfig": "mllife.config.project",
+    "load_config": "mllife.config.project",
     "Agreement": "mllife.metrics",
     "Comparison": "mllife.metrics",
     "EvaluationReport": "mllife.metrics",
@@ -41,17 +41,16 @@ _LAZY = {
     "compare": "mllife.metrics",
     "evaluate": "mllife.metrics",
     "mcnemar_test": "mllife.metrics",
-    "Decision": "mllife.policy",
-    "Gate": "mllife.policy",
-    "decide": "mllife.policy",
-    "Store": "mllife.store",
-    "DriftReport": "mllife._drift",
-    "drift": "mllife._drift",
+    "Decision": "mllife.promotion.policy",
+    "Gate": "mllife.promotion.policy",
+    "decide": "mllife.promotion.policy",
+    "Store": "mllife.storage.store",
+    "DriftReport": "mllife.monitoring.drift",
+    "drift": "mllife.monitoring.drift",
 }
 
 if TYPE_CHECKING:
-    from mllife._drift import DriftReport, drift
-    from mllife.config import ProjectConfig, load_config
+    from mllife.config.project import ProjectConfig, load_config
     from mllife.metrics import (
         Agreement,
         Comparison,
@@ -61,8 +60,9 @@ if TYPE_CHECKING:
         evaluate,
         mcnemar_test,
     )
-    from mllife.policy import Decision, Gate, decide
-    from mllife.store import Store
+    from mllife.monitoring.drift import DriftReport, drift
+    from mllife.promotion.policy import Decision, Gate, decide
+    from mllife.storage.store import Store
 
 
 def __getattr__(name: str):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from mllife.default_data import write_digits
+from mllife.data.defaults import write_digits
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ class RecordedModels:
     def __init__(self, config, store, digits: Path, *, stride: int = 7) -> None:
         import numpy as np
 
-        from mllife.features import ImagePreprocessor
+        from mllife.preprocess.images import ImagePreprocessor
 
         self.config, self.store = config, store
         files = sorted(digits.rglob("*.png"))[::stride]
@@ -71,9 +71,9 @@ class RecordedModels:
         self.x = self.pre.fit_transform(files)
 
     def new(self, c: float):
-        from mllife.config import CandidateConfig
+        from mllife.config.project import CandidateConfig
         from mllife.models import build_model
-        from mllife.registry import save_model
+        from mllife.models.registry import save_model
 
         spec = CandidateConfig(
             name=f"m{self.store.models().height}",

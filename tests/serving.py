@@ -40,15 +40,15 @@ def table_project(root: Path, *, serving: str = "") -> dict:
     second recorded model (C=0.01) for rollout and switching tests."""
     import polars as pl
 
-    from mllife.config import CandidateConfig, load_config
-    from mllife.datasets import raw_contract, read_raw
-    from mllife.default_data import write_breast_cancer
-    from mllife.deployment import promote_model
+    from mllife.config.project import CandidateConfig, load_config
+    from mllife.data.defaults import write_breast_cancer
+    from mllife.data.stage import raw_contract, read_raw
     from mllife.models import build_model
-    from mllife.registry import save_model
+    from mllife.models.registry import save_model
+    from mllife.preprocess.tables import TablePreprocessor
+    from mllife.promotion.deploy import promote_model
     from mllife.serve import feature_contract
-    from mllife.store import Store
-    from mllife.table_features import TablePreprocessor
+    from mllife.storage.store import Store
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "mllife.toml").write_text(TABLE_CONFIG.format(serving=serving))

@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from mllife import DataError
-from mllife.annotations import human_agreement, read_annotations
+from mllife.data.annotations import human_agreement, read_annotations
 
 
 def frame(rows):

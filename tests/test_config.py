@@ -22,15 +22,15 @@ def test_minimal_config_gets_defaults(tmp_path):
     assert config.data_path == (tmp_path / "data" / "digits").resolve()
     assert config.store_path == (tmp_path / ".mllife" / "store.duckdb").resolve()
     # logreg already uses LogisticRegression, so only the majority baseline is added
-    assert [c.name for c in config.candidates] == ["logreg", "baseline_majority"]
+    assert [c.name for c in config.models_to_train] == ["logreg", "baseline_majority"]
 
 
 def test_repository_config_is_valid():
     from tests.conftest import REPO
 
     config = load_config(REPO / "mllife.toml")
-    assert [c.name for c in config.candidates] == ["logreg", "cnn", "baseline_majority"]
-    assert config.candidates[1].search.method == "random"
+    assert [c.name for c in config.models_to_train] == ["logreg", "cnn", "baseline_majority"]
+    assert config.models_to_train[1].search.method == "random"
 
 
 def test_unknown_key_names_key_and_file(tmp_path):
@@ -82,10 +82,14 @@ def test_missing_file(tmp_path):
 def test_baselines_can_be_chosen_or_turned_off(tmp_path):
     net = '[[candidates]]\nname = "net"\nkind = "torch"\narchitecture = "mlp"\n'
     config = load_config(write(tmp_path, net))
-    assert [c.name for c in config.candidates] == ["net", "baseline_majority", "baseline_logreg"]
-    assert all(c.baseline for c in config.candidates[1:])
+    assert [c.name for c in config.models_to_train] == [
+        "net",
+        "baseline_majority",
+        "baseline_logreg",
+    ]
+    assert all(c.baseline for c in config.models_to_train[1:])
     config = load_config(write(tmp_path, net + "[training]\nbaselines = []\n"))
-    assert [c.name for c in config.candidates] == ["net"]
+    assert [c.name for c in config.models_to_train] == ["net"]
     with pytest.raises(ConfigError, match="training.baselines"):
         load_config(write(tmp_path, net + "[training]\nbaselines = ['forest']\n"))
 

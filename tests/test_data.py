@@ -3,8 +3,8 @@ import shutil
 import pytest
 
 from mllife import DataError
-from mllife.contracts import check_contract, clean_image_schema, raw_image_schema
-from mllife.data import clean_images, infer_classes, scan_image_folder
+from mllife.data.contracts import check_contract, clean_image_schema, raw_image_schema
+from mllife.data.images import clean_images, infer_classes, scan_image_folder
 
 CLASSES = tuple(str(i) for i in range(10))
 

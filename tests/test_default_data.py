@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from mllife.default_data import _digits, encode_gray_png, write_digits
-from mllife.versioning import directory_version, pinned_version
+from mllife.data.defaults import _digits, encode_gray_png, write_digits
+from mllife.storage.dvc import directory_version, pinned_version
 from tests.conftest import REPO
 
 
@@ -71,7 +71,7 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
             raise OSError("disk full")
         return real(pixels)
 
-    monkeypatch.setattr("mllife.default_data.encode_gray_png", failing)
+    monkeypatch.setattr("mllife.data.defaults.encode_gray_png", failing)
     with pytest.raises(OSError, match="disk full"):
         write_digits(tmp_path / "digits")
     assert list(tmp_path.iterdir()) == []

@@ -9,10 +9,10 @@ import pytest
 
 from assets.definitions import build_definitions
 from assets.resources import MllifeProject
-from mllife._drift import drift
-from mllife.config import load_config
-from mllife.monitoring import BatchDrift, record_drift
-from mllife.store import Store
+from mllife.config.project import load_config
+from mllife.monitoring.batch import BatchDrift, record_drift
+from mllife.monitoring.drift import drift
+from mllife.storage.store import Store
 from tests.conftest import make_project
 
 

@@ -5,10 +5,9 @@ import pytest
 
 from assets.run import run_lifecycle
 from mllife._errors import MllifeError
-from mllife.config import load_config
-from mllife.deployment import champion_ref
-from mllife.registry import load_model
-from mllife.store import Store
+from mllife.config.project import load_config
+from mllife.models.registry import champion_ref, load_model
+from mllife.storage.store import Store
 from tests.conftest import make_project
 
 
@@ -331,7 +330,7 @@ def test_new_data_sensor_requests_one_run_per_data_version(first_run, tmp_path, 
 
 
 def test_known_problems_are_scored_for_every_version_with_history(first_run):
-    from mllife.problems import ProblemRegistry
+    from mllife.problems.registry import ProblemRegistry
 
     config_path, outcome = first_run
     config = load_config(config_path)
@@ -350,7 +349,7 @@ def test_monitor_job_flags_drift_in_data_that_arrived_after_the_champion(tmp_pat
     import numpy as np
     from PIL import Image
 
-    from mllife.default_data import encode_gray_png
+    from mllife.data.defaults import encode_gray_png
 
     config_path = make_project(tmp_path / "p", digits_folder)
     outcome = run_lifecycle(config_path, log_level="WARNING")

@@ -10,9 +10,9 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
-from mllife._drift import drift
-from mllife.monitoring import BatchDrift, Staleness
-from mllife.monitoring_section import monitoring_section
+from mllife.monitoring.batch import BatchDrift, Staleness
+from mllife.monitoring.drift import drift
+from mllife.reporting.monitoring_section import monitoring_section
 
 
 def _frame(shift: float, seed: int) -> pl.DataFrame:

@@ -1,8 +1,8 @@
 import pytest
 
 from mllife import ConfigError, agreement, compare, decide, evaluate
-from mllife.config import PromotionConfig
-from mllife.policy import gate_names
+from mllife.config.project import PromotionConfig
+from mllife.promotion.policy import gate_names
 
 Y = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
 CHAMPION = [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]  # 8/10

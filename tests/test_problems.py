@@ -3,10 +3,10 @@ import shutil
 import pytest
 
 from mllife import ProblemError
-from mllife.config import load_config
-from mllife.default_problems import write_digit_problems
-from mllife.problems import ProblemRegistry
-from mllife.store import Store
+from mllife.config.project import load_config
+from mllife.problems.defaults import write_digit_problems
+from mllife.problems.registry import ProblemRegistry
+from mllife.storage.store import Store
 from tests.conftest import REPO, RecordedModels
 
 CLASSES = [str(i) for i in range(10)]

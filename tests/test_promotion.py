@@ -6,9 +6,9 @@ import sys
 import pytest
 
 from mllife import PromotionError
-from mllife.config import load_config
-from mllife.deployment import promote_model, rollback
-from mllife.store import Store
+from mllife.config.project import load_config
+from mllife.promotion.deploy import promote_model, rollback
+from mllife.storage.store import Store
 from tests.conftest import RecordedModels
 
 CONFIG = (
@@ -75,8 +75,8 @@ def test_a_kill_at_any_step_leaves_the_old_champion_intact(project, point):
     config, store, (a, b, _) = project
     promote_model(a, config=config, store=store, reason="one")
     code = (
-        "from mllife.config import load_config; from mllife.store import Store;"
-        "from mllife.deployment import promote_model;"
+        "from mllife.config.project import load_config; from mllife.storage.store import Store;"
+        "from mllife.promotion.deploy import promote_model;"
         f"c = load_config({str(config.path)!r});"
         f"promote_model({b!r}, config=c, store=Store(c.store_path), reason='crash')"
     )

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 from mllife import ArtifactError
-from mllife.config import CandidateConfig
-from mllife.features import ImagePreprocessor
+from mllife.config.project import CandidateConfig
 from mllife.models import build_model
-from mllife.registry import load_model, save_model
-from mllife.store import Store
+from mllife.models.registry import load_model, save_model
+from mllife.preprocess.images import ImagePreprocessor
+from mllife.storage.store import Store
 
 
 def _images(digits_folder, n=200):

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from mllife import TrainingError
-from mllife.config import CandidateConfig, SearchConfig
-from mllife.features import ImagePreprocessor
+from mllife.config.project import CandidateConfig, SearchConfig
 from mllife.models import build_model
-from mllife.search import run_search, trial_params
+from mllife.models.search import run_search, trial_params
+from mllife.preprocess.images import ImagePreprocessor
 
 
 def spec(**kwargs):

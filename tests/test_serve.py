@@ -13,8 +13,13 @@ import polars as pl
 import pytest
 
 from mllife._errors import DataError
-from mllife.keys import create_key, revoke_key
-from mllife.served import ingest_segments, served_quality, shadow_comparison, traffic_summary
+from mllife.monitoring.traffic import (
+    ingest_segments,
+    served_quality,
+    shadow_comparison,
+    traffic_summary,
+)
+from mllife.serve.keys import create_key, revoke_key
 from tests.serving import ServerProcess, table_project
 
 
@@ -51,7 +56,7 @@ def test_predicts_single_rows_and_batches_with_the_champion(served):
     assert status == 200 and len(body["predictions"]) == 64
     labels = [p["label"] for p in body["predictions"]]
     # the same model, loaded here, predicts the same (the server uses its own preprocessing)
-    from mllife.registry import ModelRef, load_model
+    from mllife.models.registry import ModelRef, load_model
 
     config, store = served["config"], served["store"]
     model = load_model(
@@ -194,7 +199,7 @@ def test_feedback_is_validated_and_accuracy_on_served_data_is_measured(tmp_path)
 
 
 def test_champion_switches_without_dropping_requests(tmp_path):
-    from mllife.deployment import promote_model, rollback
+    from mllife.promotion.deploy import promote_model, rollback
 
     project = table_project(tmp_path / "p")
     config, store, hashes = project["config"], project["store"], project["hashes"]
@@ -244,7 +249,7 @@ def test_shadow_rollout_logs_the_challenger_without_returning_it(tmp_path):
         assert health["challenger"] == challenger and health["rollout"] == "shadow"
         status, body = server.request("POST", "/predict", {"rows": project["rows"][:50]}, key=key)
         assert status == 200 and body["model"] == "logreg"  # the champion answers
-    from mllife.config import load_config
+    from mllife.config.project import load_config
 
     config = load_config(config_path)
     ingest_segments(config, project["store"])
@@ -286,9 +291,9 @@ def test_canary_share_is_sticky_per_key(tmp_path):
 
 
 def test_images_as_base64_or_upload_and_hostile_images(tmp_path, digits_folder):
-    from mllife.config import load_config
-    from mllife.deployment import promote_model
-    from mllife.store import Store
+    from mllife.config.project import load_config
+    from mllife.promotion.deploy import promote_model
+    from mllife.storage.store import Store
     from tests.conftest import RecordedModels, make_project
 
     config = load_config(make_project(tmp_path / "img", digits_folder))
@@ -363,7 +368,7 @@ def test_segments_of_the_earlier_per_input_layout_still_ingest(tmp_path):
     per input, features as JSON) is still read, and hashed as before."""
     from datetime import datetime
 
-    from mllife.serve._log import PREDICTION_SCHEMA
+    from mllife.monitoring.log_format import PREDICTION_SCHEMA
 
     project = table_project(tmp_path / "p")
     config, store = project["config"], project["store"]

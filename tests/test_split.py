@@ -2,8 +2,8 @@ import hashlib
 
 import polars as pl
 
-from mllife.config import SplitConfig
-from mllife.split import assign_splits, leaking_keys, split_version
+from mllife.config.project import SplitConfig
+from mllife.data.split import assign_splits, leaking_keys, split_version
 
 
 def frame(n, offset=0, classes=3):

@@ -5,7 +5,7 @@ import duckdb
 import pytest
 
 from mllife import StoreError, StoreLockedError
-from mllife.store import MIGRATIONS, Store
+from mllife.storage.store import MIGRATIONS, Store
 
 
 def test_migrations_apply_once_and_record_their_version(tmp_path):

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mllife._errors import DataError
-from mllife.column_batch import ColumnBatch
-from mllife.config import ColumnConfig
+from mllife.config.project import ColumnConfig
+from mllife.preprocess.column_batch import ColumnBatch
+from mllife.preprocess.tables import TablePreprocessor
 from mllife.serve._inputs import InputError, RowContract
-from mllife.table_features import TablePreprocessor
 
 COLUMNS = {
     "size": ColumnConfig(dtype="float"),

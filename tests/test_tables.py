@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 
 from mllife import DataError
-from mllife.config import load_config
-from mllife.datasets import clean, clean_contract, raw_contract, read_raw
-from mllife.default_data import write_breast_cancer
-from mllife.table_features import TablePreprocessor
+from mllife.config.project import load_config
+from mllife.data.defaults import write_breast_cancer
+from mllife.data.stage import clean, clean_contract, raw_contract, read_raw
+from mllife.preprocess.tables import TablePreprocessor
 
 CONFIG = """
 [data]
@@ -167,7 +167,7 @@ def test_table_preprocessor_imputes_scales_one_hot_and_round_trips():
             "t": ["red fox", "lazy dog", "red dog", None],
         }
     )
-    from mllife.config import ColumnConfig
+    from mllife.config.project import ColumnConfig
 
     pre = TablePreprocessor(
         columns={

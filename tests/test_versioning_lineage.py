@@ -8,9 +8,9 @@ import pytest
 
 from assets.run import run_lifecycle
 from mllife.cli import main as cli
-from mllife.config import load_config
-from mllife.deployment import champion_ref
-from mllife.store import Store
+from mllife.config.project import load_config
+from mllife.models.registry import champion_ref
+from mllife.storage.store import Store
 from tests.conftest import make_project
 
 
@@ -78,7 +78,7 @@ def test_checkout_restores_a_deleted_model_and_refuses_a_tampered_copy(dvc_runs,
     assert path.read_bytes() == original
     path.write_bytes(original + b"tampered")
     from mllife._errors import ArtifactError
-    from mllife.registry import load_model
+    from mllife.models.registry import load_model
 
     with pytest.raises(ArtifactError, match="changed or corrupted"):
         load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
@@ -125,7 +125,7 @@ def test_push_pull_to_a_local_remote_and_a_broken_remote_fails_clearly(dvc_runs,
     assert cli(["--config", str(config.path), "checkout", ref.model_hash]) == 0
     assert ref.path(config.artifacts_dir).is_file()
     from mllife._errors import VersioningError
-    from mllife.artifacts import push, track_artifacts
+    from mllife.storage.artifacts import push, track_artifacts
 
     with pytest.raises(VersioningError, match="dvc push"):
         push(config, remote="nope-not-configured")
@@ -151,6 +151,6 @@ def test_data_add_versions_new_images_and_refuses_bad_ones(dvc_runs, tmp_path, d
     assert cli(["--config", str(config.path), "data", "add", str(tmp_path / "incoming")]) == 0
     assert (config.data_path / "3" / "new.png").is_file()
     assert (config.root / "data.dvc").read_text() != before
-    from mllife.versioning import current_data_version, pinned_version
+    from mllife.storage.dvc import current_data_version, pinned_version
 
     assert current_data_version(config) == pinned_version(config.root / "data.dvc").md5

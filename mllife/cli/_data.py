@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mllife.config import load_config
+from mllife.config.project import load_config
 
 
 def register(sub) -> None:
@@ -36,8 +36,8 @@ def register(sub) -> None:
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
-    from mllife.lineage import lineage
-    from mllife.store import Store
+    from mllife.promotion.lineage import lineage
+    from mllife.storage.store import Store
 
     config = load_config(args.config)
     print("\n".join(lineage(Store(config.store_path), args.model).lines(
@@ -47,8 +47,8 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_checkout(args: argparse.Namespace) -> int:
-    from mllife.artifacts import checkout_model
-    from mllife.store import Store
+    from mllife.models.checkout import checkout_model
+    from mllife.storage.store import Store
 
     config = load_config(args.config)
     ref = checkout_model(config, Store(config.store_path), args.model, remote=args.remote)
@@ -57,7 +57,7 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
 
 def cmd_push_pull(args: argparse.Namespace) -> int:
-    from mllife import artifacts
+    from mllife.storage import artifacts
 
     config = load_config(args.config)
     action = artifacts.push if args.command == "push" else artifacts.pull
@@ -67,7 +67,7 @@ def cmd_push_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_data_add(args: argparse.Namespace) -> int:
-    from mllife.data_add import add_data
+    from mllife.data.add import add_data
 
     config = load_config(args.config)
     result = add_data(config, [Path(p) for p in args.paths], new_classes=args.new_class)
@@ -76,7 +76,7 @@ def cmd_data_add(args: argparse.Namespace) -> int:
 
 
 def cmd_data_init(args: argparse.Namespace) -> int:
-    from mllife.default_data import ensure_data
+    from mllife.data.defaults import ensure_data
 
     config = load_config(args.config)
     if config.data_path.exists():

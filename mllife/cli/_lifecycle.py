@@ -9,7 +9,7 @@ import subprocess
 import sys
 from datetime import datetime
 
-from mllife.config import load_config
+from mllife.config.project import load_config
 
 
 def register(sub) -> None:
@@ -99,7 +99,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from mllife.store import Store
+    from mllife.storage.store import Store
 
     config = load_config(args.config)
     store = Store(config.store_path)
@@ -164,8 +164,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from mllife.deployment import promote_model
-    from mllife.store import Store
+    from mllife.promotion.deploy import promote_model
+    from mllife.storage.store import Store
 
     config = load_config(args.config)
     done = promote_model(
@@ -179,8 +179,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from mllife.deployment import rollback
-    from mllife.store import Store
+    from mllife.promotion.deploy import rollback
+    from mllife.storage.store import Store
 
     config = load_config(args.config)
     done = rollback(config=config, store=Store(config.store_path), reason=args.reason, to=args.to)

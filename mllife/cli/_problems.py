@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mllife.config import load_config
+from mllife.config.project import load_config
 
 
 def register(sub) -> None:
@@ -60,18 +60,18 @@ def _known_classes(config) -> list[str]:
     if config.data.classes:
         return list(config.data.classes)
     if config.data.kind == "images":
-        from mllife.data import infer_classes
+        from mllife.data.images import infer_classes
 
         return list(infer_classes(config.data_path))
-    from mllife.tables import read_table
+    from mllife.data.tables import read_table
 
     table = read_table(config.data_path)
     return sorted(table[config.data.target].cast(str).drop_nulls().unique().to_list())
 
 
 def _registry(args: argparse.Namespace):
-    from mllife.problems import ProblemRegistry
-    from mllife.store import Store
+    from mllife.problems.registry import ProblemRegistry
+    from mllife.storage.store import Store
 
     config = load_config(args.config)
     return config, ProblemRegistry(config, Store(config.store_path))
@@ -105,7 +105,7 @@ def cmd_problems(args: argparse.Namespace) -> int:
             return 0
         _show(history.with_columns(history["model_hash"].str.slice(0, 12)))
         if args.chart:
-            from mllife.plots import problem_history_png
+            from mllife.reporting.plots import problem_history_png
 
             chart = problem_history_png(history)
             if chart is None:

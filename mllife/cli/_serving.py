@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mllife.config import load_config
+from mllife.config.project import load_config
 
 
 def register(sub) -> None:
@@ -42,8 +42,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from mllife import keys
-    from mllife.store import Store
+    from mllife.serve import keys
+    from mllife.storage.store import Store
 
     store = Store(load_config(args.config).store_path)
     if args.keys_command == "create":

@@ -16,6 +16,7 @@ from mllife.metrics._classification import (
     count_metrics,
     per_class_from_confusion,
 )
+from mllife.metrics._plot import figure, to_png
 from mllife.metrics._validation import check_proba, encode_labels
 
 __all__ = ["ClassBias", "ClassMetrics", "ConfusionPair", "EvaluationReport", "evaluate"]
@@ -57,8 +58,6 @@ class ClassMetrics:
     recall: float
     f1: float
     support: float
-    #: share of this class predicted correctly: the confusion matrix's diagonal (= recall)
-    accuracy: float
 
 
 @dataclass(frozen=True)
@@ -196,8 +195,6 @@ class EvaluationReport(_PicklableProxies):
 
     def plot_confusion(self, *, title: str = "Confusion matrix") -> bytes:
         """A PNG heat map of the row-normalised confusion matrix, with counts."""
-        from mllife.plots import figure, to_png
-
         cm = self.confusion
         rows = cm.sum(axis=1, keepdims=True)
         share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows != 0)
@@ -263,6 +260,60 @@ def _class_bias(cm: np.ndarray, labels: np.ndarray, max_pairs: int) -> tuple[tup
     return tuple(bias), tuple(pairs)
 
 
+def _per_class(cm: np.ndarray, labels) -> tuple[ClassMetrics, ...]:
+    stats = per_class_from_confusion(cm)
+    return tuple(
+        ClassMetrics(
+            label=_plain(label),
+            precision=float(stats["precision"][i]),
+            recall=float(stats["recall"][i]),
+            f1=float(stats["f1"][i]),
+            support=float(stats["support"][i]),
+        )
+        for i, label in enumerate(labels)
+    )
+
+
+def _intervals(cm, enc, n_bootstrap: int, confidence: float, random_state: int):
+    """Bootstrap intervals of accuracy and macro F1, resampling confusion cells."""
+    if not n_bootstrap:
+        return {}
+    k = len(enc.labels)
+    rng = np.random.default_rng(random_state)
+    if enc.weight is None:
+        replicates = resample_cells(cm, n_bootstrap, rng)
+    else:
+        replicates = resample_weighted_cells(
+            enc.true.astype(np.int64) * k + enc.pred, enc.weight, k * k, n_bootstrap, rng
+        ).reshape(n_bootstrap, k, k)
+    accuracy, macro_f1 = batched_accuracy_and_macro_f1(replicates)
+    return {
+        "accuracy": percentile_interval(accuracy, confidence),
+        "macro_f1": percentile_interval(macro_f1, confidence),
+    }
+
+
+def _probability_metrics(enc, proba, metrics: dict[str, float]):
+    """ROC AUC, log loss, Brier, calibration and top-k accuracy from ``proba``, added to
+    ``metrics``; returns (AUC per class, top-k accuracies)."""
+    k = len(enc.labels)
+    p = check_proba(proba, n_rows=len(enc.true), n_labels=k)
+    auc_per_class = prob.roc_auc_per_class(enc.true, p, enc.weight)
+    if k == 2:
+        metrics["roc_auc"] = float(auc_per_class[1])
+    elif not np.isnan(auc_per_class).all():
+        metrics["roc_auc"] = float(np.nanmean(auc_per_class))
+    metrics["log_loss"] = prob.log_loss(enc.true, p, enc.weight)
+    metrics["brier_score"] = prob.brier_score_loss(enc.true, p, enc.weight)
+    metrics["expected_calibration_error"] = prob.expected_calibration_error(enc.true, p, enc.weight)
+    top_k: dict[int, float] = {}
+    for top in (2, 3, 5):
+        if top < k:
+            top_k[top] = prob.top_k_accuracy(enc.true, p, top, enc.weight)
+            metrics[f"top_{top}_accuracy"] = top_k[top]
+    return auc_per_class, top_k
+
+
 def evaluate(
     y_true: Any,
     y_pred: Any,
@@ -312,61 +363,19 @@ def evaluate(
         present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
         cm = cm[present][:, present]
         enc = enc.compress(present)
-    k = len(enc.labels)
     metrics = count_metrics(cm)
-    stats = per_class_from_confusion(cm)
-    per_class = tuple(
-        ClassMetrics(
-            label=_plain(label),
-            precision=float(stats["precision"][i]),
-            recall=float(stats["recall"][i]),
-            f1=float(stats["f1"][i]),
-            support=float(stats["support"][i]),
-            accuracy=float(stats["recall"][i]),
-        )
-        for i, label in enumerate(enc.labels)
-    )
     bias, pairs = _class_bias(cm, enc.labels, max_bias_pairs)
-
-    intervals: dict[str, tuple[float, float]] = {}
-    if n_bootstrap:
-        rng = np.random.default_rng(random_state)
-        if enc.weight is None:
-            replicates = resample_cells(cm, n_bootstrap, rng)
-        else:
-            replicates = resample_weighted_cells(
-                enc.true.astype(np.int64) * k + enc.pred, enc.weight, k * k, n_bootstrap, rng
-            ).reshape(n_bootstrap, k, k)
-        accuracy, macro_f1 = batched_accuracy_and_macro_f1(replicates)
-        intervals["accuracy"] = percentile_interval(accuracy, confidence)
-        intervals["macro_f1"] = percentile_interval(macro_f1, confidence)
-
-    auc_per_class = None
-    top_k: dict[int, float] = {}
+    intervals = _intervals(cm, enc, n_bootstrap, confidence, random_state)
+    auc_per_class, top_k = None, {}
     if proba is not None:
-        p = check_proba(proba, n_rows=len(enc.true), n_labels=k)
-        auc_per_class = prob.roc_auc_per_class(enc.true, p, enc.weight)
-        if k == 2:
-            metrics["roc_auc"] = float(auc_per_class[1])
-        elif not np.isnan(auc_per_class).all():
-            metrics["roc_auc"] = float(np.nanmean(auc_per_class))
-        metrics["log_loss"] = prob.log_loss(enc.true, p, enc.weight)
-        metrics["brier_score"] = prob.brier_score_loss(enc.true, p, enc.weight)
-        metrics["expected_calibration_error"] = prob.expected_calibration_error(
-            enc.true, p, enc.weight
-        )
-        for top in (2, 3, 5):
-            if top < k:
-                top_k[top] = prob.top_k_accuracy(enc.true, p, top, enc.weight)
-                metrics[f"top_{top}_accuracy"] = top_k[top]
-
+        auc_per_class, top_k = _probability_metrics(enc, proba, metrics)
     return EvaluationReport(
         labels=tuple(_plain(x) for x in enc.labels),
         n_samples=len(enc.true),
         total_weight=float(cm.sum()),
         confusion=_frozen(cm),
         metrics=MappingProxyType(metrics),
-        per_class=per_class,
+        per_class=_per_class(cm, enc.labels),
         class_bias=bias,
         asymmetric_pairs=pairs,
         intervals=MappingProxyType(intervals),

@@ -1,10 +1,11 @@
-"""Candidate models behind one interface (see :class:`mllife.models.base.Model`)."""
+"""Models: one interface for scikit-learn and torch candidates (see :class:`Model`),
+hyperparameter search, training, the content-addressed registry and DVC checkout."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mllife.config import CandidateConfig
+from mllife.config.project import CandidateConfig
 from mllife.models.base import FitResult, Model
 from mllife.models.sklearn_model import SklearnModel
 from mllife.models.torch_model import TorchModel

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mllife.features import ImagePreprocessor
-from mllife.table_features import TablePreprocessor
+from mllife.preprocess.images import ImagePreprocessor, preprocessor_from_state
+from mllife.preprocess.tables import TablePreprocessor
 
 __all__ = ["FitResult", "Model", "ProgressLog"]
 
@@ -46,6 +46,16 @@ class Model(ABC):
         self.classes = [str(c) for c in classes]
         self.preprocessor = preprocessor
         self.params = dict(params)
+
+    @staticmethod
+    def saved_fields(payload: dict[str, Any]) -> dict[str, Any]:
+        """The constructor arguments every artifact format stores the same way."""
+        return {
+            "name": payload["name"],
+            "classes": payload["classes"],
+            "preprocessor": preprocessor_from_state(payload["preprocessor"]),
+            "params": payload["params"],
+        }
 
     @abstractmethod
     def fit(

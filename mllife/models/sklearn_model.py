@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from mllife._errors import ArtifactError, ConfigError, TrainingError
-from mllife.features import preprocessor_from_state
 from mllife.models.base import FitResult, Model, ProgressLog
+from mllife.storage.pickles import loads as legacy_loads
 
 __all__ = ["ArtifactVersionWarning", "SklearnModel", "import_estimator", "library_versions"]
 
@@ -138,16 +138,10 @@ class SklearnModel(Model):
     @classmethod
     def from_trusted_bytes(cls, data: bytes) -> SklearnModel:
         """Unpickle an artifact. Only call after its hash was found in the store."""
-        payload = pickle.loads(data)  # noqa: S301 -- the caller verified the hash
+        payload = legacy_loads(data)  # the caller verified the hash; old layouts load
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ArtifactError("not an mllife scikit-learn artifact")
-        model = cls(
-            estimator_path=payload["estimator_path"],
-            name=payload["name"],
-            classes=payload["classes"],
-            preprocessor=preprocessor_from_state(payload["preprocessor"]),
-            params=payload["params"],
-        )
+        model = cls(estimator_path=payload["estimator_path"], **cls.saved_fields(payload))
         model.estimator = payload["estimator"]
         _warn_on_version_mismatch(payload["name"], payload.get("versions"))
         return model

@@ -17,7 +17,6 @@ from torch import nn
 
 from mllife._errors import ArtifactError, ConfigError, TrainingError
 from mllife._faults import crash_point
-from mllife.features import preprocessor_from_state
 from mllife.models.base import FitResult, Model, ProgressLog
 
 __all__ = ["ARCHITECTURES", "TorchModel", "pick_device"]
@@ -250,13 +249,7 @@ class TorchModel(Model):
             raise ArtifactError(f"not a loadable torch artifact: {exc}") from exc
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ArtifactError("not an mllife torch artifact")
-        model = cls(
-            architecture=payload["architecture"],
-            name=payload["name"],
-            classes=payload["classes"],
-            preprocessor=preprocessor_from_state(payload["preprocessor"]),
-            params=payload["params"],
-        )
+        model = cls(architecture=payload["architecture"], **cls.saved_fields(payload))
         model.network.load_state_dict(payload["state_dict"])
         model.network.eval()
         return model

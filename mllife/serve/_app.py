@@ -26,9 +26,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mllife._errors import DataError, MllifeError
-from mllife.column_batch import ColumnBatch
-from mllife.config import ProjectConfig
-from mllife.keys import ApiKey, authenticate
+from mllife.config.project import ProjectConfig
+from mllife.preprocess.column_batch import ColumnBatch
 from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
 from mllife.serve._log import (
@@ -40,7 +39,8 @@ from mllife.serve._log import (
     prediction_ids,
 )
 from mllife.serve._requests import HTTPProblem, RequestReader
-from mllife.store import Store
+from mllife.serve.keys import ApiKey, authenticate
+from mllife.storage.store import Store
 
 __all__ = ["ModelServer", "create_app"]
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from mllife._errors import DataError
-from mllife.column_batch import ColumnBatch
-from mllife.config import ColumnConfig
+from mllife.config.project import ColumnConfig
+from mllife.preprocess.column_batch import ColumnBatch
 
 __all__ = [
     "DecodedImage",
@@ -62,7 +62,7 @@ class InputError(DataError):
 
 def feature_contract(config) -> dict[str, ColumnConfig]:
     """The column contract the champion was trained under (declared, else frozen)."""
-    from mllife.tables import load_or_freeze_columns
+    from mllife.data.tables import load_or_freeze_columns
 
     if config.data.columns or config.schema_path.is_file():
         columns, _ = load_or_freeze_columns(None, config.data, config.schema_path)
@@ -260,10 +260,10 @@ class DecodedImage:
     height: int
 
 
-def image_size(payload: bytes, *, position: int, max_pixels: int) -> int:
-    """The pixel count an upload declares in its header, read without decoding a pixel;
-    an :class:`InputError` for a non-image, an unaccepted format or one over
-    ``max_pixels``."""
+def _read_upload(payload: bytes, *, position: int, max_pixels: int, decode: bool):
+    """(width, height, grayscale pixels or None): the header checked first (format, size
+    within ``max_pixels``), pixels decoded only when ``decode``. Every failure is an
+    :class:`InputError` naming the image."""
     from PIL import Image
 
     where = f"image {position}"
@@ -275,14 +275,23 @@ def image_size(payload: bytes, *, position: int, max_pixels: int) -> int:
             with Image.open(io.BytesIO(payload)) as image:
                 _check_header(image, where, max_pixels)
                 width, height = image.size
+                pixels = np.asarray(image.convert("L"), dtype=np.uint8) if decode else None
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
         raise InputError(f"{where} is refused as a decompression bomb: {exc}") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{where} is not a readable image: {_plain(exc)}") from None
-    except Warning as exc:
+    except Warning as exc:  # a DecompressionBombWarning raised as an error above
         raise InputError(f"{where} is refused: {exc}") from None
+    return width, height, pixels
+
+
+def image_size(payload: bytes, *, position: int, max_pixels: int) -> int:
+    """The pixel count an upload declares in its header, read without decoding a pixel;
+    an :class:`InputError` for a non-image, an unaccepted format or one over
+    ``max_pixels``."""
+    width, height, _ = _read_upload(payload, position=position, max_pixels=max_pixels, decode=False)
     return width * height
 
 
@@ -311,25 +320,8 @@ def decode_image(payload: bytes, *, position: int, max_pixels: int) -> DecodedIm
     The size is read from the header before any pixel is decoded, so a decompression
     bomb is refused without inflating it.
     """
-    from PIL import Image
-
-    where = f"image {position}"
-    if not payload:
-        raise InputError(f"{where} is empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(payload)) as image:
-                _check_header(image, where, max_pixels)
-                width, height = image.size
-                pixels = np.asarray(image.convert("L"), dtype=np.uint8)
-    except InputError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"{where} is refused as a decompression bomb: {exc}") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"{where} is not a readable image: {_plain(exc)}") from None
-    except Warning as exc:  # a DecompressionBombWarning raised as an error above
-        raise InputError(f"{where} is refused: {exc}") from None
+    width, height, pixels = _read_upload(
+        payload, position=position, max_pixels=max_pixels, decode=True
+    )
     values = pixels.astype(np.float64)
     return DecodedImage(pixels, float(values.mean()), float(values.std()), width, height)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mllife.config import ProjectConfig
-from mllife.keys import ApiKey, list_keys
+from mllife.config.project import ProjectConfig
 from mllife.models import Model
-from mllife.registry import ModelRef, load_model
-from mllife.store import Store
+from mllife.models.registry import ModelRef, load_model
+from mllife.serve.keys import ApiKey, list_keys
+from mllife.storage.store import Store
 
 __all__ = ["Lineup", "ServedModel", "load_lineup", "rollout_challenger", "store_fingerprint"]
 

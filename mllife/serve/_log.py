@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
-import os
-import re
 import secrets
 import sys
 import threading
@@ -34,53 +32,26 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from mllife._files import atomic_target
-from mllife.column_batch import ColumnBatch
+from mllife.monitoring.log_format import (
+    FEEDBACK_SCHEMA,
+    PREDICTION_ID,
+    PREDICTION_SCHEMA,
+    prediction_ids,
+    remove_orphaned_temp_files,
+    temp_suffix,
+)
+from mllife.preprocess.column_batch import ColumnBatch
+from mllife.storage.files import atomic_target
+from mllife.storage.signing import project_key
 
 __all__ = [
     "FEEDBACK_SCHEMA",
     "PREDICTION_ID",
-    "PREDICTION_ID_SQL",
-    "PREDICTION_SCHEMA",
     "PredictionLog",
     "RequestIds",
     "SegmentLog",
-    "remove_orphaned_temp_files",
+    "prediction_ids",
 ]
-
-PREDICTION_SCHEMA = {
-    "prediction_id": pl.String,
-    "request_id": pl.String,
-    "position": pl.Int32,
-    "received_at": pl.Datetime("us"),
-    "key_name": pl.String,
-    "model_hash": pl.String,
-    "model_name": pl.String,
-    "role": pl.String,  # champion, canary or shadow
-    "answered": pl.Boolean,  # returned to the caller (shadow rows are not)
-    "input_hash": pl.String,
-    "features": pl.String,  # JSON: the row, or the image's statistics
-    "predicted": pl.String,
-    "confidence": pl.Float64,
-    "latency_ms": pl.Float64,
-}
-
-#: A prediction's id: its request's id (32 hex digits), "-", the input's position in the
-#: request (under serving.max_batch's cap of 1,000,000); a shadow model's prediction adds
-#: "-shadow". /predict returns ids (:func:`prediction_ids`), /feedback accepts only
-#: PREDICTION_ID, and ingestion derives the same ids from a segment (PREDICTION_ID_SQL,
-#: over the request row ``r`` and the input row ``i``). ``\Z``, not ``$``: ``$`` also
-#: matches before a trailing newline.
-PREDICTION_ID = re.compile(r"\A[0-9a-f]{32}-[0-9]{1,6}\Z")
-PREDICTION_ID_SQL = (
-    "r.request_id || '-' || i.position::VARCHAR"
-    " || CASE WHEN r.role = 'shadow' THEN '-shadow' ELSE '' END"
-)
-
-
-def prediction_ids(request_id: str, count: int) -> list[str]:
-    """The ids of a request's ``count`` answered predictions, in input order."""
-    return [f"{request_id}-{position}" for position in range(count)]
 
 
 class RequestIds:
@@ -94,8 +65,6 @@ class RequestIds:
     """
 
     def __init__(self, key_path: Path) -> None:
-        from mllife._signing import project_key
-
         self._secret = project_key(key_path)
         self._prefix = secrets.token_hex(4)
         self._count = itertools.count()
@@ -113,42 +82,6 @@ class RequestIds:
         answered to ``key_name``."""
         nonce, tag = prediction_id[:16], prediction_id[16:32]
         return hmac.compare_digest(tag, self._tag(nonce, key_name))
-
-
-FEEDBACK_SCHEMA = {
-    "prediction_id": pl.String,
-    "label": pl.String,
-    "key_name": pl.String,
-    "received_at": pl.Datetime("us"),
-}
-
-
-def _temp_suffix() -> str:
-    return f".{os.getpid()}.tmp"
-
-
-def _writer_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
-def remove_orphaned_temp_files(folder: Path) -> list[Path]:
-    """Delete half-written segment temp files whose writer process is gone.
-
-    A temp file of a live writer (another server on the same folder) is left alone.
-    """
-    removed = []
-    for path in Path(folder).glob(".*.tmp"):
-        pid = path.suffixes[-2].lstrip(".") if len(path.suffixes) >= 2 else ""
-        if pid.isdigit() and not _writer_alive(int(pid)):
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
 
 
 class SegmentLog:
@@ -279,7 +212,7 @@ class SegmentLog:
         frame = self._frame(rows)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         final = self.folder / f"{self.prefix}-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
-        with atomic_target(final, suffix=_temp_suffix(), crash_name="log:before-rename") as tmp:
+        with atomic_target(final, suffix=temp_suffix(), crash_name="log:before-rename") as tmp:
             # segments live only until ingestion: cheap to write beats small
             frame.write_parquet(tmp, compression="lz4", statistics=False)
         return final

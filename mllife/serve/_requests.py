@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from starlette.requests import ClientDisconnect, Request
 
-from mllife._ops_config import ServingConfig
+from mllife.config.ops import ServingConfig
 from mllife.serve._inputs import RowContract, decode_image, image_size
 
 __all__ = ["HTTPProblem", "RequestReader"]

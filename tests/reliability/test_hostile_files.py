@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mllife import ConfigError, DataError, ProblemError
-from mllife.config import load_config
-from mllife.data import scan_image_folder
-from mllife.datasets import clean, clean_contract, raw_contract, read_raw
-from mllife.default_data import encode_gray_png
-from mllife.problems import ProblemRegistry
+from mllife.config.project import load_config
+from mllife.data.defaults import encode_gray_png
+from mllife.data.images import scan_image_folder
+from mllife.data.stage import clean, clean_contract, raw_contract, read_raw
+from mllife.problems.registry import ProblemRegistry
 from mllife.serve._inputs import InputError, decode_image
-from mllife.store import Store
+from mllife.storage.store import Store
 from tests.conftest import SMALL_CONFIG, make_project
 
 FUZZ = settings(
@@ -126,7 +126,7 @@ def test_fuzzed_config_files_load_or_raise_a_config_error(tmp_path, text):
         assert str(path) in str(exc)  # the error names the file
         return
     # A config that loads is usable: everything derived from it works.
-    assert config.candidates and config.data_path and config.store_path
+    assert config.models_to_train and config.data_path and config.store_path
     assert config.serving.port and config.monitoring and config.promotion
 
 

@@ -22,9 +22,9 @@ from PIL import Image
 
 from assets.run import run_lifecycle
 from mllife._errors import ArtifactError, ConfigError, DataError, ProblemError
-from mllife.config import load_config
-from mllife.keys import create_key
-from mllife.store import Store
+from mllife.config.project import load_config
+from mllife.serve.keys import create_key
+from mllife.storage.store import Store
 from tests.conftest import REPO, RecordedModels, make_project
 from tests.serving import ServerProcess, table_project
 
@@ -135,7 +135,7 @@ def _webp_bomb(side: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def image_server(tmp_path_factory, digits_folder):
-    from mllife.deployment import promote_model
+    from mllife.promotion.deploy import promote_model
 
     root = tmp_path_factory.mktemp("images")
     config_path = make_project(root / "img", digits_folder)
@@ -329,8 +329,8 @@ def test_any_write_error_keeps_the_writer_alive_and_the_rows(tmp_path, monkeypat
 
 
 def test_feedback_is_bound_to_the_key_and_scope_of_its_prediction(tmp_path):
-    from mllife.config import load_config as load
-    from mllife.served import ingest_segments, served_quality
+    from mllife.config.project import load_config as load
+    from mllife.monitoring.traffic import ingest_segments, served_quality
 
     project = table_project(tmp_path / "p")
     store, config = project["store"], project["config"]
@@ -390,7 +390,7 @@ def _snapshot(folder: Path) -> set[str]:
 
 
 def test_data_add_confines_paths_refuses_links_new_classes_and_huge_images(image_project, tmp_path):
-    from mllife.data_add import add_data
+    from mllife.data.add import add_data
 
     config = image_project
     before = _snapshot(config.data_path)
@@ -429,7 +429,7 @@ def test_data_add_confines_paths_refuses_links_new_classes_and_huge_images(image
 
 
 def test_a_class_folder_that_appears_fails_the_class_set_check_until_declared(deployed, tmp_path):
-    from mllife.class_set import class_set_change
+    from mllife.data.class_set import class_set_change
 
     config = load_config(deployed)
     store = Store(config.store_path)
@@ -462,7 +462,7 @@ def test_a_class_folder_that_appears_fails_the_class_set_check_until_declared(de
 
 
 def test_problem_import_is_all_or_nothing_and_refuses_links(image_project, tmp_path, digits_folder):
-    from mllife.problems import ProblemRegistry
+    from mllife.problems.registry import ProblemRegistry
 
     config = image_project
     registry = ProblemRegistry(config, Store(config.store_path))
@@ -497,7 +497,7 @@ def test_problem_import_is_all_or_nothing_and_refuses_links(image_project, tmp_p
 
 
 def test_problem_files_are_checked_whole_before_anything_is_registered(image_project):
-    from mllife.problems import ProblemRegistry
+    from mllife.problems.registry import ProblemRegistry
 
     config = image_project
     store = Store(config.store_path)
@@ -653,9 +653,9 @@ def test_written_files_follow_the_umask_and_sklearn_artifacts_carry_versions(
 ):
     import warnings
 
-    from mllife._files import write_atomically
+    from mllife.models.registry import load_model
     from mllife.models.sklearn_model import ArtifactVersionWarning, SklearnModel
-    from mllife.registry import load_model
+    from mllife.storage.files import write_atomically
 
     config = image_project
     old = os.umask(0o022)
@@ -678,7 +678,7 @@ def test_written_files_follow_the_umask_and_sklearn_artifacts_carry_versions(
 
 
 def test_checkout_finds_the_dvc_cache_where_dvc_config_puts_it(image_project, tmp_path):
-    from mllife.artifacts import _cache_path
+    from mllife.storage.artifacts import dvc_cache_path
 
     config = image_project
     root = config.root
@@ -688,5 +688,5 @@ def test_checkout_finds_the_dvc_cache_where_dvc_config_puts_it(image_project, tm
     subprocess.run(
         [sys.executable, "-m", "dvc", "config", "cache.dir", str(shared)], cwd=root, check=True
     )
-    path = _cache_path(config, "d41d8cd98f00b204e9800998ecf8427e")
+    path = dvc_cache_path(config, "d41d8cd98f00b204e9800998ecf8427e")
     assert path.is_relative_to(shared) and path.name == "1d8cd98f00b204e9800998ecf8427e"

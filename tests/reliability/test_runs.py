@@ -16,8 +16,8 @@ import dagster as dg
 import pytest
 
 from assets.run import run_lifecycle
-from mllife.config import load_config
-from mllife.store import Store
+from mllife.config.project import load_config
+from mllife.storage.store import Store
 from tests.conftest import make_project
 
 #: every table a lifecycle run writes
@@ -187,7 +187,7 @@ def test_sigkill_then_resume_completes_the_run_with_no_row_lost_or_doubled(
     # the summary reports every candidate and the champion, also those the killed run
     # had already finished (the resumed run does not re-run them)
     assert re.search(r"^resumes run \S+: steps done there are not re-run", output, re.MULTILINE)
-    for spec in load_config(config_path).candidates:
+    for spec in load_config(config_path).models_to_train:
         assert re.search(rf"^  {spec.name} +val acc 0\.\d+ macro F1", output, re.MULTILINE), (
             spec.name,
             output[-3000:],

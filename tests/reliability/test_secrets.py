@@ -4,8 +4,8 @@ the project afterwards."""
 
 from pathlib import Path
 
-from mllife.keys import create_key, revoke_key
-from mllife.served import ingest_segments
+from mllife.monitoring.traffic import ingest_segments
+from mllife.serve.keys import create_key, revoke_key
 from tests.serving import ServerProcess, table_project
 
 

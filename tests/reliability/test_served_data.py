@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mllife.keys import create_key
-from mllife.serve._log import remove_orphaned_temp_files
-from mllife.served import ingest_segments
+from mllife.monitoring.log_format import remove_orphaned_temp_files
+from mllife.monitoring.traffic import ingest_segments
+from mllife.serve.keys import create_key
 from tests.serving import ServerProcess, table_project
 
 JSON_VALUES = st.recursive(
@@ -76,8 +76,8 @@ def test_fuzzed_requests_get_2xx_or_a_clear_4xx_never_a_5xx(live, data):
 @given(data=st.data())
 def test_serving_contract_agrees_with_the_training_contract(live, data):
     """The fast per-request check and pandera (training) accept and refuse the same rows."""
+    from mllife.data.tables import as_declared, table_schema
     from mllife.serve import InputError, RowContract, feature_contract
-    from mllife.tables import as_declared, table_schema
 
     config = live["config"]
     columns = feature_contract(config)
@@ -187,8 +187,8 @@ def test_crash_during_ingestion_neither_loses_nor_duplicates_rows(tmp_path):
                 server.request("POST", "/predict", {"rows": project["rows"][:7]}, key=key)[0] == 200
             )
     script = (
-        "from mllife.config import load_config; from mllife.store import Store;"
-        "from mllife.served import ingest_segments;"
+        "from mllife.config.project import load_config; from mllife.storage.store import Store;"
+        "from mllife.monitoring.traffic import ingest_segments;"
         f"c = load_config({str(project['config'].path)!r});"
         "ingest_segments(c, Store(c.store_path))"
     )
@@ -205,9 +205,9 @@ def test_crash_during_ingestion_neither_loses_nor_duplicates_rows(tmp_path):
 
 @pytest.fixture(scope="module")
 def live_images(tmp_path_factory, digits_folder):
-    from mllife.config import load_config
-    from mllife.deployment import promote_model
-    from mllife.store import Store
+    from mllife.config.project import load_config
+    from mllife.promotion.deploy import promote_model
+    from mllife.storage.store import Store
     from tests.conftest import RecordedModels, make_project
 
     config_path = make_project(tmp_path_factory.mktemp("rel-img") / "p", digits_folder)

@@ -1,0 +1,266 @@
+"""Read and validate ``mllife.toml``, the project's one configuration file.
+
+Relative paths in the file are relative to the folder that holds it (the project root).
+Errors name the file and the offending key, and say what would be accepted.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from mllife._errors import ConfigError
+from mllife.config.ops import MonitoringConfig, ServingConfig, VersioningConfig
+from mllife.config.policy import (  # noqa: F401  (part of this module's interface)
+    LOWER_IS_BETTER,
+    PER_CLASS_METRICS,
+    POLICY_METRICS,
+    RISK_DEFAULTS,
+    PromotionConfig,
+    parse_policy_metric,
+)
+from mllife.config.sections import (  # noqa: F401  (part of this module's interface)
+    BASELINES,
+    CONFIG_FILENAME,
+    SELECTION_METRICS,
+    CandidateConfig,
+    ColumnConfig,
+    DataConfig,
+    ProblemsConfig,
+    RangeConfig,
+    SearchConfig,
+    SplitConfig,
+    StoreConfig,
+    TrainingConfig,
+    _Section,
+)
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "CandidateConfig",
+    "ColumnConfig",
+    "DataConfig",
+    "ProjectConfig",
+    "PromotionConfig",
+    "RangeConfig",
+    "SearchConfig",
+    "SplitConfig",
+    "StoreConfig",
+    "TrainingConfig",
+    "find_config",
+    "load_config",
+]
+
+
+class _File(_Section):
+    #: asset owners shown in the Dagster UI, e.g. ["team:ml", "ada@example.com"]
+    owners: tuple[str, ...] = ()
+    data: DataConfig = DataConfig()
+    split: SplitConfig = SplitConfig()
+    candidates: tuple[CandidateConfig, ...] = Field(min_length=1)
+    promotion: PromotionConfig = PromotionConfig()
+    training: TrainingConfig = TrainingConfig()
+    problems: ProblemsConfig = ProblemsConfig()
+    store: StoreConfig = StoreConfig()
+    serving: ServingConfig = ServingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    versioning: VersioningConfig = VersioningConfig()
+
+    @model_validator(mode="after")
+    def _human_gate_needs_annotations(self) -> _File:
+        if self.promotion.min_share_of_human is not None and self.data.annotations is None:
+            raise ValueError(
+                "promotion.min_share_of_human needs data.annotations (a file of"
+                " several annotators' labels)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _policy_classes_exist(self) -> _File:
+        declared = set(self.data.classes)
+        for name in self.promotion.thresholds:
+            _, label = parse_policy_metric(name)
+            if label is not None and declared and label not in declared:
+                raise ValueError(
+                    f"promotion.thresholds names class {label!r} ({name!r}), which is not"
+                    f" among data.classes {sorted(declared)}"
+                )
+        return self
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_names(cls, value: tuple[CandidateConfig, ...]) -> tuple[CandidateConfig, ...]:
+        names = [c.name for c in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"candidate names must be unique; repeated: {dupes}")
+        return value
+
+
+class ProjectConfig:
+    """A validated ``mllife.toml`` with its paths resolved against the project root."""
+
+    def __init__(self, file: _File, *, path: Path) -> None:
+        self._file = file
+        self.path = path
+        self.root = path.parent
+
+    data = property(lambda self: self._file.data)
+    split = property(lambda self: self._file.split)
+    promotion = property(lambda self: self._file.promotion)
+    owners = property(lambda self: list(self._file.owners))
+    training = property(lambda self: self._file.training)
+    serving = property(lambda self: self._file.serving)
+    monitoring = property(lambda self: self._file.monitoring)
+    versioning = property(lambda self: self._file.versioning)
+
+    @property
+    def configured_candidates(self) -> tuple[CandidateConfig, ...]:
+        """The ``[[candidates]]`` of mllife.toml, as written."""
+        return self._file.candidates
+
+    @property
+    def baselines(self) -> tuple[CandidateConfig, ...]:
+        """The ``[training] baselines`` not already among the configured candidates."""
+        configured = self._file.candidates
+        baselines = []
+        for key in self._file.training.baselines:
+            spec = BASELINES[key]
+            duplicate = any(c.estimator == spec.estimator for c in configured)
+            if not duplicate and all(c.name != spec.name for c in configured):
+                baselines.append(spec)
+        return tuple(baselines)
+
+    @property
+    def models_to_train(self) -> tuple[CandidateConfig, ...]:
+        """The configured candidates, then the baselines: every model a run trains,
+        evaluates and may choose as the challenger."""
+        return (*self.configured_candidates, *self.baselines)
+
+    @property
+    def data_path(self) -> Path:
+        return (self.root / self._file.data.path).resolve()
+
+    @property
+    def annotations_path(self) -> Path | None:
+        path = self._file.data.annotations
+        return None if path is None else (self.root / path).resolve()
+
+    @property
+    def schema_path(self) -> Path:
+        return (self.root / self._file.data.schema_file).resolve()
+
+    @property
+    def problems_dir(self) -> Path:
+        return (self.root / self._file.problems.folder).resolve()
+
+    @property
+    def store_path(self) -> Path:
+        return (self.root / self._file.store.path).resolve()
+
+    @property
+    def state_dir(self) -> Path:
+        """``.mllife/``: the store's folder, artifacts, reports and the Dagster home."""
+        return self.root / ".mllife"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """``artifacts/``: models and split manifests, DVC-tracked by ``artifacts.dvc``.
+
+        Beside ``data/`` rather than in ``.mllife/``: DVC refuses a .dvc file inside a
+        git-ignored folder, and ``artifacts.dvc`` is meant to be committed with the code.
+        """
+        return self.root / "artifacts"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"
+
+    @property
+    def predictions_dir(self) -> Path:
+        """Parquet segments of served predictions and feedback, before ingestion."""
+        return self.state_dir / "predictions"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.state_dir / "dagster"
+
+    def candidate(self, name: str) -> CandidateConfig:
+        for candidate in self.models_to_train:
+            if candidate.name == name:
+                return candidate
+        raise ConfigError(f"{self.path}: no candidate named {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._file.model_dump(mode="json")
+
+    def __repr__(self) -> str:
+        return f"ProjectConfig(path={str(self.path)!r})"
+
+
+def find_config(start: Path | str | None = None) -> Path:
+    """The nearest ``mllife.toml`` in ``start`` (default: the working directory) or above."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_FILENAME} in {here} or any folder above it; run mllife from a project"
+        f" folder, or pass --config PATH"
+    )
+
+
+def load_config(path: Path | str | None = None) -> ProjectConfig:
+    """Read and validate a project's ``mllife.toml``.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The file, or a folder holding it. Default: the nearest one from the working dir.
+
+    Examples
+    --------
+    >>> config = load_config("mllife.toml")  # doctest: +SKIP
+    >>> [c.name for c in config.models_to_train]  # doctest: +SKIP
+    ['logreg', 'cnn']
+    """
+    if path is None:
+        file_path = find_config()
+    else:
+        file_path = Path(path)
+        if file_path.is_dir():
+            file_path = file_path / CONFIG_FILENAME
+    file_path = file_path.resolve()
+    if not file_path.is_file():
+        raise ConfigError(f"config file {file_path} does not exist; create it or pass its path")
+    try:
+        raw = tomllib.loads(file_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file_path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{file_path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from exc
+    try:
+        parsed = _File.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, file_path)) from None
+    return ProjectConfig(parsed, path=file_path)
+
+
+def _describe(exc: ValidationError, file_path: Path) -> str:
+    lines = [f"{file_path}: {exc.error_count()} problem(s):"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  - unknown key '{key}': remove it or check its spelling")
+        elif error["type"] == "missing":
+            lines.append(f"  - missing key '{key}'")
+        else:
+            got = error.get("input")
+            lines.append(f"  - key '{key}': {error['msg']} (got {got!r})")
+    return "\n".join(lines)

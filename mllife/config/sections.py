@@ -1,0 +1,218 @@
+"""The sections of ``mllife.toml`` that describe the project: data, split, candidates
+(with their search), training, problems and store. Each is a strict pydantic model:
+an unknown key or a wrong type is an error naming it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "BASELINES",
+    "CandidateConfig",
+    "ColumnConfig",
+    "DataConfig",
+    "ProblemsConfig",
+    "RangeConfig",
+    "SearchConfig",
+    "SplitConfig",
+    "StoreConfig",
+    "TrainingConfig",
+]
+
+CONFIG_FILENAME = "mllife.toml"
+SELECTION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnConfig(_Section):
+    """The contract of one table column."""
+
+    dtype: Literal["float", "int", "bool", "string", "category", "text"]
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    #: allowed values of a category column
+    categories: tuple[str, ...] | None = None
+
+
+class DataConfig(_Section):
+    """Where the raw data lives and what it is."""
+
+    #: "images": a folder with one subfolder per class; "table": a Parquet or CSV file
+    kind: Literal["images", "table"] = "images"
+    path: str = "data/digits"
+    #: The classes the data may contain; inferred from the data when empty.
+    classes: tuple[str, ...] = ()
+    #: Images are resized to ``image_size`` x ``image_size`` grayscale before modelling.
+    image_size: int = Field(default=8, ge=4, le=512)
+    #: Largest image (width x height) that `mllife data add` accepts, read from its
+    #: header before decoding (a decompression bomb is refused unopened).
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    #: Tables: the label column, and an optional stable row id (the split key).
+    target: str = "target"
+    id: str | None = None
+    #: Tables: rows with a missing feature are dropped, or kept and imputed (median or
+    #: most frequent value, learned on the train split).
+    missing: Literal["drop", "impute"] = "impute"
+    #: Tables: the feature contract. When empty it is inferred once from the data and
+    #: frozen into ``schema_file`` (next to mllife.toml), which you may edit.
+    columns: dict[str, ColumnConfig] = Field(default_factory=dict)
+    schema_file: str = "mllife.schema.json"
+    #: Optional: several annotators' labels for the same items (columns item, annotator,
+    #: label), giving human-level accuracy as a ceiling for reports and the policy.
+    annotations: str | None = None
+    #: What `mllife data init` writes when ``path`` is missing (default: the digits for
+    #: images, nothing for tables).
+    default: Literal["digits", "breast_cancer", "none"] | None = None
+
+    @property
+    def default_data(self) -> str:
+        if self.default is not None:
+            return self.default
+        return "digits" if self.kind == "images" else "none"
+
+    @model_validator(mode="after")
+    def _table_file_type(self) -> DataConfig:
+        if self.kind == "table" and not self.path.lower().endswith((".parquet", ".csv")):
+            raise ValueError(f"a table must be a .parquet or .csv file, got path {self.path!r}")
+        if self.kind == "images" and self.default == "breast_cancer":
+            raise ValueError("default 'breast_cancer' is a table: set kind = 'table'")
+        if self.kind == "table" and self.default == "digits":
+            raise ValueError("default 'digits' is an image folder: set kind = 'images'")
+        return self
+
+
+class SplitConfig(_Section):
+    """Train/validation/test ratios and the seed of the hash-based assignment."""
+
+    train: float = Field(default=0.8, gt=0, lt=1)
+    validation: float = Field(default=0.1, gt=0, lt=1)
+    test: float = Field(default=0.1, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _ratios_sum_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(
+                f"train + validation + test must be 1, got {self.train} + {self.validation}"
+                f" + {self.test} = {total:g}"
+            )
+        return self
+
+
+class RangeConfig(_Section):
+    """A numeric range for random search: uniform, or log-uniform with ``log = true``."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeConfig:
+        if not self.low < self.high:
+            raise ValueError(f"low must be < high, got low={self.low} high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        return self
+
+
+class SearchConfig(_Section):
+    """Hyperparameter search on the validation split (never the test split)."""
+
+    method: Literal["grid", "random"] = "grid"
+    #: parameter -> list of values (grid or random choice) or a {low, high, log} range
+    space: dict[str, list[Any] | RangeConfig] = Field(default_factory=dict)
+    #: number of random trials (random search only)
+    trials: int = Field(default=10, ge=1, le=1000)
+    seed: int = 0
+    metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "weighted_f1"] = "macro_f1"
+    #: k-fold cross-validation on the train split for scikit-learn candidates (0 = off)
+    cv: int = Field(default=0, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _space_fits_method(self) -> SearchConfig:
+        for name, values in self.space.items():
+            if isinstance(values, list) and not values:
+                raise ValueError(f"search space {name!r} is an empty list")
+            if self.method == "grid" and isinstance(values, RangeConfig):
+                raise ValueError(
+                    f"search space {name!r} is a range: grid search needs a list of values"
+                    " (or use method = 'random')"
+                )
+        return self
+
+
+class CandidateConfig(_Section):
+    """One candidate model: a scikit-learn estimator or a built-in torch architecture."""
+
+    name: str
+    kind: Literal["sklearn", "torch"]
+    #: scikit-learn estimator import path, e.g. ``sklearn.linear_model.LogisticRegression``.
+    estimator: str | None = None
+    #: built-in torch architecture (``small_cnn``).
+    architecture: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    search: SearchConfig | None = None
+    #: set by mllife for the always-trained baselines, not in mllife.toml
+    baseline: bool = Field(default=False, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"candidate name {value!r} must be lowercase letters, digits and '_',"
+                " starting with a letter (it becomes the asset name candidate_<name>)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _kind_has_its_target(self) -> CandidateConfig:
+        if self.kind == "sklearn" and not self.estimator:
+            raise ValueError(f"candidate {self.name!r} of kind 'sklearn' needs 'estimator'")
+        if self.kind == "torch" and not self.architecture:
+            raise ValueError(f"candidate {self.name!r} of kind 'torch' needs 'architecture'")
+        return self
+
+
+class TrainingConfig(_Section):
+    #: simple baselines trained beside the candidates, so a simpler model that does as
+    #: well is visible: "majority" (most frequent class), "logreg" (logistic regression,
+    #: skipped when a candidate already uses LogisticRegression)
+    baselines: tuple[Literal["majority", "logreg"], ...] = ("majority", "logreg")
+
+
+BASELINES = {
+    "majority": CandidateConfig(
+        name="baseline_majority",
+        kind="sklearn",
+        estimator="sklearn.dummy.DummyClassifier",
+        params={"strategy": "most_frequent"},
+        baseline=True,
+    ),
+    "logreg": CandidateConfig(
+        name="baseline_logreg",
+        kind="sklearn",
+        estimator="sklearn.linear_model.LogisticRegression",
+        params={"max_iter": 1000},
+        baseline=True,
+    ),
+}
+
+
+class ProblemsConfig(_Section):
+    #: folder of known problems kept in the repository: <folder>/<name>/problem.toml
+    folder: str = "problems"
+
+
+class StoreConfig(_Section):
+    path: str = ".mllife/store.duckdb"

@@ -1,0 +1,149 @@
+"""The data stages for either kind of source: read, check, clean, split.
+
+Each function takes the project configuration and the previous stage's result, so the
+asset graph (and scripts) call the same code for images and tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+
+from mllife.config.project import ProjectConfig
+from mllife.data.contracts import (
+    ContractResult,
+    check_contract,
+    clean_image_schema,
+    raw_image_schema,
+)
+from mllife.data.images import CleanData, RawData, clean_images, infer_classes, scan_image_folder
+from mllife.data.split import SplitSet, assign_splits, split_namespace, split_version
+from mllife.data.tables import (
+    as_declared,
+    clean_table,
+    load_or_freeze_columns,
+    read_table,
+    table_manifest,
+)
+from mllife.data.tables import table_schema as raw_table_schema
+from mllife.storage.dvc import data_version
+
+__all__ = [
+    "ClassBalance",
+    "class_balance",
+    "clean",
+    "clean_contract",
+    "make_splits",
+    "raw_contract",
+    "read_raw",
+]
+
+#: the largest class may be at most this many times the smallest before a warning
+MAX_IMBALANCE = 10.0
+
+
+def read_raw(config: ProjectConfig) -> RawData:
+    """The raw manifest and its data version (DVC's hash of the data)."""
+    if config.data.kind == "images":
+        manifest = scan_image_folder(config.data_path, root=config.root)  # clear if missing
+        version = data_version(config.data_path, root=config.root).md5
+        return RawData(manifest, version, str(config.data_path))
+    table = read_table(config.data_path)
+    manifest = table_manifest(table, config.data, source=str(config.data_path))
+    columns, origin = load_or_freeze_columns(table, config.data, config.schema_path)
+    from mllife.storage.dvc import file_version
+
+    return RawData(manifest, file_version(config.data_path), str(config.data_path), columns, origin)
+
+
+def classes_of(config: ProjectConfig, raw: RawData) -> tuple[str, ...]:
+    if config.data.classes:
+        return tuple(config.data.classes)
+    if config.data.kind == "images":
+        return infer_classes(config.data_path)
+    return tuple(sorted(raw.manifest["label"].drop_nulls().unique().to_list()))
+
+
+def raw_contract(config: ProjectConfig, raw: RawData) -> ContractResult:
+    classes = classes_of(config, raw)
+    if config.data.kind == "images":
+        return check_contract(raw.manifest, raw_image_schema(classes))
+    original = as_declared(raw.manifest.drop("row", "label", "sha256"), raw.columns)
+    schema = raw_table_schema(raw.columns, config.data, classes=classes)
+    return check_contract(original, schema, locate=raw.manifest["row"])
+
+
+def clean(config: ProjectConfig, raw: RawData) -> CleanData:
+    if config.data.kind == "images":
+        rows, dropped = clean_images(raw.manifest)
+    else:
+        rows, dropped = clean_table(raw.manifest, config.data)
+    return CleanData(rows, dropped, raw.data_version, raw.columns, classes_of(config, raw))
+
+
+def clean_contract(config: ProjectConfig, data: CleanData) -> ContractResult:
+    classes = data.classes
+    if config.data.kind == "images":
+        result = check_contract(data.rows, clean_image_schema(classes))
+    else:
+        schema = pa.DataFrameSchema(
+            {
+                "label": pa.Column(pl.String, pa.Check.isin(list(classes))),
+                "sha256": pa.Column(pl.String, unique=True),
+                **({config.data.id: pa.Column(None, unique=True)} if config.data.id else {}),
+            },
+            strict=False,
+            name="clean_table",
+        )
+        result = check_contract(data.rows, schema, locate=data.rows["row"])
+    n_classes = data.rows["label"].n_unique() if data.rows.height else 0
+    if n_classes < 2:
+        counts = {**result.counts, "label: at least 2 classes": 1}
+        problem = {
+            "column": "label",
+            "check": "at least 2 classes",
+            "value": f"{n_classes} class(es) in {data.rows.height} clean rows",
+        }
+        return ContractResult(
+            result.schema, result.n_rows, False, counts, [problem, *result.examples]
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class ClassBalance:
+    passed: bool
+    ratio: float
+    counts: dict[str, int]
+
+    def describe(self) -> str:
+        smallest = min(self.counts, key=self.counts.get)
+        largest = max(self.counts, key=self.counts.get)
+        return (
+            f"largest class {largest!r} ({self.counts[largest]}) is {self.ratio:.1f}x the"
+            f" smallest {smallest!r} ({self.counts[smallest]}); warning above"
+            f" {MAX_IMBALANCE:g}x: collect more examples of the small classes"
+        )
+
+
+def class_balance(data: CleanData) -> ClassBalance:
+    counts = dict(data.rows.group_by("label").len().sort("label").iter_rows())
+    ratio = max(counts.values()) / max(min(counts.values()), 1) if counts else float("inf")
+    return ClassBalance(ratio <= MAX_IMBALANCE, float(ratio), counts)
+
+
+def make_splits(config: ProjectConfig, data: CleanData, *, store) -> tuple[SplitSet, int]:
+    """Assign splits (rows seen before keep theirs) and remember the new assignments."""
+    key = config.data.id if config.data.kind == "table" and config.data.id else "sha256"
+    namespace = split_namespace(config.split)
+    previous = store.split_assignments(namespace)
+    assigned = assign_splits(data.rows, config.split, key=key, previous=previous)
+    new = store.record_split_assignments(
+        namespace, assigned.select(pl.col(key).cast(pl.String).alias("key"), "label", "split")
+    )
+    result = SplitSet(
+        assigned, data.data_version, split_version(assigned, key=key), key, data.columns
+    )
+    return result, new

@@ -1,0 +1,298 @@
+"""Tables (Parquet or CSV with a target column): manifest, contract and cleaning.
+
+Each row gets ``row`` (its 1-based position in the file, for error messages), ``label``
+(the target as text) and ``sha256`` (a stable hash of its feature values: identical
+features give the same hash, so duplicates and conflicting labels can be found, and it
+keys the split when no id column is declared).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandera.polars as pa
+import polars as pl
+
+from mllife._errors import DataError
+from mllife.config.project import ColumnConfig, DataConfig
+from mllife.data.images import DROPPED_SCHEMA, drop_conflicting_labels
+from mllife.storage.files import write_atomically
+
+__all__ = [
+    "POLARS_DTYPES",
+    "RESERVED",
+    "as_declared",
+    "clean_table",
+    "feature_columns",
+    "infer_columns",
+    "load_or_freeze_columns",
+    "read_table",
+    "row_hashes",
+    "table_manifest",
+    "table_schema",
+]
+
+#: the polars dtype that holds each contract dtype's values (training tables and served
+#: rows alike)
+POLARS_DTYPES = {
+    "float": pl.Float64,
+    "int": pl.Int64,
+    "bool": pl.Boolean,
+    "string": pl.String,
+    "category": pl.String,
+    "text": pl.String,
+}
+
+
+RESERVED = frozenset({"row", "label", "sha256", "split"})
+MAX_CATEGORIES = 50
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """A Parquet or CSV file as a polars frame; a clear error when it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(
+            f"table {path} does not exist. Run `mllife data init` to write the default"
+            " example there, or set [data] path in mllife.toml to your .parquet or .csv file."
+        )
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pl.read_csv(path, infer_schema_length=10_000)
+        else:
+            frame = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(f"cannot read table {path}: {exc}") from exc
+    if frame.height == 0:
+        raise DataError(f"table {path} has no rows")
+    _refuse_wide_integers(frame, path)
+    return frame
+
+
+def _refuse_wide_integers(frame: pl.DataFrame, path: Path) -> None:
+    """Integers beyond 64 bits (polars reads them as Int128/UInt64) cannot be features,
+    hashes or store values; name the first one instead of failing deep inside."""
+    for name, dtype in frame.schema.items():
+        if not dtype.is_integer() or dtype in (pl.Int8, pl.Int16, pl.Int32, pl.Int64):
+            continue
+        if dtype in (pl.UInt8, pl.UInt16, pl.UInt32):
+            continue
+        too_wide = frame[name].cast(pl.Int64, strict=False).is_null() & frame[name].is_not_null()
+        if too_wide.any():
+            row = int(too_wide.arg_max())
+            raise DataError(
+                f"table {path}, column {name!r}, row {row}: {frame[name][row]} does not fit"
+                " a 64-bit integer; store such ids as text (quote them) or scale the values"
+            )
+
+
+def feature_columns(frame: pl.DataFrame, data: DataConfig) -> list[str]:
+    return [c for c in frame.columns if c not in RESERVED and c not in (data.target, data.id)]
+
+
+def table_manifest(frame: pl.DataFrame, data: DataConfig, *, source: str) -> pl.DataFrame:
+    """Add ``row``, ``label`` and ``sha256`` to a raw table."""
+    clash = sorted(RESERVED & set(frame.columns))
+    if clash:
+        raise DataError(f"{source}: column names {clash} are reserved by mllife; rename them")
+    if data.target not in frame.columns:
+        raise DataError(
+            f"{source}: the target column {data.target!r} is missing; columns are"
+            f" {frame.columns[:20]}. Set [data] target in mllife.toml."
+        )
+    if data.id is not None and data.id not in frame.columns:
+        raise DataError(f"{source}: the id column {data.id!r} is missing")
+    features = feature_columns(frame, data)
+    if not features:
+        raise DataError(f"{source}: no feature columns besides the target and id")
+    # NaN in a float column is a missing value, like null.
+    frame = frame.with_columns(
+        pl.col(c).fill_nan(None) for c, t in frame.schema.items() if t.is_float()
+    )
+    hashes = row_hashes(frame, features)
+    return frame.with_columns(
+        pl.int_range(1, frame.height + 1).alias("row"),
+        pl.col(data.target).cast(pl.String).alias("label"),
+        pl.Series("sha256", hashes, dtype=pl.String),
+    )
+
+
+HASH_CHUNK = 1 << 16
+
+
+def row_hashes(frame: pl.DataFrame, columns: list[str]) -> list[str]:
+    """A stable 128-bit hash (32 hex digits of sha256) of each row's values.
+
+    Numbers are hashed as their 8 raw bytes plus a null flag (no float formatting), text
+    as UTF-8; rows are processed in chunks so memory stays bounded. The same values in
+    the same column types give the same hash on any machine and any polars version.
+    """
+    out: list[str] = []
+    sha256 = hashlib.sha256
+    for start in range(0, frame.height, HASH_CHUNK):
+        part = frame.slice(start, HASH_CHUNK).select(columns)
+        blocks: list[np.ndarray] = []
+        texts: list[list[str]] = []
+        for name in columns:
+            column = part[name]
+            if column.dtype.is_numeric() or column.dtype == pl.Boolean:
+                as_float = column.dtype.is_float()
+                column = column.cast(pl.Float64 if as_float else pl.Int64)
+                blocks.append(column.is_null().to_numpy().astype(np.uint8)[:, None])
+                values = column.fill_null(0).to_numpy()
+                if as_float:
+                    values = values + 0.0  # -0.0 and 0.0 are the same value
+                blocks.append(np.ascontiguousarray(values).view(np.uint8).reshape(-1, 8))
+            else:
+                texts.append(column.cast(pl.String).fill_null("\x00").to_list())
+        fixed = np.hstack(blocks) if blocks else np.zeros((part.height, 0), np.uint8)
+        data, width = fixed.tobytes(), fixed.shape[1]
+        if texts:
+            for i, values in enumerate(zip(*texts, strict=True)):
+                row = data[i * width : (i + 1) * width] + "\x1f".join(values).encode()
+                out.append(sha256(row).hexdigest()[:32])
+        else:
+            out.extend(
+                sha256(data[i * width : (i + 1) * width]).hexdigest()[:32]
+                for i in range(part.height)
+            )
+    return out
+
+
+def infer_columns(frame: pl.DataFrame, data: DataConfig) -> dict[str, ColumnConfig]:
+    """A contract read off the data: dtypes, observed ranges, nullability, categories."""
+    spec: dict[str, ColumnConfig] = {}
+    for name in feature_columns(frame, data):
+        column = frame[name]
+        nullable = column.null_count() > 0
+        dtype = column.dtype
+        if dtype == pl.Boolean:
+            spec[name] = ColumnConfig(dtype="bool", nullable=nullable)
+        elif dtype.is_integer():
+            spec[name] = ColumnConfig(
+                dtype="int", nullable=nullable, min=_num(column.min()), max=_num(column.max())
+            )
+        elif dtype.is_numeric():
+            spec[name] = ColumnConfig(
+                dtype="float", nullable=nullable, min=_num(column.min()), max=_num(column.max())
+            )
+        else:
+            values = column.cast(pl.String).drop_nulls().unique().sort().to_list()
+            if len(values) <= MAX_CATEGORIES:
+                spec[name] = ColumnConfig(
+                    dtype="category", nullable=nullable, categories=tuple(values)
+                )
+            else:
+                spec[name] = ColumnConfig(dtype="text", nullable=nullable)
+    return spec
+
+
+def _num(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def load_or_freeze_columns(
+    frame: pl.DataFrame, data: DataConfig, schema_path: Path
+) -> tuple[dict[str, ColumnConfig], str]:
+    """The feature contract: declared in mllife.toml, else the frozen schema file, else
+    inferred now and frozen into that file (written atomically) for the user to edit."""
+    if data.columns:
+        return dict(data.columns), "declared in mllife.toml"
+    if schema_path.is_file():
+        try:
+            raw = json.loads(schema_path.read_text())
+            columns = {k: ColumnConfig.model_validate(v) for k, v in raw["columns"].items()}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(
+                f"schema file {schema_path} is not valid: {exc}; fix or delete it"
+                " (it is re-inferred from the data when missing)"
+            ) from exc
+        return columns, f"frozen in {schema_path.name}"
+    columns = infer_columns(frame, data)
+    payload = {
+        "about": "mllife feature contract, inferred once from the data. Edit it to widen"
+        " ranges or add categories; delete it to infer again.",
+        "columns": {k: v.model_dump(mode="json", exclude_none=True) for k, v in columns.items()},
+    }
+    write_atomically(schema_path, json.dumps(payload, indent=2).encode())
+    return columns, f"inferred and frozen into {schema_path.name}"
+
+
+def table_schema(
+    columns: dict[str, ColumnConfig], data: DataConfig, *, classes: tuple[str, ...]
+) -> pa.DataFrameSchema:
+    """The pandera contract of the raw table (strict: no missing or extra columns)."""
+    fields: dict[str, pa.Column] = {}
+    for name, spec in columns.items():
+        checks = []
+        if spec.min is not None:
+            checks.append(pa.Check.ge(spec.min))
+        if spec.max is not None:
+            checks.append(pa.Check.le(spec.max))
+        if spec.categories is not None:
+            checks.append(pa.Check.isin(list(spec.categories)))
+        dtype = POLARS_DTYPES[spec.dtype]
+        fields[name] = pa.Column(dtype, checks, nullable=spec.nullable)
+    allowed = list(classes)
+
+    def label_is_a_class(data) -> pl.LazyFrame:  # pandera passes PolarsData
+        value = pl.col(data.key)
+        return data.lazyframe.select(value.cast(pl.String).is_in(allowed) | value.is_null())
+
+    fields[data.target] = pa.Column(
+        None, pa.Check(label_is_a_class, name="label among the classes"), nullable=True
+    )
+    if data.id is not None:
+        fields[data.id] = pa.Column(None, unique=True)
+    return pa.DataFrameSchema(fields, strict=True, name="raw_table")
+
+
+def as_declared(frame: pl.DataFrame, columns: dict[str, ColumnConfig]) -> pl.DataFrame:
+    """Integers where floats are declared become floats (a CSV may hold 3 for 3.0).
+
+    Done here rather than by pandera's ``coerce``, which fails outright on a missing
+    column instead of reporting it.
+    """
+    return frame.with_columns(
+        pl.col(name).cast(pl.Float64)
+        for name, spec in columns.items()
+        if spec.dtype == "float" and name in frame.columns and frame[name].dtype.is_integer()
+    )
+
+
+def clean_table(raw: pl.DataFrame, data: DataConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows fit for training, and the dropped rows with a reason each."""
+    features = feature_columns(raw.drop("row", "label", "sha256"), data)
+    dropped: list[pl.DataFrame] = []
+
+    def drop(rows: pl.DataFrame, reason: pl.Expr) -> None:
+        if rows.height:
+            dropped.append(
+                rows.select(
+                    pl.concat_str([pl.lit("row "), pl.col("row").cast(pl.String)]).alias("path"),
+                    "label",
+                    "sha256",
+                    reason.alias("reason"),
+                )
+            )
+
+    rest = raw
+    unlabelled = rest.filter(pl.col("label").is_null())
+    drop(unlabelled, pl.lit(f"missing label (target {data.target!r} is empty)"))
+    rest = rest.filter(pl.col("label").is_not_null())
+    if data.missing == "drop":
+        incomplete = pl.any_horizontal(pl.col(c).is_null() for c in features)
+        missing = rest.filter(incomplete)
+        drop(missing, pl.lit("missing feature value (missing = 'drop')"))
+        rest = rest.filter(~incomplete)
+    rest = drop_conflicting_labels(rest, drop, what="features")
+    first = rest.group_by("sha256").agg(pl.col("row").min().alias("kept"))
+    with_first = rest.join(first, on="sha256")
+    duplicates = with_first.filter(pl.col("row") != pl.col("kept"))
+    drop(duplicates, pl.lit("exact duplicate of row ") + pl.col("kept").cast(pl.String))
+    clean = with_first.filter(pl.col("row") == pl.col("kept")).drop("kept").sort("row")
+    report = pl.concat(dropped) if dropped else pl.DataFrame(schema=DROPPED_SCHEMA)
+    return clean, report

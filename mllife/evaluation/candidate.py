@@ -1,0 +1,115 @@
+"""Evaluate a saved model on validation and (sealed) test rows, and record the results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from mllife.config.project import ProjectConfig
+from mllife.data.split import SplitSet
+from mllife.metrics import Agreement, EvaluationReport, agreement, evaluate
+from mllife.models.registry import ModelRef, load_model
+from mllife.preprocess.inputs import model_inputs, split_rows
+from mllife.storage.store import Store
+
+__all__ = ["CandidateEvaluation", "evaluate_candidate", "read_sealed_test"]
+
+
+@dataclass(frozen=True)
+class CandidateEvaluation:
+    ref: ModelRef
+    validation: EvaluationReport
+    test: EvaluationReport
+    agreement: Agreement
+    #: predictions on the validation rows, in split order (the champion check replays them)
+    validation_predictions: tuple[str, ...]
+    split_version: str
+    #: the predicted class's probability per validation row (for the gallery)
+    validation_confidence: tuple[float, ...] = ()
+
+
+def read_sealed_test(
+    splits: SplitSet,
+    *,
+    config: ProjectConfig,
+    store: Store,
+    model_hash: str,
+    asset: str,
+    run_id: str | None,
+) -> tuple[pl.DataFrame, object]:
+    """The test rows and their inputs. Every call is recorded in ``test_reads``."""
+    rows = split_rows(splits.rows, "test")
+    inputs = model_inputs(rows, config=config, columns=splits.columns)
+    store.record_test_read(
+        split_version=splits.split_version,
+        model_hash=model_hash,
+        asset=asset,
+        run_id=run_id,
+        n_rows=rows.height,
+    )
+    return rows, inputs
+
+
+def _report(model, rows: pl.DataFrame, inputs) -> tuple[EvaluationReport, list, list]:
+    proba = model.predict_proba(inputs)
+    predicted = [model.classes[i] for i in proba.argmax(axis=1)]
+    report = evaluate(rows["label"].to_list(), predicted, proba=proba, labels=model.classes)
+    return report, predicted, proba.max(axis=1).tolist()
+
+
+def _confusion_rows(report: EvaluationReport) -> list[tuple[str, str, int]]:
+    labels = report.labels
+    cm = report.confusion
+    return [
+        (str(labels[i]), str(labels[j]), int(cm[i, j]))
+        for i in range(len(labels))
+        for j in range(len(labels))
+        if cm[i, j]
+    ]
+
+
+def evaluate_candidate(
+    ref: ModelRef,
+    splits: SplitSet,
+    *,
+    config: ProjectConfig,
+    store: Store,
+    run_id: str | None,
+    asset: str,
+) -> CandidateEvaluation:
+    model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
+    split_version = splits.split_version
+    val_rows = split_rows(splits.rows, "validation")
+    validation, val_pred, val_confidence = _report(
+        model, val_rows, model_inputs(val_rows, config=config, columns=splits.columns)
+    )
+    test_rows, test_inputs = read_sealed_test(
+        splits,
+        config=config,
+        store=store,
+        model_hash=ref.model_hash,
+        asset=asset,
+        run_id=run_id,
+    )
+    test, _, _ = _report(model, test_rows, test_inputs)
+    for name, report in (("validation", validation), ("test", test)):
+        store.record_evaluation(
+            model_hash=ref.model_hash,
+            split=name,
+            split_version=split_version,
+            metrics=dict(report.metrics),
+            confusion=_confusion_rows(report),
+            run_id=run_id,
+        )
+    return CandidateEvaluation(
+        ref=ref,
+        validation=validation,
+        test=test,
+        agreement=agreement(
+            validation, test, tolerance=config.promotion.setting("max_val_test_gap")
+        ),
+        validation_predictions=tuple(val_pred),
+        validation_confidence=tuple(val_confidence),
+        split_version=split_version,
+    )

@@ -1,0 +1,112 @@
+"""Train one candidate on the train split, validated on the validation split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mllife.config.project import CandidateConfig, ProjectConfig
+from mllife.data.split import SplitSet
+from mllife.models import build_model
+from mllife.models.base import ProgressLog
+from mllife.models.registry import ModelRef, save_model
+from mllife.models.search import Trial, run_search
+from mllife.preprocess.inputs import make_preprocessor, model_inputs, split_rows
+from mllife.storage.store import Store
+
+__all__ = ["TrainedCandidate", "class_names", "train_candidate"]
+
+
+@dataclass(frozen=True)
+class TrainedCandidate:
+    ref: ModelRef
+    fit_seconds: float
+    data_version: str
+    split_version: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    #: every search trial (one when the candidate has no search space)
+    trials: tuple[Trial, ...] = ()
+    search_metric: str = "macro_f1"
+    best_params: dict[str, Any] = field(default_factory=dict)
+
+
+def class_names(config: ProjectConfig, splits: SplitSet) -> list[str]:
+    """Declared classes, or the labels present in the data, sorted."""
+    if config.data.classes:
+        return list(config.data.classes)
+    return sorted(splits.rows["label"].unique().to_list())
+
+
+def train_candidate(
+    spec: CandidateConfig,
+    splits: SplitSet,
+    *,
+    config: ProjectConfig,
+    store: Store,
+    run_id: str | None,
+    log: ProgressLog,
+) -> TrainedCandidate:
+    """Search ``spec``'s parameters on train (scored on validation), keep the best model,
+    save its artifact and record it and every trial in the store.
+
+    The test split is never read here.
+    """
+    classes = class_names(config, splits)
+    index = {label: i for i, label in enumerate(classes)}
+    train = split_rows(splits.rows, "train")
+    validation = split_rows(splits.rows, "validation")
+    preprocessor = make_preprocessor(config, splits.columns)
+    x_train = preprocessor.fit_transform(model_inputs(train, config=config, columns=splits.columns))
+    x_val = preprocessor.transform(model_inputs(validation, config=config, columns=splits.columns))
+    y_train = np.array([index[v] for v in train["label"].to_list()])
+    y_val = np.array([index[v] for v in validation["label"].to_list()])
+
+    def build(params: dict[str, Any]):
+        return build_model(
+            spec.model_copy(update={"params": params}), classes=classes, preprocessor=preprocessor
+        )
+
+    result = run_search(
+        spec, build=build, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, log=log
+    )
+    ref = save_model(result.model, artifacts_dir=config.artifacts_dir)
+    store.record_model(
+        model_hash=ref.model_hash,
+        name=spec.name,
+        kind=spec.kind,
+        spec={**spec.model_dump(mode="json"), "params": result.best.params},
+        data_version=splits.data_version,
+        split_version=splits.split_version,
+        artifact_path=ref.relative_path,
+        size_bytes=ref.size_bytes,
+        fit_seconds=result.fit_seconds,
+        run_id=run_id,
+    )
+    store.record_trials(
+        run_id=run_id,
+        candidate=spec.name,
+        metric=result.metric,
+        trials=[t.to_dict() for t in result.trials],
+        chosen=result.best.index,
+        model_hash=ref.model_hash,
+        data_version=splits.data_version,
+        split_version=splits.split_version,
+    )
+    failed = sum(t.status == "failed" for t in result.trials)
+    log(
+        f"{spec.name}: kept trial {result.best.index} of {len(result.trials)}"
+        f" ({failed} failed) {result.metric}={result.best.score:.4f} {result.best.params};"
+        f" saved {ref.relative_path}"
+    )
+    return TrainedCandidate(
+        ref,
+        result.fit_seconds,
+        splits.data_version,
+        splits.split_version,
+        result.history,
+        result.trials,
+        result.metric,
+        result.best.params,
+    )

@@ -1,0 +1,228 @@
+"""Monitoring: drift of new data and of served inputs against the champion's training
+data, recorded in the store, and the champion's staleness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+
+from mllife._faults import fail_point
+from mllife.config.project import ProjectConfig
+from mllife.data.split import SplitSet, split_namespace
+from mllife.models.registry import champion_ref, load_model
+from mllife.monitoring.drift import DriftReport, drift, image_statistics
+from mllife.monitoring.traffic import served_features
+from mllife.preprocess.inputs import load_inputs, model_inputs
+from mllife.storage.store import Store
+
+__all__ = [
+    "BatchDrift",
+    "Staleness",
+    "batch_drift",
+    "latest_dataset_drift",
+    "record_drift",
+    "served_drift",
+    "staleness",
+]
+
+
+@dataclass(frozen=True)
+class BatchDrift:
+    report: DriftReport | None
+    n_reference: int
+    n_current: int
+    reason: str
+    scope: str = "new_data"  # or "served"
+
+
+#: fewer rows than this on either side and no column is compared (drift()'s own floor)
+MIN_ROWS = 30
+
+
+def _not_enough(n_reference: int, n_current: int, what: str, scope: str) -> BatchDrift:
+    return BatchDrift(
+        None,
+        n_reference,
+        n_current,
+        f"not enough data (n < {MIN_ROWS}): {n_current} {what} since the deployment;"
+        " drift is measured once there are more",
+        scope,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _features(config: ProjectConfig, splits: SplitSet, rows: pl.DataFrame) -> pl.DataFrame:
+    if config.data.kind == "images":
+        return image_statistics(load_inputs(rows, root=config.root))
+    return rows.select(list(splits.columns))
+
+
+def _rows_with_assignment_time(config: ProjectConfig, store: Store, splits: SplitSet):
+    assigned = store.query(
+        "SELECT key, assigned_at FROM split_assignments WHERE namespace = ?",
+        [split_namespace(config.split)],
+    ).with_columns(pl.col("key").cast(pl.String))
+    return splits.rows.with_columns(pl.col(splits.key).cast(pl.String).alias("_key")).join(
+        assigned, left_on="_key", right_on="key", how="left"
+    )
+
+
+def _before_and_after(config, store, splits, champion) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The training rows the champion learned from, and the rows that arrived after it."""
+    rows = _rows_with_assignment_time(config, store, splits)
+    seen = pl.col("assigned_at") <= champion.created_at
+    return rows.filter(seen & (pl.col("split") == "train")), rows.filter(~seen)
+
+
+def batch_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchDrift:
+    """Rows that arrived after the champion's deployment vs the rows it trained on."""
+    champion = store.champion()
+    if champion is None:
+        return BatchDrift(None, 0, 0, "no champion deployed yet: nothing to compare with")
+    reference, current = _before_and_after(config, store, splits, champion)
+    if current.height == 0:
+        return BatchDrift(None, reference.height, 0, "no new data since the champion was deployed")
+    if current.height < MIN_ROWS:
+        return _not_enough(reference.height, current.height, "new data rows", "new_data")
+    report = drift(_features(config, splits, reference), _features(config, splits, current))
+    return BatchDrift(
+        report,
+        reference.height,
+        current.height,
+        f"new data: {current.height} rows arrived since the champion's deployment;"
+        f" {report.summary()}",
+    )
+
+
+def served_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchDrift:
+    """What the champion was asked since its deployment (ingested from the server) vs
+    its training rows: every feature (image statistics for images), plus prediction
+    drift: the served predicted classes against the champion's predictions on the
+    training rows."""
+    fail_point("monitoring:served")
+    champion = store.champion()
+    if champion is None:
+        return BatchDrift(None, 0, 0, "no champion deployed yet", "served")
+    current = served_features(store, since=champion.created_at, model_hash=champion.model_hash)
+    if current.height == 0:
+        return BatchDrift(None, 0, 0, "no served predictions since the deployment", "served")
+    reference_rows, _ = _before_and_after(config, store, splits, champion)
+    if current.height < MIN_ROWS:
+        return _not_enough(reference_rows.height, current.height, "served predictions", "served")
+    model = load_model(champion_ref(store), artifacts_dir=config.artifacts_dir, store=store)
+    inputs = model_inputs(reference_rows, config=config, columns=splits.columns)
+    reference = _features(config, splits, reference_rows).with_columns(
+        pl.Series("prediction", [str(p) for p in model.predict(inputs)])
+    )
+    shared = [c for c in reference.columns if c in current.columns]
+    report = drift(reference.select(shared), current.select(shared))
+    return BatchDrift(
+        report,
+        reference.height,
+        current.height,
+        f"served: {current.height} predictions since the deployment; {report.summary()}",
+        "served",
+    )
+
+
+def record_drift(store: Store, result: BatchDrift, *, run_id: str | None) -> int:
+    """Store each column's result for this run and scope (one row saying why when no
+    column was compared); returns rows written."""
+    report = result.report
+    champion = store.champion()
+    model_hash = champion.model_hash if champion else None
+    now = _now()
+    if report is None or not report.columns:
+        # Nothing was compared (no champion, no or too few new rows, or a failure): one
+        # row says why, so the history shows that monitoring ran and what it found.
+        reason = result.reason if report is None else f"no column compared: {result.reason}"
+        summary = [run_id, result.scope, model_hash, None, None, reason]
+        summary += [None, None, None, None, False, False, result.n_reference, result.n_current]
+        with store.writing() as conn:
+            conn.execute(
+                "INSERT INTO drift_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [*summary, now],
+            )
+        return 1
+    rows = [
+        [
+            run_id,
+            result.scope,
+            model_hash,
+            c.column,
+            c.kind,
+            c.test,
+            c.statistic,
+            c.p_adjusted,
+            c.effect,
+            c.psi,
+            c.drifted,
+            report.dataset_drift,
+            c.n_reference,
+            c.n_current,
+            now,
+        ]
+        for c in report.columns
+    ]
+    with store.writing() as conn:
+        conn.executemany(
+            "INSERT INTO drift_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    return len(rows)
+
+
+def latest_dataset_drift(store: Store) -> str | None:
+    """The run id of the newest monitoring run that found dataset drift on the current
+    champion, or None."""
+    champion = store.champion()
+    if champion is None or not store.path.exists():
+        return None
+    rows = store.query(
+        "SELECT run_id FROM drift_results WHERE dataset_drift AND model_hash = ?"
+        " ORDER BY created_at DESC LIMIT 1",
+        [champion.model_hash],
+    )
+    return rows["run_id"][0] if rows.height else None
+
+
+@dataclass(frozen=True)
+class Staleness:
+    champion_age_days: float | None
+    data_age_days: float | None
+    passed: bool
+    reason: str
+
+
+def staleness(config: ProjectConfig, store: Store, *, now: datetime | None = None) -> Staleness:
+    """How old the champion and its training data are, against [monitoring] limits."""
+    now = now or _now()
+    champion = store.champion()
+    if champion is None:
+        return Staleness(None, None, True, "no champion deployed yet")
+    limits = config.monitoring
+    champion_age = (now - champion.created_at).total_seconds() / 86400
+    data = store.query(
+        "SELECT created_at FROM datasets WHERE data_version = ?", [champion.data_version]
+    )
+    data_age = (now - data["created_at"][0]).total_seconds() / 86400 if data.height else None
+    problems = []
+    if champion_age > limits.max_champion_age_days:
+        problems.append(
+            f"the champion was deployed {champion_age:.1f} days ago"
+            f" (limit {limits.max_champion_age_days:g})"
+        )
+    if data_age is not None and data_age > limits.max_data_age_days:
+        problems.append(
+            f"its training data is {data_age:.1f} days old (limit {limits.max_data_age_days:g})"
+        )
+    data_text = "unknown" if data_age is None else f"{data_age:.1f} days"
+    reason = "; ".join(problems) or (
+        f"champion deployed {champion_age:.1f} days ago, training data {data_text} old"
+    )
+    return Staleness(champion_age, data_age, not problems, reason)

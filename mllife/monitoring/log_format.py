@@ -1,0 +1,93 @@
+"""The prediction log's format, shared by the server that writes it and the ingestion
+that reads it: the Parquet segments' schemas, how prediction ids are formed (and derived
+again in SQL), and the temp-file naming that lets a dead writer's half-written segment
+be recognised and removed."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import polars as pl
+
+__all__ = [
+    "FEEDBACK_SCHEMA",
+    "PREDICTION_ID",
+    "PREDICTION_ID_SQL",
+    "PREDICTION_SCHEMA",
+    "prediction_ids",
+    "remove_orphaned_temp_files",
+    "temp_suffix",
+]
+
+PREDICTION_SCHEMA = {
+    "prediction_id": pl.String,
+    "request_id": pl.String,
+    "position": pl.Int32,
+    "received_at": pl.Datetime("us"),
+    "key_name": pl.String,
+    "model_hash": pl.String,
+    "model_name": pl.String,
+    "role": pl.String,  # champion, canary or shadow
+    "answered": pl.Boolean,  # returned to the caller (shadow rows are not)
+    "input_hash": pl.String,
+    "features": pl.String,  # JSON: the row, or the image's statistics
+    "predicted": pl.String,
+    "confidence": pl.Float64,
+    "latency_ms": pl.Float64,
+}
+
+#: A prediction's id: its request's id (32 hex digits), "-", the input's position in the
+#: request (under serving.max_batch's cap of 1,000,000); a shadow model's prediction adds
+#: "-shadow". /predict returns ids (:func:`prediction_ids`), /feedback accepts only
+#: PREDICTION_ID, and ingestion derives the same ids from a segment (PREDICTION_ID_SQL,
+#: over the request row ``r`` and the input row ``i``). ``\Z``, not ``$``: ``$`` also
+#: matches before a trailing newline.
+PREDICTION_ID = re.compile(r"\A[0-9a-f]{32}-[0-9]{1,6}\Z")
+PREDICTION_ID_SQL = (
+    "r.request_id || '-' || i.position::VARCHAR"
+    " || CASE WHEN r.role = 'shadow' THEN '-shadow' ELSE '' END"
+)
+
+
+def prediction_ids(request_id: str, count: int) -> list[str]:
+    """The ids of a request's ``count`` answered predictions, in input order."""
+    return [f"{request_id}-{position}" for position in range(count)]
+
+
+FEEDBACK_SCHEMA = {
+    "prediction_id": pl.String,
+    "label": pl.String,
+    "key_name": pl.String,
+    "received_at": pl.Datetime("us"),
+}
+
+
+def temp_suffix() -> str:
+    """The temp-file suffix naming this process as the writer."""
+    return f".{os.getpid()}.tmp"
+
+
+def _writer_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_orphaned_temp_files(folder: Path) -> list[Path]:
+    """Delete half-written segment temp files whose writer process is gone.
+
+    A temp file of a live writer (another server on the same folder) is left alone.
+    """
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        pid = path.suffixes[-2].lstrip(".") if len(path.suffixes) >= 2 else ""
+        if pid.isdigit() and not _writer_alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -1,0 +1,223 @@
+"""Served traffic in the store: ingest the server's segments, then ask questions of it.
+
+The server appends Parquet segments (it never writes the store: DuckDB allows one
+writer). :func:`ingest_segments` moves them into the ``predictions`` and ``feedback``
+tables, each segment exactly once: its rows and its ledger entry commit in one
+transaction, and the file is deleted only after the commit. A crash in between leaves
+a file whose ledger entry exists; the next ingestion deletes it without re-inserting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from mllife._errors import DataError
+from mllife._faults import crash_point
+from mllife.config.project import ProjectConfig
+from mllife.monitoring.log_format import (
+    FEEDBACK_SCHEMA,
+    PREDICTION_ID_SQL,
+    PREDICTION_SCHEMA,
+    remove_orphaned_temp_files,
+)
+from mllife.storage.store import Store
+
+__all__ = [
+    "IngestResult",
+    "ingest_segments",
+    "served_features",
+    "served_quality",
+    "shadow_comparison",
+    "traffic_summary",
+]
+
+_TABLES = {"pred": ("predictions", PREDICTION_SCHEMA), "feedback": ("feedback", FEEDBACK_SCHEMA)}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    predictions: int
+    feedback: int
+    segments: int
+    #: segments already in the ledger (a crash after commit); deleted, not re-inserted
+    already_ingested: int
+    #: half-written temp files of killed servers, removed (their rows were never logged)
+    orphans_removed: int = 0
+
+
+def _segments(folder: Path) -> list[tuple[str, Path]]:
+    found = []
+    for prefix in _TABLES:
+        found += [(prefix, p) for p in sorted(folder.glob(f"{prefix}-*.parquet"))]
+    return found
+
+
+def _segment_select(conn, path: Path, schema: dict) -> str:
+    """A SELECT (one ``?``: the segment's path) giving a segment's rows in the store
+    table's column order. Table servers log features as a typed struct (fields sorted),
+    made canonical JSON here; table rows are hashed from that JSON."""
+    if "features" not in schema:
+        return f"SELECT {', '.join(schema)} FROM read_parquet(?)"
+    types = dict(
+        conn.execute(
+            "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(?))",
+            [str(path)],
+        ).fetchall()
+    )
+    struct = types["features"].startswith("STRUCT")
+    features = "to_json(features)::VARCHAR" if struct else "features"
+    if "request_index" not in types:
+        # a segment of a server from before the request-padded layout: a row per input
+        expressions = {
+            "features": features,
+            "input_hash": f"coalesce(input_hash, sha256({features}))",
+        }
+        values = ", ".join(expressions.get(column, column) for column in schema)
+        return f"SELECT {values} FROM read_parquet(?)"
+    # request-padded layout (see PredictionLog): row i of the request columns is the
+    # request that input rows with request_index = i belong to
+    input_hash = "i.input_hash" if "input_hash" in types else "NULL::VARCHAR"
+    per_input = {
+        "prediction_id": PREDICTION_ID_SQL,
+        "position": "i.position",
+        "input_hash": f"coalesce({input_hash}, sha256(i.features))",
+        "features": "i.features",
+        "predicted": "i.predicted::VARCHAR",
+        "confidence": "i.confidence",
+    }
+    values = ", ".join(per_input.get(column, f"r.{column}") for column in schema)
+    return f"""
+        WITH segment AS (SELECT * FROM read_parquet(?, file_row_number = true)),
+        requests AS (
+            SELECT * EXCLUDE (request_index), file_row_number AS request_index
+            FROM segment WHERE request_id IS NOT NULL),
+        inputs AS (SELECT * EXCLUDE (features), {features} AS features FROM segment)
+        SELECT {values}
+        FROM inputs i JOIN requests r ON r.request_index = i.request_index"""
+
+
+def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
+    """Move every complete segment under ``.mllife/predictions/`` into the store."""
+    folder = config.predictions_dir
+    segments = _segments(folder) if folder.is_dir() else []
+    orphans = remove_orphaned_temp_files(folder) if folder.is_dir() else []
+    counts = {"pred": 0, "feedback": 0}
+    done: list[Path] = []
+    already = 0
+    if segments:
+        with store.writing() as conn:
+            for prefix, path in segments:
+                table, schema = _TABLES[prefix]
+                seen = conn.execute(
+                    "SELECT 1 FROM ingested_segments WHERE segment = ?", [path.name]
+                ).fetchone()
+                if seen is None:
+                    columns = ", ".join(schema)
+                    try:
+                        select = _segment_select(conn, path, schema)
+                        (n,) = conn.execute(
+                            "SELECT count(*) FROM read_parquet(?)",
+                            [str(path)],
+                        ).fetchone()
+                        (inserted,) = conn.execute(
+                            f"INSERT INTO {table} ({columns}, segment)"
+                            f" SELECT rows.*, ? FROM ({select}) rows",
+                            [path.name, str(path)],
+                        ).fetchone()
+                        if inserted != n:  # an input row whose request row is missing
+                            raise ValueError(f"{n} rows in the file but {inserted} readable")
+                    except Exception as exc:
+                        raise DataError(
+                            f"segment {path} cannot be ingested ({exc}); move it aside and"
+                            " re-run: the other segments are left untouched"
+                        ) from exc
+                    conn.execute(
+                        "INSERT INTO ingested_segments VALUES (?, ?, ?, ?)",
+                        [path.name, table, n, datetime.now(UTC).replace(tzinfo=None)],
+                    )
+                    counts[prefix] += n
+                else:
+                    already += 1
+                done.append(path)
+            crash_point("ingest:before-commit")
+    crash_point("ingest:committed")
+    for path in done:
+        path.unlink(missing_ok=True)
+    return IngestResult(
+        counts["pred"], counts["feedback"], len(done) - already, already, len(orphans)
+    )
+
+
+def traffic_summary(store: Store) -> pl.DataFrame:
+    """Per model and role: requests answered, latency percentiles, first and last seen."""
+    return store.query(
+        "SELECT model_name, left(model_hash, 12) AS model, role, count(*) AS predictions,"
+        " quantile_cont(latency_ms, 0.5) AS p50_ms, quantile_cont(latency_ms, 0.99) AS p99_ms,"
+        " min(received_at) AS first_seen, max(received_at) AS last_seen"
+        " FROM predictions GROUP BY ALL ORDER BY last_seen DESC"
+    )
+
+
+# The newest label of each prediction that exists and was answered (the server already
+# refused labels from keys the prediction was not answered to); a label for an id that
+# matches no prediction is kept in the table (an audit trail) but counts nowhere.
+_LATEST_FEEDBACK = (
+    "SELECT f.prediction_id, f.label FROM feedback f"
+    " SEMI JOIN predictions p ON p.prediction_id = f.prediction_id AND p.answered"
+    " QUALIFY row_number() OVER (PARTITION BY f.prediction_id ORDER BY f.received_at DESC) = 1"
+)
+
+
+def served_quality(store: Store, *, every: str = "day") -> pl.DataFrame:
+    """Accuracy on served predictions that received a feedback label, per period and
+    model: the champion's quality on real traffic."""
+    if every not in ("hour", "day", "week", "month"):
+        raise ValueError(f"every must be hour, day, week or month, got {every!r}")
+    return store.query(
+        f"SELECT date_trunc('{every}', p.received_at) AS period, p.model_name,"
+        " left(p.model_hash, 12) AS model, count(*) AS labelled,"
+        " avg((p.predicted = f.label)::INTEGER) AS accuracy"
+        f" FROM predictions p JOIN ({_LATEST_FEEDBACK}) f USING (prediction_id)"
+        " WHERE p.answered GROUP BY ALL ORDER BY period, model_name"
+    )
+
+
+def shadow_comparison(store: Store) -> pl.DataFrame:
+    """Shadow (and canary-free) pairs: the champion's answer and the challenger's on the
+    same request rows: how often they agree, and each one's accuracy where labelled."""
+    return store.query(
+        "SELECT s.model_name AS shadow, left(s.model_hash, 12) AS shadow_model,"
+        " c.model_name AS champion, count(*) AS rows,"
+        " avg((s.predicted = c.predicted)::INTEGER) AS agreement,"
+        " count(f.label) AS labelled,"
+        " avg(CASE WHEN f.label IS NULL THEN NULL ELSE (c.predicted = f.label)::INTEGER END)"
+        "   AS champion_accuracy,"
+        " avg(CASE WHEN f.label IS NULL THEN NULL ELSE (s.predicted = f.label)::INTEGER END)"
+        "   AS shadow_accuracy,"
+        " quantile_cont(s.latency_ms, 0.5) AS shadow_p50_ms"
+        " FROM predictions s JOIN predictions c"
+        "   ON s.request_id = c.request_id AND s.position = c.position AND c.answered"
+        f" LEFT JOIN ({_LATEST_FEEDBACK}) f ON f.prediction_id = c.prediction_id"
+        " WHERE s.role = 'shadow' GROUP BY ALL ORDER BY rows DESC"
+    )
+
+
+def served_features(
+    store: Store, *, since: datetime | None = None, model_hash: str | None = None
+) -> pl.DataFrame:
+    """The features (or image statistics) of answered predictions, one column each,
+    plus the predicted class, for drift against the training data."""
+    rows = store.query(
+        "SELECT features, predicted FROM predictions WHERE answered"
+        " AND (? IS NULL OR received_at >= ?) AND (? IS NULL OR model_hash = ?)"
+        " ORDER BY received_at",
+        [since, since, model_hash, model_hash],
+    )
+    if rows.height == 0:
+        return pl.DataFrame()
+    decoded = rows["features"].str.json_decode(infer_schema_length=None)
+    return decoded.struct.unnest().with_columns(rows["predicted"].alias("prediction"))

@@ -1,0 +1,282 @@
+"""The preprocessing of table rows, learned on the train split and saved in the model.
+
+Numbers: missing values imputed with the train median, then standardised. Categories
+(and booleans): missing values become the most frequent train value, then one-hot
+columns for the train categories (an unseen category is all zeros). Text: TF-IDF over
+the train vocabulary. The state is plain data (lists, dicts), so torch artifacts keep
+loading with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from mllife._errors import DataError
+from mllife.config.project import ColumnConfig
+from mllife.preprocess.column_batch import ColumnBatch
+
+__all__ = ["TablePreprocessor"]
+
+MAX_TFIDF_FEATURES = 500
+
+
+class TablePreprocessor:
+    def __init__(self, *, columns: dict[str, ColumnConfig]) -> None:
+        self.columns = {k: v.dtype for k, v in columns.items()}
+        self.state_: dict[str, dict[str, Any]] = {}
+        self._plan: _RecordPlan | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.n_features,)
+
+    @property
+    def n_features(self) -> int:
+        widths = {
+            "number": lambda s: 1,
+            "onehot": lambda s: len(s["values"]),
+            "tfidf": lambda s: len(s["vocabulary"]),
+        }
+        return sum(widths[s["kind"]](s) for s in self.state_.values())
+
+    def _frame(self, rows: Any) -> pl.DataFrame:
+        if isinstance(rows, ColumnBatch):
+            frame = rows.to_frame()
+        else:
+            frame = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(list(rows))
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"input rows lack feature columns {missing}")
+        return frame
+
+    def fit_transform(self, rows: Any) -> torch.Tensor:
+        frame = self._frame(rows)
+        self.state_ = {}
+        self._plan = None
+        for name, dtype in self.columns.items():
+            column = frame[name]
+            if dtype in ("float", "int"):
+                values = column.cast(pl.Float64)
+                median = values.median()
+                filled = values.fill_null(0.0 if median is None else median)
+                mean, std = filled.mean() or 0.0, filled.std() or 0.0
+                # A column constant up to rounding (std ~1e-16 of its mean) would blow any
+                # served deviation up to a huge feature: scale it as a constant one.
+                if not std > 1e-9 * abs(mean):
+                    std = 1.0
+                self.state_[name] = {
+                    "kind": "number",
+                    "median": float(median or 0.0),
+                    "mean": float(mean),
+                    "std": float(std),
+                }
+            elif dtype in ("category", "bool", "string"):
+                text = column.cast(pl.String)
+                counts = text.drop_nulls().value_counts(sort=True)
+                values = sorted(text.drop_nulls().unique().to_list())
+                mode = counts[name][0] if counts.height else ""
+                self.state_[name] = {"kind": "onehot", "values": values, "mode": mode}
+            else:
+                from sklearn.feature_extraction.text import TfidfVectorizer
+
+                vectorizer = TfidfVectorizer(max_features=MAX_TFIDF_FEATURES)
+                vectorizer.fit(column.cast(pl.String).fill_null("").to_list())
+                self.state_[name] = {
+                    "kind": "tfidf",
+                    "vocabulary": {k: int(v) for k, v in vectorizer.vocabulary_.items()},
+                    "idf": [float(x) for x in vectorizer.idf_],
+                }
+        return self.transform(frame)
+
+    def fit(self, rows: Any) -> TablePreprocessor:
+        self.fit_transform(rows)
+        return self
+
+    def transform(self, rows: Any) -> torch.Tensor:
+        """A float32 tensor (N, n_features) for a polars frame, a list of row dicts, or a
+        :class:`ColumnBatch` (serving: rows already checked and held by column)."""
+        if not self.state_:
+            raise DataError("the table preprocessor is not fitted")
+        if not any(s["kind"] == "tfidf" for s in self.state_.values()):
+            if isinstance(rows, ColumnBatch):
+                return self._record_plan().transform_batch(rows)
+            if isinstance(rows, list):
+                return self._transform_records(rows)
+        frame = self._frame(rows)
+        scaled = self._scaled_numbers(frame)
+        blocks: list[np.ndarray] = []
+        for name, state in self.state_.items():
+            column = frame[name]
+            if state["kind"] == "number":
+                blocks.append(scaled[name])
+            elif state["kind"] == "onehot":
+                text = column.cast(pl.String).fill_null(state["mode"]).to_numpy()
+                blocks.append(
+                    (text[:, None] == np.array(state["values"])[None, :]).astype(np.float64)
+                )
+            else:
+                from sklearn.feature_extraction.text import TfidfVectorizer
+
+                vectorizer = TfidfVectorizer(vocabulary=state["vocabulary"])
+                vectorizer.idf_ = np.array(state["idf"])
+                matrix = vectorizer.transform(column.cast(pl.String).fill_null("").to_list())
+                blocks.append(matrix.toarray())
+        stacked = np.hstack(blocks) if blocks else np.zeros((frame.height, 0))
+        return torch.from_numpy(stacked.astype(np.float32))
+
+    def _scaled_numbers(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
+        """Each number column standardized, as an (N, 1) block. All at once, so a value
+        out of reach is reported as the other paths report it (first by row, then by
+        column)."""
+        names = [n for n, s in self.state_.items() if s["kind"] == "number"]
+        if not names:
+            return {}
+        columns = []
+        for name in names:
+            try:
+                values = frame[name].cast(pl.Float64).fill_nan(None)
+            except pl.exceptions.PolarsError as exc:
+                raise DataError(f"column {name!r} must be numeric: {exc}") from exc
+            columns.append(values.fill_null(self.state_[name]["median"]).to_numpy())
+        states = [self.state_[n] for n in names]
+        scaled = _standardized(
+            np.column_stack(columns),
+            np.array([s["mean"] for s in states]),
+            np.array([s["std"] for s in states]),
+            names,
+        )
+        return {name: scaled[:, [i]] for i, name in enumerate(names)}
+
+    def _transform_records(self, records: list[dict[str, Any]]) -> torch.Tensor:
+        """The same numbers as the polars path, for a few rows as dicts (serving).
+
+        Building a polars frame costs more than the model for one row; this path skips
+        it. ``tests/test_table_features.py`` checks the three paths agree.
+        """
+        missing = [c for c in self.columns if records and c not in records[0]]
+        if missing:
+            raise DataError(f"input rows lack feature columns {missing}")
+        return self._record_plan().transform(records)
+
+    def _record_plan(self) -> _RecordPlan:
+        if self._plan is None:
+            self._plan = _RecordPlan(self.state_)
+        return self._plan
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": "table", "columns": self.columns, "fitted": self.state_}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TablePreprocessor:
+        if state.get("kind") != "table":
+            raise DataError(f"not a table preprocessor state: {state.get('kind')!r}")
+        pre = cls(columns={})
+        pre.columns = dict(state["columns"])
+        pre.state_ = {k: dict(v) for k, v in state["fitted"].items()}
+        pre._plan = None
+        return pre
+
+
+class _RecordPlan:
+    """Where each column lands in the feature matrix, precomputed once per model."""
+
+    def __init__(self, fitted: dict[str, dict[str, Any]]) -> None:
+        self.numbers: list[str] = []
+        number_slots, medians, means, stds = [], [], [], []
+        self.onehots: list[tuple[str, dict[str, int], str]] = []
+        offset = 0
+        for name, state in fitted.items():
+            if state["kind"] == "number":
+                self.numbers.append(name)
+                number_slots.append(offset)
+                medians.append(state["median"])
+                means.append(state["mean"])
+                stds.append(state["std"])
+                offset += 1
+            else:
+                slots = {value: offset + i for i, value in enumerate(state["values"])}
+                self.onehots.append((name, slots, state["mode"]))
+                offset += len(state["values"])
+        self.width = offset
+        self.number_slots = np.array(number_slots, dtype=np.intp)
+        self.medians = np.array(medians)
+        self.means = np.array(means)
+        self.stds = np.array(stds)
+
+    def transform(self, records: list[dict[str, Any]]) -> torch.Tensor:
+        n = len(records)
+        out = np.zeros((n, self.width), dtype=np.float64)
+        if self.numbers:
+            names = self.numbers
+            try:
+                values = np.array(
+                    [[_number(r[c]) for c in names] for r in records], dtype=np.float64
+                ).reshape(n, len(names))
+            except KeyError as exc:
+                raise DataError(f"input rows lack feature column {exc.args[0]!r}") from None
+            except (TypeError, ValueError) as exc:
+                raise DataError(f"numeric feature columns must hold numbers: {exc}") from None
+            values = np.where(np.isnan(values), self.medians, values)
+            out[:, self.number_slots] = _standardized(values, self.means, self.stds, names)
+        for name, slots, mode in self.onehots:
+            for i, record in enumerate(records):
+                value = record.get(name)
+                value = mode if value is None else _text(value)
+                slot = slots.get(value)
+                if slot is not None:
+                    out[i, slot] = 1.0
+        return torch.from_numpy(out.astype(np.float32))
+
+    def transform_batch(self, batch: ColumnBatch) -> torch.Tensor:
+        """The same numbers for rows held by column: numbers in one vector step."""
+        out = np.zeros((batch.n_rows, self.width), dtype=np.float64)
+        if self.numbers:
+            values = batch.numeric(self.numbers)
+            values = np.where(np.isnan(values), self.medians, values)
+            out[:, self.number_slots] = _standardized(values, self.means, self.stds, self.numbers)
+        for name, slots, mode in self.onehots:
+            for i, value in enumerate(batch.values(name)):
+                slot = slots.get(mode if value is None else _text(value))
+                if slot is not None:
+                    out[i, slot] = 1.0
+        return torch.from_numpy(out.astype(np.float32))
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _standardized(
+    values: np.ndarray, means: np.ndarray, stds: np.ndarray, names: list[str]
+) -> np.ndarray:
+    """``(values - mean) / std`` per column, refusing what a float32 feature cannot hold:
+    it would become inf and the model would fail on it (a 500 in serving, a crash in
+    training) instead of the caller hearing which value is wrong."""
+    scaled = (values - means) / stds
+    outside = ~(np.abs(scaled) <= _FLOAT32_MAX)  # inf and nan too
+    if outside.any():
+        row, col = (int(i) for i in np.argwhere(outside)[0])
+        raise DataError(
+            f"row {row}, column {names[col]!r} is {float(values[row, col])!r}, too far from the"
+            f" training data (mean {means[col]:.6g}, std {stds[col]:.6g}) to be a feature:"
+            " check its units, or declare min/max for the column in the data contract"
+        )
+    return scaled
+
+
+def _number(value: Any) -> float:
+    if value is None:
+        return np.nan
+    if isinstance(value, str):
+        raise TypeError(f"got text {value[:40]!r}")
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    # polars casts booleans to "true"/"false"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,131 @@
+"""The challenger: the best candidate on validation, compared with the deployed
+champion on the same rows, and the policy's decision about it (recorded in the store,
+where serving's shadow and canary rollout find it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mllife._errors import PromotionError
+from mllife.config.project import ProjectConfig
+from mllife.data.split import SplitSet
+from mllife.evaluation.candidate import CandidateEvaluation
+from mllife.evaluation.latency import p95_latency_ms
+from mllife.metrics import Comparison, compare
+from mllife.models.registry import champion_ref, load_model
+from mllife.preprocess.inputs import model_inputs, split_rows
+from mllife.promotion.policy import Decision, decide
+from mllife.storage.store import Store
+
+__all__ = [
+    "Challenger",
+    "choose_challenger",
+    "human_level",
+    "record_challenger",
+    "select_challenger",
+]
+
+
+@dataclass(frozen=True)
+class Challenger:
+    evaluation: CandidateEvaluation
+    decision: Decision
+    comparison: Comparison | None
+    #: every candidate's validation score on the selection metric, best first
+    ranking: tuple[tuple[str, float], ...]
+
+
+def select_challenger(
+    evaluations: list[CandidateEvaluation], *, metric: str
+) -> tuple[CandidateEvaluation, tuple[tuple[str, float], ...]]:
+    """The best candidate on the *validation* split (the test split never picks).
+
+    Ties go to the smaller artifact: a simpler model is not worse.
+    """
+    if not evaluations:
+        raise PromotionError("no evaluated candidates to choose a challenger from")
+    ranked = sorted(
+        evaluations,
+        key=lambda e: (-e.validation.metrics[metric], e.ref.size_bytes, e.ref.name),
+    )
+    return ranked[0], tuple((e.ref.name, e.validation.metrics[metric]) for e in ranked)
+
+
+def human_level(config: ProjectConfig) -> float | None:
+    """Human-level accuracy from the configured annotations, if any."""
+    if config.annotations_path is None:
+        return None
+    from mllife.data.annotations import human_agreement, read_annotations
+
+    return human_agreement(read_annotations(config.annotations_path)).human_accuracy
+
+
+def choose_challenger(
+    evaluations: list[CandidateEvaluation],
+    splits: SplitSet,
+    *,
+    config: ProjectConfig,
+    store: Store,
+    problems=None,
+) -> Challenger:
+    """Pick the challenger and decide, against the champion on the same validation rows."""
+    metric = config.promotion.selection_metric
+    best, ranking = select_challenger(evaluations, metric=metric)
+    baseline_names = {c.name for c in config.models_to_train if c.baseline}
+    rows = split_rows(splits.rows, "validation")
+    inputs = model_inputs(rows, config=config, columns=splits.columns)
+    current = champion_ref(store)
+    comparison = None
+    if current is not None and current.model_hash != best.ref.model_hash:
+        champion = load_model(current, artifacts_dir=config.artifacts_dir, store=store)
+        champion_pred = champion.predict(inputs)
+        comparison = compare(
+            rows["label"].to_list(),
+            np.asarray(champion_pred, dtype=str),
+            np.asarray(best.validation_predictions, dtype=str),
+            labels=sorted(set(best.validation.labels) | set(champion.classes)),
+        )
+    model = load_model(best.ref, artifacts_dir=config.artifacts_dir, store=store)
+    decision = decide(
+        policy=config.promotion,
+        challenger_hash=best.ref.model_hash,
+        validation=best.validation,
+        agreement=best.agreement,
+        champion_hash=current.model_hash if current else None,
+        comparison=comparison,
+        challenger_is_baseline=best.ref.name in baseline_names,
+        baseline_scores={
+            e.ref.name: e.validation.metrics[metric]
+            for e in evaluations
+            if e.ref.name in baseline_names
+        },
+        artifact_bytes=best.ref.size_bytes,
+        latency_p95_ms=p95_latency_ms(model, inputs),
+        human_accuracy=human_level(config),
+        problem_scores=problems.of(best.ref.model_hash) if problems else None,
+        champion_problem_scores=(problems.of(current.model_hash) if problems and current else None),
+        problem_minimums=problems.minimums if problems else None,
+    )
+    return Challenger(best, decision, comparison, ranking)
+
+
+def record_challenger(store: Store, challenger: Challenger, *, run_id: str | None) -> None:
+    """Remember the run's challenger and its verdict: serving's shadow and canary
+    rollout pick the newest one up (``serving.rollout``)."""
+    from datetime import UTC, datetime
+
+    ref = challenger.evaluation.ref
+    with store.writing() as conn:
+        conn.execute(
+            "INSERT INTO challengers VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                ref.model_hash,
+                ref.name,
+                challenger.decision.passed,
+                challenger.decision.summary(),
+                datetime.now(UTC).replace(tzinfo=None),
+            ],
+        )

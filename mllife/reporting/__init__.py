@@ -1,0 +1,2 @@
+"""Reporting, the top floor: the status report (technical and client parts), its
+sections, the gallery of predictions and the charts."""

@@ -1,0 +1,99 @@
+"""The known-problems part of the status report: how each problem is going, in words and
+in a chart, with a small gallery of each problem's patterns and the model's verdicts."""
+
+from __future__ import annotations
+
+import base64
+import html
+
+import polars as pl
+
+from mllife.problems.registry import ProblemRegistry
+from mllife.problems.scoring import ProblemScores
+from mllife.reporting.html import ReportSection, image_tag, table
+from mllife.reporting.plots import problem_history_png
+
+__all__ = ["ProblemSection", "problem_section"]
+
+GALLERY_PER_PROBLEM = 8
+
+
+#: what the known-problems part adds to the report
+ProblemSection = ReportSection
+
+
+def _thumb(data: bytes, alt: str) -> str:
+    encoded = base64.b64encode(data).decode()
+    return (
+        f'<img class="thumb" width="48" height="48" alt="{html.escape(alt)}"'
+        f' src="data:image/png;base64,{encoded}">'
+    )
+
+
+def problem_section(
+    registry: ProblemRegistry,
+    scores: ProblemScores,
+    *,
+    challenger_hash: str,
+    champion_hash: str | None,
+) -> ProblemSection:
+    problems = registry.problems()
+    if problems.height == 0:
+        return ProblemSection()
+    results = registry.store.query(
+        "SELECT t.problem, t.kind, t.expected, t.origin, t.input_path, r.predicted,"
+        " r.correct FROM patterns t JOIN pattern_results r USING (pattern_hash)"
+        " WHERE r.model_hash = ? ORDER BY t.problem, t.kind DESC, t.created_at",
+        [challenger_hash],
+    )
+    ours = scores.of(challenger_hash)
+    before = scores.of(champion_hash) if champion_hash != challenger_hash else {}
+    rows, client, steps, tiles = [], [], [], []
+    for problem in problems.iter_rows(named=True):
+        name = problem["name"]
+        part = results.filter(pl.col("problem") == name)
+        positives = part.filter(pl.col("kind") == "positive")
+        right = int(positives["correct"].sum()) if positives.height else 0
+        was = f" (the deployed model: {before[name]:.0%})" if name in before else ""
+        rows.append(
+            [
+                name,
+                f"{ours.get(name, float('nan')):.2f}",
+                f"{before[name]:.2f}" if name in before else "",
+                f"{right}/{positives.height}",
+                problem["min_score"] or "",
+            ]
+        )
+        client.append(
+            f"Known problem '{name}' ({problem['description']}): the model gets"
+            f" {right} of {positives.height} such examples right{was}."
+        )
+        if positives.height and right / positives.height < 0.5:
+            steps.append(
+                f"Examples like '{name}' are mostly misclassified: add such"
+                " examples to the training data or augment it accordingly."
+            )
+        if registry.config.data.kind == "images":
+            cells = []
+            for item in part.head(GALLERY_PER_PROBLEM).iter_rows(named=True):
+                data = (registry.config.state_dir / item["input_path"]).read_bytes()
+                verdict = "right" if item["correct"] else f"said {item['predicted']}"
+                cells.append(
+                    f'<figure class="tile">{_thumb(data, item["origin"])}<figcaption>'
+                    f"{item['kind']}: {html.escape(item['expected'])}, {verdict}"
+                    "</figcaption></figure>"
+                )
+            tiles.append(f"<h4>{html.escape(name)}</h4><div class='tiles'>{''.join(cells)}</div>")
+    header = ["problem", "accuracy", "champion", "positives right", "min score"]
+    table_html, markdown = table(header, rows)
+    chart_html = image_tag(problem_history_png(scores.history), "problem history")
+    section = (
+        "<section id='problems'><h2>Known problems</h2>"
+        + table_html
+        + "<h3>Error rate per problem across model versions</h3>"
+        + chart_html
+        + "<h3>Patterns and the challenger's verdicts</h3>"
+        + "".join(tiles)
+        + "</section>"
+    )
+    return ProblemSection(section, markdown, client, steps)

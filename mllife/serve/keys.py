@@ -1,0 +1,132 @@
+"""API keys for the model server: created once, stored hashed, checked in constant time.
+
+A key is 32 random bytes (``mll_`` + URL-safe base64). Only its SHA-256 is stored: the
+key has 256 bits of entropy, so a slow password hash would add nothing. Each key may
+call a set of routes (``predict``, ``feedback``, ``model``) and a set of models (by
+candidate name, or ``*`` for any).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mllife._errors import ServingError
+from mllife.storage.store import Store
+
+__all__ = ["ROUTES", "SCOPES", "ApiKey", "authenticate", "create_key", "list_keys", "revoke_key"]
+
+ROUTES = ("predict", "feedback", "model")
+#: scopes a key may hold beyond the routes: ``feedback_any`` labels predictions answered
+#: to *other* keys (a labelling team's key); without it a key labels only its own
+SCOPES = (*ROUTES, "feedback_any")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+_PREFIX = "mll_"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    name: str
+    key_hash: str
+    routes: frozenset[str]
+    models: frozenset[str]
+
+    def may_call(self, route: str) -> bool:
+        return route in self.routes or (route == "feedback" and "feedback_any" in self.routes)
+
+    def may_label_any(self) -> bool:
+        return "feedback_any" in self.routes
+
+    def may_use(self, model_name: str) -> bool:
+        return "*" in self.models or model_name in self.models
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def create_key(
+    store: Store,
+    name: str,
+    *,
+    routes: tuple[str, ...] = ROUTES,
+    models: tuple[str, ...] = ("*",),
+) -> str:
+    """Create a key and return it; it is shown this once and never stored in clear."""
+    if not _NAME.match(name):
+        raise ServingError(
+            f"key name {name!r} is not valid: use 1-64 letters, digits, '_', '.', '@' or '-'"
+        )
+    unknown = sorted(set(routes) - set(SCOPES))
+    if unknown or not routes:
+        raise ServingError(f"routes must be among {list(SCOPES)}; got {list(routes)}")
+    if not models or any(not m.strip() for m in models):
+        raise ServingError(f"models must be candidate names or '*'; got {list(models)}")
+    token = _PREFIX + secrets.token_urlsafe(32)
+    with store.writing() as conn:
+        existing = conn.execute("SELECT revoked_at FROM api_keys WHERE name = ?", [name]).fetchone()
+        if existing is not None and existing[0] is None:
+            raise ServingError(
+                f"a key named {name!r} already exists; revoke it first"
+                f" (`mllife keys revoke {name}`) or pick another name"
+            )
+        conn.execute("DELETE FROM api_keys WHERE name = ?", [name])
+        conn.execute(
+            "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)",
+            [
+                name,
+                _hash(token),
+                json.dumps(sorted(set(routes))),
+                json.dumps(sorted(set(models))),
+                datetime.now(UTC).replace(tzinfo=None),
+            ],
+        )
+    return token
+
+
+def revoke_key(store: Store, name: str) -> None:
+    with store.writing() as conn:
+        row = conn.execute("SELECT revoked_at FROM api_keys WHERE name = ?", [name]).fetchone()
+        if row is None or row[0] is not None:
+            raise ServingError(f"no active key named {name!r} (see `mllife keys list`)")
+        conn.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE name = ?",
+            [datetime.now(UTC).replace(tzinfo=None), name],
+        )
+
+
+def list_keys(store: Store) -> list[ApiKey]:
+    """The active keys (hashes only: the keys themselves are not recoverable)."""
+    rows = store.query(
+        "SELECT name, key_hash, routes, models FROM api_keys WHERE revoked_at IS NULL ORDER BY name"
+    )
+    return [
+        ApiKey(
+            r["name"],
+            r["key_hash"],
+            frozenset(json.loads(r["routes"])),
+            frozenset(json.loads(r["models"])),
+        )
+        for r in rows.iter_rows(named=True)
+    ]
+
+
+def authenticate(keys: list[ApiKey], token: str | None) -> ApiKey | None:
+    """The key ``token`` belongs to, or None.
+
+    Every stored hash is compared, with ``hmac.compare_digest``, whatever matches: the
+    time taken does not depend on which key (if any) matched or how much of it did.
+    """
+    if not token:
+        return None
+    presented = _hash(token)
+    found = None
+    for key in keys:
+        if hmac.compare_digest(presented, key.key_hash):
+            found = key
+    return found

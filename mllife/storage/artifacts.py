@@ -1,0 +1,131 @@
+"""Pipeline artifacts under DVC: track, push, pull, and restore any recorded model.
+
+``artifacts/`` is content-addressed and append-only (``models/<sha256>.<ext>``),
+so each ``dvc add`` of it (pinned in ``artifacts.dvc``) holds every model the
+project ever recorded, and DVC's cache keeps each file by its md5. A model is brought back
+from that cache by ``mllife.models.checkout`` (which verifies it against the sha256 the
+store recorded); this module knows DVC, not models.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mllife._errors import VersioningError
+from mllife.config.project import ProjectConfig
+from mllife.storage.dvc import DirectoryVersion, _dvc, is_dvc_repo, pinned_version
+
+__all__ = [
+    "TrackResult",
+    "dvc_cache_path",
+    "pull",
+    "artifacts_dvc_file",
+    "fetch_artifacts",
+    "push",
+    "track_artifacts",
+    "tracked_manifest",
+]
+
+
+def _target(config: ProjectConfig) -> str:
+    return str(config.artifacts_dir.relative_to(config.root))
+
+
+def _dvc_file(config: ProjectConfig) -> Path:
+    return config.artifacts_dir.parent / f"{config.artifacts_dir.name}.dvc"
+
+
+def _require_repo(config: ProjectConfig) -> None:
+    if not is_dvc_repo(config.root):
+        raise VersioningError(
+            f"{config.root} is not a DVC repository: run `git init && dvc init` there first"
+        )
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    version: DirectoryVersion | None
+    seconds: float
+    pushed: bool
+    warning: str | None
+
+
+def track_artifacts(config: ProjectConfig, *, push_to: str | None = None) -> TrackResult:
+    """``dvc add artifacts/`` (and ``dvc push`` when a remote is configured).
+
+    A failed push is a warning, not a failure: the run's results are safe locally.
+    """
+    started = time.perf_counter()
+    if not is_dvc_repo(config.root) or not config.artifacts_dir.is_dir():
+        return TrackResult(None, 0.0, False, None)
+    lock_dir = config.state_dir
+    _dvc(config.root, "add", "--quiet", _target(config), lock_dir=lock_dir)
+    version = pinned_version(_dvc_file(config))
+    warning = None
+    pushed = False
+    if push_to is not None:
+        try:
+            push(config, remote=push_to)
+            pushed = True
+        except VersioningError as exc:
+            warning = f"artifacts are tracked locally but the push to {push_to!r} failed: {exc}"
+            print(f"mllife: warning: {warning}", file=sys.stderr)
+    return TrackResult(version, time.perf_counter() - started, pushed, warning)
+
+
+def _targets(config: ProjectConfig) -> list[str]:
+    targets = []
+    for dvc_file in (config.root / "data.dvc", _dvc_file(config)):
+        if dvc_file.is_file():
+            targets.append(str(dvc_file.relative_to(config.root)))
+    if not targets:
+        raise VersioningError("nothing is tracked by DVC yet: run `mllife run` first")
+    return targets
+
+
+def push(config: ProjectConfig, *, remote: str | None = None) -> str:
+    """``dvc push`` of the data and the artifacts to the (default or named) remote."""
+    _require_repo(config)
+    args = ["push", *(["-r", remote] if remote else []), *_targets(config)]  # "": default
+    return _dvc(config.root, *args, lock_dir=config.state_dir)
+
+
+def pull(config: ProjectConfig, *, remote: str | None = None) -> str:
+    """``dvc pull``: the data and every tracked artifact from the remote."""
+    _require_repo(config)
+    args = ["pull", *(["-r", remote] if remote else []), *_targets(config)]
+    return _dvc(config.root, *args, lock_dir=config.state_dir)
+
+
+def dvc_cache_path(config: ProjectConfig, md5: str) -> Path:
+    """Where DVC's local cache keeps the object ``md5``, asked of DVC itself, so a
+    configured ``cache.dir`` (a shared cache, another disk) is honoured."""
+    from dvc.repo import Repo
+
+    with Repo(str(config.root)) as repo:
+        return Path(repo.cache.local.oid_to_path(md5))
+
+
+def tracked_manifest(config: ProjectConfig, version: DirectoryVersion) -> dict[str, str]:
+    """relpath -> md5 of the files in a tracked directory version (DVC's .dir object)."""
+    listing = dvc_cache_path(config, version.md5)
+    if not listing.is_file():
+        return {}
+    return {entry["relpath"]: entry["md5"] for entry in json.loads(listing.read_text())}
+
+
+def artifacts_dvc_file(config: ProjectConfig) -> Path:
+    """The ``.dvc`` file pinning the artifacts folder."""
+    return _dvc_file(config)
+
+
+def fetch_artifacts(config: ProjectConfig, *, remote: str | None = None) -> None:
+    """``dvc fetch`` of the tracked artifacts into the local cache (from the remote)."""
+    _require_repo(config)
+    dvc_file = _dvc_file(config)
+    args = ["fetch", *(["-r", remote] if remote else []), str(dvc_file.relative_to(config.root))]
+    _dvc(config.root, *args, lock_dir=config.state_dir)

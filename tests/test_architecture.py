@@ -1,0 +1,170 @@
+"""The package layout is a rule, checked: stages import only stages below them.
+
+Every import in ``mllife/`` counts, at module level or inside a function (an import
+moved into a function is the same dependency, only hidden). A failure names the
+importing module, the line and the imported module.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "mllife"
+
+#: the floors, lowest first; a module may import its own floor and the ones below
+FLOORS = [
+    ("mllife._errors", "mllife._faults"),
+    ("mllife.metrics",),
+    ("mllife.config",),
+    ("mllife.storage",),
+    ("mllife.data",),
+    ("mllife.preprocess",),
+    ("mllife.models",),
+    ("mllife.evaluation",),
+    ("mllife.problems",),
+    ("mllife.promotion",),
+    ("mllife.monitoring",),
+    ("mllife.serve",),
+    ("mllife.reporting",),
+    ("mllife.cli",),
+]
+
+
+def _floor(module: str) -> int | None:
+    for level, prefixes in enumerate(FLOORS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return level
+    return None
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path):
+    """(line, imported module) for every import in the file, relative ones resolved."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            yield node.lineno, target
+            for alias in node.names:  # "from mllife import keys" imports mllife.keys
+                name = f"{target}.{alias.name}"
+                if _is_module(name):
+                    yield node.lineno, name
+
+
+def _is_module(name: str) -> bool:
+    path = ROOT.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _modules():
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _violations(rule) -> list[str]:
+    found = []
+    for path in _modules():
+        module = _module_name(path)
+        for line, imported in _imports(path):
+            why = rule(module, imported)
+            if why:
+                found.append(f"{path.relative_to(ROOT)}:{line} imports {imported}: {why}")
+    return found
+
+
+def test_every_module_of_the_library_sits_on_a_floor():
+    homeless = [
+        _module_name(p)
+        for p in _modules()
+        if _module_name(p) != "mllife" and _floor(_module_name(p)) is None
+    ]
+    assert not homeless, f"modules outside every stage (add them to a subpackage): {homeless}"
+
+
+def test_lower_stages_never_import_higher_ones():
+    def rule(module, imported):
+        mine, theirs = _floor(module), _floor(imported)
+        if mine is None or theirs is None or theirs <= mine:
+            return None
+        return f"{FLOORS[theirs][0]} is above {FLOORS[mine][0]}"
+
+    violations = _violations(rule)
+    assert not violations, "\n".join(violations)
+
+
+def test_the_library_never_imports_dagster_or_the_asset_graph():
+    def rule(module, imported):
+        top = imported.split(".")[0]
+        return "the library stays free of Dagster" if top in ("dagster", "assets") else None
+
+    violations = _violations(rule)
+    assert not violations, "\n".join(violations)
+
+
+def test_metrics_import_nothing_of_mllife_but_errors():
+    def rule(module, imported):
+        if not module.startswith("mllife.metrics") or not imported.startswith("mllife"):
+            return None
+        if imported.startswith("mllife.metrics") or imported.startswith("mllife._errors"):
+            return None
+        if imported == "mllife" or imported.startswith("mllife._errors"):
+            return None
+        return "metrics are the ground floor: pure numpy, only mllife._errors"
+
+    violations = _violations(rule)
+    assert not violations, "\n".join(violations)
+
+
+@pytest.mark.parametrize("heavy", ["torch", "torchvision"])
+def test_the_data_stage_does_not_import_torch(heavy):
+    def rule(module, imported):
+        if module.startswith("mllife.data") and imported.split(".")[0] == heavy:
+            return f"the data stage must not need {heavy}"
+        return None
+
+    violations = _violations(rule)
+    assert not violations, "\n".join(violations)
+
+
+def test_the_data_stage_loads_without_torch_in_a_fresh_interpreter():
+    import subprocess
+
+    code = (
+        "import sys, mllife.data.stage, mllife.data.add, mllife.data.split;"
+        "print(sorted(m for m in ('torch', 'torchvision', 'dagster') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.strip()
+    assert out == "[]", f"importing the data stage loaded {out}"
+
+
+def test_the_rule_names_the_offending_import(tmp_path, monkeypatch):
+    """The checker itself: a planted upward import is reported with file, line, target."""
+    global PACKAGE, ROOT
+    fake = tmp_path / "mllife" / "data"
+    fake.mkdir(parents=True)
+    (tmp_path / "mllife" / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("")
+    (fake / "bad.py").write_text("import os\n\ndef f():\n    from mllife.models import registry\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "mllife")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    violations = _violations(lambda m, i: "up" if (_floor(i) or 0) > (_floor(m) or 0) else None)
+    assert violations == ["mllife/data/bad.py:4 imports mllife.models: up"]
