@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "BASELINES",
+    "AugmentConfig",
     "CandidateConfig",
     "ColumnConfig",
     "DataConfig",
@@ -50,8 +51,14 @@ class DataConfig(_Section):
     path: str = "data/digits"
     #: The classes the data may contain; inferred from the data when empty.
     classes: tuple[str, ...] = ()
-    #: Images are resized to ``image_size`` x ``image_size`` grayscale before modelling.
+    #: Images become ``image_size`` x ``image_size`` squares (see ``resize``) before modelling.
     image_size: int = Field(default=8, ge=4, le=512)
+    #: Colour channels the models see: 3 (colour), 1 (grayscale), or "auto": 3 when any
+    #: image is in colour. Carried inside each model's preprocessing.
+    channels: Literal["auto", 1, 3] = "auto"
+    #: How images become image_size squares: "crop" (shorter side to size, centre crop),
+    #: "pad" (longer side to size, black borders) or "squash" (distorts).
+    resize: Literal["crop", "pad", "squash"] = "crop"
     #: Largest image (width x height) that `mllife data add` accepts, read from its
     #: header before decoding (a decompression bomb is refused unopened).
     max_image_pixels: int = Field(default=50_000_000, ge=1)
@@ -70,7 +77,7 @@ class DataConfig(_Section):
     annotations: str | None = None
     #: What `mllife data init` writes when ``path`` is missing (default: the digits for
     #: images, nothing for tables).
-    default: Literal["digits", "breast_cancer", "none"] | None = None
+    default: Literal["digits", "colour_photos", "breast_cancer", "none"] | None = None
 
     @property
     def default_data(self) -> str:
@@ -151,15 +158,42 @@ class SearchConfig(_Section):
         return self
 
 
+class AugmentConfig(_Section):
+    """Random changes to training images (torchvision transforms v2), never to the
+    validation, test or served ones. The colour jitter is the articles' countermeasure
+    to a model that learned a colour mood or a photo filter."""
+
+    #: random resized crop keeping at least this share of the image (0 = off)
+    crop: float = Field(0.0, ge=0.0, lt=1.0)
+    hflip: bool = False
+    vflip: bool = False
+    #: random rotation up to this many degrees either way
+    rotation: float = Field(0.0, ge=0.0, le=180.0)
+    #: brightness, contrast and saturation jitter of this strength (hue: half of it)
+    color_jitter: float = Field(0.0, ge=0.0, le=1.0)
+
+
 class CandidateConfig(_Section):
-    """One candidate model: a scikit-learn estimator or a built-in torch architecture."""
+    """One candidate model: a scikit-learn estimator, a torch network (built in, any
+    torchvision classification architecture, or the user's own ``nn.Module``), or a
+    frozen pretrained backbone's embeddings with a scikit-learn classifier on top."""
 
     name: str
-    kind: Literal["sklearn", "torch"]
-    #: scikit-learn estimator import path, e.g. ``sklearn.linear_model.LogisticRegression``.
+    kind: Literal["sklearn", "torch", "embedding"]
+    #: scikit-learn estimator import path, e.g. ``sklearn.linear_model.LogisticRegression``
+    #: (for ``embedding``: the classifier on the embeddings, default LogisticRegression).
     estimator: str | None = None
-    #: built-in torch architecture (``small_cnn``).
+    #: torch: a built-in (``small_cnn``, ``mlp``, ``resnet18``) or any torchvision
+    #: classification architecture (``resnet50``, ``efficientnet_b0``, ``vit_b_16``...);
+    #: ``timm:<name>`` for timm; ``embedding``: the backbone.
     architecture: str | None = None
+    #: pretrained weights: a local file (relative to mllife.toml), or a torchvision weights
+    #: name (``DEFAULT``, ``IMAGENET1K_V1``) found in the torch hub cache; never downloaded
+    weights: str | None = None
+    #: the user's own ``nn.Module`` class by import path (torch), built with
+    #: ``num_classes=`` and the candidate's architecture params
+    module: str | None = None
+    augment: AugmentConfig | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     search: SearchConfig | None = None
     #: set by mllife for the always-trained baselines, not in mllife.toml
@@ -179,12 +213,28 @@ class CandidateConfig(_Section):
     def _kind_has_its_target(self) -> CandidateConfig:
         if self.kind == "sklearn" and not self.estimator:
             raise ValueError(f"candidate {self.name!r} of kind 'sklearn' needs 'estimator'")
-        if self.kind == "torch" and not self.architecture:
-            raise ValueError(f"candidate {self.name!r} of kind 'torch' needs 'architecture'")
+        if self.kind == "torch" and not (self.architecture or self.module):
+            raise ValueError(
+                f"candidate {self.name!r} of kind 'torch' needs 'architecture' or 'module'"
+            )
+        if self.kind == "embedding" and not (self.architecture and self.weights):
+            raise ValueError(
+                f"candidate {self.name!r} of kind 'embedding' needs 'architecture' (the"
+                " backbone, e.g. resnet18) and 'weights' (a local file or a torchvision"
+                " weights name in the torch hub cache)"
+            )
+        if self.augment is not None and self.kind != "torch":
+            raise ValueError(f"candidate {self.name!r}: 'augment' applies to torch candidates")
         return self
 
 
 class TrainingConfig(_Section):
+    #: where torch trains, evaluates and serves: "auto" (CUDA when present), "cpu",
+    #: "cuda" or "cuda:<n>"
+    device: str = "auto"
+    #: image batches are decoded by this many DataLoader worker processes ("auto": one
+    #: per core beyond the first two, at most 8)
+    loader_workers: int | Literal["auto"] = "auto"
     #: simple baselines trained beside the candidates, so a simpler model that does as
     #: well is visible: "majority" (most frequent class), "logreg" (logistic regression,
     #: skipped when a candidate already uses LogisticRegression)

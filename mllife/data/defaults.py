@@ -148,6 +148,11 @@ def ensure_data(config) -> list[str]:
     if config.data.default_data == "breast_cancer":
         count = write_breast_cancer(config.data_path)
         return [f"wrote {count} rows of the breast cancer table to {config.data_path}"]
+    if config.data.default_data == "colour_photos":
+        from mllife.data.colour_photos import write_colour_photos
+
+        count = write_colour_photos(config.data_path)
+        return [f"wrote {count} synthetic colour photos to {config.data_path}"]
     count = write_digits(config.data_path)
     lines = [f"wrote {count} digit images to {config.data_path}"]
     pin = config.root / "data.dvc"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from PIL import Image, UnidentifiedImageError
 
 from mllife._errors import DataError
+from mllife.data.decode import DEFAULT_MAX_PIXELS, ImageFileError, open_image
 
 __all__ = [
     "CleanData",
@@ -22,7 +21,7 @@ __all__ = [
     "scan_image_folder",
 ]
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 MANIFEST_SCHEMA = {
     "path": pl.String,
     "label": pl.String,
@@ -85,20 +84,25 @@ def _hidden(path: Path) -> bool:
     return path.name.startswith(".")
 
 
-def _describe_image(payload: bytes) -> tuple[int | None, int | None, str | None, str | None]:
-    """(width, height, mode, error) of an encoded image; decodes fully to catch corruption."""
+def _describe_image(
+    payload: bytes, max_pixels: int
+) -> tuple[int | None, int | None, str | None, str | None]:
+    """(width, height, mode, error) of an encoded image; decodes fully to catch corruption
+    (through ``mllife.data.decode``: the size checked from the header first, EXIF
+    orientation applied, so width and height are as the image is seen)."""
     if not payload:
         return None, None, None, "empty file (0 bytes)"
     try:
-        with Image.open(io.BytesIO(payload)) as image:
-            image.load()
-            return image.width, image.height, image.mode, None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        image = open_image(payload, max_pixels=max_pixels, what="the file")
+    except ImageFileError as exc:
         # Recorded in the manifest as this file's error; cleaning drops and reports it.
-        return None, None, None, f"unreadable image: {type(exc).__name__}: {exc}"
+        return None, None, None, str(exc).removeprefix("the file ")
+    return image.width, image.height, image.mode, None
 
 
-def scan_image_folder(folder: Path, *, root: Path) -> pl.DataFrame:
+def scan_image_folder(
+    folder: Path, *, root: Path, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> pl.DataFrame:
     """Manifest of every image file under ``folder/<class>/``.
 
     One row per file: ``path`` (relative to ``root``), ``label`` (its folder; null for a
@@ -117,7 +121,7 @@ def scan_image_folder(folder: Path, *, root: Path) -> pl.DataFrame:
             continue
         label = relative.parts[0] if len(relative.parts) == 2 else None
         payload = file.read_bytes()
-        width, height, mode, error = _describe_image(payload)
+        width, height, mode, error = _describe_image(payload, max_pixels)
         if label is None and error is None:
             error = "not inside a class folder (expected <data>/<class>/<file>)"
         rows.append(

@@ -47,7 +47,9 @@ MAX_IMBALANCE = 10.0
 def read_raw(config: ProjectConfig) -> RawData:
     """The raw manifest and its data version (DVC's hash of the data)."""
     if config.data.kind == "images":
-        manifest = scan_image_folder(config.data_path, root=config.root)  # clear if missing
+        manifest = scan_image_folder(  # a clear error if the folder is missing
+            config.data_path, root=config.root, max_pixels=config.data.max_image_pixels
+        )
         version = data_version(config.data_path, root=config.root).md5
         return RawData(manifest, version, str(config.data_path))
     table = read_table(config.data_path)

@@ -37,10 +37,12 @@ def read_sealed_test(
     model_hash: str,
     asset: str,
     run_id: str | None,
+    preprocessor=None,
 ) -> tuple[pl.DataFrame, object]:
-    """The test rows and their inputs. Every call is recorded in ``test_reads``."""
+    """The test rows and their inputs (images through ``preprocessor``, streamed and
+    cached, when given). Every call is recorded in ``test_reads``."""
     rows = split_rows(splits.rows, "test")
-    inputs = model_inputs(rows, config=config, columns=splits.columns)
+    inputs = model_inputs(rows, config=config, columns=splits.columns, preprocessor=preprocessor)
     store.record_test_read(
         split_version=splits.split_version,
         model_hash=model_hash,
@@ -81,9 +83,10 @@ def evaluate_candidate(
     model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
     split_version = splits.split_version
     val_rows = split_rows(splits.rows, "validation")
-    validation, val_pred, val_confidence = _report(
-        model, val_rows, model_inputs(val_rows, config=config, columns=splits.columns)
-    )
+    # images stream through the model's own preprocessing, from the pixel cache
+    pre = model.preprocessor if config.data.kind == "images" else None
+    val_inputs = model_inputs(val_rows, config=config, columns=splits.columns, preprocessor=pre)
+    validation, val_pred, val_confidence = _report(model, val_rows, val_inputs)
     test_rows, test_inputs = read_sealed_test(
         splits,
         config=config,
@@ -91,6 +94,7 @@ def evaluate_candidate(
         model_hash=ref.model_hash,
         asset=asset,
         run_id=run_id,
+        preprocessor=pre,
     )
     test, _, _ = _report(model, test_rows, test_inputs)
     for name, report in (("validation", validation), ("test", test)):

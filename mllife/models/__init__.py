@@ -3,24 +3,50 @@ hyperparameter search, training, the content-addressed registry and DVC checkout
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mllife.config.project import CandidateConfig
 from mllife.models.base import FitResult, Model
+from mllife.models.embedding_model import EmbeddingModel
+from mllife.models.networks import load_weights, resolve_weights
 from mllife.models.sklearn_model import SklearnModel
 from mllife.models.torch_model import TorchModel
 
-__all__ = ["FitResult", "Model", "SklearnModel", "TorchModel", "build_model"]
+__all__ = ["EmbeddingModel", "FitResult", "Model", "SklearnModel", "TorchModel", "build_model"]
 
 
-def build_model(spec: CandidateConfig, *, classes: list[str], preprocessor: Any) -> Model:
-    """An untrained model for a candidate spec from ``mllife.toml``."""
-    common = {
-        "name": spec.name,
-        "classes": classes,
-        "preprocessor": preprocessor,
-        "params": spec.params,
-    }
+def build_model(
+    spec: CandidateConfig, *, classes: list[str], preprocessor: Any, root: Path | None = None
+) -> Model:
+    """An untrained model for a candidate spec from ``mllife.toml``; pretrained weights
+    (``spec.weights``, relative to ``root``) are loaded now, and the model normalises its
+    images as its backbone expects."""
+    common = {"name": spec.name, "classes": classes, "params": spec.params}
     if spec.kind == "sklearn":
-        return SklearnModel(estimator_path=spec.estimator, **common)
-    return TorchModel(architecture=spec.architecture, **common)
+        return SklearnModel(estimator_path=spec.estimator, preprocessor=preprocessor, **common)
+    backbone = None
+    if spec.weights:
+        backbone = resolve_weights(spec.architecture, spec.weights, root=root or Path.cwd())
+        preprocessor = preprocessor.with_normalization(backbone.mean, backbone.std)
+    if spec.kind == "embedding":
+        model = EmbeddingModel(
+            architecture=spec.architecture,
+            backbone_label=backbone.identity,
+            estimator_path=spec.estimator,
+            preprocessor=preprocessor,
+            **common,
+        )
+    else:
+        model = TorchModel(
+            architecture=spec.architecture,
+            module=spec.module,
+            weights=None if backbone is None else {"path": str(backbone.path),
+                                                   "label": backbone.identity},
+            augment=None if spec.augment is None else spec.augment.model_dump(),
+            preprocessor=preprocessor,
+            **common,
+        )  # fmt: skip
+    if backbone is not None:
+        load_weights(model.network, backbone)
+    return model

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from mllife.preprocess.images import ImagePreprocessor, preprocessor_from_state
+from mllife.preprocess.pixels import PixelSet
 from mllife.preprocess.tables import TablePreprocessor
 
 __all__ = ["FitResult", "Model", "ProgressLog"]
@@ -77,9 +78,18 @@ class Model(ABC):
     def to_bytes(self) -> bytes:
         """The artifact's bytes: deterministic for the same trained model."""
 
+    def features(self, x) -> torch.Tensor:
+        """Preprocessed inputs as one tensor: ``x`` itself, or a :class:`PixelSet`'s
+        pixels normalised (estimators that need a matrix hold it in memory)."""
+        if isinstance(x, PixelSet):
+            return self.preprocessor.normalize(x.all())
+        return x
+
     def predict_proba(self, inputs: Any) -> np.ndarray:
-        """Class probabilities for raw inputs: images (paths, bytes, arrays) or table rows
-        (a polars frame or a list of dicts)."""
+        """Class probabilities for raw inputs: images (paths, bytes, arrays, or a
+        :class:`PixelSet`) or table rows (a polars frame or a list of dicts)."""
+        if isinstance(inputs, PixelSet):
+            return self.predict_proba_features(inputs)
         return self.predict_proba_features(self.preprocessor.transform(inputs))
 
     def predict(self, inputs: Any) -> np.ndarray:

@@ -13,13 +13,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mllife._errors import ArtifactError
-from mllife.models import Model, SklearnModel, TorchModel
+from mllife.models import EmbeddingModel, Model, SklearnModel, TorchModel
 from mllife.storage.files import sha256_of, write_atomically
 from mllife.storage.store import Store
 
 __all__ = ["ModelRef", "champion_ref", "load_model", "save_model"]
 
-_EXTENSIONS = {"sklearn": "pkl", "torch": "pt"}
+_EXTENSIONS = {"sklearn": "pkl", "torch": "pt", "embedding": "pkl"}
 
 
 @dataclass(frozen=True)
@@ -84,13 +84,14 @@ def load_model(ref: ModelRef, *, artifacts_dir: Path, store: Store | None) -> Mo
         )
     if ref.kind == "torch":
         return TorchModel.from_bytes(data)
-    if ref.kind == "sklearn":
+    if ref.kind in ("sklearn", "embedding"):
         if store is None or store.model_row(digest) is None:
             raise ArtifactError(
                 f"refusing to unpickle {path}: its hash {digest[:12]} is not recorded in the"
                 " store, so this project did not write it"
             )
-        return SklearnModel.from_trusted_bytes(data)
+        kind = SklearnModel if ref.kind == "sklearn" else EmbeddingModel
+        return kind.from_trusted_bytes(data)
     raise ArtifactError(f"unknown model kind {ref.kind!r} for {path}")
 
 

@@ -102,7 +102,7 @@ class SklearnModel(Model):
         started = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            estimator.fit(self._features(x_train), y_train)
+            estimator.fit(self._features(self.features(x_train)), y_train)
         seconds = time.perf_counter() - started
         for warning in caught:
             log(f"{self.name}: {warning.category.__name__}: {warning.message}")
@@ -113,14 +113,16 @@ class SklearnModel(Model):
                 f" {[self.classes[i] for i in missing]}"
             )
         self.estimator = estimator
-        val_acc = float((estimator.predict(self._features(x_val)) == y_val).mean())
+        val_acc = float((estimator.predict(self._features(self.features(x_val))) == y_val).mean())
         log(f"{self.name}: fitted in {seconds:.2f} s, validation accuracy {val_acc:.4f}")
         return FitResult(seconds=seconds, history=[{"validation_accuracy": val_acc}])
 
     def predict_proba_features(self, x: torch.Tensor) -> np.ndarray:
         if self.estimator is None:
             raise TrainingError(f"model {self.name!r} is not fitted")
-        return np.asarray(self.estimator.predict_proba(self._features(x)), dtype=np.float64)
+        return np.asarray(
+            self.estimator.predict_proba(self._features(self.features(x))), dtype=np.float64
+        )
 
     def to_bytes(self) -> bytes:
         payload = {

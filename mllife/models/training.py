@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mllife.config.project import CandidateConfig, ProjectConfig
 from mllife.data.split import SplitSet
-from mllife.models import build_model
+from mllife.models import EmbeddingModel, TorchModel, build_model
 from mllife.models.base import ProgressLog
+from mllife.models.embedding_model import EmbeddingCache
 from mllife.models.registry import ModelRef, save_model
 from mllife.models.search import Trial, run_search
-from mllife.preprocess.inputs import make_preprocessor, model_inputs, split_rows
+from mllife.models.torch_model import pick_device
+from mllife.preprocess.inputs import make_preprocessor, model_inputs, pixel_set, split_rows
 from mllife.storage.store import Store
 
 __all__ = ["TrainedCandidate", "class_names", "train_candidate"]
@@ -39,6 +44,47 @@ def class_names(config: ProjectConfig, splits: SplitSet) -> list[str]:
     return sorted(splits.rows["label"].unique().to_list())
 
 
+def _training_inputs(config, splits, preprocessor, train, validation):
+    """Tables: preprocessed tensors in memory. Images: :class:`PixelSet` streams (decoded
+    once into the pixel cache), the normalisation learned in one streamed pass."""
+    if config.data.kind != "images":
+        x_train = preprocessor.fit_transform(
+            model_inputs(train, config=config, columns=splits.columns)
+        )
+        x_val = preprocessor.transform(
+            model_inputs(validation, config=config, columns=splits.columns)
+        )
+        return x_train, x_val
+    x_train = pixel_set(train, config=config, preprocessor=preprocessor)
+    preprocessor.fit_stats(x_train.batches())
+    return x_train, pixel_set(validation, config=config, preprocessor=preprocessor)
+
+
+def _checkpoint_path(config: ProjectConfig, spec: CandidateConfig, splits: SplitSet) -> Path:
+    """Where a torch candidate's per-epoch checkpoint lives: keyed by what the training
+    depends on, so `mllife run --resume` after a kill continues the same training."""
+    key = json.dumps(
+        [spec.model_dump(mode="json"), splits.split_version, config.data.image_size],
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return config.state_dir / "checkpoints" / f"{spec.name}-{digest}.pt"
+
+
+def _place(model, config: ProjectConfig, checkpoint: Path, params: dict) -> None:
+    """Device, checkpoint and caches for a freshly built model."""
+    if isinstance(model, TorchModel):
+        model.device_setting = config.training.device
+        # one checkpoint per trial's parameters (a search trains several)
+        trial = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+        model.checkpoint_path = checkpoint.with_name(
+            f"{checkpoint.stem}-{trial.hexdigest()[:8]}.pt"
+        )
+    if isinstance(model, EmbeddingModel):
+        model.cache = EmbeddingCache(config.state_dir / "cache" / "embeddings")
+        model.device = pick_device(config.training.device)
+
+
 def train_candidate(
     spec: CandidateConfig,
     splits: SplitSet,
@@ -57,16 +103,21 @@ def train_candidate(
     index = {label: i for i, label in enumerate(classes)}
     train = split_rows(splits.rows, "train")
     validation = split_rows(splits.rows, "validation")
-    preprocessor = make_preprocessor(config, splits.columns)
-    x_train = preprocessor.fit_transform(model_inputs(train, config=config, columns=splits.columns))
-    x_val = preprocessor.transform(model_inputs(validation, config=config, columns=splits.columns))
+    preprocessor = make_preprocessor(config, splits.columns, splits.rows)
+    x_train, x_val = _training_inputs(config, splits, preprocessor, train, validation)
     y_train = np.array([index[v] for v in train["label"].to_list()])
     y_val = np.array([index[v] for v in validation["label"].to_list()])
+    checkpoint = _checkpoint_path(config, spec, splits)
 
     def build(params: dict[str, Any]):
-        return build_model(
-            spec.model_copy(update={"params": params}), classes=classes, preprocessor=preprocessor
+        model = build_model(
+            spec.model_copy(update={"params": params}),
+            classes=classes,
+            preprocessor=preprocessor,
+            root=config.root,
         )
+        _place(model, config, checkpoint, params)
+        return model
 
     result = run_search(
         spec, build=build, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, log=log

@@ -56,9 +56,13 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _features(config: ProjectConfig, splits: SplitSet, rows: pl.DataFrame) -> pl.DataFrame:
+def _features(
+    config: ProjectConfig, splits: SplitSet, rows: pl.DataFrame, preprocessor=None
+) -> pl.DataFrame:
+    """What drift compares: a table's columns, or per-image statistics of the pixels
+    ``preprocessor`` gives (the champion's, for served inputs: the pixels it saw)."""
     if config.data.kind == "images":
-        return image_statistics(load_inputs(rows, root=config.root))
+        return image_statistics(load_inputs(rows, root=config.root), preprocessor=preprocessor)
     return rows.select(list(splits.columns))
 
 
@@ -116,7 +120,7 @@ def served_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> Batch
         return _not_enough(reference_rows.height, current.height, "served predictions", "served")
     model = load_model(champion_ref(store), artifacts_dir=config.artifacts_dir, store=store)
     inputs = model_inputs(reference_rows, config=config, columns=splits.columns)
-    reference = _features(config, splits, reference_rows).with_columns(
+    reference = _features(config, splits, reference_rows, model.preprocessor).with_columns(
         pl.Series("prediction", [str(p) for p in model.predict(inputs)])
     )
     shared = [c for c in reference.columns if c in current.columns]

@@ -8,9 +8,19 @@ from pathlib import Path
 import polars as pl
 
 from mllife._errors import DataError
+from mllife.data.decode import COLOUR_MODES
 from mllife.data.split import SPLITS
+from mllife.preprocess.images import ImagePreprocessor
+from mllife.preprocess.pixels import PixelCache, PixelSet, loader_workers
 
-__all__ = ["load_inputs", "make_preprocessor", "model_inputs", "split_rows"]
+__all__ = [
+    "image_channels",
+    "load_inputs",
+    "make_preprocessor",
+    "model_inputs",
+    "pixel_set",
+    "split_rows",
+]
 
 
 def split_rows(splits: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -49,22 +59,48 @@ def load_inputs(rows: pl.DataFrame, *, root: Path) -> list[bytes]:
     return payloads
 
 
-def model_inputs(rows: pl.DataFrame, *, config, columns=None):
-    """What a model receives for these rows: image bytes, or the table's feature columns.
-
-    The same raw form serving receives, so training, evaluation and serving share the
-    model's own preprocessing.
+def model_inputs(rows: pl.DataFrame, *, config, columns=None, preprocessor=None):
+    """What a model receives for these rows: the table's feature columns, or the images
+    as a :class:`PixelSet` (decoded by ``preprocessor`` -- the model's own -- and cached),
+    or, without a preprocessor, their encoded bytes (the raw form serving receives).
     """
-    if config.data.kind == "images":
+    if config.data.kind != "images":
+        return rows.select(list(columns))
+    if preprocessor is None:
         return load_inputs(rows, root=config.root)
-    return rows.select(list(columns))
+    return pixel_set(rows, config=config, preprocessor=preprocessor)
 
 
-def make_preprocessor(config, columns=None):
+def pixel_set(rows: pl.DataFrame, *, config, preprocessor: ImagePreprocessor) -> PixelSet:
+    """``rows``' images streamed through ``preprocessor``, cached under ``.mllife/cache``."""
+    return PixelSet(
+        rows,
+        root=config.root,
+        preprocessor=preprocessor,
+        cache=PixelCache(config.state_dir / "cache" / "pixels"),
+        workers=loader_workers(config.training.loader_workers),
+    )
+
+
+def image_channels(config, rows: pl.DataFrame | None) -> int:
+    """The channels models see: as configured, else 3 when any image is in colour."""
+    if config.data.channels != "auto":
+        return int(config.data.channels)
+    if rows is None or "mode" not in rows.columns:
+        return 1
+    modes = set(rows["mode"].drop_nulls().unique().to_list())
+    return 3 if modes & COLOUR_MODES else 1
+
+
+def make_preprocessor(config, columns=None, rows: pl.DataFrame | None = None):
+    """The project's preprocessing, unfitted: for images its size, channels (from
+    ``rows``' modes when "auto") and resize rule; for tables its column contract."""
     if config.data.kind == "images":
-        from mllife.preprocess.images import ImagePreprocessor
-
-        return ImagePreprocessor(size=config.data.image_size)
+        return ImagePreprocessor(
+            size=config.data.image_size,
+            channels=image_channels(config, rows),
+            resize=config.data.resize,
+        )
     from mllife.preprocess.tables import TablePreprocessor
 
     return TablePreprocessor(columns=dict(columns))

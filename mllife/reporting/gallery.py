@@ -17,9 +17,12 @@ from pathlib import Path
 import polars as pl
 from PIL import Image
 
+from mllife.data.decode import COLOUR_MODES, open_image
+
 __all__ = ["gallery_html", "gallery_rows"]
 
 THUMBNAIL_PX = 56
+THUMBNAIL_MAX_PX = 96
 MAX_ERRORS = 36
 MAX_UNSURE = 12
 
@@ -40,14 +43,25 @@ def gallery_rows(
 
 
 def _thumbnail(path: Path) -> str:
-    with Image.open(path) as image:
-        image = image.convert("L")
+    """A small inline image: photos downscaled so the longest side is THUMBNAIL_MAX_PX
+    (whatever the source size: a 12 MP photo is a few KB), tiny images (digits) scaled up
+    to about THUMBNAIL_PX with sharp pixels; upright (EXIF) and in colour as the model
+    saw them."""
+    image = open_image(path, draft_to=THUMBNAIL_MAX_PX, what=str(path))
+    image = image.convert("RGB" if image.mode in COLOUR_MODES else "L")
+    if max(image.size) > THUMBNAIL_MAX_PX:
+        image.thumbnail((THUMBNAIL_MAX_PX, THUMBNAIL_MAX_PX), Image.LANCZOS)
+    else:
         scale = max(1, THUMBNAIL_PX // max(image.size))
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
+    buffer = io.BytesIO()
+    photo = image.mode == "RGB" and max(image.size) > 32
+    image.save(buffer, format="JPEG" if photo else "PNG", **({"quality": 80} if photo else {}))
     data = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img class="thumb" alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
+    kind = "jpeg" if photo else "png"
+    return (
+        f'<img class="thumb" alt="{html.escape(path.name)}" src="data:image/{kind};base64,{data}">'
+    )
 
 
 def _tile(row: dict, root: Path, kind: str, features: list[str]) -> str:

@@ -27,8 +27,9 @@ from starlette.routing import Route
 
 from mllife._errors import DataError, MllifeError
 from mllife.config.project import ProjectConfig
+from mllife.monitoring.drift import pixel_statistics
 from mllife.preprocess.column_batch import ColumnBatch
-from mllife.serve._inputs import RowContract, feature_contract
+from mllife.serve._inputs import ImageUploads, RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
 from mllife.serve._log import (
     FEEDBACK_SCHEMA,
@@ -179,7 +180,12 @@ class ModelServer:
             inputs, hashes, features = await anyio.to_thread.run_sync(
                 self.reader.parse, content_type, body, limiter=self.decode_limiter
             )
-        best, confidence = await self._run(served, inputs)
+        if isinstance(inputs, ImageUploads):
+            best, confidence, features = await anyio.to_thread.run_sync(
+                _predict_images, served, inputs, limiter=self.decode_limiter
+            )
+        else:
+            best, confidence = await self._run(served, inputs)
         classes = served.model.classes
         labels = [classes[i] for i in best.tolist()]
         request_id = self.request_ids.new(key.name)
@@ -228,7 +234,12 @@ class ModelServer:
     async def _shadow(self, shadow, inputs, request_id, received, key_name, hashes, features):
         started = time.perf_counter()
         try:
-            best, confidence = await self._run(shadow, inputs)
+            if isinstance(inputs, ImageUploads):
+                best, confidence, _ = await anyio.to_thread.run_sync(
+                    _predict_images, shadow, inputs, limiter=self.decode_limiter
+                )
+            else:
+                best, confidence = await self._run(shadow, inputs)
         except Exception as exc:  # the caller already has its answer; count and report
             self.shadow_errors += 1
             self.last_shadow_error = f"{type(exc).__name__}: {exc}"
@@ -351,6 +362,18 @@ class ModelServer:
         except HTTPProblem:
             return False
         return True
+
+
+def _predict_images(served: ServedModel, uploads: ImageUploads):
+    """(class indices, their probabilities, per-image statistics to log): the images
+    decoded once, by the model's own preprocessing, and the statistics taken from the
+    very pixels the model saw."""
+    model = served.model
+    pixels = model.preprocessor.pixels(uploads.payloads)
+    proba = model.predict_proba_features(model.preprocessor.normalize(pixels))
+    best = proba.argmax(axis=1)
+    features = pixel_statistics(pixels.numpy(), uploads.sizes)
+    return best, proba[np.arange(len(best)), best], features
 
 
 async def _problem(request: Request, exc: HTTPProblem) -> Response:

@@ -28,6 +28,7 @@ from mllife.preprocess.column_batch import ColumnBatch
 
 __all__ = [
     "DecodedImage",
+    "ImageUploads",
     "InputError",
     "RowContract",
     "decode_image",
@@ -287,12 +288,25 @@ def _read_upload(payload: bytes, *, position: int, max_pixels: int, decode: bool
     return width, height, pixels
 
 
-def image_size(payload: bytes, *, position: int, max_pixels: int) -> int:
-    """The pixel count an upload declares in its header, read without decoding a pixel;
+def image_size(payload: bytes, *, position: int, max_pixels: int) -> tuple[int, int]:
+    """(width, height) an upload declares in its header, read without decoding a pixel;
     an :class:`InputError` for a non-image, an unaccepted format or one over
     ``max_pixels``."""
     width, height, _ = _read_upload(payload, position=position, max_pixels=max_pixels, decode=False)
-    return width * height
+    return width, height
+
+
+@dataclass(frozen=True)
+class ImageUploads:
+    """A request's images, headers checked, not yet decoded: the model's preprocessing
+    decodes them (in a worker thread) exactly as it decoded its training images."""
+
+    payloads: list[bytes]
+    #: (width, height) of each, from its header
+    sizes: list[tuple[int, int]]
+
+    def __len__(self) -> int:
+        return len(self.payloads)
 
 
 def _plain(exc: BaseException) -> str:

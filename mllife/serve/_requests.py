@@ -13,7 +13,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 
 from mllife.config.ops import ServingConfig
-from mllife.serve._inputs import RowContract, decode_image, image_size
+from mllife.serve._inputs import ImageUploads, RowContract, image_size
 
 __all__ = ["HTTPProblem", "RequestReader"]
 
@@ -119,14 +119,16 @@ class RequestReader:
                 raise HTTPProblem(422, f"image {position}: not valid base64 ({exc})") from None
         return self._images(decoded)
 
-    def _images(self, payloads: list[bytes]) -> tuple[list, list[str], list[dict]]:
+    def _images(self, payloads: list[bytes]) -> tuple[ImageUploads, list[str], None]:
         # One budget for the whole request, from the headers, before any decode: 64
         # bombs that each pass the per-image limit must not pass together.
-        budget, total = self.settings.max_request_pixels, 0
+        budget, total, sizes = self.settings.max_request_pixels, 0, []
         for position, payload in enumerate(payloads):
-            total += image_size(
+            width, height = image_size(
                 payload, position=position, max_pixels=self.settings.max_image_pixels
             )
+            sizes.append((width, height))
+            total += width * height
             if total > budget:
                 raise HTTPProblem(
                     413,
@@ -134,19 +136,7 @@ class RequestReader:
                     f" may decode at most {budget:,} (serving.max_request_pixels): send"
                     " fewer or smaller images per request",
                 )
-        inputs, hashes, features = [], [], []
-        for position, payload in enumerate(payloads):
-            image = decode_image(
-                payload, position=position, max_pixels=self.settings.max_image_pixels
-            )
-            inputs.append(image.pixels)
-            hashes.append(hashlib.sha256(payload).hexdigest())
-            features.append(
-                {
-                    "brightness": image.brightness,
-                    "contrast": image.contrast,
-                    "width": image.width,
-                    "height": image.height,
-                }
-            )
-        return inputs, hashes, features
+        # Decoding happens with the model, in a worker thread, through the model's own
+        # preprocessing (the pixels it was trained on: colour, orientation, resize).
+        hashes = [hashlib.sha256(payload).hexdigest() for payload in payloads]
+        return ImageUploads(payloads, sizes), hashes, None

@@ -1,0 +1,136 @@
+"""Images of a split streamed as decoded pixels, cached on disk.
+
+Decoding a photo costs far more than training on its small version, and every epoch,
+every candidate and every run would decode it again. :class:`PixelCache` keeps each
+image's decoded, resized ``uint8`` pixels keyed by (content hash, preprocessing
+settings), so a second epoch, a second candidate and a second run read a few KB instead
+of decoding a JPEG. :class:`PixelSet` is a ``torch.utils.data.Dataset`` over a split's
+rows: memory holds one batch, not the data set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mllife._errors import DataError
+from mllife.preprocess.images import ImagePreprocessor
+from mllife.storage.files import atomic_target
+
+__all__ = ["PixelCache", "PixelSet", "loader_workers"]
+
+
+def loader_workers(setting: int | str = "auto") -> int:
+    """DataLoader worker processes: as configured, or one per core beyond two (max 8)."""
+    if setting != "auto":
+        return int(setting)
+    return max(0, min(8, (os.cpu_count() or 1) - 2))
+
+
+class PixelCache:
+    """``<folder>/<settings>/<sha[:2]>/<sha>.npy``: one image's uint8 (C, S, S) pixels."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def path(self, sha256: str, settings_key: str) -> Path:
+        return self.folder / settings_key / sha256[:2] / f"{sha256}.npy"
+
+    def get(self, sha256: str, settings_key: str) -> torch.Tensor | None:
+        path = self.path(sha256, settings_key)
+        try:
+            return torch.from_numpy(np.load(path, allow_pickle=False))
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError):  # a damaged entry: decoded again and rewritten
+            path.unlink(missing_ok=True)
+            return None
+
+    def put(self, sha256: str, settings_key: str, pixels: torch.Tensor) -> None:
+        with atomic_target(self.path(sha256, settings_key), suffix=".npy", fsync=False) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, pixels.numpy(), allow_pickle=False)
+
+
+class PixelSet(Dataset):
+    """The images of ``rows`` (columns ``path`` and ``sha256``) as uint8 tensors
+    (channels, size, size), decoded by ``preprocessor`` and cached in ``cache``. Each
+    file is checked against its manifest hash when it is read."""
+
+    def __init__(
+        self,
+        rows: pl.DataFrame,
+        *,
+        root: Path,
+        preprocessor: ImagePreprocessor,
+        cache: PixelCache | None,
+        workers: int = 0,
+    ) -> None:
+        self.paths = rows["path"].to_list()
+        self.hashes = rows["sha256"].to_list()
+        self.root = Path(root)
+        self.preprocessor = preprocessor
+        self.cache = cache
+        self.workers = workers
+        self.decoded = 0  # images decoded (not served from the cache) in this process
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _read(self, index: int) -> bytes:
+        path = Path(self.paths[index])
+        file = path if path.is_absolute() else self.root / path
+        try:
+            payload = file.read_bytes()
+        except FileNotFoundError:
+            raise DataError(
+                f"{path} was in the raw_data manifest but is gone; re-materialize raw_data"
+            ) from None
+        if hashlib.sha256(payload).hexdigest() != self.hashes[index]:
+            raise DataError(
+                f"{path} changed since raw_data was materialized (hash mismatch);"
+                " re-materialize raw_data and the assets after it"
+            )
+        return payload
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        key = self.preprocessor.settings_key
+        if self.cache is not None:
+            cached = self.cache.get(self.hashes[index], key)
+            if cached is not None:
+                return cached
+        pixels = self.preprocessor.pixel(self._read(index), index)
+        self.decoded += 1
+        if self.cache is not None:
+            self.cache.put(self.hashes[index], key, pixels)
+        return pixels
+
+    def batches(self, batch_size: int = 256) -> Iterator[torch.Tensor]:
+        """The pixels in order, ``batch_size`` at a time."""
+        loader = DataLoader(
+            self,
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=self.workers,
+            persistent_workers=False,
+        )
+        yield from loader
+
+    def all(self) -> torch.Tensor:
+        """Every image's pixels in one tensor (for estimators that need a matrix)."""
+        return torch.cat(list(self.batches()))
+
+    def with_preprocessor(self, preprocessor: ImagePreprocessor) -> PixelSet:
+        """The same rows through another preprocessing (sharing the cache)."""
+        other = PixelSet.__new__(PixelSet)
+        other.__dict__.update(self.__dict__)
+        other.preprocessor = preprocessor
+        other.decoded = 0
+        return other
