@@ -10,6 +10,7 @@ from mllife.config.project import ProjectConfig
 from mllife.data.split import SplitSet
 from mllife.metrics import Agreement, EvaluationReport, agreement, evaluate
 from mllife.models.registry import ModelRef, load_model
+from mllife.models.training import place_model
 from mllife.preprocess.inputs import model_inputs, split_rows
 from mllife.storage.store import Store
 
@@ -81,6 +82,7 @@ def evaluate_candidate(
     asset: str,
 ) -> CandidateEvaluation:
     model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
+    place_model(model, config)  # the device, and the embedding cache training filled
     split_version = splits.split_version
     val_rows = split_rows(splits.rows, "validation")
     # images stream through the model's own preprocessing, from the pixel cache

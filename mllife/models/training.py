@@ -21,7 +21,7 @@ from mllife.models.torch_model import pick_device
 from mllife.preprocess.inputs import make_preprocessor, model_inputs, pixel_set, split_rows
 from mllife.storage.store import Store
 
-__all__ = ["TrainedCandidate", "class_names", "train_candidate"]
+__all__ = ["TrainedCandidate", "class_names", "place_model", "train_candidate"]
 
 
 @dataclass(frozen=True)
@@ -71,18 +71,24 @@ def _checkpoint_path(config: ProjectConfig, spec: CandidateConfig, splits: Split
     return config.state_dir / "checkpoints" / f"{spec.name}-{digest}.pt"
 
 
-def _place(model, config: ProjectConfig, checkpoint: Path, params: dict) -> None:
-    """Device, checkpoint and caches for a freshly built model."""
+def place_model(model, config: ProjectConfig) -> None:
+    """The project's device and caches for a model built or loaded in this process."""
     if isinstance(model, TorchModel):
         model.device_setting = config.training.device
+    if isinstance(model, EmbeddingModel):
+        model.cache = EmbeddingCache(config.state_dir / "cache" / "embeddings")
+        model.device = pick_device(config.training.device)
+
+
+def _place(model, config: ProjectConfig, checkpoint: Path, params: dict) -> None:
+    """Device, caches and checkpoint for a freshly built model."""
+    place_model(model, config)
+    if isinstance(model, TorchModel):
         # one checkpoint per trial's parameters (a search trains several)
         trial = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
         model.checkpoint_path = checkpoint.with_name(
             f"{checkpoint.stem}-{trial.hexdigest()[:8]}.pt"
         )
-    if isinstance(model, EmbeddingModel):
-        model.cache = EmbeddingCache(config.state_dir / "cache" / "embeddings")
-        model.device = pick_device(config.training.device)
 
 
 def train_candidate(
