@@ -411,14 +411,13 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
 ):
     import shutil
 
-    from mllife.serve.keys import create_key
-
     from assets.run import run_lifecycle
     from mllife.config.project import load_config
     from mllife.models.registry import ModelRef, load_model
     from mllife.preprocess.inputs import split_rows
     from mllife.problems.registry import ProblemRegistry
     from mllife.promotion.deploy import promote_model
+    from mllife.serve.keys import create_key
     from mllife.storage.store import Store
     from tests.serving import ServerProcess
 
