@@ -96,7 +96,8 @@ def _describe_image(
         image = open_image(payload, max_pixels=max_pixels, what="the file")
     except ImageFileError as exc:
         # Recorded in the manifest as this file's error; cleaning drops and reports it.
-        return None, None, None, str(exc).removeprefix("the file ")
+        reason = str(exc).removeprefix("the file ").removeprefix("is not a readable image: ")
+        return None, None, None, "unreadable image: " + reason.removeprefix("is ")
     return image.width, image.height, image.mode, None
 
 
