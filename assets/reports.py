@@ -16,7 +16,7 @@ from mllife.promotion.policy import gate_descriptions
 from mllife.reporting.gallery import gallery_html
 from mllife.reporting.monitoring_section import monitoring_section
 from mllife.reporting.problem_section import problem_section
-from mllife.reporting.status import StatusReport, write_status_report
+from mllife.reporting.status import StatusReport, describe_training, write_status_report
 
 
 def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
@@ -92,6 +92,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
                 age=staleness(config, store),
             ),
             gate_descriptions=gate_descriptions(config.promotion),
+            training_notes={s.name: describe_training(s) for s in config.models_to_train},
         )
         return dg.Output(
             report,

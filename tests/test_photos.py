@@ -433,8 +433,21 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
             "reds", input=file, expected="red", kind="positive", source="contrived",
             classes=["blue", "green", "red"],
         )  # fmt: skip
+    # a colour problem the model fails (blue photos a client wants read as red): the
+    # report's next steps point to colour jitter, the articles' countermeasure
+    registry.add_problem("blue_tint", description="a blue colour filter confuses it")
+    for file in sorted((root / "data" / "photos" / "blue").glob("*.jpg"))[:4]:
+        registry.add_pattern(
+            "blue_tint", input=file, expected="red", kind="positive", source="contrived",
+            classes=["blue", "green", "red"],
+        )  # fmt: skip
     outcome = run_lifecycle(config.path, log_level="WARNING")
     assert outcome.ok, "\n".join(outcome.lines)
+    report = next(line for line in outcome.lines if line.startswith("report: "))
+    page = Path(report.removeprefix("report: ")).read_text()
+    assert "augmented: h-flip" in page and "embeddings + LogisticRegression" in page
+    assert "color_jitter = 0.3" in page
+    assert "data:image/jpeg;base64," in page or "No validation example is misclassified" in page
     embeddings = sorted((config.state_dir / "cache" / "embeddings").rglob("*.npy"))
     assert len(embeddings) == 120  # every photo embedded once...
     stamps = [p.stat().st_mtime_ns for p in embeddings]
@@ -447,7 +460,7 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
     scored = store.query(
         "SELECT count(*) AS n FROM pattern_results WHERE model_hash = ?", [ref.model_hash]
     )
-    assert scored["n"][0] == 10  # scored on the known problem like any model
+    assert scored["n"][0] == 14  # scored on the known problems like any model
     if store.champion().model_hash != ref.model_hash:
         promote_model(ref.model_hash, config=config, store=store, reason="test: embedding")
     model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
@@ -463,3 +476,39 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
         status, body = server.request("POST", "/predict", payload, key=key)
     assert status == 200 and body["model"] == "embed"
     assert [p["label"] for p in body["predictions"]] == evaluated
+
+
+_CHECKPOINTED = """
+import sys
+from pathlib import Path
+import numpy as np, torch
+from mllife.config.project import CandidateConfig
+from mllife.models import build_model
+from mllife.preprocess.images import ImagePreprocessor
+rng = np.random.default_rng(0)
+images = [rng.integers(0, 255, (12, 12, 3), dtype=np.uint8) for _ in range(64)]
+y = np.array([int(im[..., 0].mean() > 127) for im in images])
+pre = ImagePreprocessor(size=12, channels=3)
+x = pre.fit_transform(images)
+spec = CandidateConfig(name='cnn', kind='torch', architecture='small_cnn',
+    params={'epochs': 4, 'patience': 10, 'batch_size': 16, 'seed': 0})
+model = build_model(spec, classes=['dark', 'light'], preprocessor=pre)
+model.checkpoint_path = Path(sys.argv[1])
+fit = model.fit(x, y, x, y, log=print)
+print('epochs', [h['epoch'] for h in fit.history])
+"""
+
+
+def test_a_training_killed_mid_way_resumes_from_its_last_finished_epoch(tmp_path):
+    import os
+
+    checkpoint = tmp_path / "cnn.pt"
+    command = [sys.executable, "-c", _CHECKPOINTED, str(checkpoint)]
+    env = {**os.environ, "MLLIFE_CRASH_AT": "training:epoch#3"}
+    killed = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    assert killed.returncode == -9  # SIGKILLed during the third epoch
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=True)
+    assert "resuming from the checkpoint of epoch 2" in done.stdout
+    assert "epochs [1, 2, 3, 4]" in done.stdout and "epoch   1/4" not in done.stdout
+    assert not checkpoint.exists()  # the artifact takes over once training finished

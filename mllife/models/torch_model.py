@@ -372,7 +372,8 @@ class _Loop:
         path = self.model.checkpoint_path
         if path is None or not path.is_file():
             return
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        # tensors and plain values only: a tampered checkpoint cannot run code
+        state = torch.load(path, map_location=self.device, weights_only=True)
         self.model.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:

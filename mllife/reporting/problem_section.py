@@ -30,6 +30,11 @@ def _thumb(data: bytes, alt: str) -> str:
     )
 
 
+#: words that make a known problem a colour problem (the articles' "colour mood",
+#: "Instagram filter"), for which colour jitter is the countermeasure
+_COLOUR_WORDS = ("colour", "color", "filter", "tint", "hue", "sepia", "saturat", "invert")
+
+
 def problem_section(
     registry: ProblemRegistry,
     scores: ProblemScores,
@@ -73,6 +78,13 @@ def problem_section(
                 f"Examples like '{name}' are mostly misclassified: add such"
                 " examples to the training data or augment it accordingly."
             )
+            text = f"{name} {problem['description']}".lower()
+            if any(word in text for word in _COLOUR_WORDS):
+                steps.append(
+                    f"'{name}' is about colour: vary the colours of the training images"
+                    " randomly (augment = { color_jitter = 0.3 } on a torch candidate), so"
+                    " the model cannot rely on a colour mood or a filter."
+                )
         if registry.config.data.kind == "images":
             cells = []
             for item in part.head(GALLERY_PER_PROBLEM).iter_rows(named=True):

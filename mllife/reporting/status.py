@@ -20,7 +20,7 @@ from mllife.reporting.html import table as _table
 from mllife.reporting.plots import metric_history_png
 from mllife.storage.files import write_atomically
 
-__all__ = ["StatusReport", "in_words", "write_status_report"]
+__all__ = ["StatusReport", "describe_training", "in_words", "write_status_report"]
 
 
 def in_words(share: float) -> str:
@@ -60,7 +60,28 @@ def _next_steps(best: CandidateEvaluation) -> list[str]:
     return steps or ["No weak spot stands out; keep collecting production examples."]
 
 
-def _leaderboard(evaluations: list[CandidateEvaluation]) -> tuple[str, str]:
+def describe_training(spec) -> str:
+    """How a candidate was trained, in a few words (the leaderboard's last column)."""
+    parts = []
+    if spec.weights:
+        parts.append(f"pretrained {spec.architecture} ({spec.weights})")
+    if spec.kind == "embedding":
+        parts.append(f"embeddings + {(spec.estimator or 'LogisticRegression').split('.')[-1]}")
+    augment = spec.augment.model_dump() if spec.augment is not None else {}
+    shown = {
+        "crop": lambda v: f"crop >= {v:g}",
+        "hflip": lambda v: "h-flip",
+        "vflip": lambda v: "v-flip",
+        "rotation": lambda v: f"rotation +-{v:g} deg",
+        "color_jitter": lambda v: f"colour jitter {v:g}",
+    }
+    steps = [shown[k](v) for k, v in augment.items() if v]
+    if steps:
+        parts.append("augmented: " + ", ".join(steps))
+    return "; ".join(parts)
+
+
+def _leaderboard(evaluations: list[CandidateEvaluation], notes: dict[str, str]) -> tuple[str, str]:
     rows = []
     for e in sorted(evaluations, key=lambda e: -e.validation.macro_f1):
         lo, hi = e.validation.intervals["accuracy"]
@@ -73,6 +94,7 @@ def _leaderboard(evaluations: list[CandidateEvaluation]) -> tuple[str, str]:
                 f"{e.test.macro_f1:.4f}",
                 "yes" if e.agreement.passed else "no",
                 e.ref.model_hash[:12],
+                notes.get(e.ref.name, ""),
             ]
         )
     header = [
@@ -83,6 +105,7 @@ def _leaderboard(evaluations: list[CandidateEvaluation]) -> tuple[str, str]:
         "test macro F1",
         "val/test agree",
         "model hash",
+        "training",
     ]
     return _table(header, rows)
 
@@ -234,10 +257,11 @@ def write_status_report(
     problems=None,
     monitoring=None,
     gate_descriptions: dict[str, str] | None = None,
+    training_notes: dict[str, str] | None = None,
 ) -> StatusReport:
     """Write ``status-<run_id>.html`` under ``reports_dir``; return its path and the
     Markdown summary (client part, then the technical part)."""
-    board_html, board_md = _leaderboard(evaluations)
+    board_html, board_md = _leaderboard(evaluations, training_notes or {})
     gates_html, gates_md = _gate_table(challenger, gate_descriptions or {})
     client = _client_part(challenger, action, problems, monitoring)
     data_sentence = _data_sentence(data, test_reads)
