@@ -25,8 +25,7 @@ from mllife.config.project import find_config, load_config
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 
-def build_definitions(config_path: Path | str) -> dg.Definitions:
-    config = load_config(config_path)
+def _assets(config) -> list:
     names = [spec.name for spec in config.models_to_train]
     assets = [
         data.raw_data,
@@ -42,15 +41,17 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         drift_report,
         artifact_versions,
     ]
-    checks = [
-        data.raw_data_contract,
-        data.clean_data_contract,
-        data.class_balance_check,
-        data.class_set,
-        data.no_leakage,
-        problem_files,
-        deployment.build_policy_checks(config.promotion),
-    ]
+    if config.owners:
+        assets = [
+            a.map_asset_specs(lambda spec: spec.replace_attributes(owners=config.owners))
+            for a in assets
+        ]
+    assets = [a.map_asset_specs(_with_code_version(a)) for a in assets]
+    return dg.with_source_code_references(assets)
+
+
+def _jobs() -> tuple:
+    """The lifecycle, retrain and monitor jobs."""
     lifecycle = dg.define_asset_job(
         "lifecycle",
         selection=dg.AssetSelection.all(),
@@ -62,13 +63,6 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         | dg.AssetSelection.assets("served_predictions"),
         description="From the splits on: train, evaluate, decide, report.",
     )
-    if config.owners:
-        assets = [
-            a.map_asset_specs(lambda spec: spec.replace_attributes(owners=config.owners))
-            for a in assets
-        ]
-    assets = [a.map_asset_specs(_with_code_version(a)) for a in assets]
-    assets = dg.with_source_code_references(assets)
     monitor = dg.define_asset_job(
         "monitor",
         selection=dg.AssetSelection.assets(
@@ -77,6 +71,21 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         description="Refresh the data stage, ingest served traffic, and measure drift of new"
         " data and served inputs against the champion's training data, without retraining.",
     )
+    return lifecycle, retrain, monitor
+
+
+def build_definitions(config_path: Path | str) -> dg.Definitions:
+    config = load_config(config_path)
+    checks = [
+        data.raw_data_contract,
+        data.clean_data_contract,
+        data.class_balance_check,
+        data.class_set,
+        data.no_leakage,
+        problem_files,
+        deployment.build_policy_checks(config.promotion),
+    ]
+    lifecycle, retrain, monitor = _jobs()
     daily = dg.ScheduleDefinition(
         name="daily_monitoring",
         job=monitor,
@@ -90,7 +99,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
             build_drift_sensor(monitor, retrain, config.monitoring.drift_check_minutes),
         ],
         schedules=[daily],
-        assets=assets,
+        assets=_assets(config),
         asset_checks=checks,
         jobs=[lifecycle, retrain, monitor],
         resources={

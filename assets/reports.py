@@ -19,6 +19,44 @@ from mllife.reporting.problem_section import problem_section
 from mllife.reporting.status import StatusReport, describe_training, write_status_report
 
 
+def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_report):
+    """The report's gallery, known-problems and monitoring sections."""
+    store, config = project.store, project.config
+    best = challenger.evaluation
+    gallery = gallery_html(
+        split_rows(splits.rows, "validation"),
+        best.validation_predictions,
+        best.validation_confidence,
+        root=config.root,
+        kind=config.data.kind,
+        features=list(splits.columns) if splits.columns else None,
+    )
+    problems = problem_section(
+        ProblemRegistry(config, store),
+        problem_scores,
+        challenger_hash=best.ref.model_hash,
+        champion_hash=challenger.decision.champion_hash,
+    )
+    monitoring = monitoring_section(
+        drift_report,
+        traffic=traffic_summary(store),
+        quality=served_quality(store),
+        shadow=shadow_comparison(store),
+        age=staleness(config, store),
+    )
+    return {"gallery": gallery, "problems": problems, "monitoring": monitoring}
+
+
+def _data_facts(splits: SplitSet, clean_data: CleanData) -> dict:
+    return {
+        "data_version": splits.data_version,
+        "n_files": clean_data.rows.height + clean_data.dropped.height,
+        "n_clean": clean_data.rows.height,
+        "n_dropped": clean_data.dropped.height,
+        "split_sizes": splits.sizes(),
+    }
+
+
 def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
     ins = {f"evaluation_{n}": dg.AssetIn() for n in candidate_names}
 
@@ -50,49 +88,19 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
         drift_report: dict[str, BatchDrift],
         **evaluations,
     ) -> dg.Output[StatusReport]:
-        store = project.store
-        config = project.config
-        best = challenger.evaluation
-        features = list(splits.columns) if splits.columns else None
-        gallery = gallery_html(
-            split_rows(splits.rows, "validation"),
-            best.validation_predictions,
-            best.validation_confidence,
-            root=config.root,
-            kind=config.data.kind,
-            features=features,
-        )
+        store, config = project.store, project.config
         report = write_status_report(
-            reports_dir=project.config.reports_dir,
+            reports_dir=config.reports_dir,
             run_id=context.run.run_id,
-            data={
-                "data_version": splits.data_version,
-                "n_files": clean_data.rows.height + clean_data.dropped.height,
-                "n_clean": clean_data.rows.height,
-                "n_dropped": clean_data.dropped.height,
-                "split_sizes": splits.sizes(),
-            },
+            data=_data_facts(splits, clean_data),
             evaluations=list(evaluations.values()),
             challenger=challenger,
             action=champion.action,
             test_reads=store.test_read_count(split_version=splits.split_version),
             history=store.metric_history(split="validation", metric="accuracy"),
-            gallery=gallery,
-            problems=problem_section(
-                ProblemRegistry(config, store),
-                problem_scores,
-                challenger_hash=best.ref.model_hash,
-                champion_hash=challenger.decision.champion_hash,
-            ),
-            monitoring=monitoring_section(
-                drift_report,
-                traffic=traffic_summary(store),
-                quality=served_quality(store),
-                shadow=shadow_comparison(store),
-                age=staleness(config, store),
-            ),
             gate_descriptions=gate_descriptions(config.promotion),
             training_notes={s.name: describe_training(s) for s in config.models_to_train},
+            **_sections(project, splits, challenger, problem_scores, drift_report),
         )
         return dg.Output(
             report,

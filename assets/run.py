@@ -81,19 +81,7 @@ def run_lifecycle(
         raise MllifeError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     config = load_config(config_path)
     os.environ["MLLIFE_CONFIG"] = str(config.path)
-    clock = time.perf_counter()
-    # The graph's imports (torch, torchvision, Dagster, ...) take seconds of CPU, and so
-    # does writing the default data: in one process they queue on the GIL, so the data is
-    # written by a second process, on the other core.
-    data_init = _start_data_init(config)
-    try:
-        importlib.import_module("assets.definitions")
-    finally:
-        timings = {"graph_imports": time.perf_counter() - clock}
-        clock = time.perf_counter()
-        if data_init is not None:
-            _finish_data_init(data_init, config)  # after an import error too: never orphaned
-        timings["data_init_wait"] = time.perf_counter() - clock
+    timings = _import_graph_beside_data_init(config)
     clock = time.perf_counter()
     instance = prepare_instance(config)
     # A reconstructable job (not execute_in_process): step outputs go to the instance's
@@ -111,25 +99,45 @@ def run_lifecycle(
         reconstructable_args=(str(config.path), job_name, sha256_of(config.path)),
     )
     timings["dagster_setup"] = time.perf_counter() - clock
-    execution = (
-        {"multiprocess": {"max_concurrent": max_concurrent}}
-        if executor == "multiprocess"
-        else {"in_process": {}}
-    )
-    run_config = {
-        "loggers": {"console": {"config": {"log_level": log_level}}},
-        "execution": {"config": execution},
-    }
     clock = time.perf_counter()
     with dg.execute_job(
         job,
         instance,
-        run_config=run_config,
+        run_config=_run_config(executor, max_concurrent, log_level),
         reexecution_options=options,
         tags={OWNER_TAG: _process_tag()},
     ) as result:
         timings["dagster_run"] = time.perf_counter() - clock
         return _outcome(result, config, timings, instance)
+
+
+def _import_graph_beside_data_init(config: ProjectConfig) -> dict[str, float]:
+    """Import the graph while a child process writes the default data (when needed):
+    the imports (torch, torchvision, Dagster, ...) take seconds of CPU, and so does
+    writing the data; in one process they would queue on the GIL."""
+    clock = time.perf_counter()
+    data_init = _start_data_init(config)
+    try:
+        importlib.import_module("assets.definitions")
+    finally:
+        timings = {"graph_imports": time.perf_counter() - clock}
+        clock = time.perf_counter()
+        if data_init is not None:
+            _finish_data_init(data_init, config)  # after an import error too: never orphaned
+        timings["data_init_wait"] = time.perf_counter() - clock
+    return timings
+
+
+def _run_config(executor: str, max_concurrent: int, log_level: str) -> dict:
+    execution = (
+        {"multiprocess": {"max_concurrent": max_concurrent}}
+        if executor == "multiprocess"
+        else {"in_process": {}}
+    )
+    return {
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+        "execution": {"config": execution},
+    }
 
 
 def _start_data_init(config: ProjectConfig) -> subprocess.Popen | None:

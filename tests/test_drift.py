@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from mllife.monitoring.drift import drift, image_statistics
+from mllife.monitoring.drift import drift
+from mllife.monitoring.images import image_statistics
 
 
 def frames(n, *, shift=0.0, seed=0, cat_p=(0.2, 0.3, 0.5)):

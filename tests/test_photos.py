@@ -74,7 +74,7 @@ def test_colour_reaches_the_model_and_grayscale_cannot_tell_the_hues_apart(photo
 
 def test_exif_rotated_photos_decode_upright_in_training_serving_and_the_gallery(tmp_path):
     from mllife.reporting.gallery import _thumbnail
-    from mllife.serve._inputs import image_size
+    from mllife.serve._images import image_size
 
     upright = np.zeros((80, 40, 3), dtype=np.uint8)  # portrait: bright top, dark bottom
     upright[:40] = 230
@@ -363,7 +363,7 @@ def test_a_users_own_module_trains_saves_and_loads(photos, tmp_path):
 
 
 def test_augmentation_changes_training_photos_only(photos):
-    from mllife.models.torch_model import build_augment
+    from mllife.preprocess.augment import build_augment
 
     augment = build_augment({"hflip": True, "crop": 0.5, "rotation": 20, "color_jitter": 0.3}, 16)
     pixels = ImagePreprocessor(size=16, channels=3).pixel(sorted(photos.rglob("*.jpg"))[0])

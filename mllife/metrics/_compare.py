@@ -63,6 +63,47 @@ def mcnemar_test(b: int, c: int) -> tuple[float, float, bool]:
     return float(statistic), float(stats.chi2.sf(statistic, 1)), False
 
 
+def _encoded_pair(y_true, champion_pred, challenger_pred, labels):
+    """Both models' predictions encoded against one label set (given, or the union)."""
+    champion_array = as_1d_array(champion_pred, name="champion_pred")
+    challenger_array = as_1d_array(challenger_pred, name="challenger_pred")
+    if len(champion_array) != len(challenger_array):
+        raise ValueError(
+            f"champion_pred and challenger_pred have different lengths:"
+            f" {len(champion_array)} and {len(challenger_array)}"
+        )
+    if labels is None:
+        enc_all = encode_labels(
+            np.concatenate([as_1d_array(y_true, name="y_true"), champion_array]),
+            np.concatenate([challenger_array, challenger_array]),
+        )
+        labels = enc_all.labels
+    champ = encode_labels(y_true, champion_array, labels=labels)
+    return champ, encode_labels(y_true, challenger_array, labels=labels)
+
+
+def _paired_intervals(true, pred_a, pred_b, k, n_bootstrap, confidence, random_state):
+    """Intervals of each delta from a paired bootstrap: rows resampled once for both
+    models (as cells of the joint true x champion x challenger table)."""
+    if not n_bootstrap or k**3 > MAX_JOINT_CELLS:
+        return {}
+    joint = np.bincount((true * k + pred_a) * k + pred_b, minlength=k**3).reshape(k, k, k)
+    replicates = resample_cells(joint, n_bootstrap, np.random.default_rng(random_state))
+    champion, challenger = _batched(replicates.sum(axis=3)), _batched(replicates.sum(axis=2))
+    return {m: percentile_interval(challenger[m] - champion[m], confidence) for m in COMPARED}
+
+
+def _per_class_deltas(cm_a, cm_b, labels) -> tuple[dict, ...]:
+    stats_a, stats_b = per_class_from_confusion(cm_a), per_class_from_confusion(cm_b)
+    return tuple(
+        {
+            "label": label.item() if isinstance(label, np.generic) else label,
+            **{m: float(stats_b[m][i] - stats_a[m][i]) for m in ("precision", "recall", "f1")},
+        }
+        for i, label in enumerate(labels)
+    )
+
+
 def compare(
     y_true: Any,
     champion_pred: Any,
@@ -84,54 +125,20 @@ def compare(
     >>> c.deltas["accuracy"], c.wrong_to_right.tolist()
     (0.25, [2])
     """
-    champion_array = as_1d_array(champion_pred, name="champion_pred")
-    challenger_array = as_1d_array(challenger_pred, name="challenger_pred")
-    if len(champion_array) != len(challenger_array):
-        raise ValueError(
-            f"champion_pred and challenger_pred have different lengths:"
-            f" {len(champion_array)} and {len(challenger_array)}"
-        )
-    if labels is None:
-        enc_all = encode_labels(
-            np.concatenate([as_1d_array(y_true, name="y_true"), champion_array]),
-            np.concatenate([challenger_array, challenger_array]),
-        )
-        labels = enc_all.labels
-    champ = encode_labels(y_true, champion_array, labels=labels)
-    chall = encode_labels(y_true, challenger_array, labels=labels)
+    champ, chall = _encoded_pair(y_true, champion_pred, challenger_pred, labels)
     k = len(champ.labels)
     true = champ.true.astype(np.int64)
     cm_a = confusion_counts(true, champ.pred, k)
     cm_b = confusion_counts(true, chall.pred, k)
     metrics_a, metrics_b = count_metrics(cm_a), count_metrics(cm_b)
     deltas = {m: metrics_b[m] - metrics_a[m] for m in COMPARED}
-
-    intervals: dict[str, tuple[float, float]] = {}
-    if n_bootstrap and k**3 <= MAX_JOINT_CELLS:
-        joint = np.bincount((true * k + champ.pred) * k + chall.pred, minlength=k**3).reshape(
-            k, k, k
-        )
-        replicates = resample_cells(joint, n_bootstrap, np.random.default_rng(random_state))
-        delta_samples = _batched(replicates.sum(axis=3)), _batched(replicates.sum(axis=2))
-        for m in COMPARED:
-            intervals[m] = percentile_interval(
-                delta_samples[1][m] - delta_samples[0][m], confidence
-            )
-
+    intervals = _paired_intervals(true, champ.pred, chall.pred, k, n_bootstrap, confidence,
+                                  random_state)  # fmt: skip
     right_a = champ.pred == champ.true
     right_b = chall.pred == chall.true
     right_to_wrong = np.flatnonzero(right_a & ~right_b)
     wrong_to_right = np.flatnonzero(~right_a & right_b)
     statistic, p_value, exact = mcnemar_test(len(right_to_wrong), len(wrong_to_right))
-
-    stats_a, stats_b = per_class_from_confusion(cm_a), per_class_from_confusion(cm_b)
-    per_class = tuple(
-        {
-            "label": label.item() if isinstance(label, np.generic) else label,
-            **{m: float(stats_b[m][i] - stats_a[m][i]) for m in ("precision", "recall", "f1")},
-        }
-        for i, label in enumerate(champ.labels)
-    )
     return Comparison(
         labels=tuple(x.item() if isinstance(x, np.generic) else x for x in champ.labels),
         champion=MappingProxyType(metrics_a),
@@ -141,7 +148,7 @@ def compare(
         mcnemar_statistic=statistic,
         mcnemar_p_value=p_value,
         mcnemar_exact=exact,
-        per_class=per_class,
+        per_class=_per_class_deltas(cm_a, cm_b, champ.labels),
         right_to_wrong=right_to_wrong,
         wrong_to_right=wrong_to_right,
     )

@@ -120,6 +120,70 @@ def _raise_if_unknown(bad: np.ndarray, values, labels, *, name: str) -> None:
         )
 
 
+def _checked_labels(array: np.ndarray, name: str) -> np.ndarray:
+    """``array`` as labels: whole floats become integers; NaN, fractions, None refused."""
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array) | (array != np.round(array))
+        if bad.any():
+            i = _first_bad(bad)
+            raise ValueError(
+                f"{name}[{i}] = {_show(array[i])}: labels must be integers or strings,"
+                " not fractional or NaN floats"
+            )
+        return array.astype(np.int64)
+    if array.dtype == object:
+        nulls = np.array([v is None for v in array])
+        if nulls.any():
+            i = _first_bad(nulls)
+            raise ValueError(f"{name}[{i}] is None: every row needs a label")
+    return array
+
+
+def _inferred_labels(true, pred, spans) -> tuple[np.ndarray, bool]:
+    """(the label set, whether it is the dense range 0..max) from the data itself."""
+    if _is_int(true) and _is_int(pred):
+        low = min(spans[0][0], spans[1][0])
+        high = max(spans[0][1], spans[1][1])
+        # A dense 0..max range keeps the confusion matrix small (<= 1024^2 cells);
+        # sparse or large label values go through the sort-based union instead.
+        if low >= 0 and high < 1 << 10:
+            return np.arange(high + 1), True
+        return np.union1d(true, pred), False
+    try:
+        return np.union1d(
+            true.astype(str) if true.dtype == object else true,
+            pred.astype(str) if pred.dtype == object else pred,
+        ), False
+    except TypeError as exc:
+        raise ValueError(f"y_true and y_pred hold labels that cannot be ordered: {exc}") from exc
+
+
+def _given_labels(labels: Any) -> np.ndarray:
+    label_array = as_1d_array(labels, name="labels")
+    if len(label_array) == 0:
+        raise ValueError("labels= is empty")
+    if len(np.unique(label_array)) != len(label_array):
+        raise ValueError(f"labels= has repeated values: {label_array.tolist()[:20]}")
+    return label_array
+
+
+def _checked_weight(sample_weight: Any, n: int) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    weight = as_1d_array(sample_weight, name="sample_weight").astype(np.float64)
+    if len(weight) != n:
+        raise ValueError(f"sample_weight has {len(weight)} values for {n} rows")
+    bad = ~np.isfinite(weight) | (weight < 0)
+    if bad.any():
+        i = _first_bad(bad)
+        raise ValueError(
+            f"sample_weight[{i}] = {_show(weight[i])}: weights must be finite and >= 0"
+        )
+    if weight.sum() <= 0:
+        raise ValueError("sample_weight sums to 0: nothing to evaluate")
+    return weight
+
+
 def encode_labels(
     y_true: Any, y_pred: Any, *, labels: Any = None, sample_weight: Any = None
 ) -> Encoded:
@@ -130,56 +194,14 @@ def encode_labels(
         raise ValueError(f"y_true and y_pred have different lengths: {len(true)} and {len(pred)}")
     if len(true) == 0:
         raise ValueError("y_true and y_pred are empty: nothing to evaluate")
-    for name, array in (("y_true", true), ("y_pred", pred)):
-        if array.dtype.kind == "f":
-            bad = ~np.isfinite(array) | (array != np.round(array))
-            if bad.any():
-                i = _first_bad(bad)
-                raise ValueError(
-                    f"{name}[{i}] = {_show(array[i])}: labels must be integers or strings,"
-                    " not fractional or NaN floats"
-                )
-            array = array.astype(np.int64)
-            if name == "y_true":
-                true = array
-            else:
-                pred = array
-        elif array.dtype == object:
-            nulls = np.array([v is None for v in array])
-            if nulls.any():
-                i = _first_bad(nulls)
-                raise ValueError(f"{name}[{i}] is None: every row needs a label")
+    true, pred = _checked_labels(true, "y_true"), _checked_labels(pred, "y_pred")
     spans: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
-    dense = False
     if _is_int(true) and _is_int(pred):
         spans = (int_range(true), int_range(pred))
     if labels is None:
-        if _is_int(true) and _is_int(pred):
-            low = min(spans[0][0], spans[1][0])
-            high = max(spans[0][1], spans[1][1])
-            # A dense 0..max range keeps the confusion matrix small (<= 1024^2 cells);
-            # sparse or large label values go through the sort-based union instead.
-            if low >= 0 and high < 1 << 10:
-                label_array, dense = np.arange(high + 1), True
-            else:
-                label_array = np.union1d(true, pred)
-        else:
-            try:
-                label_array = np.union1d(
-                    true.astype(str) if true.dtype == object else true,
-                    pred.astype(str) if pred.dtype == object else pred,
-                )
-            except TypeError as exc:
-                raise ValueError(
-                    f"y_true and y_pred hold labels that cannot be ordered: {exc}"
-                ) from exc
+        label_array, dense = _inferred_labels(true, pred, spans)
     else:
-        label_array = as_1d_array(labels, name="labels")
-        if len(label_array) == 0:
-            raise ValueError("labels= is empty")
-        uniq = np.unique(label_array)
-        if len(uniq) != len(label_array):
-            raise ValueError(f"labels= has repeated values: {label_array.tolist()[:20]}")
+        label_array, dense = _given_labels(labels), False
     if true.dtype == object:
         true = true.astype(str)
     if pred.dtype == object:
@@ -188,19 +210,7 @@ def encode_labels(
         label_array = label_array.astype(str)
     true_codes = _encode_with(true, label_array, name="y_true", span=spans[0])
     pred_codes = _encode_with(pred, label_array, name="y_pred", span=spans[1])
-    weight = None
-    if sample_weight is not None:
-        weight = as_1d_array(sample_weight, name="sample_weight").astype(np.float64)
-        if len(weight) != len(true):
-            raise ValueError(f"sample_weight has {len(weight)} values for {len(true)} rows")
-        bad = ~np.isfinite(weight) | (weight < 0)
-        if bad.any():
-            i = _first_bad(bad)
-            raise ValueError(
-                f"sample_weight[{i}] = {_show(weight[i])}: weights must be finite and >= 0"
-            )
-        if weight.sum() <= 0:
-            raise ValueError("sample_weight sums to 0: nothing to evaluate")
+    weight = _checked_weight(sample_weight, len(true))
     return Encoded(true=true_codes, pred=pred_codes, labels=label_array, weight=weight, dense=dense)
 
 

@@ -7,24 +7,21 @@ Artifacts hold only tensors and plain values, and load with ``weights_only=True`
 
 from __future__ import annotations
 
-import copy
 import io
-import math
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from mllife._errors import ArtifactError, ConfigError, TrainingError
-from mllife._faults import crash_point
+from mllife._errors import ArtifactError, ConfigError
 from mllife.models.base import FitResult, Model, ProgressLog
 from mllife.models.networks import BUILT_IN, build_network, classifier_head
+from mllife.models.torch_loop import Labelled, Loop, TensorBatches
+from mllife.preprocess.augment import build_augment
 from mllife.preprocess.pixels import PixelSet
-from mllife.storage.files import atomic_target
 
 __all__ = ["ARCHITECTURES", "TorchModel", "pick_device"]
 
@@ -49,12 +46,6 @@ TRAINING = {
 ARCHITECTURES = BUILT_IN
 
 
-def progress_bar(done: int, total: int, width: int = 20) -> str:
-    """``[#########...........]``: how far training is, in the logs and the CLI."""
-    filled = round(width * done / max(total, 1))
-    return "[" + "#" * filled + "." * (width - filled) + "]"
-
-
 def pick_device(setting: str = "auto") -> torch.device:
     """``setting`` ("cpu", "cuda", "cuda:1"), or CUDA when present, else the CPU."""
     if setting and setting != "auto":
@@ -63,72 +54,6 @@ def pick_device(setting: str = "auto") -> torch.device:
             raise ConfigError(f"training.device is {setting!r} but no CUDA device is available")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-class _TensorBatches:
-    """Shuffled (or ordered) slices of in-memory tensors; moved to the device once."""
-
-    def __init__(self, x: torch.Tensor, y: np.ndarray, batch: int, generator) -> None:
-        self.x, self.y = x, torch.as_tensor(y, dtype=torch.long)
-        self.batch, self.generator = batch, generator
-        self._on = None
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch)
-
-    def to(self, device) -> _TensorBatches:
-        if self._on != device:
-            self.x, self.y, self._on = self.x.to(device), self.y.to(device), device
-        return self
-
-    def __iter__(self):
-        n = len(self.x)
-        if self.generator is not None:
-            order = torch.randperm(n, generator=self.generator).to(self.x.device)
-        else:
-            order = torch.arange(n, device=self.x.device)
-        for start in range(0, n, self.batch):
-            idx = order[start : start + self.batch]
-            yield self.x[idx], self.y[idx]
-
-
-class _Labelled(Dataset):
-    """(input, label) pairs; images augmented in the worker that loads them."""
-
-    def __init__(self, inputs, labels: np.ndarray, augment=None) -> None:
-        self.inputs, self.labels, self.augment = inputs, np.asarray(labels), augment
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        x = self.inputs[index]
-        if isinstance(x, tuple):  # a TensorDataset item
-            x = x[0]
-        if self.augment is not None:
-            x = self.augment(x)
-        return x, int(self.labels[index])
-
-
-def build_augment(spec: dict | None, size: int):
-    """torchvision v2 transforms for uint8 (C, S, S) training images, or None."""
-    if not spec:
-        return None
-    from torchvision.transforms import v2
-
-    steps = []
-    if spec.get("crop"):
-        steps.append(v2.RandomResizedCrop(size, scale=(float(spec["crop"]), 1.0), antialias=True))
-    if spec.get("hflip"):
-        steps.append(v2.RandomHorizontalFlip())
-    if spec.get("vflip"):
-        steps.append(v2.RandomVerticalFlip())
-    if spec.get("rotation"):
-        steps.append(v2.RandomRotation(float(spec["rotation"])))
-    if spec.get("color_jitter"):
-        j = float(spec["color_jitter"])
-        steps.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j / 2, 0.5)))
-    return v2.Compose(steps) if steps else None
 
 
 class TorchModel(Model):
@@ -187,13 +112,13 @@ class TorchModel(Model):
         if isinstance(x, PixelSet):
             augment = build_augment(self.augment, self.preprocessor.size) if train else None
             return DataLoader(
-                _Labelled(x, y, augment),
+                Labelled(x, y, augment),
                 batch_size=batch,
                 shuffle=train,
                 generator=generator,
                 num_workers=x.workers,
             )
-        return _TensorBatches(x, np.asarray(y), batch, generator if train else None)
+        return TensorBatches(x, np.asarray(y), batch, generator if train else None)
 
     def _prepare(self, xb: torch.Tensor, device: torch.device) -> torch.Tensor:
         xb = xb.to(device, non_blocking=True)
@@ -236,7 +161,7 @@ class TorchModel(Model):
         scheduler = self._scheduler(optimizer, len(train_loader))
         amp = bool(s["amp"]) and device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
-        loop = _Loop(self, device, optimizer, scheduler, scaler, amp, log)
+        loop = Loop(self, device, optimizer, scheduler, scaler, amp, log)
         return loop.run(train_loader, val_loader)
 
     # -- prediction --------------------------------------------------------------------
@@ -298,133 +223,3 @@ class TorchModel(Model):
         model.network.load_state_dict(payload["state_dict"])
         model.network.eval()
         return model
-
-
-class _Loop:
-    """One fit: epochs of training and validation, early stopping, checkpoints."""
-
-    def __init__(self, model: TorchModel, device, optimizer, scheduler, scaler, amp, log):
-        self.model, self.device, self.log = model, device, log
-        self.optimizer, self.scheduler, self.scaler, self.amp = optimizer, scheduler, scaler, amp
-        self.loss_fn = nn.CrossEntropyLoss()
-        s = model.settings
-        self.epochs, self.patience = int(s["epochs"]), int(s["patience"])
-        self.head_epochs, self.freeze = int(s["head_epochs"]), bool(s["freeze"])
-        self.best_loss, self.best_state, self.stale, self.history = math.inf, None, 0, []
-        self.first_epoch = 1
-
-    def _autocast(self):
-        return torch.autocast("cuda", enabled=self.amp)
-
-    def _train_epoch(self, loader) -> float:
-        if isinstance(loader, _TensorBatches):
-            loader.to(self.device)
-        network = self.model.network
-        network.train()
-        total, count = torch.zeros((), device=self.device), 0
-        for xb, yb in loader:
-            xb, yb = self.model._prepare(xb, self.device), yb.to(self.device)
-            self.optimizer.zero_grad(set_to_none=True)
-            with self._autocast():
-                loss = self.loss_fn(network(xb), yb)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            if self.scheduler is not None:
-                self.scheduler.step()
-            total += loss.detach().float() * len(yb)  # summed on the device: one sync
-            count += len(yb)
-        return float(total) / max(count, 1)
-
-    def _validate(self, loader) -> tuple[float, float]:
-        if isinstance(loader, _TensorBatches):
-            loader.to(self.device)
-        network = self.model.network
-        network.eval()
-        loss_sum, right, count = 0.0, 0, 0
-        with torch.no_grad(), self._autocast():
-            for xb, yb in loader:
-                xb, yb = self.model._prepare(xb, self.device), yb.to(self.device)
-                logits = network(xb).float()
-                loss_sum += float(self.loss_fn(logits, yb)) * len(yb)
-                right += int((logits.argmax(1) == yb).sum())
-                count += len(yb)
-        return loss_sum / max(count, 1), right / max(count, 1)
-
-    def _checkpoint(self, epoch: int) -> None:
-        path = self.model.checkpoint_path
-        if path is None:
-            return
-        state = {
-            "epoch": epoch,
-            "network": self.model.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "best_loss": self.best_loss,
-            "best_state": self.best_state,
-            "stale": self.stale,
-            "history": self.history,
-        }
-        with atomic_target(path, fsync=False) as tmp:
-            torch.save(state, tmp)
-
-    def _resume(self) -> None:
-        path = self.model.checkpoint_path
-        if path is None or not path.is_file():
-            return
-        # tensors and plain values only: a tampered checkpoint cannot run code
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        self.model.network.load_state_dict(state["network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.best_loss, self.best_state = state["best_loss"], state["best_state"]
-        self.stale, self.history = state["stale"], state["history"]
-        self.first_epoch = state["epoch"] + 1
-        self.log(f"{self.model.name}: resuming from the checkpoint of epoch {state['epoch']}")
-
-    def run(self, train_loader, val_loader) -> FitResult:
-        model, started = self.model, time.perf_counter()
-        self._resume()
-        for epoch in range(self.first_epoch, self.epochs + 1):
-            if self.freeze or self.head_epochs:
-                model._set_backbone_trainable(not self.freeze and epoch > self.head_epochs)
-            train_loss = self._train_epoch(train_loader)
-            crash_point("training:epoch")
-            if not math.isfinite(train_loss):
-                raise TrainingError(
-                    f"candidate {model.name!r}: training loss became {train_loss} at epoch"
-                    f" {epoch} (lr={model.settings['lr']}); lower the learning rate"
-                )
-            val_loss, val_acc = self._validate(val_loader)
-            self.history.append(
-                {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                 "val_accuracy": val_acc}
-            )  # fmt: skip
-            self.log(
-                f"{model.name}: epoch {epoch:>3}/{self.epochs} {progress_bar(epoch, self.epochs)}"
-                f" train_loss={train_loss:.4f} val_loss={val_loss:.4f} val_acc={val_acc:.4f}"
-            )
-            stop = self._early_stop(epoch, val_loss)
-            self._checkpoint(epoch)
-            if stop:
-                break
-        model.network.load_state_dict(self.best_state)
-        model.network.to("cpu").eval()
-        if model.checkpoint_path is not None:
-            model.checkpoint_path.unlink(missing_ok=True)  # the artifact takes over
-        return FitResult(seconds=time.perf_counter() - started, history=self.history)
-
-    def _early_stop(self, epoch: int, val_loss: float) -> bool:
-        if val_loss < self.best_loss - 1e-6:
-            self.best_loss, self.stale = val_loss, 0
-            self.best_state = copy.deepcopy(self.model.network.state_dict())
-            return False
-        self.stale += 1
-        if self.stale >= self.patience:
-            self.log(
-                f"{self.model.name}: early stop at epoch {epoch} (best val_loss"
-                f" {self.best_loss:.4f})"
-            )
-            return True
-        return False

@@ -91,6 +91,32 @@ def _place(model, config: ProjectConfig, checkpoint: Path, params: dict) -> None
         )
 
 
+def _record(store: Store, spec: CandidateConfig, result, ref: ModelRef, splits, run_id) -> None:
+    """The kept model and every trial of its search, in the store."""
+    store.record_model(
+        model_hash=ref.model_hash,
+        name=spec.name,
+        kind=spec.kind,
+        spec={**spec.model_dump(mode="json"), "params": result.best.params},
+        data_version=splits.data_version,
+        split_version=splits.split_version,
+        artifact_path=ref.relative_path,
+        size_bytes=ref.size_bytes,
+        fit_seconds=result.fit_seconds,
+        run_id=run_id,
+    )
+    store.record_trials(
+        run_id=run_id,
+        candidate=spec.name,
+        metric=result.metric,
+        trials=[t.to_dict() for t in result.trials],
+        chosen=result.best.index,
+        model_hash=ref.model_hash,
+        data_version=splits.data_version,
+        split_version=splits.split_version,
+    )
+
+
 def train_candidate(
     spec: CandidateConfig,
     splits: SplitSet,
@@ -129,28 +155,7 @@ def train_candidate(
         spec, build=build, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, log=log
     )
     ref = save_model(result.model, artifacts_dir=config.artifacts_dir)
-    store.record_model(
-        model_hash=ref.model_hash,
-        name=spec.name,
-        kind=spec.kind,
-        spec={**spec.model_dump(mode="json"), "params": result.best.params},
-        data_version=splits.data_version,
-        split_version=splits.split_version,
-        artifact_path=ref.relative_path,
-        size_bytes=ref.size_bytes,
-        fit_seconds=result.fit_seconds,
-        run_id=run_id,
-    )
-    store.record_trials(
-        run_id=run_id,
-        candidate=spec.name,
-        metric=result.metric,
-        trials=[t.to_dict() for t in result.trials],
-        chosen=result.best.index,
-        model_hash=ref.model_hash,
-        data_version=splits.data_version,
-        split_version=splits.split_version,
-    )
+    _record(store, spec, result, ref, splits, run_id)
     failed = sum(t.status == "failed" for t in result.trials)
     log(
         f"{spec.name}: kept trial {result.best.index} of {len(result.trials)}"

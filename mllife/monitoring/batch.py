@@ -12,7 +12,8 @@ from mllife._faults import fail_point
 from mllife.config.project import ProjectConfig
 from mllife.data.split import SplitSet, split_namespace
 from mllife.models.registry import champion_ref, load_model
-from mllife.monitoring.drift import DriftReport, drift, image_statistics
+from mllife.monitoring.drift import DriftReport, drift
+from mllife.monitoring.images import image_statistics
 from mllife.monitoring.traffic import served_features
 from mllife.preprocess.inputs import load_inputs, model_inputs
 from mllife.storage.store import Store

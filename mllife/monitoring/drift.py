@@ -21,13 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-__all__ = [
-    "ColumnDrift",
-    "DriftReport",
-    "drift",
-    "image_statistics",
-    "pixel_statistics",
-]
+__all__ = ["ColumnDrift", "DriftReport", "drift"]
 
 EPS = 1e-6
 
@@ -292,37 +286,13 @@ def drift(
     missing = [c for c in names if c not in reference.columns or c not in current.columns]
     if missing:
         raise ValueError(f"columns {missing} are not in both frames")
-    notes: list[str] = []
-    both_numeric = {
-        n for n in names if reference[n].dtype.is_numeric() and current[n].dtype.is_numeric()
-    }
-
-    def compare(name: str):
-        ref, cur = reference[name], current[name]
-        # Integers with few distinct values (codes, counts) are compared as categories.
-        if name in both_numeric and (ref.dtype.is_float() or ref.drop_nulls().n_unique() > 10):
-            (a, spread), (b, _) = _sorted_keys(ref), _sorted_keys(cur)
-            if len(a) < min_rows or len(b) < min_rows:
-                return None
-            return name, "numeric", _numeric(a, b, spread), len(a), len(b)
-        ref, cur = ref.drop_nulls(), cur.drop_nulls()
-        if ref.dtype.is_float():
-            ref, cur = ref.drop_nans(), cur.drop_nans()
-        if len(ref) < min_rows or len(cur) < min_rows:
-            return None
-        return name, "categorical", _categorical(ref, cur), len(ref), len(cur)
-
-    # Sorting and searching dominate at scale and release the GIL: columns in threads.
-    _stats()  # imported here, not by several threads at once
-    workers = min(len(names), os.cpu_count() or 1) or 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        compared = list(pool.map(compare, names))
-    rows = []
-    for name, result in zip(names, compared, strict=True):
-        if result is None:
-            notes.append(f"{name}: fewer than {min_rows} non-missing values; not compared")
-        else:
-            rows.append(result)
+    compared = _compare_columns(reference, current, names, min_rows)
+    notes = [
+        f"{name}: fewer than {min_rows} non-missing values; not compared"
+        for name, result in zip(names, compared, strict=True)
+        if result is None
+    ]
+    rows = [result for result in compared if result is not None]
     adjusted = _benjamini_hochberg(np.array([r[2]["p_value"] for r in rows])) if rows else []
     out = tuple(
         ColumnDrift(
@@ -343,43 +313,30 @@ def drift(
     return DriftReport(out, alpha, min_effect, share_threshold, tuple(notes))
 
 
-def pixel_statistics(pixels, sizes: list[tuple[int, int]] | None = None) -> list[dict]:
-    """Per image, from the uint8 pixels (N, C, H, W) a model sees: brightness and contrast
-    (mean and std of luminance), for colour the mean of each channel (red, green, blue),
-    and the original width and height when ``sizes`` gives them. What image drift is
-    measured on, for training data and served inputs alike."""
-    values = np.asarray(pixels, dtype=np.float64)
-    if values.shape[1] == 3:
-        luminance = 0.299 * values[:, 0] + 0.587 * values[:, 1] + 0.114 * values[:, 2]
-    else:
-        luminance = values[:, 0]
-    flat = luminance.reshape(len(values), -1)
-    rows = []
-    for i in range(len(values)):
-        row = {"brightness": float(flat[i].mean()), "contrast": float(flat[i].std())}
-        if values.shape[1] == 3:
-            means = values[i].reshape(3, -1).mean(axis=1)
-            row.update(red=float(means[0]), green=float(means[1]), blue=float(means[2]))
-        if sizes is not None:
-            row.update(width=int(sizes[i][0]), height=int(sizes[i][1]))
-        rows.append(row)
-    return rows
+def _compare_columns(reference: pl.DataFrame, current: pl.DataFrame, names, min_rows: int):
+    """Per column (name, kind, statistics, n_reference, n_current), or None when a side
+    has fewer than ``min_rows`` values. Columns run in threads: sorting and searching
+    dominate at scale and release the GIL."""
+    both_numeric = {
+        n for n in names if reference[n].dtype.is_numeric() and current[n].dtype.is_numeric()
+    }
 
+    def compare(name: str):
+        ref, cur = reference[name], current[name]
+        # Integers with few distinct values (codes, counts) are compared as categories.
+        if name in both_numeric and (ref.dtype.is_float() or ref.drop_nulls().n_unique() > 10):
+            (a, spread), (b, _) = _sorted_keys(ref), _sorted_keys(cur)
+            if len(a) < min_rows or len(b) < min_rows:
+                return None
+            return name, "numeric", _numeric(a, b, spread), len(a), len(b)
+        ref, cur = ref.drop_nulls(), cur.drop_nulls()
+        if ref.dtype.is_float():
+            ref, cur = ref.drop_nans(), cur.drop_nans()
+        if len(ref) < min_rows or len(cur) < min_rows:
+            return None
+        return name, "categorical", _categorical(ref, cur), len(ref), len(cur)
 
-def image_statistics(images: list, *, preprocessor=None) -> pl.DataFrame:
-    """:func:`pixel_statistics` of encoded images (bytes or paths), decoded by
-    ``preprocessor`` (default: 64 px, colour when the image has colour), plus their
-    original width and height."""
-    # imported here: drift on tables (and `mllife.drift` from scripts) needs no torch
-    from mllife.data.decode import channels_of_mode, open_image
-    from mllife.preprocess.images import ImagePreprocessor
-
-    rows = []
-    for position, item in enumerate(images):
-        image = open_image(item, what=f"image {position}")
-        pre = preprocessor or ImagePreprocessor(
-            size=64, channels=channels_of_mode(image.mode), resize="squash"
-        )
-        pixels = pre.pixels([image])
-        rows += pixel_statistics(pixels.numpy(), [image.size])
-    return pl.DataFrame(rows)
+    _stats()  # imported here, not by several threads at once
+    workers = min(len(names), os.cpu_count() or 1) or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(compare, names))

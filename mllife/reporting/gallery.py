@@ -19,7 +19,7 @@ from PIL import Image
 
 from mllife.data.decode import COLOUR_MODES, open_image
 
-__all__ = ["gallery_html", "gallery_rows"]
+__all__ = ["gallery_html", "gallery_rows", "thumbnail_tag"]
 
 THUMBNAIL_PX = 56
 THUMBNAIL_MAX_PX = 96
@@ -43,11 +43,15 @@ def gallery_rows(
 
 
 def _thumbnail(path: Path) -> str:
+    return thumbnail_tag(path, alt=path.name)
+
+
+def thumbnail_tag(source: Path | bytes, *, alt: str) -> str:
     """A small inline image: photos downscaled so the longest side is THUMBNAIL_MAX_PX
     (whatever the source size: a 12 MP photo is a few KB), tiny images (digits) scaled up
     to about THUMBNAIL_PX with sharp pixels; upright (EXIF) and in colour as the model
     saw them."""
-    image = open_image(path, draft_to=THUMBNAIL_MAX_PX, what=str(path))
+    image = open_image(source, draft_to=THUMBNAIL_MAX_PX, what=alt)
     image = image.convert("RGB" if image.mode in COLOUR_MODES else "L")
     if max(image.size) > THUMBNAIL_MAX_PX:
         image.thumbnail((THUMBNAIL_MAX_PX, THUMBNAIL_MAX_PX), Image.LANCZOS)
@@ -59,9 +63,7 @@ def _thumbnail(path: Path) -> str:
     image.save(buffer, format="JPEG" if photo else "PNG", **({"quality": 80} if photo else {}))
     data = base64.b64encode(buffer.getvalue()).decode()
     kind = "jpeg" if photo else "png"
-    return (
-        f'<img class="thumb" alt="{html.escape(path.name)}" src="data:image/{kind};base64,{data}">'
-    )
+    return f'<img class="thumb" alt="{html.escape(alt)}" src="data:image/{kind};base64,{data}">'
 
 
 def _tile(row: dict, root: Path, kind: str, features: list[str]) -> str:

@@ -3,13 +3,13 @@ in a chart, with a small gallery of each problem's patterns and the model's verd
 
 from __future__ import annotations
 
-import base64
 import html
 
 import polars as pl
 
 from mllife.problems.registry import ProblemRegistry
 from mllife.problems.scoring import ProblemScores
+from mllife.reporting.gallery import thumbnail_tag
 from mllife.reporting.html import ReportSection, image_tag, table
 from mllife.reporting.plots import problem_history_png
 
@@ -22,17 +22,38 @@ GALLERY_PER_PROBLEM = 8
 ProblemSection = ReportSection
 
 
-def _thumb(data: bytes, alt: str) -> str:
-    encoded = base64.b64encode(data).decode()
-    return (
-        f'<img class="thumb" width="48" height="48" alt="{html.escape(alt)}"'
-        f' src="data:image/png;base64,{encoded}">'
-    )
-
-
 #: words that make a known problem a colour problem (the articles' "colour mood",
 #: "Instagram filter"), for which colour jitter is the countermeasure
 _COLOUR_WORDS = ("colour", "color", "filter", "tint", "hue", "sepia", "saturat", "invert")
+
+
+def _steps_for_a_failing_problem(name: str, description: str) -> list[str]:
+    steps = [
+        f"Examples like '{name}' are mostly misclassified: add such"
+        " examples to the training data or augment it accordingly."
+    ]
+    text = f"{name} {description}".lower()
+    if any(word in text for word in _COLOUR_WORDS):
+        steps.append(
+            f"'{name}' is about colour: vary the colours of the training images"
+            " randomly (augment = { color_jitter = 0.3 } on a torch candidate), so"
+            " the model cannot rely on a colour mood or a filter."
+        )
+    return steps
+
+
+def _pattern_tiles(registry: ProblemRegistry, name: str, part: pl.DataFrame) -> str:
+    """The problem's first patterns as thumbnails with the challenger's verdicts."""
+    cells = []
+    for item in part.head(GALLERY_PER_PROBLEM).iter_rows(named=True):
+        data = (registry.config.state_dir / item["input_path"]).read_bytes()
+        verdict = "right" if item["correct"] else f"said {item['predicted']}"
+        cells.append(
+            f'<figure class="tile">{thumbnail_tag(data, alt=item["origin"])}<figcaption>'
+            f"{html.escape(item['kind'])}: {html.escape(item['expected'])},"
+            f" {html.escape(verdict)}</figcaption></figure>"
+        )
+    return f"<h4>{html.escape(name)}</h4><div class='tiles'>{''.join(cells)}</div>"
 
 
 def problem_section(
@@ -74,28 +95,9 @@ def problem_section(
             f" {right} of {positives.height} such examples right{was}."
         )
         if positives.height and right / positives.height < 0.5:
-            steps.append(
-                f"Examples like '{name}' are mostly misclassified: add such"
-                " examples to the training data or augment it accordingly."
-            )
-            text = f"{name} {problem['description']}".lower()
-            if any(word in text for word in _COLOUR_WORDS):
-                steps.append(
-                    f"'{name}' is about colour: vary the colours of the training images"
-                    " randomly (augment = { color_jitter = 0.3 } on a torch candidate), so"
-                    " the model cannot rely on a colour mood or a filter."
-                )
+            steps += _steps_for_a_failing_problem(name, problem["description"])
         if registry.config.data.kind == "images":
-            cells = []
-            for item in part.head(GALLERY_PER_PROBLEM).iter_rows(named=True):
-                data = (registry.config.state_dir / item["input_path"]).read_bytes()
-                verdict = "right" if item["correct"] else f"said {item['predicted']}"
-                cells.append(
-                    f'<figure class="tile">{_thumb(data, item["origin"])}<figcaption>'
-                    f"{item['kind']}: {html.escape(item['expected'])}, {verdict}"
-                    "</figcaption></figure>"
-                )
-            tiles.append(f"<h4>{html.escape(name)}</h4><div class='tiles'>{''.join(cells)}</div>")
+            tiles.append(_pattern_tiles(registry, name, part))
     header = ["problem", "accuracy", "champion", "positives right", "min score"]
     table_html, markdown = table(header, rows)
     chart_html = image_tag(problem_history_png(scores.history), "problem history")

@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 from mllife.serve._app import ModelServer, create_app
-from mllife.serve._inputs import InputError, RowContract, decode_image, feature_contract
+from mllife.serve._images import decode_image
+from mllife.serve._inputs import InputError, RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel
 
 __all__ = [

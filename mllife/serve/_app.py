@@ -27,9 +27,9 @@ from starlette.routing import Route
 
 from mllife._errors import DataError, MllifeError
 from mllife.config.project import ProjectConfig
-from mllife.monitoring.drift import pixel_statistics
 from mllife.preprocess.column_batch import ColumnBatch
-from mllife.serve._inputs import ImageUploads, RowContract, feature_contract
+from mllife.serve._images import ImageUploads, predict_images
+from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
 from mllife.serve._log import (
     FEEDBACK_SCHEMA,
@@ -40,22 +40,13 @@ from mllife.serve._log import (
     prediction_ids,
 )
 from mllife.serve._requests import HTTPProblem, RequestReader
+from mllife.serve._responses import bad_input, json_response, problem
 from mllife.serve.keys import ApiKey, authenticate
 from mllife.storage.store import Store
 
 __all__ = ["ModelServer", "create_app"]
 
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
-
-
-def _json(payload: Any, status: int = 200, headers: dict | None = None, background=None):
-    return Response(
-        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-        background=background,
-    )
 
 
 def _now() -> datetime:
@@ -154,11 +145,8 @@ class ModelServer:
 
     # -- routes ------------------------------------------------------------------------
 
-    async def predict(self, request: Request) -> Response:
-        started = time.perf_counter()
-        received = _now()
-        key = self.authorize(request, "predict")
-        lineup = self.lineup
+    def _answering(self, lineup: Lineup, key: ApiKey) -> tuple[ServedModel, str]:
+        """The model (and its role) that answers ``key``, or the refusal."""
         chosen = lineup.answering(key)
         if chosen is None:
             raise HTTPProblem(503, "no champion is deployed yet: run `mllife run` first")
@@ -169,27 +157,40 @@ class ModelServer:
             raise HTTPProblem(
                 503, f"the prediction log cannot be written ({self.predictions.last_error})"
             )
+        return served, role
+
+    async def _read_inputs(self, request: Request):
         body = await self.reader.body(request)
         content_type = request.headers.get("content-type", "")
         if self.reader.contract is not None:
             # table rows: checked inline (microseconds; a thread hop would cost more)
-            inputs, hashes, features = self.reader.parse(content_type, body)
-        else:
-            # images: decoded in a worker thread, a few at a time, so a large upload
-            # never holds the event loop (/health and other clients keep answering)
-            inputs, hashes, features = await anyio.to_thread.run_sync(
-                self.reader.parse, content_type, body, limiter=self.decode_limiter
-            )
+            return self.reader.parse(content_type, body)
+        # images: headers checked in a worker thread, so a large upload never holds the
+        # event loop (/health and other clients keep answering)
+        return await anyio.to_thread.run_sync(
+            self.reader.parse, content_type, body, limiter=self.decode_limiter
+        )
+
+    async def _predict(self, served: ServedModel, inputs, features):
+        """(class indices, probabilities, features to log)."""
         if isinstance(inputs, ImageUploads):
-            best, confidence, features = await anyio.to_thread.run_sync(
-                _predict_images, served, inputs, limiter=self.decode_limiter
+            # decoded by the model's preprocessing, off the event loop
+            return await anyio.to_thread.run_sync(
+                predict_images, served, inputs, limiter=self.decode_limiter
             )
-        else:
-            best, confidence = await self._run(served, inputs)
+        best, confidence = await self._run(served, inputs)
+        return best, confidence, features
+
+    async def predict(self, request: Request) -> Response:
+        started = time.perf_counter()
+        received = _now()
+        key = self.authorize(request, "predict")
+        lineup = self.lineup
+        served, role = self._answering(lineup, key)
+        inputs, hashes, features = await self._read_inputs(request)
+        best, confidence, features = await self._predict(served, inputs, features)
         classes = served.model.classes
-        labels = [classes[i] for i in best.tolist()]
         request_id = self.request_ids.new(key.name)
-        ids = prediction_ids(request_id, len(inputs))
         latency = (time.perf_counter() - started) * 1000.0
         if self.predictions is not None:
             if not isinstance(features, ColumnBatch):
@@ -202,24 +203,23 @@ class ModelServer:
                  role, True, latency, features, hashes, best, confidence, classes),
                 size=len(best),
             )  # fmt: skip
-        shadow = lineup.shadow
         background = None
-        if shadow is not None and self.predictions is not None:
+        if lineup.shadow is not None and self.predictions is not None:
             background = BackgroundTask(
-                self._shadow, shadow, inputs, request_id, received, key.name, hashes, features
-            )
-        return _json(
-            {
-                "model": served.ref.name,
-                "model_hash": served.ref.model_hash,
-                "role": role,
-                "predictions": [
-                    {"id": i, "label": label, "confidence": c}
-                    for i, label, c in zip(ids, labels, confidence.tolist(), strict=True)
-                ],
-            },
+                self._shadow, lineup.shadow, inputs, request_id, received, key.name, hashes,
+                features,
+            )  # fmt: skip
+        ids = prediction_ids(request_id, len(inputs))
+        labels = [classes[i] for i in best.tolist()]
+        answers = [
+            {"id": i, "label": label, "confidence": c}
+            for i, label, c in zip(ids, labels, confidence.tolist(), strict=True)
+        ]
+        return json_response(
+            {"model": served.ref.name, "model_hash": served.ref.model_hash, "role": role,
+             "predictions": answers},
             background=background,
-        )
+        )  # fmt: skip
 
     async def _run(self, served: ServedModel, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
         """Each input's predicted class index (into ``served.model.classes``) and its
@@ -236,7 +236,7 @@ class ModelServer:
         try:
             if isinstance(inputs, ImageUploads):
                 best, confidence, _ = await anyio.to_thread.run_sync(
-                    _predict_images, shadow, inputs, limiter=self.decode_limiter
+                    predict_images, shadow, inputs, limiter=self.decode_limiter
                 )
             else:
                 best, confidence = await self._run(shadow, inputs)
@@ -289,7 +289,7 @@ class ModelServer:
         if problems:
             raise HTTPProblem(422, "; ".join(problems[:3]), problems[:20])
         self.feedback.extend(rows)
-        return _json({"accepted": len(rows)}, status=202)
+        return json_response({"accepted": len(rows)}, status=202)
 
     def _known_classes(self) -> set[str]:
         lineup = self.lineup
@@ -305,7 +305,7 @@ class ModelServer:
             raise HTTPProblem(
                 403, f"key {key.name!r} may not use model {lineup.champion.ref.name!r}"
             )
-        return _json(
+        return json_response(
             {
                 **lineup.champion.describe(),
                 "rollout": {
@@ -354,7 +354,7 @@ class ModelServer:
             body["challenger"] = (
                 None if lineup.challenger is None else lineup.challenger.ref.model_hash
             )
-        return _json(body, status=200 if lineup.champion is not None else 503)
+        return json_response(body, status=200 if lineup.champion is not None else 503)
 
     def _may_see_details(self, request: Request) -> bool:
         try:
@@ -362,34 +362,6 @@ class ModelServer:
         except HTTPProblem:
             return False
         return True
-
-
-def _predict_images(served: ServedModel, uploads: ImageUploads):
-    """(class indices, their probabilities, per-image statistics to log): the images
-    decoded once, by the model's own preprocessing, and the statistics taken from the
-    very pixels the model saw."""
-    model = served.model
-    pixels = model.preprocessor.pixels(uploads.payloads)
-    proba = model.predict_proba_features(model.preprocessor.normalize(pixels))
-    best = proba.argmax(axis=1)
-    features = pixel_statistics(pixels.numpy(), uploads.sizes)
-    return best, proba[np.arange(len(best)), best], features
-
-
-async def _problem(request: Request, exc: HTTPProblem) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    body = {"error": exc.message}
-    if exc.problems:
-        body["problems"] = exc.problems
-    return _json(body, status=exc.status, headers=headers)
-
-
-async def _bad_input(request: Request, exc: DataError) -> Response:
-    problems = getattr(exc, "problems", None)
-    body = {"error": str(exc)}
-    if problems:
-        body["problems"] = problems
-    return _json(body, status=422)
 
 
 def create_app(config: ProjectConfig, *, store: Store | None = None) -> Starlette:
@@ -402,7 +374,7 @@ def create_app(config: ProjectConfig, *, store: Store | None = None) -> Starlett
             Route("/model", server.model_route, methods=["GET"]),
             Route("/health", server.health, methods=["GET"]),
         ],
-        exception_handlers={HTTPProblem: _problem, DataError: _bad_input},
+        exception_handlers={HTTPProblem: problem, DataError: bad_input},
         lifespan=server.lifespan,
     )
     app.state.server = server

@@ -13,7 +13,8 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 
 from mllife.config.ops import ServingConfig
-from mllife.serve._inputs import ImageUploads, RowContract, image_size
+from mllife.serve._images import ImageUploads, image_size
+from mllife.serve._inputs import RowContract
 
 __all__ = ["HTTPProblem", "RequestReader"]
 

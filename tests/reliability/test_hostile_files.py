@@ -21,7 +21,8 @@ from mllife.data.defaults import encode_gray_png
 from mllife.data.images import scan_image_folder
 from mllife.data.stage import clean, clean_contract, raw_contract, read_raw
 from mllife.problems.registry import ProblemRegistry
-from mllife.serve._inputs import InputError, decode_image
+from mllife.serve._images import decode_image
+from mllife.serve._inputs import InputError
 from mllife.storage.store import Store
 from tests.conftest import SMALL_CONFIG, make_project
 
