@@ -512,3 +512,27 @@ def test_a_training_killed_mid_way_resumes_from_its_last_finished_epoch(tmp_path
     assert "resuming from the checkpoint of epoch 2" in done.stdout
     assert "epochs [1, 2, 3, 4]" in done.stdout and "epoch   1/4" not in done.stdout
     assert not checkpoint.exists()  # the artifact takes over once training finished
+
+
+def test_new_photos_drift_in_the_champions_embedding_space(photos):
+    from mllife.monitoring.drift import drift
+    from mllife.monitoring.images import embedding_columns, model_embeddings
+
+    rows = _rows(photos)
+    pre = ImagePreprocessor(size=16, channels=3)
+    x = pre.fit_transform(rows["path"].to_list())
+    classes = sorted(set(rows["label"]))
+    y = np.array([classes.index(v) for v in rows["label"]])
+    spec = CandidateConfig(
+        name="cnn", kind="torch", architecture="small_cnn", params={"epochs": 2, "seed": 0}
+    )
+    model = build_model(spec, classes=classes, preprocessor=pre)
+    model.fit(x, y, x, y, log=lambda _: None)
+    vectors = model_embeddings(model, x)
+    assert vectors.shape == (rows.height, 64)  # the input of small_cnn's last layer
+    reds = (rows["label"] == "red").to_numpy()
+    same_a, same_b = embedding_columns(vectors[::2], vectors[1::2])
+    assert not drift(same_a, same_b).drifted_columns  # the same kind of photos
+    ref, cur = embedding_columns(vectors[~reds], vectors[reds])  # only red ones arrive
+    report = drift(ref, cur)
+    assert report.drifted_columns and report.drifted_columns[0].startswith("embedding_pc")

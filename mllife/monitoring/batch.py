@@ -13,9 +13,9 @@ from mllife.config.project import ProjectConfig
 from mllife.data.split import SplitSet, split_namespace
 from mllife.models.registry import champion_ref, load_model
 from mllife.monitoring.drift import DriftReport, drift
-from mllife.monitoring.images import image_statistics
+from mllife.monitoring.images import embedding_columns, image_statistics, model_embeddings
 from mllife.monitoring.traffic import served_features
-from mllife.preprocess.inputs import load_inputs, model_inputs
+from mllife.preprocess.inputs import load_inputs, model_inputs, pixel_set
 from mllife.storage.store import Store
 
 __all__ = [
@@ -94,7 +94,12 @@ def batch_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchD
         return BatchDrift(None, reference.height, 0, "no new data since the champion was deployed")
     if current.height < MIN_ROWS:
         return _not_enough(reference.height, current.height, "new data rows", "new_data")
-    report = drift(_features(config, splits, reference), _features(config, splits, current))
+    ref_frame, cur_frame = _features(config, splits, reference), _features(config, splits, current)
+    if config.data.kind == "images":
+        ref_frame, cur_frame = _with_embeddings(
+            config, store, reference, current, ref_frame, cur_frame
+        )
+    report = drift(ref_frame, cur_frame)
     return BatchDrift(
         report,
         reference.height,
@@ -102,6 +107,19 @@ def batch_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchD
         f"new data: {current.height} rows arrived since the champion's deployment;"
         f" {report.summary()}",
     )
+
+
+def _with_embeddings(config, store, reference, current, ref_frame, cur_frame):
+    """The image statistics plus the champion's embeddings of both sides (projected on
+    their principal components), when the champion has embeddings."""
+    model = load_model(champion_ref(store), artifacts_dir=config.artifacts_dir, store=store)
+    pre = model.preprocessor
+    ref_vectors = model_embeddings(model, pixel_set(reference, config=config, preprocessor=pre))
+    if ref_vectors is None:
+        return ref_frame, cur_frame
+    cur_vectors = model_embeddings(model, pixel_set(current, config=config, preprocessor=pre))
+    ref_emb, cur_emb = embedding_columns(ref_vectors, cur_vectors)
+    return ref_frame.hstack(ref_emb), cur_frame.hstack(cur_emb)
 
 
 def served_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchDrift:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import torch
 
-__all__ = ["image_statistics", "pixel_statistics"]
+from mllife.models.networks import classifier_head
+
+__all__ = ["embedding_columns", "image_statistics", "model_embeddings", "pixel_statistics"]
 
 
 def pixel_statistics(pixels, sizes: list[tuple[int, int]] | None = None) -> list[dict]:
@@ -49,3 +52,40 @@ def image_statistics(images: list, *, preprocessor=None) -> pl.DataFrame:
         pixels = pre.pixels([image])
         rows += pixel_statistics(pixels.numpy(), [image.size])
     return pl.DataFrame(rows)
+
+
+def model_embeddings(model, inputs) -> np.ndarray | None:
+    """The vectors ``model`` sees its images as: an embedding candidate's embeddings, a
+    torch network's input to its classification head; None for a model without one
+    (a scikit-learn estimator on pixels)."""
+    if hasattr(model, "embed"):
+        return np.asarray(model.embed(inputs), dtype=np.float64)
+    network = getattr(model, "network", None)
+    if network is None:
+        return None
+    _, _, head = classifier_head(network)
+    captured: list = []
+    hook = head.register_forward_hook(lambda _m, args, _out: captured.append(args[0].detach()))
+    try:
+        model.predict_proba_features(inputs)
+    finally:
+        hook.remove()
+    return torch.cat(captured).float().cpu().numpy().astype(np.float64)
+
+
+def embedding_columns(
+    reference: np.ndarray, current: np.ndarray, *, components: int = 5
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Both sides projected on the reference embeddings' top principal components
+    (``embedding_pc1``...): drift of what the images show, as the model sees it, tested
+    column by column like any other statistic."""
+    mean = reference.mean(axis=0)
+    _, _, axes = np.linalg.svd(reference - mean, full_matrices=False)
+    axes = axes[: min(components, axes.shape[0])]
+    names = [f"embedding_pc{i + 1}" for i in range(len(axes))]
+
+    def project(vectors: np.ndarray) -> pl.DataFrame:
+        values = (vectors - mean) @ axes.T
+        return pl.DataFrame({n: values[:, i] for i, n in enumerate(names)})
+
+    return project(reference), project(current)
