@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from mllife.metrics import _probabilistic as prob
+from mllife.metrics._bias import ClassBias, ConfusionPair, _plain, class_bias
 from mllife.metrics._bootstrap import percentile_interval, resample_cells, resample_weighted_cells
 from mllife.metrics._classification import (
     batched_accuracy_and_macro_f1,
@@ -58,37 +59,6 @@ class ClassMetrics:
     recall: float
     f1: float
     support: float
-
-
-@dataclass(frozen=True)
-class ClassBias:
-    """Where one class's errors go."""
-
-    label: Any
-    support: float
-    error_rate: float
-    #: (predicted label, share of this class's rows), largest first, errors only
-    destinations: tuple[tuple[Any, float], ...]
-
-
-@dataclass(frozen=True)
-class ConfusionPair:
-    """Two classes confused more in one direction than the other."""
-
-    a: Any
-    b: Any
-    rate_a_as_b: float  # share of true a predicted as b
-    rate_b_as_a: float
-
-    @property
-    def asymmetry(self) -> float:
-        return abs(self.rate_a_as_b - self.rate_b_as_a)
-
-    def sentence(self) -> str:
-        return (
-            f"{self.a} is predicted as {self.b} in {self.rate_a_as_b:.0%} of cases,"
-            f" {self.b} as {self.a} in {self.rate_b_as_a:.0%}"
-        )
 
 
 @dataclass(frozen=True)
@@ -223,43 +193,6 @@ class EvaluationReport(_PicklableProxies):
         return to_png(fig)
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _class_bias(cm: np.ndarray, labels: np.ndarray, max_pairs: int) -> tuple[tuple, tuple]:
-    support = cm.sum(axis=1).astype(np.float64)
-    rate = np.divide(cm, support[:, None], out=np.zeros(cm.shape), where=support[:, None] != 0)
-    bias = []
-    for i, label in enumerate(labels):
-        off = [(j, rate[i, j]) for j in np.argsort(-rate[i], kind="stable") if j != i and cm[i, j]]
-        bias.append(
-            ClassBias(
-                label=_plain(label),
-                support=float(support[i]),
-                error_rate=float(1 - rate[i, i]) if support[i] else 0.0,
-                destinations=tuple((_plain(labels[j]), float(r)) for j, r in off[:3]),
-            )
-        )
-    k = len(labels)
-    upper = np.triu_indices(k, 1)
-    asym = np.abs(rate - rate.T)[upper]
-    order = np.argsort(-asym, kind="stable")
-    pairs = []
-    for idx in order[:max_pairs]:
-        if asym[idx] <= 0:
-            break
-        i, j = upper[0][idx], upper[1][idx]
-        if rate[j, i] > rate[i, j]:
-            i, j = j, i  # a is the class more often mistaken for b
-        pairs.append(
-            ConfusionPair(
-                _plain(labels[i]), _plain(labels[j]), float(rate[i, j]), float(rate[j, i])
-            )
-        )
-    return tuple(bias), tuple(pairs)
-
-
 def _per_class(cm: np.ndarray, labels) -> tuple[ClassMetrics, ...]:
     stats = per_class_from_confusion(cm)
     return tuple(
@@ -364,7 +297,7 @@ def evaluate(
         cm = cm[present][:, present]
         enc = enc.compress(present)
     metrics = count_metrics(cm)
-    bias, pairs = _class_bias(cm, enc.labels, max_bias_pairs)
+    bias, pairs = class_bias(cm, enc.labels, max_bias_pairs)
     intervals = _intervals(cm, enc, n_bootstrap, confidence, random_state)
     auc_per_class, top_k = None, {}
     if proba is not None:

@@ -48,6 +48,16 @@ class Model(ABC):
         self.preprocessor = preprocessor
         self.params = dict(params)
 
+    def saved_common(self, artifact_format: str) -> dict[str, Any]:
+        """What every artifact format stores the same way (read back by saved_fields)."""
+        return {
+            "format": artifact_format,
+            "name": self.name,
+            "classes": self.classes,
+            "preprocessor": self.preprocessor.state(),
+            "params": self.params,
+        }
+
     @staticmethod
     def saved_fields(payload: dict[str, Any]) -> dict[str, Any]:
         """The constructor arguments every artifact format stores the same way."""

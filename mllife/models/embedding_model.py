@@ -8,7 +8,7 @@ them. The artifact holds both parts and serves like any model.
 from __future__ import annotations
 
 import pickle
-import warnings
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from torch import nn
 from mllife._errors import ArtifactError, TrainingError
 from mllife.models.base import FitResult, Model, ProgressLog
 from mllife.models.networks import build_network, classifier_head
-from mllife.models.sklearn_model import import_estimator, library_versions
+from mllife.models.sklearn_model import fit_estimator, library_versions
 from mllife.preprocess.pixels import PixelSet
 from mllife.storage.files import atomic_target
 from mllife.storage.pickles import loads as legacy_loads
@@ -123,23 +123,11 @@ class EmbeddingModel(Model):
     # -- the classifier ----------------------------------------------------------------
 
     def fit(self, x_train, y_train, x_val, y_val, *, log: ProgressLog) -> FitResult:
-        import time
-
         started = time.perf_counter()
         train, val = self.embed(x_train), self.embed(x_val)
-        cls = import_estimator(self.estimator_path)
-        try:
-            estimator = cls(**self.params)
-        except TypeError as exc:
-            raise TrainingError(
-                f"candidate {self.name!r}: {self.estimator_path} rejected params"
-                f" {self.params}: {exc}"
-            ) from exc
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            estimator.fit(train, y_train)
-        for warning in caught:
-            log(f"{self.name}: {warning.category.__name__}: {warning.message}")
+        estimator = fit_estimator(
+            self.estimator_path, self.params, train, y_train, name=self.name, log=log
+        )
         self.estimator = estimator
         val_acc = float((estimator.predict(val) == np.asarray(y_val)).mean())
         seconds = time.perf_counter() - started
@@ -159,15 +147,11 @@ class EmbeddingModel(Model):
     def to_bytes(self) -> bytes:
         state = {k: v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
         payload = {
-            "format": FORMAT,
-            "name": self.name,
-            "classes": self.classes,
-            "preprocessor": self.preprocessor.state(),
+            **self.saved_common(FORMAT),
             "architecture": self.architecture,
             "backbone_label": self.backbone_label,
             "backbone_state": state,
             "estimator_path": self.estimator_path,
-            "params": self.params,
             "estimator": self.estimator,
             "versions": library_versions(),
         }

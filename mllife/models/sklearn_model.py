@@ -15,7 +15,13 @@ from mllife._errors import ArtifactError, ConfigError, TrainingError
 from mllife.models.base import FitResult, Model, ProgressLog
 from mllife.storage.pickles import loads as legacy_loads
 
-__all__ = ["ArtifactVersionWarning", "SklearnModel", "import_estimator", "library_versions"]
+__all__ = [
+    "ArtifactVersionWarning",
+    "SklearnModel",
+    "fit_estimator",
+    "import_estimator",
+    "library_versions",
+]
 
 FORMAT = "mllife.sklearn/1"
 
@@ -79,6 +85,21 @@ def _warn_on_version_mismatch(name: str, saved: dict[str, str] | None) -> None:
         )
 
 
+def fit_estimator(path: str, params: dict, x, y, *, name: str, log: ProgressLog):
+    """A fitted estimator of class ``path`` with ``params``; its warnings go to ``log``."""
+    cls = import_estimator(path)
+    try:
+        estimator = cls(**params)
+    except TypeError as exc:
+        raise TrainingError(f"candidate {name!r}: {path} rejected params {params}: {exc}") from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimator.fit(x, y)
+    for warning in caught:
+        log(f"{name}: {warning.category.__name__}: {warning.message}")
+    return estimator
+
+
 class SklearnModel(Model):
     kind = "sklearn"
 
@@ -91,21 +112,12 @@ class SklearnModel(Model):
         return x.reshape(x.shape[0], -1).numpy()
 
     def fit(self, x_train, y_train, x_val, y_val, *, log: ProgressLog) -> FitResult:
-        cls = import_estimator(self.estimator_path)
-        try:
-            estimator = cls(**self.params)
-        except TypeError as exc:
-            raise TrainingError(
-                f"candidate {self.name!r}: {self.estimator_path} rejected params"
-                f" {self.params}: {exc}"
-            ) from exc
         started = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            estimator.fit(self._features(self.features(x_train)), y_train)
+        estimator = fit_estimator(
+            self.estimator_path, self.params, self._features(self.features(x_train)), y_train,
+            name=self.name, log=log,
+        )  # fmt: skip
         seconds = time.perf_counter() - started
-        for warning in caught:
-            log(f"{self.name}: {warning.category.__name__}: {warning.message}")
         missing = sorted(set(range(len(self.classes))) - {int(c) for c in estimator.classes_})
         if missing:
             raise TrainingError(
@@ -126,12 +138,8 @@ class SklearnModel(Model):
 
     def to_bytes(self) -> bytes:
         payload = {
-            "format": FORMAT,
-            "name": self.name,
-            "classes": self.classes,
-            "preprocessor": self.preprocessor.state(),
+            **self.saved_common(FORMAT),
             "estimator_path": self.estimator_path,
-            "params": self.params,
             "estimator": self.estimator,
             "versions": library_versions(),
         }

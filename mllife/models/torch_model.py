@@ -187,15 +187,11 @@ class TorchModel(Model):
 
     def to_bytes(self) -> bytes:
         payload = {
-            "format": FORMAT,
-            "name": self.name,
-            "classes": self.classes,
-            "preprocessor": self.preprocessor.state(),
+            **self.saved_common(FORMAT),
             "architecture": self.architecture,
             "module": self.module,
             "pretrained": None if self.weights is None else self.weights["label"],
             "augment": self.augment,
-            "params": self.params,
             "state_dict": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
         }
         buffer = io.BytesIO()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import polars as pl
@@ -11,7 +10,7 @@ from mllife._errors import DataError
 from mllife.data.decode import COLOUR_MODES
 from mllife.data.split import SPLITS
 from mllife.preprocess.images import ImagePreprocessor
-from mllife.preprocess.pixels import PixelCache, PixelSet, loader_workers
+from mllife.preprocess.pixels import PixelCache, PixelSet, loader_workers, read_verified
 
 __all__ = [
     "image_channels",
@@ -36,27 +35,8 @@ def split_rows(splits: pl.DataFrame, name: str) -> pl.DataFrame:
 
 
 def load_inputs(rows: pl.DataFrame, *, root: Path) -> list[bytes]:
-    """The encoded bytes of each row's file, verified against its manifest hash.
-
-    Lineage promises that a model trains on exactly the files ``raw_data`` recorded; a
-    file changed since then is an error, not a silent substitution.
-    """
-    payloads = []
-    for path, expected in rows.select("path", "sha256").iter_rows():
-        file = Path(path) if Path(path).is_absolute() else root / path
-        try:
-            payload = file.read_bytes()
-        except FileNotFoundError:
-            raise DataError(
-                f"{path} was in the raw_data manifest but is gone; re-materialize raw_data"
-            ) from None
-        if hashlib.sha256(payload).hexdigest() != expected:
-            raise DataError(
-                f"{path} changed since raw_data was materialized (hash mismatch);"
-                " re-materialize raw_data and the assets after it"
-            )
-        payloads.append(payload)
-    return payloads
+    """The encoded bytes of each row's file, verified against its manifest hash."""
+    return [read_verified(p, h, root=root) for p, h in rows.select("path", "sha256").iter_rows()]
 
 
 def model_inputs(rows: pl.DataFrame, *, config, columns=None, preprocessor=None):

@@ -24,7 +24,7 @@ from mllife._errors import DataError
 from mllife.preprocess.images import ImagePreprocessor
 from mllife.storage.files import atomic_target
 
-__all__ = ["PixelCache", "PixelSet", "loader_workers"]
+__all__ = ["PixelCache", "PixelSet", "loader_workers", "read_verified"]
 
 
 def loader_workers(setting: int | str = "auto") -> int:
@@ -32,6 +32,26 @@ def loader_workers(setting: int | str = "auto") -> int:
     if setting != "auto":
         return int(setting)
     return max(0, min(8, (os.cpu_count() or 1) - 2))
+
+
+def read_verified(path: str | Path, expected: str, *, root: Path) -> bytes:
+    """A manifest row's file, checked against the sha256 ``raw_data`` recorded: lineage
+    promises that a model trains on exactly those files; a file changed since then is
+    an error, not a silent substitution."""
+    path = Path(path)
+    file = path if path.is_absolute() else Path(root) / path
+    try:
+        payload = file.read_bytes()
+    except FileNotFoundError:
+        raise DataError(
+            f"{path} was in the raw_data manifest but is gone; re-materialize raw_data"
+        ) from None
+    if hashlib.sha256(payload).hexdigest() != expected:
+        raise DataError(
+            f"{path} changed since raw_data was materialized (hash mismatch);"
+            " re-materialize raw_data and the assets after it"
+        )
+    return payload
 
 
 class PixelCache:
@@ -85,20 +105,7 @@ class PixelSet(Dataset):
         return len(self.paths)
 
     def _read(self, index: int) -> bytes:
-        path = Path(self.paths[index])
-        file = path if path.is_absolute() else self.root / path
-        try:
-            payload = file.read_bytes()
-        except FileNotFoundError:
-            raise DataError(
-                f"{path} was in the raw_data manifest but is gone; re-materialize raw_data"
-            ) from None
-        if hashlib.sha256(payload).hexdigest() != self.hashes[index]:
-            raise DataError(
-                f"{path} changed since raw_data was materialized (hash mismatch);"
-                " re-materialize raw_data and the assets after it"
-            )
-        return payload
+        return read_verified(self.paths[index], self.hashes[index], root=self.root)
 
     def __getitem__(self, index: int) -> torch.Tensor:
         key = self.preprocessor.settings_key

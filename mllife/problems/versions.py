@@ -11,6 +11,7 @@ import polars as pl
 
 from mllife._errors import ArtifactError, DataError
 from mllife.models.registry import ModelRef, load_model
+from mllife.models.training import place_model
 
 __all__ = ["ScoreResult", "VersionScoring"]
 
@@ -71,6 +72,7 @@ class VersionScoring:
                 inputs = self._inputs(patterns)
             try:
                 model = load_model(ref, artifacts_dir=self.config.artifacts_dir, store=self.store)
+                place_model(model, self.config)
             except ArtifactError as exc:
                 skipped.append((ref.model_hash, str(exc)))
                 continue

@@ -28,14 +28,14 @@ from starlette.routing import Route
 from mllife._errors import DataError, MllifeError
 from mllife.config.project import ProjectConfig
 from mllife.preprocess.column_batch import ColumnBatch
+from mllife.serve._health import checked_feedback, health_body
+from mllife.serve._ids import RequestIds
 from mllife.serve._images import ImageUploads, predict_images
 from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
 from mllife.serve._log import (
     FEEDBACK_SCHEMA,
-    PREDICTION_ID,
     PredictionLog,
-    RequestIds,
     SegmentLog,
     prediction_ids,
 )
@@ -190,7 +190,7 @@ class ModelServer:
         inputs, hashes, features = await self._read_inputs(request)
         best, confidence, features = await self._predict(served, inputs, features)
         classes = served.model.classes
-        request_id = self.request_ids.new(key.name)
+        request_id = self.request_ids.new(key.name, len(best))
         latency = (time.perf_counter() - started) * 1000.0
         if self.predictions is not None:
             if not isinstance(features, ColumnBatch):
@@ -267,27 +267,7 @@ class ModelServer:
                 422, 'send {"prediction_id": "...", "label": "..."} or {"feedback": [...]}'
             )
         self.reader.bounded(items)
-        classes = self._known_classes()
-        received = _now()
-        rows, problems, refused = [], [], []
-        for i, item in enumerate(items):
-            pid = item.get("prediction_id") if isinstance(item, dict) else None
-            label = item.get("label") if isinstance(item, dict) else None
-            if not isinstance(pid, str) or not PREDICTION_ID.match(pid):
-                problems.append(f"item {i}: prediction_id {pid!r} is not an id /predict returned")
-            elif not key.may_label_any() and not self.request_ids.issued_to(pid, key.name):
-                refused.append(
-                    f"item {i}: prediction {pid} was not answered to key {key.name!r}; a key"
-                    " labels its own predictions (or needs the feedback_any scope)"
-                )
-            elif not isinstance(label, str) or label not in classes:
-                problems.append(f"item {i}: label {label!r} is not one of {sorted(classes)}")
-            else:
-                rows.append((pid, label, key.name, received))
-        if refused:
-            raise HTTPProblem(403, "; ".join(refused[:3]), refused[:20])
-        if problems:
-            raise HTTPProblem(422, "; ".join(problems[:3]), problems[:20])
+        rows = checked_feedback(items, key, self._known_classes(), self.request_ids, _now())
         self.feedback.extend(rows)
         return json_response({"accepted": len(rows)}, status=202)
 
@@ -323,37 +303,7 @@ class ModelServer:
         log. What is deployed (hashes) and the errors' details (they name paths) are only
         for a key that may call /model."""
         lineup = self.lineup
-        log = self.predictions
-        problems, details = [], []
-        if lineup.champion is None:
-            problems.append("no champion deployed")
-            details.append("no champion deployed")
-        if self.reload_error:
-            problems.append("a new lineup failed to load")
-            details.append(f"a new lineup failed to load: {self.reload_error}")
-        for each in (log, self.feedback):
-            if each is not None and each.last_error:
-                problems.append(f"the {each.prefix} log cannot be written (retrying)")
-                details.append(f"{each.prefix} log: {each.last_error}")
-        body: dict[str, Any] = {
-            "status": "ok" if not problems else "degraded",
-            "problems": problems,
-            "rollout": lineup.mode,
-            "log": None
-            if log is None
-            else {
-                "buffered": log.buffered,
-                "rows_written": log.rows_written,
-                "writer_cpu_seconds": round(log.cpu_seconds, 6),
-            },
-            "shadow_errors": self.shadow_errors,
-        }
-        if self._may_see_details(request):
-            body["problems"] = details
-            body["champion"] = None if lineup.champion is None else lineup.champion.ref.model_hash
-            body["challenger"] = (
-                None if lineup.challenger is None else lineup.challenger.ref.model_hash
-            )
+        body = health_body(self, detailed=self._may_see_details(request))
         return json_response(body, status=200 if lineup.champion is not None else 503)
 
     def _may_see_details(self, request: Request) -> bool:

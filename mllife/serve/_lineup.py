@@ -15,6 +15,7 @@ from typing import Any
 from mllife.config.project import ProjectConfig
 from mllife.models import Model
 from mllife.models.registry import ModelRef, load_model
+from mllife.models.training import place_model
 from mllife.serve.keys import ApiKey, list_keys
 from mllife.storage.store import Store
 
@@ -119,6 +120,7 @@ def _served(
         raise ArtifactError(f"model {model_hash[:12]} is not recorded in the store")
     ref = ModelRef.from_row(row)
     model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
+    place_model(model, config)  # [training] device, and the embedding cache
     metrics: dict[str, dict[str, float]] = {}
     for r in store.evaluations(model_hash=model_hash).iter_rows(named=True):
         metrics.setdefault(r["split"], {})[r["metric"]] = r["value"]

@@ -18,10 +18,7 @@ answer without a record.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
-import secrets
 import sys
 import threading
 import time
@@ -42,46 +39,14 @@ from mllife.monitoring.log_format import (
 )
 from mllife.preprocess.column_batch import ColumnBatch
 from mllife.storage.files import atomic_target
-from mllife.storage.signing import project_key
 
 __all__ = [
     "FEEDBACK_SCHEMA",
     "PREDICTION_ID",
     "PredictionLog",
-    "RequestIds",
     "SegmentLog",
     "prediction_ids",
 ]
-
-
-class RequestIds:
-    """Request ids bound to the API key they were answered to, and unguessable.
-
-    An id is a 16-hex-digit nonce (a random half drawn at start, then a counter: no
-    system call per request) and a 16-hex-digit tag, HMAC-SHA256(secret, nonce, key
-    name). The secret lives in the project's local state (``.mllife/serving.key``), so
-    every server of the project, restarted or not, can tell whether an id was issued to
-    a given key -- without a lookup -- and no client can make one for another key.
-    """
-
-    def __init__(self, key_path: Path) -> None:
-        self._secret = project_key(key_path)
-        self._prefix = secrets.token_hex(4)
-        self._count = itertools.count()
-
-    def _tag(self, nonce: str, key_name: str) -> str:
-        message = f"{nonce}\0{key_name}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:16]
-
-    def new(self, key_name: str) -> str:
-        nonce = f"{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
-        return nonce + self._tag(nonce, key_name)
-
-    def issued_to(self, prediction_id: str, key_name: str) -> bool:
-        """Whether ``prediction_id`` (already matching PREDICTION_ID) came from a request
-        answered to ``key_name``."""
-        nonce, tag = prediction_id[:16], prediction_id[16:32]
-        return hmac.compare_digest(tag, self._tag(nonce, key_name))
 
 
 class SegmentLog:

@@ -359,6 +359,15 @@ def test_feedback_is_bound_to_the_key_and_scope_of_its_prediction(tmp_path):
             "POST", "/feedback", {"prediction_id": ids[0] + "\n", "label": truth[0]}, key=alice
         )
         assert status == 422  # the pattern is anchored with \Z
+        beyond = ids[0].rsplit("-", 1)[0] + "-3"  # the request held 3 predictions: 0..2
+        status, _ = server.request(
+            "POST", "/feedback", {"prediction_id": beyond, "label": truth[0]}, key=alice
+        )
+        assert status == 403  # no such prediction
+        status, _ = server.request(
+            "POST", "/feedback", {"prediction_id": beyond, "label": truth[0]}, key=labeller
+        )
+        assert status == 422
         for pid, label in zip(ids, truth, strict=True):
             status, _ = server.request(
                 "POST", "/feedback", {"prediction_id": pid, "label": label}, key=alice
