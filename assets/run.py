@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
-from assets import storage
+from assets.summary import StoredValues, summarize
 from mllife._errors import MllifeError
 from mllife.config.project import ProjectConfig, load_config
 from mllife.storage.files import sha256_of
@@ -227,35 +227,13 @@ def _outcome(
     failed = {e.step_key for e in result.all_events if e.is_step_failure}
     clock = time.perf_counter()
     resumed = _resumed_runs(instance, result.dagster_run)
-    refused = _refused(result, config, failed, resumed)
-    lines = summarize(result, config, refused=refused, failed=failed, resumed=resumed)
+    values = StoredValues(result, config, failed=failed, resumed=resumed)
+    champion = values.get("champion")
+    # every step ran and the champion step kept the champion because a gate refused
+    refused = result.success and champion is not None and champion.action == "not promoted"
+    lines = summarize(result, config, values, refused=refused)
     timings["summary"] = time.perf_counter() - clock
     return RunOutcome(result.success and not refused, refused, result.run_id, lines, timings)
-
-
-def _refused(result, config: ProjectConfig, failed: set[str], resumed: list[str]) -> bool:
-    """Every step ran and the champion step kept the champion because a gate refused."""
-    if not result.success or "champion" in failed:
-        return False
-    champion = _stored_value(result, config, "champion", failed, resumed)
-    return champion is not None and champion.action == "not promoted"
-
-
-def _stored_value(result, config: ProjectConfig, key: str, failed: set[str], resumed):
-    """What the run stored for ``key``: from its own storage when it materialized the
-    asset, else from the nearest resumed run that did. A failed or skipped step: None."""
-    materialized = {
-        event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
-    }
-    stored = storage.for_project(config)
-    if key in materialized:
-        return stored.load_value(result.run_id, key)
-    if key in failed:
-        return None
-    for run_id in resumed:
-        if stored.path_for(run_id, dg.AssetKey(key)).is_file():
-            return stored.load_value(run_id, key)
-    return None
 
 
 def _resumed_runs(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
@@ -267,99 +245,6 @@ def _resumed_runs(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]
         parent = instance.get_run_by_id(parent_id)
         parent_id = parent.parent_run_id if parent is not None else None
     return chain
-
-
-def _candidate_lines(config: ProjectConfig, value, failed: set[str]) -> list[str]:
-    lines = []
-    for spec in config.models_to_train:
-        evaluation = value(f"evaluation_{spec.name}")
-        if evaluation is None:
-            steps = {f"candidate_{spec.name}", f"evaluation_{spec.name}"}
-            why = "see the failure below" if steps & failed else "not part of this run"
-            lines.append(f"  {spec.name:<12} not evaluated ({why})")
-            continue
-        v, t = evaluation.validation, evaluation.test
-        lines.append(
-            f"  {spec.name:<12} val acc {v.accuracy:.4f} macro F1 {v.macro_f1:.4f} | "
-            f"test acc {t.accuracy:.4f} macro F1 {t.macro_f1:.4f}"
-        )
-    return lines
-
-
-def _decision_lines(challenger, champion) -> list[str]:
-    lines = []
-    if challenger is not None:
-        decision = challenger.decision
-        lines.append(f"challenger {challenger.evaluation.ref.name}: {decision.summary()}")
-        lines += [f"  gate {g.name} FAILED: {g.reason}" for g in decision.failed_gates()]
-    if champion is not None and champion.action == "not promoted":
-        c = champion.champion
-        lines.append(f"champion unchanged: {c.model_hash[:12] if c else 'none deployed yet'}")
-    elif champion is not None:
-        c = champion.champion
-        lines.append(f"champion ({champion.action}): {c.name} {c.model_hash[:12]}")
-    elif challenger is not None:
-        current = challenger.decision.champion_hash
-        lines.append(f"champion unchanged: {current[:12] if current else 'none deployed yet'}")
-    return lines
-
-
-def _check_lines(result) -> list[str]:
-    lines = []
-    for evaluation in result.get_asset_check_evaluations():
-        if evaluation.passed or evaluation.asset_key == dg.AssetKey("challenger"):
-            continue  # the policy's gates are listed with the decision
-        level = "WARNING" if evaluation.severity == dg.AssetCheckSeverity.WARN else "FAILED"
-        name = f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
-        meta = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
-        detail = meta.get("summary") or meta.get("reason") or ""
-        lines.append(f"check {name} {level}: {detail}".rstrip(": "))
-        if "failing_examples" in meta:
-            lines.append("  " + str(meta["failing_examples"]).replace("\n", "\n  "))
-    return lines
-
-
-def _failure_lines(result) -> list[str]:
-    lines = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            message = error.cause.message if error and error.cause else error.message
-            lines.append(f"FAILED {event.step_key}: {message.strip()}")
-    return lines
-
-
-def summarize(
-    result,
-    config: ProjectConfig,
-    *,
-    refused: bool,
-    failed: set[str],
-    resumed: list[str] = (),
-) -> list[str]:
-    """The run's outcome in a few lines. ``failed``: its failed step keys. ``resumed``:
-    the runs it re-executes, nearest first; a step it did not re-run is reported with
-    what the run that did it stored."""
-    status = "challenger refused" if refused else "success" if result.success else "FAILED"
-    lines = [f"run {result.run_id}: {status}"]
-    if resumed:
-        lines.append(
-            f"resumes run {resumed[0]}: steps done there are not re-run; their results below"
-            " are the ones it stored"
-        )
-
-    def value(key: str):
-        return _stored_value(result, config, key, failed, resumed)
-
-    splits = value("splits")
-    if splits is not None:
-        lines.append(f"data version {splits.data_version}  split sizes {splits.sizes()}")
-    lines += _candidate_lines(config, value, failed)
-    lines += _decision_lines(value("challenger"), value("champion"))
-    report = value("status_report")
-    if report is not None:
-        lines.append(f"report: {report.path}")
-    return lines + _check_lines(result) + _failure_lines(result)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,12 +11,12 @@ import hashlib
 import io
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from mllife._errors import DataError
 from mllife.config.project import ProjectConfig
+from mllife.data.decode import ImageFileError, open_image
 from mllife.data.images import IMAGE_SUFFIXES
 from mllife.storage.dvc import dvc_add, is_dvc_repo
 from mllife.storage.files import write_atomically
@@ -111,24 +111,12 @@ def _check_labels(config: ProjectConfig, items: list[tuple[str, Path]], new_clas
 
 
 def _check_image(path: Path, *, max_pixels: int) -> bytes:
-    from PIL import Image
-
+    """The file's bytes, once they decode as an image within the pixel limit."""
     payload = path.read_bytes()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(payload)) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise DataError(
-                        f"{path} is {width}x{height} pixels, over the {max_pixels:,}-pixel"
-                        " limit (data.max_image_pixels): resize it first. Nothing was added"
-                    )
-                image.verify()
-    except DataError:
-        raise
-    except (Exception, Warning) as exc:  # PIL raises many types for corrupt files
-        raise DataError(f"{path} is not a readable image ({exc}); nothing was added") from None
+        open_image(payload, max_pixels=max_pixels, what=str(path), setting="data.max_image_pixels")
+    except ImageFileError as exc:
+        raise DataError(f"{exc}: fix or remove it. Nothing was added") from None
     return payload
 
 

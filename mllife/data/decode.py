@@ -13,7 +13,9 @@ evaluation, serving, the gallery and drift all open images here.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -28,6 +30,7 @@ __all__ = [
     "ImageFileError",
     "channels_of_mode",
     "open_image",
+    "read_header",
     "to_channels",
 ]
 
@@ -48,35 +51,32 @@ def _label(source) -> str:
     return str(source) if isinstance(source, (str, Path)) else "the image"
 
 
-def open_image(
-    source: bytes | str | Path,
-    *,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    draft_to: int | None = None,
-    what: str | None = None,
-) -> Image.Image:
-    """The decoded, upright first frame of ``source`` (bytes or a path).
+def _plain(exc: BaseException) -> str:
+    """PIL's message without object reprs (``<_io.BytesIO object at 0x7f...>``): a heap
+    address means nothing to a user and tells an attacker about the process."""
+    return re.sub(r" ?<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc))
 
-    ``draft_to``: the smallest side the caller needs; a JPEG is then decoded at the
-    largest power-of-two reduction that still gives at least that (PIL draft mode).
-    """
-    what = what or _label(source)
+
+@contextlib.contextmanager
+def _checked(source: bytes | str | Path, *, max_pixels: int, what: str, setting: str | None):
+    """The opened image, not yet decoded, its size read from the header and checked
+    against ``max_pixels``. Any failure, here or in the caller's block (a decode), is an
+    :class:`ImageFileError` naming ``what``."""
+    if isinstance(source, bytes) and not source:
+        raise ImageFileError(f"{what} is empty")
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(stream)
-            width, height = image.size
-            if width < 1 or height < 1 or width * height > max_pixels:
-                raise ImageFileError(
-                    f"{what} is {width}x{height} pixels, over the {max_pixels:,}-pixel limit"
-                )
-            if draft_to and image.format == "JPEG":
-                scale = max(1, min(width, height) // draft_to)
-                image.draft(image.mode, (max(1, width // scale), max(1, height // scale)))
-            image.seek(0)  # an animated image: its first frame
-            image.load()
-            return ImageOps.exif_transpose(image)
+            with Image.open(stream) as image:
+                width, height = image.size
+                if width < 1 or height < 1 or width * height > max_pixels:
+                    where = f" ({setting})" if setting else ""
+                    raise ImageFileError(
+                        f"{what} is {width}x{height} pixels, over the {max_pixels:,}-pixel"
+                        f" limit{where}"
+                    )
+                yield image
     except ImageFileError:
         raise
     except Image.DecompressionBombError as exc:
@@ -84,8 +84,46 @@ def open_image(
     except Warning as exc:
         raise ImageFileError(f"{what} is refused: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        message = str(exc).split(" <_io.")[0]  # PIL names the stream object: drop it
-        raise ImageFileError(f"{what} is not a readable image: {message}") from None
+        raise ImageFileError(f"{what} is not a readable image: {_plain(exc)}") from None
+
+
+def read_header(
+    source: bytes | str | Path,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    what: str | None = None,
+    setting: str | None = None,
+) -> tuple[str | None, int, int]:
+    """(format, width, height) from the header alone: no pixel is decoded, so a
+    decompression bomb is refused unopened. ``setting`` names the limit in the error."""
+    with _checked(
+        source, max_pixels=max_pixels, what=what or _label(source), setting=setting
+    ) as image:
+        return image.format, image.width, image.height
+
+
+def open_image(
+    source: bytes | str | Path,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft_to: int | None = None,
+    what: str | None = None,
+    setting: str | None = None,
+) -> Image.Image:
+    """The decoded, upright first frame of ``source`` (bytes or a path).
+
+    ``draft_to``: the smallest side the caller needs; a JPEG is then decoded at the
+    largest power-of-two reduction that still gives at least that (PIL draft mode).
+    """
+    what = what or _label(source)
+    with _checked(source, max_pixels=max_pixels, what=what, setting=setting) as image:
+        width, height = image.size
+        if draft_to and image.format == "JPEG":
+            scale = max(1, min(width, height) // draft_to)
+            image.draft(image.mode, (max(1, width // scale), max(1, height // scale)))
+        image.seek(0)  # an animated image: its first frame
+        image.load()
+        return ImageOps.exif_transpose(image)
 
 
 def to_channels(image: Image.Image, channels: int) -> np.ndarray:

@@ -15,6 +15,7 @@ and how to put the file there.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import math
@@ -222,8 +223,15 @@ class Backbone:
     @property
     def identity(self) -> str:
         """Name plus content hash: what an embedding cache entry depends on."""
-        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]
-        return f"{self.label}-{digest}"
+        stat = self.path.stat()
+        return f"{self.label}-{_file_digest(self.path, stat.st_size, stat.st_mtime_ns)}"
+
+
+@functools.lru_cache(maxsize=32)
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    """A weights file's hash, once per (path, size, mtime): a search builds the same
+    backbone for every trial, and a large file takes a while to hash."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def resolve_weights(architecture: str, weights: str, *, root: Path) -> Backbone:

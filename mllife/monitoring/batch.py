@@ -164,34 +164,17 @@ def record_drift(store: Store, result: BatchDrift, *, run_id: str | None) -> int
         # Nothing was compared (no champion, no or too few new rows, or a failure): one
         # row says why, so the history shows that monitoring ran and what it found.
         reason = result.reason if report is None else f"no column compared: {result.reason}"
-        summary = [run_id, result.scope, model_hash, None, None, reason]
-        summary += [None, None, None, None, False, False, result.n_reference, result.n_current]
-        with store.writing() as conn:
-            conn.execute(
-                "INSERT INTO drift_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [*summary, now],
-            )
-        return 1
-    rows = [
-        [
-            run_id,
-            result.scope,
-            model_hash,
-            c.column,
-            c.kind,
-            c.test,
-            c.statistic,
-            c.p_adjusted,
-            c.effect,
-            c.psi,
-            c.drifted,
-            report.dataset_drift,
-            c.n_reference,
-            c.n_current,
-            now,
-        ]
-        for c in report.columns
-    ]
+        rows = [
+            [run_id, result.scope, model_hash, None, None, reason, None, None, None, None,
+             False, False, result.n_reference, result.n_current, now]
+        ]  # fmt: skip
+    else:
+        rows = [
+            [run_id, result.scope, model_hash, c.column, c.kind, c.test, c.statistic,
+             c.p_adjusted, c.effect, c.psi, c.drifted, report.dataset_drift, c.n_reference,
+             c.n_current, now]
+            for c in report.columns
+        ]  # fmt: skip
     with store.writing() as conn:
         conn.executemany(
             "INSERT INTO drift_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

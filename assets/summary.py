@@ -1,0 +1,123 @@
+"""The few lines `mllife run` prints about a run: data, each candidate's metrics, the
+decision, the champion, the report, failed checks and steps."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets import storage
+from mllife.config.project import ProjectConfig
+
+__all__ = ["StoredValues", "summarize"]
+
+
+class StoredValues:
+    """What a run stored per asset, each loaded (unpickled) at most once: from its own
+    storage when it materialized the asset, else from the nearest resumed run that did;
+    None for a failed or skipped step."""
+
+    def __init__(self, result, config: ProjectConfig, *, failed: set[str], resumed: list[str]):
+        self.result, self.failed, self.resumed = result, failed, resumed
+        self._storage = storage.for_project(config)
+        self._materialized = {
+            e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
+        }
+        self._loaded: dict[str, object] = {}
+
+    def get(self, key: str):
+        if key not in self._loaded:
+            self._loaded[key] = self._load(key)
+        return self._loaded[key]
+
+    def _load(self, key: str):
+        if key in self._materialized:
+            return self._storage.load_value(self.result.run_id, key)
+        if key in self.failed:
+            return None
+        for run_id in self.resumed:
+            if self._storage.path_for(run_id, dg.AssetKey(key)).is_file():
+                return self._storage.load_value(run_id, key)
+        return None
+
+
+def _candidate_lines(config: ProjectConfig, value, failed: set[str]) -> list[str]:
+    lines = []
+    for spec in config.models_to_train:
+        evaluation = value(f"evaluation_{spec.name}")
+        if evaluation is None:
+            steps = {f"candidate_{spec.name}", f"evaluation_{spec.name}"}
+            why = "see the failure below" if steps & failed else "not part of this run"
+            lines.append(f"  {spec.name:<12} not evaluated ({why})")
+            continue
+        v, t = evaluation.validation, evaluation.test
+        lines.append(
+            f"  {spec.name:<12} val acc {v.accuracy:.4f} macro F1 {v.macro_f1:.4f} | "
+            f"test acc {t.accuracy:.4f} macro F1 {t.macro_f1:.4f}"
+        )
+    return lines
+
+
+def _decision_lines(challenger, champion) -> list[str]:
+    lines = []
+    if challenger is not None:
+        decision = challenger.decision
+        lines.append(f"challenger {challenger.evaluation.ref.name}: {decision.summary()}")
+        lines += [f"  gate {g.name} FAILED: {g.reason}" for g in decision.failed_gates()]
+    if champion is not None and champion.action == "not promoted":
+        c = champion.champion
+        lines.append(f"champion unchanged: {c.model_hash[:12] if c else 'none deployed yet'}")
+    elif champion is not None:
+        c = champion.champion
+        lines.append(f"champion ({champion.action}): {c.name} {c.model_hash[:12]}")
+    elif challenger is not None:
+        current = challenger.decision.champion_hash
+        lines.append(f"champion unchanged: {current[:12] if current else 'none deployed yet'}")
+    return lines
+
+
+def _check_lines(result) -> list[str]:
+    lines = []
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed or evaluation.asset_key == dg.AssetKey("challenger"):
+            continue  # the policy's gates are listed with the decision
+        level = "WARNING" if evaluation.severity == dg.AssetCheckSeverity.WARN else "FAILED"
+        name = f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
+        meta = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
+        detail = meta.get("summary") or meta.get("reason") or ""
+        lines.append(f"check {name} {level}: {detail}".rstrip(": "))
+        if "failing_examples" in meta:
+            lines.append("  " + str(meta["failing_examples"]).replace("\n", "\n  "))
+    return lines
+
+
+def _failure_lines(result) -> list[str]:
+    lines = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            message = error.cause.message if error and error.cause else error.message
+            lines.append(f"FAILED {event.step_key}: {message.strip()}")
+    return lines
+
+
+def summarize(result, config: ProjectConfig, values: StoredValues, *, refused: bool) -> list[str]:
+    """The run's outcome in a few lines; a step it did not re-run (resumed) is reported
+    with what the run that did it stored."""
+    resumed = values.resumed
+    status = "challenger refused" if refused else "success" if result.success else "FAILED"
+    lines = [f"run {result.run_id}: {status}"]
+    if resumed:
+        lines.append(
+            f"resumes run {resumed[0]}: steps done there are not re-run; their results below"
+            " are the ones it stored"
+        )
+    value = values.get
+    splits = value("splits")
+    if splits is not None:
+        lines.append(f"data version {splits.data_version}  split sizes {splits.sizes()}")
+    lines += _candidate_lines(config, value, values.failed)
+    lines += _decision_lines(value("challenger"), value("champion"))
+    report = value("status_report")
+    if report is not None:
+        lines.append(f"report: {report.path}")
+    return lines + _check_lines(result) + _failure_lines(result)
