@@ -536,3 +536,26 @@ def test_new_photos_drift_in_the_champions_embedding_space(photos):
     ref, cur = embedding_columns(vectors[~reds], vectors[reds])  # only red ones arrive
     report = drift(ref, cur)
     assert report.drifted_columns and report.drifted_columns[0].startswith("embedding_pc")
+
+
+def test_a_split_that_fits_the_memory_budget_is_read_once_and_trained_from_memory(photos, tmp_path):
+    rows = _rows(photos)
+    pre = ImagePreprocessor(size=16, channels=3)
+    data = PixelSet(rows, root=tmp_path, preprocessor=pre, cache=PixelCache(tmp_path / "c"))
+    assert data.held() is None  # no budget: streamed
+    data.memory_limit = rows.height * 3 * 16 * 16
+    held = data.held()
+    assert held is not None and held.shape == (rows.height, 3, 16, 16)
+    assert data.decoded == rows.height and torch.equal(data[5], held[5])
+    pre.fit_stats([held])
+    classes = sorted(set(rows["label"]))
+    y = np.array([classes.index(v) for v in rows["label"]])
+    spec = CandidateConfig(
+        name="cnn", kind="torch", architecture="small_cnn", params={"epochs": 2, "seed": 0}
+    )
+    model = build_model(spec, classes=classes, preprocessor=pre)
+    model.fit(data, y, data, y, log=lambda _: None)
+    assert data.decoded == rows.height  # every epoch read memory, not the cache
+    small = PixelSet(rows, root=tmp_path, preprocessor=pre, cache=PixelCache(tmp_path / "c"))
+    small.memory_limit = rows.height * 3 * 16 * 16 - 1
+    assert small.held() is None  # one byte over: streamed

@@ -235,6 +235,9 @@ class TrainingConfig(_Section):
     #: image batches are decoded by this many DataLoader worker processes ("auto": one
     #: per core beyond the first two, at most 8)
     loader_workers: int | Literal["auto"] = "auto"
+    #: a split whose decoded pixels fit in this many MB is held in memory while a model
+    #: trains on it (no per-image cache read each epoch); larger ones are streamed
+    pixel_memory_mb: int = Field(128, ge=0)
     #: simple baselines trained beside the candidates, so a simpler model that does as
     #: well is visible: "majority" (most frequent class), "logreg" (logistic regression,
     #: skipped when a candidate already uses LogisticRegression)

@@ -111,13 +111,17 @@ class TorchModel(Model):
         batch = int(self.settings["batch_size"])
         if isinstance(x, PixelSet):
             augment = build_augment(self.augment, self.preprocessor.size) if train else None
-            return DataLoader(
-                Labelled(x, y, augment),
-                batch_size=batch,
-                shuffle=train,
-                generator=generator,
-                num_workers=x.workers,
-            )
+            held = x.held()
+            if held is not None and augment is None:
+                x = held  # small enough: uint8 pixels in memory, sliced like a tensor
+            else:
+                return DataLoader(
+                    Labelled(x, y, augment),
+                    batch_size=batch,
+                    shuffle=train,
+                    generator=generator,
+                    num_workers=0 if held is not None else x.workers,
+                )
         return TensorBatches(x, np.asarray(y), batch, generator if train else None)
 
     def _prepare(self, xb: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -56,7 +56,8 @@ def _training_inputs(config, splits, preprocessor, train, validation):
         )
         return x_train, x_val
     x_train = pixel_set(train, config=config, preprocessor=preprocessor)
-    preprocessor.fit_stats(x_train.batches())
+    held = x_train.held()  # a small split is read once, for the statistics and training
+    preprocessor.fit_stats([held] if held is not None else x_train.batches())
     return x_train, pixel_set(validation, config=config, preprocessor=preprocessor)
 
 

@@ -53,13 +53,15 @@ def model_inputs(rows: pl.DataFrame, *, config, columns=None, preprocessor=None)
 
 def pixel_set(rows: pl.DataFrame, *, config, preprocessor: ImagePreprocessor) -> PixelSet:
     """``rows``' images streamed through ``preprocessor``, cached under ``.mllife/cache``."""
-    return PixelSet(
+    pixels = PixelSet(
         rows,
         root=config.root,
         preprocessor=preprocessor,
         cache=PixelCache(config.state_dir / "cache" / "pixels"),
         workers=loader_workers(config.training.loader_workers),
     )
+    pixels.memory_limit = config.training.pixel_memory_mb * 2**20
+    return pixels
 
 
 def image_channels(config, rows: pl.DataFrame | None) -> int:

@@ -100,6 +100,9 @@ class PixelSet(Dataset):
         self.cache = cache
         self.workers = workers
         self.decoded = 0  # images decoded (not served from the cache) in this process
+        #: bytes of pixels this set may hold in memory (see :meth:`held`)
+        self.memory_limit = 0
+        self._held: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -107,7 +110,18 @@ class PixelSet(Dataset):
     def _read(self, index: int) -> bytes:
         return read_verified(self.paths[index], self.hashes[index], root=self.root)
 
+    def held(self) -> torch.Tensor | None:
+        """All pixels as one uint8 tensor when they fit in ``memory_limit`` (read once,
+        then every epoch indexes memory instead of reading one cache file per image);
+        None for a set too large, which is streamed."""
+        c, s = self.preprocessor.channels, self.preprocessor.size
+        if self._held is None and len(self) * c * s * s <= self.memory_limit:
+            self._held = self.all()
+        return self._held
+
     def __getitem__(self, index: int) -> torch.Tensor:
+        if self._held is not None:
+            return self._held[index]
         key = self.preprocessor.settings_key
         if self.cache is not None:
             cached = self.cache.get(self.hashes[index], key)
@@ -139,5 +153,5 @@ class PixelSet(Dataset):
         other = PixelSet.__new__(PixelSet)
         other.__dict__.update(self.__dict__)
         other.preprocessor = preprocessor
-        other.decoded = 0
+        other.decoded, other._held = 0, None
         return other
