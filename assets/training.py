@@ -49,6 +49,8 @@ def build_candidate_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
             store=project.store,
             run_id=context.run.run_id,
             log=context.log.info,
+            # checkpoints belong to this run and to the re-executions that resume it
+            lineage=context.run.root_run_id or context.run.run_id,
         )
         import polars as pl
 

@@ -61,11 +61,15 @@ def _training_inputs(config, splits, preprocessor, train, validation):
     return x_train, pixel_set(validation, config=config, preprocessor=preprocessor)
 
 
-def _checkpoint_path(config: ProjectConfig, spec: CandidateConfig, splits: SplitSet) -> Path:
+def _checkpoint_path(
+    config: ProjectConfig, spec: CandidateConfig, splits: SplitSet, lineage: str | None
+) -> Path:
     """Where a torch candidate's per-epoch checkpoint lives: keyed by what the training
-    depends on, so `mllife run --resume` after a kill continues the same training."""
+    depends on and by ``lineage`` (the run and the re-executions that resume it), so
+    `mllife run --resume` after a kill continues the same training while another run
+    training the same candidate at the same time never picks it up."""
     key = json.dumps(
-        [spec.model_dump(mode="json"), splits.split_version, config.data.image_size],
+        [spec.model_dump(mode="json"), splits.split_version, config.data.image_size, lineage],
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -126,9 +130,11 @@ def train_candidate(
     store: Store,
     run_id: str | None,
     log: ProgressLog,
+    lineage: str | None = None,
 ) -> TrainedCandidate:
     """Search ``spec``'s parameters on train (scored on validation), keep the best model,
-    save its artifact and record it and every trial in the store.
+    save its artifact and record it and every trial in the store. ``lineage``: what the
+    per-epoch checkpoints are scoped to (the first run of a chain of re-executions).
 
     The test split is never read here.
     """
@@ -140,7 +146,7 @@ def train_candidate(
     x_train, x_val = _training_inputs(config, splits, preprocessor, train, validation)
     y_train = np.array([index[v] for v in train["label"].to_list()])
     y_val = np.array([index[v] for v in validation["label"].to_list()])
-    checkpoint = _checkpoint_path(config, spec, splits)
+    checkpoint = _checkpoint_path(config, spec, splits, lineage or run_id)
 
     def build(params: dict[str, Any]):
         model = build_model(
