@@ -15,6 +15,7 @@ from mllife.data.stage import (
     make_splits,
     raw_contract,
     read_raw,
+    settle_contract,
 )
 
 
@@ -42,6 +43,8 @@ def raw_data(context: dg.AssetExecutionContext, project: MllifeProject) -> dg.Ou
         metadata["unreadable_files"] = manifest.filter(pl.col("error").is_not_null()).height
     if raw.columns is not None:
         metadata["contract"] = raw.contract_source
+        for finding in raw.contract_findings:
+            context.log.warning(finding)
     return dg.Output(raw, data_version=dg.DataVersion(raw.data_version), metadata=metadata)
 
 
@@ -64,7 +67,13 @@ def raw_data_contract(project: MllifeProject, raw_data: RawData) -> dg.AssetChec
     " missing labels, missing feature values (with missing = 'drop'), conflicting labels"
     " for identical content, exact duplicates.",
 )
-def clean_data(project: MllifeProject, raw_data: RawData) -> dg.Output[CleanData]:
+def clean_data(
+    context: dg.AssetExecutionContext, project: MllifeProject, raw_data: RawData
+) -> dg.Output[CleanData]:
+    # Runs only once the blocking raw contract passed: the moment to freeze an inferred one.
+    settled = settle_contract(project.config, raw_data)
+    if settled is not None:
+        context.log.info(settled)
     result = clean(project.config, raw_data)
     rows, dropped = result.rows, result.dropped
     reasons = (
@@ -90,6 +99,7 @@ def clean_data(project: MllifeProject, raw_data: RawData) -> dg.Output[CleanData
             "dropped": dropped.height,
             "dropped_by_reason": frame_md(reasons),
             "dropped_rows": frame_md(dropped),
+            **({"contract": settled} if settled else {}),
         },
     )
 

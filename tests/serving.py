@@ -42,7 +42,7 @@ def table_project(root: Path, *, serving: str = "") -> dict:
 
     from mllife.config.project import CandidateConfig, load_config
     from mllife.data.defaults import write_breast_cancer
-    from mllife.data.stage import raw_contract, read_raw
+    from mllife.data.stage import raw_contract, read_raw, settle_contract
     from mllife.models import build_model
     from mllife.models.registry import save_model
     from mllife.preprocess.tables import TablePreprocessor
@@ -54,7 +54,9 @@ def table_project(root: Path, *, serving: str = "") -> dict:
     (root / "mllife.toml").write_text(TABLE_CONFIG.format(serving=serving))
     config = load_config(root / "mllife.toml")
     write_breast_cancer(config.data_path)
-    assert raw_contract(config, read_raw(config)).passed  # freezes mllife.schema.json
+    raw = read_raw(config)
+    assert raw_contract(config, raw).passed
+    settle_contract(config, raw)  # freezes mllife.schema.json, as a passing run does
     columns = feature_contract(config)
     table = pl.read_parquet(config.data_path)
     classes = sorted(table["target"].unique().to_list())

@@ -31,6 +31,7 @@ FLOORS = [
     ("mllife.monitoring",),
     ("mllife.serve",),
     ("mllife.reporting",),
+    ("mllife.scaffold",),
     ("mllife.cli",),
 ]
 

@@ -9,7 +9,7 @@ import pytest
 from mllife import DataError
 from mllife.config.project import load_config
 from mllife.data.defaults import write_breast_cancer
-from mllife.data.stage import clean, clean_contract, raw_contract, read_raw
+from mllife.data.stage import clean, clean_contract, raw_contract, read_raw, settle_contract
 from mllife.preprocess.tables import TablePreprocessor
 
 CONFIG = """
@@ -37,6 +37,13 @@ def project(tmp_path, frame: pl.DataFrame | None, *, name="t.csv", extra="", raw
     return load_config(tmp_path / "mllife.toml")
 
 
+def passed_and_frozen(config) -> None:
+    """What a run does: the raw contract passes, then the inferred contract is frozen."""
+    raw = read_raw(config)
+    assert raw_contract(config, raw).passed
+    assert "frozen into" in settle_contract(config, raw)
+
+
 def small(n=40):
     rng = np.random.default_rng(0)
     return pl.DataFrame(
@@ -56,12 +63,14 @@ def test_breast_cancer_example_is_written_and_read(tmp_path):
     raw = read_raw(config)
     assert raw.manifest.height == 569 and len(raw.columns) == 30
     assert raw_contract(config, raw).passed
+    assert not (tmp_path / "mllife.schema.json").exists()  # not before a run passed it
+    settle_contract(config, raw)
     assert (tmp_path / "mllife.schema.json").is_file()  # frozen for the user to edit
 
 
 def test_inferred_contract_is_frozen_and_then_enforced(tmp_path):
     config = project(tmp_path, small())
-    assert raw_contract(config, read_raw(config)).passed
+    passed_and_frozen(config)
     frozen = json.loads((tmp_path / "mllife.schema.json").read_text())["columns"]
     assert frozen["color"] == {
         "dtype": "category",
@@ -85,7 +94,7 @@ def test_inferred_contract_is_frozen_and_then_enforced(tmp_path):
 
 def test_missing_column_fails_the_contract(tmp_path):
     config = project(tmp_path, small())
-    read_raw(config)  # freeze the contract
+    passed_and_frozen(config)
     small().drop("k").write_csv(tmp_path / "t.csv")
     result = raw_contract(config, read_raw(config))
     assert not result.passed and "missing column 'k'" in result.counts
@@ -93,7 +102,7 @@ def test_missing_column_fails_the_contract(tmp_path):
 
 def test_extra_column_fails_the_contract(tmp_path):
     config = project(tmp_path, small())
-    read_raw(config)
+    passed_and_frozen(config)
     small().with_columns(pl.lit(1).alias("surprise")).write_csv(tmp_path / "t.csv")
     result = raw_contract(config, read_raw(config))
     assert not result.passed and "unexpected column 'surprise'" in result.counts
@@ -101,7 +110,7 @@ def test_extra_column_fails_the_contract(tmp_path):
 
 def test_wrong_dtype_fails_the_contract(tmp_path):
     config = project(tmp_path, small())
-    read_raw(config)
+    passed_and_frozen(config)
     small().with_columns(pl.col("k").cast(pl.String) + "x").write_csv(tmp_path / "t.csv")
     result = raw_contract(config, read_raw(config))
     assert not result.passed and any(key.startswith("k:") for key in result.counts)

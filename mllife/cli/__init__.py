@@ -11,16 +11,20 @@ import os
 import sys
 
 from mllife._errors import MllifeError
-from mllife.cli import _data, _lifecycle, _problems, _serving
+from mllife.cli import _data, _init, _lifecycle, _problems, _serving
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mllife", description="The ``mllife`` command.")
+    parser = argparse.ArgumentParser(
+        prog="mllife",
+        description="mllife: the ML lifecycle from raw data to a deployed champion."
+        " Start with `mllife init` (your data) or `mllife run` (the demo).",
+    )
     parser.add_argument("--config", default=None, help="path to mllife.toml (default: nearest)")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (_lifecycle, _problems, _serving, _data):
+    for group in (_init, _lifecycle, _problems, _serving, _data):
         group.register(sub)
     return parser
 

@@ -1,4 +1,5 @@
-"""Commands for data and versions: lineage, checkout, push, pull, data (add, init)."""
+"""Commands for data and versions: lineage, checkout, push, pull, data (add, init),
+schema (show, freeze)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ def register(sub) -> None:
     add.set_defaults(func=cmd_data_add)
     init = data_sub.add_parser("init", help="write the embedded default data (digits)")
     init.set_defaults(func=cmd_data_init)
+    schema = sub.add_parser("schema", help="the data's contract: show it in words, or freeze it")
+    schema_sub = schema.add_subparsers(dest="schema_command", required=True)
+    schema_sub.add_parser("show", help="the contract the next run checks, and any doubts")
+    schema_sub.add_parser("freeze", help="write an inferred table contract to the schema file now")
+    schema.set_defaults(func=cmd_schema)
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
@@ -86,4 +92,46 @@ def cmd_data_init(args: argparse.Namespace) -> int:
     if not lines:
         print(f"[data] default is 'none': nothing to write at {config.data_path}")
     print("\n".join(lines))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from mllife.data.contract_file import describe_columns, freeze_contract, load_contract
+
+    config = load_config(args.config)
+    data = config.data
+    if data.kind == "images":
+        from mllife.data.images import infer_classes
+
+        classes = list(data.classes) or list(infer_classes(config.data_path))
+        where = "declared in mllife.toml" if data.classes else "the class folders found"
+        print(f"images in {config.data_path}, one subfolder per class ({where}):")
+        print(f"  classes: {', '.join(classes)}")
+        channels = {1: "grayscale", 3: "colour"}.get(data.channels, "colour if any is")
+        print(
+            f"  each image becomes {data.image_size} x {data.image_size} ({data.resize}),"
+            f" {channels}; larger than {data.max_image_pixels:,} pixels is refused"
+        )
+        if args.schema_command == "freeze":
+            print("(an image folder has no column contract to freeze)")
+        return 0
+    from mllife.data.tables import read_table
+
+    frame = None if data.columns or config.schema_path.is_file() else read_table(config.data_path)
+    contract = load_contract(frame, data, config.schema_path)
+    if args.schema_command == "freeze":
+        if contract.frozen:
+            print(f"already frozen ({contract.origin}); edit it there, or delete it to infer again")
+            return 0
+        freeze_contract(contract, config.schema_path)
+        print(f"froze the contract into {config.schema_path}:")
+    else:
+        print(f"contract of {config.data_path} ({contract.origin}):")
+    for line in describe_columns(contract.columns):
+        print(f"  {line}")
+    print(f"  target {data.target!r}" + (f", row id {data.id!r}" if data.id else ""))
+    if contract.findings and args.schema_command == "show":
+        print("doubts (the contract is frozen once you decide):")
+        for finding in contract.findings:
+            print(f"  - {finding.describe()}")
     return 0

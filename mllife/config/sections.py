@@ -41,6 +41,8 @@ class ColumnConfig(_Section):
     max: float | None = None
     #: allowed values of a category column
     categories: tuple[str, ...] | None = None
+    #: text that means "missing" in a number column of a CSV (e.g. "n/a"): read as null
+    missing_values: tuple[str, ...] = ()
 
 
 class DataConfig(_Section):
@@ -68,8 +70,9 @@ class DataConfig(_Section):
     #: Tables: rows with a missing feature are dropped, or kept and imputed (median or
     #: most frequent value, learned on the train split).
     missing: Literal["drop", "impute"] = "impute"
-    #: Tables: the feature contract. When empty it is inferred once from the data and
-    #: frozen into ``schema_file`` (next to mllife.toml), which you may edit.
+    #: Tables: the feature contract. When empty it is inferred from the data and frozen
+    #: into ``schema_file`` (next to mllife.toml, yours to edit) after the first run whose
+    #: contract passes, or by ``mllife schema freeze``.
     columns: dict[str, ColumnConfig] = Field(default_factory=dict)
     schema_file: str = "mllife.schema.json"
     #: Optional: several annotators' labels for the same items (columns item, annotator,

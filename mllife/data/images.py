@@ -45,6 +45,10 @@ class RawData:
     #: tables: the feature contract (name -> ColumnConfig) and where it came from
     columns: dict | None = None
     contract_source: str = ""
+    #: tables: False while the contract is inferred and not yet in the schema file
+    contract_frozen: bool = True
+    #: tables: doubts about the inferred contract, in words (numeric-looking text columns)
+    contract_findings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

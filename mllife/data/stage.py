@@ -12,6 +12,11 @@ import pandera.polars as pa
 import polars as pl
 
 from mllife.config.project import ProjectConfig
+from mllife.data.contract_file import (
+    freeze_contract,
+    load_contract,
+    with_missing_values,
+)
 from mllife.data.contracts import (
     ContractResult,
     check_contract,
@@ -20,13 +25,7 @@ from mllife.data.contracts import (
 )
 from mllife.data.images import CleanData, RawData, clean_images, infer_classes, scan_image_folder
 from mllife.data.split import SplitSet, assign_splits, split_namespace, split_version
-from mllife.data.tables import (
-    as_declared,
-    clean_table,
-    load_or_freeze_columns,
-    read_table,
-    table_manifest,
-)
+from mllife.data.tables import as_declared, clean_table, read_table, table_manifest
 from mllife.data.tables import table_schema as raw_table_schema
 from mllife.storage.dvc import data_version
 
@@ -38,6 +37,7 @@ __all__ = [
     "make_splits",
     "raw_contract",
     "read_raw",
+    "settle_contract",
 ]
 
 #: the largest class may be at most this many times the smallest before a warning
@@ -53,11 +53,35 @@ def read_raw(config: ProjectConfig) -> RawData:
         version = data_version(config.data_path, root=config.root).md5
         return RawData(manifest, version, str(config.data_path))
     table = read_table(config.data_path)
+    contract = load_contract(table, config.data, config.schema_path)
+    table = with_missing_values(table, contract.columns)
     manifest = table_manifest(table, config.data, source=str(config.data_path))
-    columns, origin = load_or_freeze_columns(table, config.data, config.schema_path)
     from mllife.storage.dvc import file_version
 
-    return RawData(manifest, file_version(config.data_path), str(config.data_path), columns, origin)
+    return RawData(
+        manifest,
+        file_version(config.data_path),
+        str(config.data_path),
+        contract.columns,
+        contract.origin,
+        contract_frozen=contract.frozen,
+        contract_findings=tuple(f.describe() for f in contract.findings),
+    )
+
+
+def settle_contract(config: ProjectConfig, raw: RawData) -> str | None:
+    """After the raw contract passed: freeze an inferred contract into the schema file,
+    unless the inference had doubts (those wait for ``mllife schema freeze``). Says what
+    it did, or None for images and contracts already frozen."""
+    if raw.columns is None or raw.contract_frozen:
+        return None
+    name = config.schema_path.name
+    if raw.contract_findings:
+        return f"contract inferred, not frozen into {name}: " + " | ".join(raw.contract_findings)
+    from mllife.data.contract_file import Contract
+
+    freeze_contract(Contract(raw.columns, raw.contract_source, False), config.schema_path)
+    return f"contract passed and was frozen into {name} (edit it to widen it)"
 
 
 def classes_of(config: ProjectConfig, raw: RawData) -> tuple[str, ...]:

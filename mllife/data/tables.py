@@ -9,7 +9,6 @@ keys the split when no id column is declared).
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,6 @@ import polars as pl
 from mllife._errors import DataError
 from mllife.config.project import ColumnConfig, DataConfig
 from mllife.data.images import DROPPED_SCHEMA, drop_conflicting_labels
-from mllife.storage.files import write_atomically
 
 __all__ = [
     "POLARS_DTYPES",
@@ -27,8 +25,6 @@ __all__ = [
     "as_declared",
     "clean_table",
     "feature_columns",
-    "infer_columns",
-    "load_or_freeze_columns",
     "read_table",
     "row_hashes",
     "table_manifest",
@@ -48,7 +44,6 @@ POLARS_DTYPES = {
 
 
 RESERVED = frozenset({"row", "label", "sha256", "split"})
-MAX_CATEGORIES = 50
 
 
 def read_table(path: Path) -> pl.DataFrame:
@@ -160,65 +155,6 @@ def row_hashes(frame: pl.DataFrame, columns: list[str]) -> list[str]:
                 for i in range(part.height)
             )
     return out
-
-
-def infer_columns(frame: pl.DataFrame, data: DataConfig) -> dict[str, ColumnConfig]:
-    """A contract read off the data: dtypes, observed ranges, nullability, categories."""
-    spec: dict[str, ColumnConfig] = {}
-    for name in feature_columns(frame, data):
-        column = frame[name]
-        nullable = column.null_count() > 0
-        dtype = column.dtype
-        if dtype == pl.Boolean:
-            spec[name] = ColumnConfig(dtype="bool", nullable=nullable)
-        elif dtype.is_integer():
-            spec[name] = ColumnConfig(
-                dtype="int", nullable=nullable, min=_num(column.min()), max=_num(column.max())
-            )
-        elif dtype.is_numeric():
-            spec[name] = ColumnConfig(
-                dtype="float", nullable=nullable, min=_num(column.min()), max=_num(column.max())
-            )
-        else:
-            values = column.cast(pl.String).drop_nulls().unique().sort().to_list()
-            if len(values) <= MAX_CATEGORIES:
-                spec[name] = ColumnConfig(
-                    dtype="category", nullable=nullable, categories=tuple(values)
-                )
-            else:
-                spec[name] = ColumnConfig(dtype="text", nullable=nullable)
-    return spec
-
-
-def _num(value) -> float | None:
-    return None if value is None else float(value)
-
-
-def load_or_freeze_columns(
-    frame: pl.DataFrame, data: DataConfig, schema_path: Path
-) -> tuple[dict[str, ColumnConfig], str]:
-    """The feature contract: declared in mllife.toml, else the frozen schema file, else
-    inferred now and frozen into that file (written atomically) for the user to edit."""
-    if data.columns:
-        return dict(data.columns), "declared in mllife.toml"
-    if schema_path.is_file():
-        try:
-            raw = json.loads(schema_path.read_text())
-            columns = {k: ColumnConfig.model_validate(v) for k, v in raw["columns"].items()}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(
-                f"schema file {schema_path} is not valid: {exc}; fix or delete it"
-                " (it is re-inferred from the data when missing)"
-            ) from exc
-        return columns, f"frozen in {schema_path.name}"
-    columns = infer_columns(frame, data)
-    payload = {
-        "about": "mllife feature contract, inferred once from the data. Edit it to widen"
-        " ranges or add categories; delete it to infer again.",
-        "columns": {k: v.model_dump(mode="json", exclude_none=True) for k, v in columns.items()},
-    }
-    write_atomically(schema_path, json.dumps(payload, indent=2).encode())
-    return columns, f"inferred and frozen into {schema_path.name}"
 
 
 def table_schema(

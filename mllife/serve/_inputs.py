@@ -50,15 +50,9 @@ class InputError(DataError):
 
 def feature_contract(config) -> dict[str, ColumnConfig]:
     """The column contract the champion was trained under (declared, else frozen)."""
-    from mllife.data.tables import load_or_freeze_columns
+    from mllife.data.contract_file import load_contract
 
-    if config.data.columns or config.schema_path.is_file():
-        columns, _ = load_or_freeze_columns(None, config.data, config.schema_path)
-        return columns
-    raise DataError(
-        f"no feature contract: {config.schema_path} does not exist and mllife.toml declares"
-        " no [data.columns]; run `mllife run` once (it freezes the inferred contract)"
-    )
+    return load_contract(None, config.data, config.schema_path).columns
 
 
 def _kind_error(spec: ColumnConfig, value: Any) -> str | None:

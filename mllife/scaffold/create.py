@@ -1,0 +1,225 @@
+"""``mllife init``: write a project around surveyed data, all or nothing.
+
+Every check on the data runs before the first byte is written; if anything fails while
+writing (a copy, ``git init``, ``dvc add``), what this call created is removed again, so
+no half-made project is left behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mllife._errors import ConfigError, VersioningError
+from mllife.config.project import CONFIG_FILENAME, load_config
+from mllife.scaffold.config_text import image_config, table_config
+from mllife.scaffold.survey import ImageSurvey, TableSurvey, survey_images, survey_table
+
+__all__ = ["InitResult", "init_project"]
+
+WORKSPACE = """\
+# Loads the lifecycle graph of the installed mllife package for the mllife.toml in
+# this folder (`mllife ui` starts Dagster with it).
+load_from:
+  - python_module:
+      module_name: assets.definitions
+      working_directory: .
+"""
+
+GITIGNORE = """\
+/.mllife/
+__pycache__/
+.venv/
+"""
+
+PROBLEMS_README = """\
+# Known problems
+
+Each folder here is a problem your users reported, with 10-15 patterns (inputs and the
+answer they should get). Every model version is scored on every problem, and the report
+and `mllife problems history` show the scores over time.
+
+    mllife problems add night_photos --description "dark photos taken at night"
+    mllife patterns add night_photos --input photo.jpg --expected cat \\
+        --kind positive --source production
+    mllife problems import night_photos folder_of_label_subfolders/
+    mllife problems list
+
+Tables take a JSON row (`--input '{"age": 41, ...}'`) or `problems import NAME rows.csv`.
+"""
+
+
+@dataclass
+class InitResult:
+    root: Path
+    survey: ImageSurvey | TableSurvey
+    seconds: float = 0.0
+    #: what was done, in order, for the printout
+    steps: list[str] = field(default_factory=list)
+
+
+class _Undo:
+    """Paths this call created, removed again (newest first) if it fails."""
+
+    def __init__(self) -> None:
+        self.created: list[Path] = []
+
+    def new(self, path: Path) -> Path:
+        if not path.exists():
+            self.created.append(path)
+        return path
+
+    def roll_back(self) -> None:
+        for path in reversed(self.created):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def init_project(
+    root: Path,
+    *,
+    images: Path | None = None,
+    table: Path | None = None,
+    target: str | None = None,
+    id: str | None = None,
+) -> InitResult:
+    """Create a project in ``root`` for an image folder or a table (see ``mllife init``)."""
+    started = time.perf_counter()
+    root = Path(root).resolve()
+    if (images is None) == (table is None):
+        raise ConfigError("mllife init takes one of --images FOLDER or --table FILE")
+    if table is not None and not target:
+        raise ConfigError("mllife init --table needs --target COLUMN (the label column)")
+    _refuse_existing(root)
+    source = Path(images if images is not None else table).expanduser().resolve()
+    survey = (
+        survey_images(source) if images is not None else survey_table(source, target=target, id=id)
+    )
+    if source == root or root.is_relative_to(source):
+        raise ConfigError(
+            f"the project folder {root} must not be inside the data {source}: choose a"
+            " folder beside it"
+        )
+    undo = _Undo()
+    result = InitResult(root, survey)
+    try:
+        _write(root, source, survey, undo, result)
+    except BaseException:
+        undo.roll_back()
+        raise
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _refuse_existing(root: Path) -> None:
+    if (root / CONFIG_FILENAME).exists():
+        raise ConfigError(
+            f"{root} already holds a project ({CONFIG_FILENAME}); mllife init never"
+            " overwrites one. Choose another folder, or edit that file"
+        )
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root} exists and is not a folder")
+
+
+def _write(root: Path, source: Path, survey, undo: _Undo, result: InitResult) -> None:
+    undo.new(root).mkdir(parents=True, exist_ok=True)
+    data_rel, tracked = _place_data(root, source, undo, result)
+    text = (
+        image_config(survey, data_rel)
+        if isinstance(survey, ImageSurvey)
+        else table_config(survey, data_rel)
+    )
+    _write_new(undo.new(root / CONFIG_FILENAME), text)
+    load_config(root / CONFIG_FILENAME)  # what was written must load: a bug otherwise
+    if not (root / "workspace.yaml").exists():
+        _write_new(undo.new(root / "workspace.yaml"), WORKSPACE)
+    _append_gitignore(root, undo)
+    problems = root / "problems"
+    if not problems.exists():
+        undo.new(problems).mkdir()
+        _write_new(problems / "README.md", PROBLEMS_README)
+    result.steps.append(f"wrote {CONFIG_FILENAME}, workspace.yaml, .gitignore, problems/")
+    _version(root, tracked, undo, result)
+
+
+def _write_new(path: Path, text: str) -> None:
+    with open(path, "x", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _append_gitignore(root: Path, undo: _Undo) -> None:
+    path = root / ".gitignore"
+    if not path.exists():
+        _write_new(undo.new(path), GITIGNORE)
+        return
+    have = set(path.read_text(encoding="utf-8").splitlines())
+    missing = [line for line in GITIGNORE.splitlines() if line not in have]
+    if missing:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write("\n" + "\n".join(missing) + "\n")
+
+
+def _place_data(root: Path, source: Path, undo: _Undo, result: InitResult) -> tuple[str, str]:
+    """The data inside the project: used where it is, or copied into ``data/``.
+
+    Returns (path for mllife.toml, top-level folder or file that DVC tracks).
+    """
+    if source.is_relative_to(root):
+        relative = source.relative_to(root)
+        return relative.as_posix(), relative.parts[0]
+    data = root / "data"
+    target = data / source.name
+    if target.exists():
+        raise ConfigError(f"{target} exists already; move it away or point init at it")
+    undo.new(data).mkdir(exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*"))
+    else:
+        shutil.copy2(source, target)
+    result.steps.append(f"copied {source} to {target.relative_to(root)}")
+    return target.relative_to(root).as_posix(), "data"
+
+
+def _version(root: Path, tracked: str, undo: _Undo, result: InitResult) -> None:
+    """``git init`` and ``dvc init`` when missing, then ``dvc add`` of the data."""
+    git = shutil.which("git")
+    inside_git = git is not None and _git_toplevel(root) is not None
+    if git is not None and not inside_git:
+        undo.new(root / ".git")
+        _call(root, [git, "init", "--quiet"], "git init")
+        result.steps.append("git init")
+    if not (root / ".dvc").is_dir():
+        undo.new(root / ".dvc")
+        undo.new(root / ".dvcignore")
+        flags = ["--no-scm"] if git is None else []
+        toplevel = _git_toplevel(root) if git is not None else None
+        if toplevel is not None and toplevel != root:
+            flags = ["--subdir"]
+        _call(root, [sys.executable, "-m", "dvc", "init", "--quiet", *flags], "dvc init")
+        _call(root, [sys.executable, "-m", "dvc", "config", "core.analytics", "false"], "dvc")
+        result.steps.append("dvc init" + (f" {flags[0]}" if flags else ""))
+    undo.new(root / f"{tracked}.dvc")
+    _call(root, [sys.executable, "-m", "dvc", "add", "--quiet", tracked], f"dvc add {tracked}")
+    result.steps.append(f"dvc add {tracked} (pinned in {tracked}.dvc)")
+
+
+def _git_toplevel(root: Path) -> Path | None:
+    done = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True
+    )
+    return Path(done.stdout.strip()).resolve() if done.returncode == 0 else None
+
+
+def _call(root: Path, command: list[str], what: str) -> None:
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise VersioningError(
+            f"`{what}` failed in {root} (exit {done.returncode}):"
+            f" {(done.stderr or done.stdout).strip()[:2000]}"
+        )
