@@ -25,6 +25,7 @@ __all__ = [
     "Contract",
     "NumericLooking",
     "describe_columns",
+    "feature_names",
     "freeze_contract",
     "infer_contract",
     "load_contract",
@@ -181,6 +182,17 @@ def load_contract(frame: pl.DataFrame | None, data: DataConfig, schema_path: Pat
     from mllife.data.tables import feature_columns
 
     return infer_contract(frame, feature_columns(frame, data))
+
+
+def feature_names(config) -> list[str]:
+    """A table project's feature columns: the contract's (declared or frozen), else the
+    data file's columns without the target and id."""
+    data = config.data
+    if data.columns or config.schema_path.is_file():
+        return list(load_contract(None, data, config.schema_path).columns)
+    from mllife.data.tables import feature_columns, read_table
+
+    return feature_columns(read_table(config.data_path), data)
 
 
 def freeze_contract(contract: Contract, schema_path: Path) -> None:

@@ -12,17 +12,17 @@ it survives the original file being deleted.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from PIL import Image
 
 from mllife._errors import ProblemError
 from mllife.config.project import ProjectConfig
+from mllife.data.contract_file import feature_names
+from mllife.data.decode import ImageFileError, open_image
 from mllife.problems.imports import PatternImports
 from mllife.problems.patterns import Pattern
 from mllife.problems.versions import ScoreResult, VersionScoring
@@ -47,6 +47,7 @@ class ProblemRegistry(PatternImports, VersionScoring):
         self.config = config
         self.store = store
         self.folder = config.state_dir / "patterns"
+        self._features: list[str] | None = None
 
     # -- problems ----------------------------------------------------------------------
 
@@ -136,12 +137,9 @@ class ProblemRegistry(PatternImports, VersionScoring):
                 raise ProblemError(f"pattern input {path} is not a file")
             payload = path.read_bytes()
             try:
-                with Image.open(io.BytesIO(payload)) as image:
-                    if image.width * image.height > MAX_IMAGE_PIXELS:
-                        raise ProblemError(f"pattern input {path} is too large")
-                    image.load()
-            except (OSError, SyntaxError, ValueError) as exc:
-                raise ProblemError(f"pattern input {path} is not a readable image: {exc}") from exc
+                open_image(payload, max_pixels=MAX_IMAGE_PIXELS, what=f"pattern input {path}")
+            except ImageFileError as exc:
+                raise ProblemError(str(exc)) from None
             return payload, ".png", "image", str(path)
         try:
             row = json.loads(value) if isinstance(value, str) else value
@@ -149,12 +147,27 @@ class ProblemRegistry(PatternImports, VersionScoring):
             raise ProblemError(f"a table pattern is a JSON object: {exc}") from None
         if not isinstance(row, dict):
             raise ProblemError(f"a table pattern is a JSON object of feature values: {value!r}")
+        self._check_row_columns(row)
         return (
             json.dumps(row, sort_keys=True).encode(),
             ".json",
             "row",
             "row " + json.dumps(row, sort_keys=True)[:80],
         )
+
+    def _check_row_columns(self, row: dict) -> None:
+        """A row pattern names exactly the project's feature columns."""
+        if self._features is None:
+            self._features = feature_names(self.config)
+        missing = sorted(set(self._features) - set(row))
+        extra = sorted(set(row) - set(self._features))
+        if missing or extra:
+            parts = [f"lacks {missing}" if missing else "", f"has unknown {extra}" if extra else ""]
+            raise ProblemError(
+                f"a row pattern must give every feature column of the project and no other:"
+                f" it {' and '.join(p for p in parts if p)}; the feature columns are"
+                f" {self._features[:30]}"
+            )
 
     def add_pattern(
         self,

@@ -1,0 +1,218 @@
+"""`mllife init`: a project of one's own from an image folder or a table, outside this
+repository, followed by a first `mllife run` that deploys a champion; bad input leaves
+nothing behind; a dirty first CSV is reported, not frozen."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from mllife import DataError
+from mllife.cli import main as cli
+from mllife.config.project import load_config
+from mllife.data.defaults import write_breast_cancer, write_digits
+from mllife.data.stage import raw_contract, read_raw, settle_contract
+from mllife.scaffold import init_project
+from mllife.storage.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mllife(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The installed command, run as a user would, from the project folder."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("MLLIFE_CONFIG", None)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "mllife"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory) -> Path:
+    """Three digit classes, 40 images each, as a user's image folder."""
+    everything = tmp_path_factory.mktemp("all_digits") / "digits"
+    write_digits(everything)
+    folder = tmp_path_factory.mktemp("my_images") / "digits"
+    for label in ("0", "1", "7"):
+        (folder / label).mkdir(parents=True)
+        for file in sorted((everything / label).iterdir())[:40]:
+            shutil.copy(file, folder / label / file.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cancer_csv(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("my_table")
+    write_breast_cancer(folder / "bc.parquet")
+    pl.read_parquet(folder / "bc.parquet").write_csv(folder / "cancer.csv")
+    return folder / "cancer.csv"
+
+
+def _champion(root: Path):
+    return Store(load_config(root / "mllife.toml").store_path).champion()
+
+
+def test_init_on_an_image_folder_then_run_deploys_a_champion(tmp_path, digits_folder):
+    root = tmp_path / "photos_project"
+    done = _mllife("init", str(root), "--images", str(digits_folder), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "120 images in 3 classes: 0 40, 1 40, 7 40" in done.stdout
+    assert "what next" in done.stdout and "mllife run" in done.stdout
+    config = load_config(root / "mllife.toml")
+    assert config.data.kind == "images" and config.data.classes == ("0", "1", "7")
+    assert config.data.channels == 1 and config.data.image_size == 8
+    assert [c.name for c in config.configured_candidates] == ["cnn"]
+    assert (root / "data.dvc").is_file() and (root / ".dvc").is_dir() and (root / ".git").is_dir()
+    assert (root / "problems" / "README.md").is_file()
+    assert "assets.definitions" in (root / "workspace.yaml").read_text()
+    assert not REPO.is_relative_to(root) and not root.is_relative_to(REPO)
+
+    run = _mllife("run", cwd=root)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    champion = _champion(root)
+    assert champion is not None and champion.name in ("cnn", "baseline_logreg")
+
+
+def test_init_on_a_csv_then_run_deploys_a_champion(tmp_path, cancer_csv):
+    root = tmp_path / "cancer"
+    done = _mllife("init", str(root), "--table", str(cancer_csv), "--target", "target",
+                   "--id", "id", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "569 rows; target 'target': benign 357, malignant 212" in done.stdout
+    config = load_config(root / "mllife.toml")
+    assert config.data.path == "data/cancer.csv" and config.data.id == "id"
+    names = [c.name for c in config.configured_candidates]
+    assert names == ["logreg", "boosting"]
+    assert not config.schema_path.exists()  # frozen by the first passing run, not by init
+
+    run = _mllife("run", cwd=root)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert _champion(root) is not None
+    frozen = json.loads(config.schema_path.read_text())["columns"]
+    assert frozen["mean_radius"]["dtype"] == "float" and len(frozen) == 30
+
+
+def test_init_refuses_an_existing_project(tmp_path, cancer_csv):
+    root = tmp_path / "p"
+    init_project(root, table=cancer_csv, target="target")
+    before = (root / "mllife.toml").read_bytes()
+    with pytest.raises(Exception, match="already holds a project"):
+        init_project(root, table=cancer_csv, target="target")
+    assert (root / "mllife.toml").read_bytes() == before
+
+
+def _write_csv(path: Path, frame: pl.DataFrame) -> Path:
+    frame.write_csv(path)
+    return path
+
+
+BAD_INPUT = {
+    "an empty folder": ("images", lambda d: d, "holds no images in class subfolders"),
+    "one class": ("images", lambda d: d, "has one class ('cats', 3 images)"),
+    "no target column": ("table", lambda d: d / "t.csv", "has no column 'target'"),
+    "one target value": ("table", lambda d: d / "t.csv", "holds only 'yes' in 4 rows"),
+    "only the target": ("table", lambda d: d / "t.csv", "holds only the target column"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_is_a_clear_error_and_leaves_nothing(tmp_path, case, digits_folder):
+    data = tmp_path / "data"
+    data.mkdir()
+    if case == "one class":
+        (data / "cats").mkdir()
+        for file in sorted((digits_folder / "0").iterdir())[:3]:
+            shutil.copy(file, data / "cats" / file.name)
+    elif case == "no target column":
+        _write_csv(data / "t.csv", pl.DataFrame({"x": [1, 2], "label": ["a", "b"]}))
+    elif case == "one target value":
+        _write_csv(data / "t.csv", pl.DataFrame({"x": [1, 2, 3, 4], "target": ["yes"] * 4}))
+    elif case == "only the target":
+        _write_csv(data / "t.csv", pl.DataFrame({"target": ["a", "b", "a"]}))
+    kind, source, message = BAD_INPUT[case]
+    root = tmp_path / "project"
+    args = ["init", str(root), f"--{kind}", str(source(data))]
+    args += ["--target", "target"] if kind == "table" else []
+    assert cli(args) == 2
+    assert not root.exists()  # nothing half-created
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        init_project(root, **{kind if kind == "table" else "images": source(data)},
+                     **({"target": "target"} if kind == "table" else {}))  # fmt: skip
+    assert not root.exists()
+
+
+def test_a_failure_while_writing_removes_what_init_created(tmp_path, cancer_csv, monkeypatch):
+    import mllife.scaffold.create as create
+
+    def broken(root, command, what):
+        raise create.VersioningError(f"`{what}` failed (simulated)")
+
+    monkeypatch.setattr(create, "_call", broken)
+    root = tmp_path / "p"
+    with pytest.raises(create.VersioningError, match="simulated"):
+        init_project(root, table=cancer_csv, target="target")
+    assert not root.exists()
+    # In an existing folder only what init added goes; the user's files stay.
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(create.VersioningError):
+        init_project(root, table=cancer_csv, target="target")
+    assert sorted(p.name for p in root.iterdir()) == ["notes.txt"]
+
+
+def test_a_dirty_first_csv_is_reported_and_does_not_freeze_text(tmp_path, cancer_csv, capsys):
+    frame = pl.read_csv(cancer_csv).select("id", "mean_radius", "mean_texture", "target")
+    dirty = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 16)
+        .then(pl.lit("n/a"))
+        .otherwise(pl.col("mean_texture").cast(pl.String))
+        .alias("mean_texture")
+    )
+    csv = _write_csv(tmp_path / "wine.csv", dirty)
+    root = tmp_path / "wine"
+    assert cli(["init", str(root), "--table", str(csv), "--target", "target"]) == 0
+    out = capsys.readouterr().out
+    assert 'mean_texture looks numeric; 1 value is not a number: "n/a" at row 17' in out
+    assert "treat it as missing?" in out
+
+    config = load_config(root / "mllife.toml")
+    raw = read_raw(config)
+    assert raw.manifest["mean_texture"].dtype == pl.Float64  # read as a number...
+    assert raw.manifest["mean_texture"][16] is None  # ...with "n/a" missing
+    assert raw_contract(config, raw).passed
+    said = settle_contract(config, raw)
+    assert "not frozen" in said and "mean_texture looks numeric" in said
+    assert not config.schema_path.exists()  # a guess is not frozen without a word
+
+    assert cli(["--config", str(config.path), "schema", "show"]) == 0
+    shown = capsys.readouterr().out
+    assert "not frozen yet" in shown and '(the text "n/a" counts as missing)' in shown
+    assert cli(["--config", str(config.path), "schema", "freeze"]) == 0
+    frozen = json.loads(config.schema_path.read_text())["columns"]["mean_texture"]
+    assert frozen["dtype"] == "float" and frozen["missing_values"] == ["n/a"]
+    assert frozen["nullable"] is True
+    # Frozen: the next run reads the contract from the file, with no doubts left.
+    again = read_raw(config)
+    assert again.contract_frozen and not again.contract_findings
+    assert raw_contract(config, again).passed
+    # An unexpected word in that column is now a contract failure naming the column.
+    dirty.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3)
+        .then(pl.lit("oops"))
+        .otherwise(pl.col("mean_texture"))
+        .alias("mean_texture")
+    ).write_csv(config.data_path)
+    result = raw_contract(config, read_raw(config))
+    assert not result.passed and any(k.startswith("mean_texture") for k in result.counts)
