@@ -14,6 +14,7 @@ from assets import data, deployment, storage
 from assets.evaluation import build_evaluation_asset
 from assets.monitoring import drift_report, served_predictions
 from assets.problems import build_problem_scores_asset, problem_files
+from assets.progress import progress_logger
 from assets.reports import build_status_report_asset
 from assets.resources import MllifeProject
 from assets.sensors import build_drift_sensor, build_new_data_sensor
@@ -102,6 +103,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         assets=_assets(config),
         asset_checks=checks,
         jobs=[lifecycle, retrain, monitor],
+        loggers={"progress": progress_logger, "console": dg.colored_console_logger},
         resources={
             "project": MllifeProject(config_path=str(config.path)),
             "io_manager": storage.for_project(config),

@@ -84,6 +84,9 @@ def _checks(spec: CandidateConfig, result: CandidateEvaluation, floor: tuple[flo
                 "validation_accuracy": result.validation.accuracy,
                 "baseline": baseline,
                 "baseline_is": meaning,
+                "summary": f"validation accuracy {result.validation.accuracy:.4f}"
+                f" {'>=' if result.validation.accuracy >= baseline else '<'} {baseline:.4f}"
+                f" ({meaning})",
             },
         )
 

@@ -103,12 +103,20 @@ def run_lifecycle(
     with dg.execute_job(
         job,
         instance,
-        run_config=_run_config(executor, max_concurrent, log_level),
+        run_config=_run_config(executor, max_concurrent, log_level, _count_steps(job, options)),
         reexecution_options=options,
         tags={OWNER_TAG: _process_tag()},
     ) as result:
         timings["dagster_run"] = time.perf_counter() - clock
         return _outcome(result, config, timings, instance)
+
+
+def _count_steps(job, options) -> int:
+    """Steps the run will execute: every op of the job (0 when resuming: the progress
+    lines then count up to what the re-execution runs)."""
+    if options is not None:
+        return 0
+    return len(job.get_definition().nodes)
 
 
 def _import_graph_beside_data_init(config: ProjectConfig) -> dict[str, float]:
@@ -128,14 +136,17 @@ def _import_graph_beside_data_init(config: ProjectConfig) -> dict[str, float]:
     return timings
 
 
-def _run_config(executor: str, max_concurrent: int, log_level: str) -> dict:
+def _run_config(executor: str, max_concurrent: int, log_level: str, total_steps: int) -> dict:
     execution = (
         {"multiprocess": {"max_concurrent": max_concurrent}}
         if executor == "multiprocess"
         else {"in_process": {}}
     )
     return {
-        "loggers": {"console": {"config": {"log_level": log_level}}},
+        "loggers": {
+            "console": {"config": {"log_level": log_level}},
+            "progress": {"config": {"total": total_steps}},
+        },
         "execution": {"config": execution},
     }
 
@@ -171,7 +182,10 @@ def _prepare_resume(instance: dg.DagsterInstance, run_id: str) -> str:
     verifiably gone, so Dagster can re-execute it from the failure."""
     run = instance.get_run_by_id(run_id)
     if run is None:
-        raise MllifeError(f"no run {run_id} in {instance.root_directory}: see `mllife runs`")
+        raise MllifeError(
+            f"no run {run_id} in {instance.root_directory}: `mllife run --resume` without"
+            " an id resumes the latest; the Runs page of `mllife ui` lists them all"
+        )
     if run.status == dg.DagsterRunStatus.SUCCESS:
         raise MllifeError(f"run {run_id} succeeded: there is nothing to resume")
     if run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
@@ -247,6 +261,18 @@ def _resumed_runs(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]
     return chain
 
 
+def _remember_last_run(config: ProjectConfig, outcome: RunOutcome) -> None:
+    """``.mllife/last_run.json``: how the newest `mllife run` ended, so `mllife report`
+    can say when the report it shows is older than a failed run."""
+    import json
+
+    from mllife.storage.files import write_atomically
+
+    status = "success" if outcome.success else "refused" if outcome.refused else "failed"
+    record = {"run_id": outcome.run_id, "status": status, "finished_at": time.time()}
+    write_atomically(config.state_dir / "last_run.json", json.dumps(record).encode())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m assets.run")
     parser.add_argument("--config", default=None)
@@ -265,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mllife: error: {exc}", file=sys.stderr)
         return 2
     print("\n".join(outcome.lines))
+    _remember_last_run(config, outcome)
     phases = {"startup_and_imports": startup, **outcome.timings}
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
     return 0 if outcome.ok else 1

@@ -40,19 +40,28 @@ class StoredValues:
         return None
 
 
-def _candidate_lines(config: ProjectConfig, value, failed: set[str]) -> list[str]:
+def _candidate_lines(
+    config: ProjectConfig, value, failed: set[str], skipped: set[str]
+) -> list[str]:
     lines = []
+    width = max(len(spec.name) for spec in config.models_to_train)
     for spec in config.models_to_train:
         evaluation = value(f"evaluation_{spec.name}")
+        name = f"{spec.name:<{width}}"
         if evaluation is None:
             steps = {f"candidate_{spec.name}", f"evaluation_{spec.name}"}
-            why = "see the failure below" if steps & failed else "not part of this run"
-            lines.append(f"  {spec.name:<12} not evaluated ({why})")
+            if steps & failed:
+                why = "its step failed: see below"
+            elif steps & skipped:
+                why = "skipped: a blocking check before it failed, see below"
+            else:
+                why = "not part of this run"
+            lines.append(f"  {name}  not evaluated ({why})")
             continue
         v, t = evaluation.validation, evaluation.test
         lines.append(
-            f"  {spec.name:<12} val acc {v.accuracy:.4f} macro F1 {v.macro_f1:.4f} | "
-            f"test acc {t.accuracy:.4f} macro F1 {t.macro_f1:.4f}"
+            f"  {name}  validation accuracy {v.accuracy:.4f} macro F1 {v.macro_f1:.4f}"
+            f" | test accuracy {t.accuracy:.4f} macro F1 {t.macro_f1:.4f}"
         )
     return lines
 
@@ -114,9 +123,17 @@ def summarize(result, config: ProjectConfig, values: StoredValues, *, refused: b
     value = values.get
     splits = value("splits")
     if splits is not None:
-        lines.append(f"data version {splits.data_version}  split sizes {splits.sizes()}")
-    lines += _candidate_lines(config, value, values.failed)
+        sizes = ", ".join(f"{name} {n}" for name, n in splits.sizes().items())
+        lines.append(f"data version {splits.data_version}; split sizes: {sizes}")
+    skipped = {
+        e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SKIPPED
+    }
+    lines += _candidate_lines(config, value, values.failed, skipped)
     lines += _decision_lines(value("challenger"), value("champion"))
+    drift = value("drift_report")
+    if drift is not None:
+        for scope, what in (("new_data", "new data"), ("served", "served inputs")):
+            lines.append(f"drift of {what}: {drift[scope].reason}")
     report = value("status_report")
     if report is not None:
         lines.append(f"report: {report.path}")

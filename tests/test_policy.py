@@ -63,7 +63,7 @@ def test_a_tie_does_not_replace_the_champion():
         comparison=compare(Y, CHAMPION, CHAMPION, n_bootstrap=0),
     )
     gate = decision.gate("beats_champion")
-    assert not gate.passed and "no improvement" in gate.reason
+    assert not gate.passed and "must improve on the champion" in gate.reason
 
 
 def test_risk_level_decide_tightens_the_defaults():

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from datetime import datetime
 
+from mllife._errors import MllifeError
+from mllife.cli._table import port
 from mllife.config.project import load_config
 
 
@@ -36,8 +38,8 @@ def register(sub) -> None:
     )
     run.set_defaults(func=cmd_run)
     ui = sub.add_parser("ui", help="open the Dagster UI on this project's instance")
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    ui.add_argument("--port", type=port, default=3000, help="port to listen on (3000)")
     ui.set_defaults(func=cmd_ui)
     status = sub.add_parser("status", help="the current champion and the deployment history")
     status.set_defaults(func=cmd_status)
@@ -156,11 +158,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(latest)
     written = datetime.fromtimestamp(latest.stat().st_mtime)
     print(f"written {written:%Y-%m-%d %H:%M:%S} by run {latest.stem[7:]}", file=sys.stderr)
+    last = _last_run(config)
+    if last is not None and last["status"] == "failed" and last["run_id"] != latest.stem[7:]:
+        ended = datetime.fromtimestamp(last["finished_at"])
+        print(
+            f"note: the latest run, {last['run_id']} ({ended:%Y-%m-%d %H:%M:%S}), failed and"
+            " wrote no report; this one is older. `mllife run --resume` finishes that run.",
+            file=sys.stderr,
+        )
     if args.open:
         import webbrowser
 
         webbrowser.open(latest.as_uri())
     return 0
+
+
+def _last_run(config) -> dict | None:
+    """How the newest `mllife run` ended (written by it), or None before any."""
+    import json
+
+    path = config.state_dir / "last_run.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise MllifeError(f"{path} is not valid JSON ({exc}); delete it") from exc
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mllife.cli._table import print_table
 from mllife.config.project import load_config
 
 
@@ -12,8 +13,8 @@ def register(sub) -> None:
     problems = sub.add_parser("problems", help="the known-problems registry")
     psub = problems.add_subparsers(dest="problems_command", required=True)
     add = psub.add_parser("add", help="register a problem a client reported")
-    add.add_argument("name")
-    add.add_argument("--description", required=True)
+    add.add_argument("name", help="a short name: lowercase letters, digits, _")
+    add.add_argument("--description", required=True, help="what goes wrong, in a sentence")
     add.add_argument(
         "--min-score",
         type=float,
@@ -22,36 +23,54 @@ def register(sub) -> None:
     )
     psub.add_parser("list", help="problems with their pattern counts")
     show = psub.add_parser("show", help="a problem's patterns, to inspect by hand")
-    show.add_argument("name")
+    show.add_argument("name", help="the problem")
     remove = psub.add_parser("remove", help="remove a problem and its patterns")
-    remove.add_argument("name")
+    remove.add_argument("name", help="the problem")
     remove.add_argument("--force", action="store_true", help="even if it has results")
     history = psub.add_parser("history", help="per-problem scores by model version")
-    history.add_argument("name", nargs="?", default=None)
+    history.add_argument("name", nargs="?", default=None, help="one problem (default: all)")
     history.add_argument("--chart", default=None, help="also write a PNG chart here")
     flips = psub.add_parser("flips", help="patterns that flipped between two model versions")
-    flips.add_argument("name")
-    flips.add_argument("model_a")
-    flips.add_argument("model_b")
+    flips.add_argument("name", help="the problem")
+    flips.add_argument("model_a", help="model hash (or a unique prefix)")
+    flips.add_argument("model_b", help="model hash (or a unique prefix)")
     imp = psub.add_parser("import", help="bulk import: a folder <label>/<image> or a CSV")
-    imp.add_argument("name")
-    imp.add_argument("source")
-    imp.add_argument("--kind", default="positive", choices=["positive", "negative"])
+    imp.add_argument("name", help="the problem (created first with `problems add`)")
+    imp.add_argument("path", help="a folder <label>/<image>, or a CSV of patterns")
     imp.add_argument(
-        "--origin",
+        "--kind",
+        default="positive",
+        choices=["positive", "negative"],
+        help="positive: shows the problem; negative: looks alike but is fine (folders)",
+    )
+    imp.add_argument(
+        "--source",
+        "--origin",  # its name before 0.2, kept so old scripts work
+        dest="source",
         default="production",
         choices=["production", "contrived"],
-        help="the source of folder patterns",
+        help="where folder patterns come from: served traffic, or made up (CSV rows say it"
+        " in their own column)",
     )
     problems.set_defaults(func=cmd_problems)
     patterns = sub.add_parser("patterns", help="patterns of known problems")
     patsub = patterns.add_subparsers(dest="patterns_command", required=True)
     padd = patsub.add_parser("add", help="add one pattern to a problem")
-    padd.add_argument("problem")
+    padd.add_argument("problem", help="the problem")
     padd.add_argument("--input", required=True, help="an image file, or a JSON row")
     padd.add_argument("--expected", required=True, help="the right label")
-    padd.add_argument("--kind", required=True, choices=["positive", "negative"])
-    padd.add_argument("--source", required=True, choices=["production", "contrived"])
+    padd.add_argument(
+        "--kind",
+        required=True,
+        choices=["positive", "negative"],
+        help="positive: shows the problem; negative: looks alike but is fine",
+    )
+    padd.add_argument(
+        "--source",
+        required=True,
+        choices=["production", "contrived"],
+        help="from served traffic, or made up",
+    )
     patterns.set_defaults(func=cmd_patterns)
 
 
@@ -77,13 +96,6 @@ def _registry(args: argparse.Namespace):
     return config, ProblemRegistry(config, Store(config.store_path))
 
 
-def _show(frame) -> None:
-    import polars as pl
-
-    with pl.Config(tbl_rows=200, tbl_cols=12, fmt_str_lengths=60, tbl_width_chars=160):
-        print(frame)
-
-
 def cmd_problems(args: argparse.Namespace) -> int:
     config, registry = _registry(args)
     action = args.problems_command
@@ -91,9 +103,17 @@ def cmd_problems(args: argparse.Namespace) -> int:
         registry.add_problem(args.name, description=args.description, min_score=args.min_score)
         print(f"added problem {args.name!r}; add 10-15 patterns with `mllife patterns add`")
     elif action == "list":
-        _show(registry.problems())
+        print_table(
+            registry.problems(),
+            empty="no known problems yet: `mllife problems add NAME --description TEXT`",
+        )
     elif action == "show":
-        _show(registry.patterns(args.name).drop("pattern_hash", "input_path"))
+        patterns = registry.patterns(args.name)
+        print_table(
+            patterns.with_columns(patterns["pattern_hash"].str.slice(0, 12)).drop("input_path"),
+            empty=f"problem {args.name!r} has no patterns yet: `mllife patterns add`",
+            headers={"pattern_hash": "pattern"},
+        )
     elif action == "remove":
         removed = registry.remove(args.name, force=args.force)
         print(f"removed problem {args.name!r} and its {removed} patterns")
@@ -103,7 +123,11 @@ def cmd_problems(args: argparse.Namespace) -> int:
             which = f"problem {args.name!r}" if args.name else "any problem"
             print(f"no results for {which} yet: `mllife run` scores every model version on it")
             return 0
-        _show(history.with_columns(history["model_hash"].str.slice(0, 12)))
+        print_table(
+            history.with_columns(history["model_hash"].str.slice(0, 12)),
+            empty="no results yet",
+            headers={"model_hash": "model"},
+        )
         if args.chart:
             from mllife.reporting.plots import problem_history_png
 
@@ -115,18 +139,21 @@ def cmd_problems(args: argparse.Namespace) -> int:
                     handle.write(chart)
                 print(f"chart written to {args.chart}")
     elif action == "flips":
-        _show(registry.flips(args.name, args.model_a, args.model_b))
+        print_table(
+            registry.flips(args.name, args.model_a, args.model_b),
+            empty=f"no pattern of {args.name!r} changed its answer between the two models",
+        )
     elif action == "import":
         from pathlib import Path
 
-        source = Path(args.source)
+        path = Path(args.path)
         classes = _known_classes(config)
-        if source.is_dir():
+        if path.is_dir():
             added = registry.import_folder(
-                args.name, source, kind=args.kind, source=args.origin, classes=classes
+                args.name, path, kind=args.kind, source=args.source, classes=classes
             )
         else:
-            added = registry.import_csv(args.name, source, classes=classes)
+            added = registry.import_csv(args.name, path, classes=classes)
         print(f"imported {added} patterns into {args.name!r}")
     return 0
 

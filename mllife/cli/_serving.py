@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mllife.cli._table import port
 from mllife.config.project import load_config
 
 
@@ -12,25 +13,26 @@ def register(sub) -> None:
     """Add these commands to the ``mllife`` parser's subcommands."""
     serve = sub.add_parser("serve", help="serve the champion over HTTP")
     serve.add_argument("--host", default=None, help="default: serving.host (127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="default: serving.port (8000)")
+    serve.add_argument("--port", type=port, default=None, help="default: serving.port (8000)")
     serve.set_defaults(func=cmd_serve)
     keys = sub.add_parser("keys", help="API keys for the server")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
     kcreate = ksub.add_parser("create", help="create a key (printed once)")
-    kcreate.add_argument("--name", required=True)
+    kcreate.add_argument("--name", required=True, help="who or what uses the key (unique)")
     kcreate.add_argument(
         "--routes",
         nargs="+",
         default=["predict", "feedback", "model"],
         choices=["predict", "feedback", "model", "feedback_any"],
-        help="feedback: label the key's own predictions; feedback_any: any key's",
+        help="what the key may call (default: predict feedback model); feedback: label"
+        " the key's own predictions; feedback_any: any key's",
     )
     kcreate.add_argument(
         "--models", nargs="+", default=["*"], help="candidate names it may use, or *"
     )
     ksub.add_parser("list", help="active keys (names and permissions)")
     krevoke = ksub.add_parser("revoke", help="revoke a key")
-    krevoke.add_argument("name")
+    krevoke.add_argument("name", help="the key's name")
     keys.set_defaults(func=cmd_keys)
 
 
@@ -57,7 +59,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     elif args.keys_command == "list":
-        for key in keys.list_keys(store):
+        active = keys.list_keys(store)
+        if not active:
+            print("no active keys: create one with `mllife keys create --name NAME`")
+        for key in active:
             print(f"{key.name}\troutes={sorted(key.routes)}\tmodels={sorted(key.models)}")
     else:
         keys.revoke_key(store, args.name)

@@ -59,7 +59,15 @@ class PatternImports:
         """Rows with columns expected, kind, source and either file (images, relative to
         the CSV) or the table's feature columns. All or nothing."""
         self._require(problem)
-        frame = pl.read_csv(csv)
+        csv = Path(csv)
+        if not csv.is_file():
+            raise ProblemError(
+                f"{csv} is neither a folder of <label>/<image> nor a CSV file of patterns"
+            )
+        try:
+            frame = pl.read_csv(csv)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise ProblemError(f"cannot read {csv} as CSV: {exc}") from None
         needed = {"expected", "kind", "source"} | (
             {"file"} if self.config.data.kind == "images" else set()
         )

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from mllife._errors import ArtifactError, DataError
-from mllife.models.registry import ModelRef, load_model
-from mllife.models.training import place_model
+
+if TYPE_CHECKING:
+    from mllife.models.registry import ModelRef
 
 __all__ = ["ScoreResult", "VersionScoring"]
 
@@ -46,6 +48,10 @@ class VersionScoring:
 
     def score(self, models: list[ModelRef]) -> ScoreResult:
         """Score each model on every pattern it has no result for yet."""
+        # imported here: the registry's other commands (list, show, add) need no torch
+        from mllife.models.registry import load_model
+        from mllife.models.training import place_model
+
         patterns = self.store.query(
             "SELECT DISTINCT pattern_hash, input_path, expected FROM patterns"
         )

@@ -133,11 +133,17 @@ def _beats_champion(e: Evidence) -> Gate:
     delta, before = c.deltas[metric], c.champion[metric]
     need = max(e.policy.setting("min_improvement"), e.policy.min_relative_improvement * abs(before))
     ok = delta >= need and (delta > 0 or need < 0)
-    reason = (
-        f"validation {metric} {c.challenger[metric]:.4f} vs champion {before:.4f}: change"
-        f" {delta:+.4f} {'>=' if ok else '<'} required {need:+.4f}"
-        + ("" if ok or delta > 0 else " (no improvement)")
-    )
+    versus = f"validation {metric} {c.challenger[metric]:.4f} vs champion {before:.4f}"
+    if not ok and delta <= 0 and need <= 0:
+        # "change +0.0000 < required +0.0000" reads like a bug; say what it means
+        change = "the same" if delta == 0 else f"lower by {-delta:.4f}"
+        reason = f"{versus}: {change}, and a challenger must improve on the champion"
+    elif need > 0:
+        reason = f"{versus}: change {delta:+.4f} {'>=' if ok else '<'} required {need:+.4f}"
+    elif delta > 0:
+        reason = f"{versus}: better by {delta:.4f}"
+    else:
+        reason = f"{versus}: change {delta:+.4f}, within the allowed {need:+.4f}"
     return Gate("beats_champion", ok, delta, need, reason)
 
 

@@ -6,10 +6,26 @@
 
 from __future__ import annotations
 
-from mllife.serve._app import ModelServer, create_app
-from mllife.serve._images import decode_image
-from mllife.serve._inputs import InputError, RowContract, feature_contract
-from mllife.serve._lineup import Lineup, ServedModel
+import importlib
+
+# Imported on first use (PEP 562): `mllife keys` needs mllife.serve.keys, not the
+# server and its models (torch).
+_LAZY = {
+    "ModelServer": "mllife.serve._app",
+    "create_app": "mllife.serve._app",
+    "decode_image": "mllife.serve._images",
+    "InputError": "mllife.serve._inputs",
+    "RowContract": "mllife.serve._inputs",
+    "feature_contract": "mllife.serve._inputs",
+    "Lineup": "mllife.serve._lineup",
+    "ServedModel": "mllife.serve._lineup",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mllife.serve' has no attribute {name!r}")
 
 __all__ = [
     "InputError",
@@ -28,6 +44,7 @@ def run_server(config, *, host: str | None = None, port: int | None = None) -> N
     """Serve ``config``'s champion with uvicorn until SIGINT/SIGTERM (then flush logs)."""
     import uvicorn
 
+    from mllife.serve._app import create_app
     from mllife.serve._protocol import deadline_protocol
 
     app = create_app(config)
