@@ -216,3 +216,53 @@ def test_a_dirty_first_csv_is_reported_and_does_not_freeze_text(tmp_path, cancer
     ).write_csv(config.data_path)
     result = raw_contract(config, read_raw(config))
     assert not result.passed and any(k.startswith("mean_texture") for k in result.counts)
+
+
+def test_pretrained_candidates_when_resnet_weights_are_in_the_hub_cache(
+    tmp_path, digits_folder, monkeypatch
+):
+    from mllife.scaffold.config_text import RESNET18_FILE
+
+    hub = tmp_path / "torch_home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    root = tmp_path / "without"
+    init_project(root, images=digits_folder)
+    assert [c.name for c in load_config(root / "mllife.toml").configured_candidates] == ["cnn"]
+    (hub / RESNET18_FILE).write_bytes(b"weights")  # only its presence is looked at here
+    root = tmp_path / "with"
+    init_project(root, images=digits_folder)
+    config = load_config(root / "mllife.toml")
+    kinds = {c.name: (c.kind, c.architecture, c.weights) for c in config.configured_candidates}
+    assert kinds == {
+        "embed": ("embedding", "resnet18", "IMAGENET1K_V1"),
+        "resnet": ("torch", "resnet18", "IMAGENET1K_V1"),
+    }
+    assert config.data.image_size == 128
+
+
+def test_row_patterns_must_match_the_table_contract(tmp_path, cancer_csv, capsys):
+    root = tmp_path / "cancer"
+    init_project(root, table=cancer_csv, target="target", id="id")
+    args = ["--config", str(root / "mllife.toml")]
+    assert cli([*args, "problems", "add", "tiny", "--description", "tiny tumours"]) == 0
+    row = json.dumps({"mean_radius": 7.0, "colour": "red"})
+    assert cli([*args, "patterns", "add", "tiny", "--input", row, "--expected", "benign",
+                "--kind", "positive", "--source", "contrived"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "has unknown ['colour']" in err and "lacks ['area_error'" in err
+    # A shipped problem file with such rows stops the run before training, named.
+    problem = root / "problems" / "odd_rows"
+    problem.mkdir()
+    (problem / "problem.toml").write_text(
+        'description = "rows of another table"\n[[patterns]]\nrow = { colour = "red" }\n'
+        'expected = "benign"\nkind = "positive"\n'
+    )
+    from mllife.problems.registry import ProblemRegistry
+
+    config = load_config(root / "mllife.toml")
+    registry = ProblemRegistry(config, Store(config.store_path))
+    with pytest.raises(
+        Exception, match=r"odd_rows/problem.toml, pattern 1: .*unknown \['colour'\]"
+    ):
+        registry.read_problem_files(config.problems_dir, classes=["benign", "malignant"])
