@@ -17,6 +17,7 @@ from assets.problems import build_problem_scores_asset, problem_files
 from assets.progress import progress_logger
 from assets.reports import build_status_report_asset
 from assets.resources import MllifeProject
+from assets.rollout import staged_rollout
 from assets.sensors import build_drift_sensor, build_new_data_sensor
 from assets.training import build_candidate_asset
 from assets.versioning import artifact_versions
@@ -37,6 +38,7 @@ def _assets(config) -> list:
         build_problem_scores_asset(names),
         deployment.build_challenger_asset(names),
         deployment.champion,
+        staged_rollout,
         build_status_report_asset(names),
         served_predictions,
         drift_report,
@@ -67,7 +69,12 @@ def _jobs() -> tuple:
     monitor = dg.define_asset_job(
         "monitor",
         selection=dg.AssetSelection.assets(
-            "raw_data", "clean_data", "splits", "served_predictions", "drift_report"
+            "raw_data",
+            "clean_data",
+            "splits",
+            "served_predictions",
+            "drift_report",
+            "staged_rollout",
         ),
         description="Refresh the data stage, ingest served traffic, and measure drift of new"
         " data and served inputs against the champion's training data, without retraining.",

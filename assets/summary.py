@@ -70,9 +70,18 @@ def _decision_lines(challenger, champion) -> list[str]:
     lines = []
     if challenger is not None:
         decision = challenger.decision
-        lines.append(f"challenger {challenger.evaluation.ref.name}: {decision.summary()}")
+        said = decision.summary()
+        if champion is not None and champion.action == "staged":
+            said = "passed every gate; staged, not promoted yet"
+        lines.append(f"challenger {challenger.evaluation.ref.name}: {said}")
         lines += [f"  gate {g.name} FAILED: {g.reason}" for g in decision.failed_gates()]
-    if champion is not None and champion.action == "not promoted":
+    if champion is not None and champion.action == "staged":
+        c = champion.champion
+        lines.append(
+            f"challenger staged for rollout (shadow or canary traffic until the rollout"
+            f" rule decides); champion stays: {c.name} {c.model_hash[:12]}"
+        )
+    elif champion is not None and champion.action == "not promoted":
         c = champion.champion
         lines.append(f"champion unchanged: {c.model_hash[:12] if c else 'none deployed yet'}")
     elif champion is not None:
@@ -130,6 +139,12 @@ def summarize(result, config: ProjectConfig, values: StoredValues, *, refused: b
     }
     lines += _candidate_lines(config, value, values.failed, skipped)
     lines += _decision_lines(value("challenger"), value("champion"))
+    rollout = value("staged_rollout")
+    if rollout is not None and rollout["state"] != "none":
+        lines.append(
+            f"staged rollout of {rollout['name']} {rollout['model_hash'][:12]}:"
+            f" {rollout['state']} ({rollout['why']})"
+        )
     drift = value("drift_report")
     if drift is not None:
         for scope, what in (("new_data", "new data"), ("served", "served inputs")):

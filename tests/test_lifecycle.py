@@ -378,3 +378,33 @@ def test_monitor_job_flags_drift_in_data_that_arrived_after_the_champion(tmp_pat
     assert 'alt="drift effect per column: New data since the deployment"' in monitoring
     assert "brightness" in monitoring and "DRIFT" in monitoring
     assert "Part of new data changed (brightness" in page  # said in the client part too
+
+
+def test_a_passing_challenger_is_staged_when_the_rollout_asks_for_it(tmp_path, digits_folder):
+    from mllife.promotion.rollout import rollout_history, staged_challenger
+    from mllife.serve._lineup import rollout_challenger
+
+    config_path = make_project(
+        tmp_path / "p", digits_folder, extra="min_improvement = -1\nmin_relative_improvement = -0.5"
+    )
+    assert run_lifecycle(config_path, log_level="WARNING").success
+    config = load_config(config_path)
+    store = Store(config.store_path)
+    before = store.champion()
+    # Different training, a policy that lets it pass, and a rollout that stages.
+    text = (
+        config_path.read_text().replace("C = 0.5", "C = 0.05").replace("lr = 0.003", "lr = 0.004")
+    )
+    config_path.write_text(text + '\n[serving.rollout]\nmode = "shadow"\nstage = true\n')
+    outcome = run_lifecycle(config_path, log_level="WARNING")
+    lines = "\n".join(outcome.lines)
+    assert outcome.success, lines
+    assert "challenger staged for rollout" in lines and "staged rollout of" in lines
+    assert "not enough traffic yet" in lines
+    assert store.champion() == before  # staged, not promoted
+    staged = staged_challenger(store)
+    assert staged is not None and staged.model_hash != before.model_hash
+    assert (
+        rollout_challenger(load_config(config_path), store, before.model_hash) == staged.model_hash
+    )
+    assert rollout_history(store)["state"].to_list() == ["staged"]

@@ -12,13 +12,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mllife._errors import DataError
+from mllife._errors import DataError, PromotionError
 from mllife.monitoring.traffic import (
     ingest_segments,
     served_quality,
     shadow_comparison,
     traffic_summary,
 )
+from mllife.promotion.rollout import stage
 from mllife.serve.keys import create_key, revoke_key
 from tests.serving import ServerProcess, table_project
 
@@ -239,10 +240,10 @@ def test_shadow_rollout_logs_the_challenger_without_returning_it(tmp_path):
     challenger = project["hashes"]["logreg_small"]
     config_path = project["config"].path
     text = config_path.read_text().replace(
-        "[serving]",
-        f'[serving.rollout]\nmode = "shadow"\nchallenger = "{challenger[:12]}"\n[serving]',
+        "[serving]", '[serving.rollout]\nmode = "shadow"\n[serving]'
     )
     config_path.write_text(text)
+    stage(project["store"], model_hash=challenger, name="logreg_small", reason="test")
     key = create_key(project["store"], "alice")
     with ServerProcess(config_path) as server:
         status, health = server.request("GET", "/health", key=key)
@@ -263,21 +264,22 @@ def test_shadow_rollout_logs_the_challenger_without_returning_it(tmp_path):
     assert 0.5 <= comparison["agreement"][0] <= 1.0
 
 
-def test_canary_share_is_sticky_per_key(tmp_path):
+def _canary_project(tmp_path, *, passed: bool) -> dict:
     project = table_project(
-        tmp_path / "p",
-        serving='[serving.rollout]\nmode = "canary"\nshare = 0.5\nchallenger = "latest"',
+        tmp_path / "p", serving='[serving.rollout]\nmode = "canary"\nshare = 0.5'
     )
-    store = project["store"]
-    with store.writing() as conn:  # the lifecycle's challenger asset records this row
+    with project["store"].writing() as conn:  # the lifecycle's challenger asset records this
         conn.execute(
-            "INSERT INTO challengers VALUES ('run', ?, 'logreg_small', false, 'test', now())",
-            [project["hashes"]["logreg_small"]],
+            "INSERT INTO challengers VALUES ('run', ?, 'logreg_small', ?, 'test', now())",
+            [project["hashes"]["logreg_small"], passed],
         )
-    keys = {f"client{i}": create_key(store, f"client{i}") for i in range(16)}
+    return project
+
+
+def _answers(project, keys) -> dict[str, set]:
+    answered: dict[str, set] = {}
     with ServerProcess(project["config"].path) as server:
         assert server.request("GET", "/health")[1]["rollout"] == "canary"
-        answered = {}
         for _ in range(3):
             for name, key in keys.items():
                 status, body = server.request(
@@ -285,6 +287,27 @@ def test_canary_share_is_sticky_per_key(tmp_path):
                 )
                 assert status == 200
                 answered.setdefault(name, set()).add((body["role"], body["model"]))
+    return answered
+
+
+def test_a_refused_challenger_never_receives_canary_traffic(tmp_path):
+    project = _canary_project(tmp_path, passed=False)
+    store = project["store"]
+    with pytest.raises(PromotionError, match="refused by the promotion policy"):
+        stage(store, model_hash=project["hashes"]["logreg_small"], name="logreg_small",
+              reason="try anyway")  # fmt: skip
+    keys = {f"client{i}": create_key(store, f"client{i}") for i in range(16)}
+    answered = _answers(project, keys)
+    assert {pair for v in answered.values() for pair in v} == {("champion", "logreg")}
+
+
+def test_canary_share_is_sticky_per_key(tmp_path):
+    project = _canary_project(tmp_path, passed=True)
+    store = project["store"]
+    stage(store, model_hash=project["hashes"]["logreg_small"], name="logreg_small",
+          reason="passed every gate")  # fmt: skip
+    keys = {f"client{i}": create_key(store, f"client{i}") for i in range(16)}
+    answered = _answers(project, keys)
     assert all(len(v) == 1 for v in answered.values())  # sticky
     roles = [next(iter(v))[0] for v in answered.values()]
     assert 0 < roles.count("canary") < len(keys)

@@ -134,6 +134,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"  #{row['id']} {row['created_at']:%Y-%m-%d %H:%M} {row['action']:<8}"
                 f" {row['name']} {row['model_hash'][:12]} (was {previous}): {row['reason']}"
             )
+    _print_rollout(config, store)
     refused = store.query(
         "SELECT run_id, name, model_hash, summary, created_at FROM challengers"
         " WHERE NOT passed ORDER BY created_at DESC LIMIT 10"
@@ -146,6 +147,36 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f" (run {str(row['run_id'])[:8]}): {row['summary']}"
             )
     return 0
+
+
+def _print_rollout(config, store) -> None:
+    from mllife.promotion.rollout import (
+        judge,
+        rollout_evidence,
+        rollout_history,
+        staged_challenger,
+    )
+
+    staged = staged_challenger(store)
+    current = store.champion()
+    rule = config.serving.rollout
+    if staged is not None and current is not None:
+        evidence = rollout_evidence(store, staged, current.model_hash)
+        _, why = judge(evidence, rule)
+        print(
+            f"staged challenger: {staged.name} {staged.model_hash[:12]} since"
+            f" {staged.since:%Y-%m-%d %H:%M} ({rule.mode} traffic)"
+        )
+        print(f"  served: {evidence.describe()}")
+        print(f"  rule: {why}")
+    history = rollout_history(store)
+    if history.height:
+        print("rollout history (newest first):")
+        for row in history.iter_rows(named=True):
+            print(
+                f"  {row['created_at']:%Y-%m-%d %H:%M} {row['state']:<9} {row['name']}"
+                f" {row['model_hash'][:12]}: {row['reason']}"
+            )
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["LogConfig", "MonitoringConfig", "RolloutConfig", "ServingConfig", "VersioningConfig"]
 
@@ -16,16 +16,49 @@ class _Section(BaseModel):
 class RolloutConfig(_Section):
     """How a challenger earns trust before it takes over.
 
-    ``shadow``: the challenger predicts on every request too; logged, never returned.
-    ``canary``: a ``share`` of API keys (sticky: the same key always gets the same model)
-    is answered by the challenger.
+    ``shadow``: the staged challenger predicts on every request too; logged, never
+    returned. ``canary``: a ``share`` of API keys (sticky: the same key always gets the
+    same model) is answered by the staged challenger. Only a challenger that passed every
+    gate is ever staged (or one staged by hand with ``mllife stage``): a refused one never
+    receives traffic.
     """
 
     mode: Literal["off", "shadow", "canary"] = "off"
     share: float = Field(0.1, gt=0.0, lt=1.0)
-    #: "latest": the newest challenger the lifecycle chose that is not the champion;
-    #: or a model hash (prefix of 6+ hex digits) recorded in the store
+    #: true: a challenger that passes every gate is *staged* (served as shadow or canary)
+    #: instead of promoted at once, and promoted or withdrawn by the rule below (or by
+    #: `mllife promote` / `mllife withdraw`); false: promoted at once
+    stage: bool = False
+    #: the rule, judged by the staged_rollout asset from the logged predictions and
+    #: feedback since staging: at least this many predictions by the challenger...
+    min_predictions: int = Field(200, ge=1)
+    #: ...and this many of them labelled by feedback (the champion's too, to compare)...
+    min_feedback: int = Field(30, ge=1)
+    #: ...and its accuracy on that feedback at most this much below the champion's
+    #: (promoted), else withdrawn
+    max_accuracy_drop: float = Field(0.0, ge=0.0, le=1.0)
+    #: kept for old configurations: only "latest" (the staged challenger) is accepted;
+    #: stage a model by hand with `mllife stage HASH --reason ...`
     challenger: str = "latest"
+
+    @field_validator("challenger")
+    @classmethod
+    def _only_latest(cls, value: str) -> str:
+        if value != "latest":
+            raise ValueError(
+                "serving.rollout.challenger only takes 'latest' now: the staged challenger"
+                f" is served; to serve {value!r}, run `mllife stage {value} --reason ...`"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _staging_needs_traffic(self) -> RolloutConfig:
+        if self.stage and self.mode == "off":
+            raise ValueError(
+                "serving.rollout.stage = true needs serving.rollout.mode = 'shadow' or"
+                " 'canary': a staged challenger must receive traffic to be judged"
+            )
+        return self
 
 
 class LogConfig(_Section):

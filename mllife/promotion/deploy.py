@@ -15,6 +15,7 @@ from mllife.data.split import SplitSet
 from mllife.models.registry import ModelRef, load_model
 from mllife.preprocess.inputs import model_inputs, split_rows
 from mllife.promotion.challenger import Challenger
+from mllife.promotion.rollout import closing_rollout
 from mllife.storage.store import Deployment, Store
 
 __all__ = ["PromotionResult", "promote", "promote_model", "rollback"]
@@ -22,7 +23,8 @@ __all__ = ["PromotionResult", "promote", "promote_model", "rollback"]
 
 @dataclass(frozen=True)
 class PromotionResult:
-    #: "promoted", "unchanged" (already champion) or "not promoted" (a gate refused)
+    #: "promoted", "unchanged" (already champion), "staged" (passed; served as shadow or
+    #: canary until the rollout rule decides) or "not promoted" (a gate refused)
     action: str
     #: the champion after this step; None when a refused first challenger left none
     champion: Deployment | None
@@ -62,6 +64,13 @@ def promote(
     if decision.already_champion:
         current = store.champion()
         return PromotionResult("unchanged", current, rows.height)
+    if config.serving.rollout.stage and decision.champion_hash is not None:
+        # [serving.rollout] stage: it earns the switch on served traffic first
+        from mllife.promotion.rollout import stage
+
+        stage(store, model_hash=ref.model_hash, name=ref.name, reason=decision.summary(),
+              run_id=run_id)  # fmt: skip
+        return PromotionResult("staged", store.champion(), rows.height)
     crash_point("promotion:verified")
     try:
         deployment = store.record_deployment(
@@ -113,6 +122,9 @@ def promote_model(model: str, *, config: ProjectConfig, store: Store, reason: st
         decision={"manual": True, "reason": reason},
         run_id=None,
         expected_previous=current.model_hash if current else None,
+        also=closing_rollout(
+            row["model_hash"], reason=f"manual: {reason}", evidence=None, run_id=None
+        ),  # fmt: skip
     )
 
 

@@ -143,6 +143,9 @@ def _outcome(challenger: Challenger, action: str) -> str:
     return {
         "promoted": f"The new model '{challenger.evaluation.ref.name}' is now the deployed model.",
         "unchanged": "The deployed model stays as it is.",
+        "staged": f"The new model '{challenger.evaluation.ref.name}' passed every check and"
+        " now answers part of the live traffic (shadow or canary) beside the deployed model;"
+        " it takes over only if it does as well on that traffic.",
         "not promoted": "The new model was NOT deployed: " + challenger.decision.summary(),
     }[action]
 

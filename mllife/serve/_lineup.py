@@ -16,6 +16,7 @@ from mllife.config.project import ProjectConfig
 from mllife.models import Model
 from mllife.models.registry import ModelRef, load_model
 from mllife.models.training import place_model
+from mllife.promotion.rollout import staged_challenger
 from mllife.serve.keys import ApiKey, list_keys
 from mllife.storage.store import Store
 
@@ -88,23 +89,14 @@ def store_fingerprint(store: Store) -> tuple:
 
 
 def rollout_challenger(config: ProjectConfig, store: Store, champion_hash: str) -> str | None:
-    """The model hash that shadows or canaries the champion, if any."""
-    rollout = config.serving.rollout
-    if rollout.mode == "off":
+    """The model hash that shadows or canaries the champion: the staged challenger (one
+    that passed every gate, or was staged by hand), never a refused one."""
+    if config.serving.rollout.mode == "off":
         return None
-    if rollout.challenger != "latest":
-        chosen = store.resolve_model(rollout.challenger)["model_hash"]
-        return None if chosen == champion_hash else chosen
-    # The newest challenger chosen after the champion was deployed: an older one has
-    # already lost (or won) against it.
-    rows = store.query(
-        "SELECT c.model_hash FROM challengers c, "
-        " (SELECT max(created_at) AS since FROM deployments) d"
-        " WHERE c.model_hash <> ? AND c.created_at >= d.since"
-        " ORDER BY c.created_at DESC LIMIT 1",
-        [champion_hash],
-    )
-    return rows["model_hash"][0] if rows.height else None
+    staged = staged_challenger(store)
+    if staged is None or staged.model_hash == champion_hash:
+        return None
+    return staged.model_hash
 
 
 def _served(

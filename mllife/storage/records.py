@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -205,11 +205,13 @@ class StoreRecords:
         decision: Mapping[str, Any],
         run_id: str | None,
         expected_previous: str | None,
+        also: Callable[[Any], None] | None = None,
     ) -> Deployment:
         """Make ``model_hash`` the champion, in one transaction.
 
         ``expected_previous`` is the champion the caller decided against; if another
         process changed the champion meanwhile, nothing is written (compare-and-swap).
+        ``also(conn)`` writes more rows in the same transaction (a rollout's end).
         """
         with self.writing() as conn:
             current = current_champion(conn)
@@ -236,5 +238,7 @@ class StoreRecords:
                     _now(),
                 ],
             )
+            if also is not None:
+                also(conn)
             crash_point("deployment:before-commit")
             return current_champion(conn)

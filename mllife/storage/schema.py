@@ -90,4 +90,12 @@ MIGRATIONS: tuple[str, ...] = (
         psi DOUBLE, drifted BOOLEAN, dataset_drift BOOLEAN, n_reference BIGINT,
         n_current BIGINT, created_at TIMESTAMP);
     """,
+    # 7: staged rollout transitions (staged, promoted, withdrawn), append-only
+    """
+    CREATE SEQUENCE rollouts_id START 1;
+    CREATE TABLE rollouts (
+        id BIGINT DEFAULT nextval('rollouts_id') PRIMARY KEY, model_hash VARCHAR,
+        name VARCHAR, state VARCHAR, reason VARCHAR, evidence VARCHAR, run_id VARCHAR,
+        created_at TIMESTAMP);
+    """,
 )

@@ -1,0 +1,268 @@
+"""Staged rollout: a challenger that passed every gate serves shadow or canary traffic
+before it takes over, and is promoted or withdrawn by an explicit rule.
+
+States, each transition one row of the append-only ``rollouts`` table::
+
+    (passed every gate) --stage--> staged --rule met / mllife promote--> promoted
+                                    staged --rule failed / mllife withdraw--> withdrawn
+                                    staged --a newer challenger is staged--> withdrawn
+
+A refused challenger is never staged, so it never receives traffic. The rule reads the
+predictions and feedback logged since staging: enough predictions by the challenger,
+enough of them labelled, and its accuracy on that feedback no worse than the champion's
+(by at most ``max_accuracy_drop``). With shadow traffic both models answered the same
+requests, so the comparison is paired.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from mllife._errors import PromotionError, StoreError
+from mllife.config.ops import RolloutConfig
+from mllife.storage.store import Deployment, Store
+
+__all__ = [
+    "Evidence",
+    "Staged",
+    "closing_rollout",
+    "judge",
+    "promote_staged",
+    "rollout_evidence",
+    "rollout_history",
+    "stage",
+    "staged_challenger",
+    "withdraw",
+]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Staged:
+    model_hash: str
+    name: str
+    since: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    predictions: int
+    #: labelled predictions of the challenger, and of the champion in the same window
+    feedback: int
+    champion_feedback: int
+    accuracy: float | None
+    champion_accuracy: float | None
+    #: share of shadowed requests where both models gave the same answer (shadow only)
+    agreement: float | None
+
+    def describe(self) -> str:
+        def acc(value: float | None) -> str:
+            return "-" if value is None else f"{value:.3f}"
+
+        text = (
+            f"{self.predictions} predictions, {self.feedback} labelled (champion"
+            f" {self.champion_feedback}); accuracy on feedback {acc(self.accuracy)} vs"
+            f" champion {acc(self.champion_accuracy)}"
+        )
+        if self.agreement is not None:
+            text += f"; agrees with the champion on {self.agreement:.1%} of requests"
+        return text
+
+
+def staged_challenger(store: Store) -> Staged | None:
+    """The model now staged, or None: the newest transition, when it is 'staged'."""
+    rows = store.query(
+        "SELECT model_hash, name, state, reason, created_at FROM rollouts ORDER BY id DESC LIMIT 1"
+    )
+    if rows.height == 0 or rows["state"][0] != "staged":
+        return None
+    row = rows.row(0, named=True)
+    return Staged(row["model_hash"], row["name"], row["created_at"], row["reason"])
+
+
+def _record(
+    conn,
+    staged_hash: str,
+    name: str,
+    state: str,
+    reason: str,
+    evidence: Evidence | None,
+    run_id: str | None,
+) -> None:
+    conn.execute(
+        "INSERT INTO rollouts (model_hash, name, state, reason, evidence, run_id, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            staged_hash,
+            name,
+            state,
+            reason,
+            None if evidence is None else json.dumps(asdict(evidence)),
+            run_id,
+            _now(),
+        ],
+    )
+
+
+def stage(
+    store: Store, *, model_hash: str, name: str, reason: str, run_id: str | None = None
+) -> Staged:
+    """Stage ``model_hash`` (withdrawing a model staged before it). A model whose newest
+    challenger verdict was a refusal is never staged."""
+    verdict = store.query(
+        "SELECT passed, summary FROM challengers WHERE model_hash = ?"
+        " ORDER BY created_at DESC LIMIT 1",
+        [model_hash],
+    )
+    if verdict.height and not verdict["passed"][0]:
+        raise PromotionError(
+            f"{name} {model_hash[:12]} was refused by the promotion policy"
+            f" ({verdict['summary'][0]}); a refused challenger never receives traffic"
+        )
+    current = store.champion()
+    if current is not None and current.model_hash == model_hash:
+        raise PromotionError(f"{name} {model_hash[:12]} is the champion: nothing to stage")
+    with store.writing() as conn:
+        before = _staged_in(conn)
+        if before is not None and before.model_hash != model_hash:
+            why = f"replaced by {name} {model_hash[:12]}, staged after it"
+            _record(conn, before.model_hash, before.name, "withdrawn", why, None, run_id)
+        if before is None or before.model_hash != model_hash:
+            _record(conn, model_hash, name, "staged", reason, None, run_id)
+    staged = staged_challenger(store)
+    assert staged is not None
+    return staged
+
+
+def _staged_in(conn) -> Staged | None:
+    row = conn.execute(
+        "SELECT model_hash, name, state, reason, created_at FROM rollouts ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    if row is None or row[2] != "staged":
+        return None
+    return Staged(row[0], row[1], row[4], row[3])
+
+
+def withdraw(
+    store: Store, *, reason: str, evidence: Evidence | None = None, run_id: str | None = None
+) -> Staged:
+    """End the rollout of the staged model; the champion stays."""
+    if not reason.strip():
+        raise PromotionError("withdrawing needs a --reason, recorded in the history")
+    with store.writing() as conn:
+        staged = _staged_in(conn)
+        if staged is None:
+            raise PromotionError("no challenger is staged: nothing to withdraw")
+        _record(conn, staged.model_hash, staged.name, "withdrawn", reason, evidence, run_id)
+    return staged
+
+
+def promote_staged(
+    store: Store, staged: Staged, *, reason: str, evidence: Evidence | None, run_id: str | None
+) -> Deployment:
+    """Make the staged model the champion (one deployment row) and close its rollout."""
+    current = store.champion()
+    row = store.model_row(staged.model_hash)
+    if row is None:
+        raise StoreError(f"staged model {staged.model_hash[:12]} is not in the store")
+    deployment = store.record_deployment(
+        action="promote",
+        model_hash=staged.model_hash,
+        name=staged.name,
+        data_version=row["data_version"],
+        reason=f"staged rollout: {reason}",
+        decision={"staged_rollout": True, "evidence": evidence and asdict(evidence)},
+        run_id=run_id,
+        expected_previous=current.model_hash if current else None,
+        also=closing_rollout(staged.model_hash, reason=reason, evidence=evidence, run_id=run_id),
+    )
+    return deployment
+
+
+def closing_rollout(model_hash: str, *, reason: str, evidence: Evidence | None, run_id: str | None):
+    """For ``record_deployment(also=...)``: the staged model becoming the champion (by
+    the rule or by hand) ends its rollout, in the same transaction."""
+
+    def close(conn) -> None:
+        staged = _staged_in(conn)
+        if staged is not None and staged.model_hash == model_hash:
+            _record(conn, model_hash, staged.name, "promoted", reason, evidence, run_id)
+
+    return close
+
+
+def rollout_evidence(store: Store, staged: Staged, champion_hash: str) -> Evidence:
+    """What the logged traffic since staging says about the staged model and the champion."""
+    since = staged.since
+    counts = store.query(
+        "SELECT count(*) AS n FROM predictions WHERE model_hash = ? AND received_at >= ?",
+        [staged.model_hash, since],
+    )
+    # each request position's label, from feedback on the prediction that was answered
+    labelled = store.query(
+        "WITH labels AS ("
+        "  SELECT p.request_id, p.position, any_value(f.label) AS label"
+        "  FROM predictions p JOIN feedback f USING (prediction_id)"
+        "  WHERE p.answered GROUP BY p.request_id, p.position)"
+        " SELECT p.model_hash, count(*) AS n, avg((p.predicted = l.label)::INT) AS accuracy"
+        " FROM predictions p JOIN labels l USING (request_id, position)"
+        " WHERE p.received_at >= ? AND p.model_hash IN (?, ?) GROUP BY p.model_hash",
+        [since, staged.model_hash, champion_hash],
+    )
+    by_model = {r["model_hash"]: r for r in labelled.iter_rows(named=True)}
+    mine, theirs = by_model.get(staged.model_hash), by_model.get(champion_hash)
+    agreement = store.query(
+        "SELECT avg((s.predicted = c.predicted)::INT) AS agreement, count(*) AS n"
+        " FROM predictions s JOIN predictions c USING (request_id, position)"
+        " WHERE s.model_hash = ? AND c.model_hash = ? AND s.role = 'shadow'"
+        " AND s.received_at >= ?",
+        [staged.model_hash, champion_hash, since],
+    )
+    return Evidence(
+        predictions=int(counts["n"][0]),
+        feedback=int(mine["n"]) if mine else 0,
+        champion_feedback=int(theirs["n"]) if theirs else 0,
+        accuracy=float(mine["accuracy"]) if mine else None,
+        champion_accuracy=float(theirs["accuracy"]) if theirs else None,
+        agreement=float(agreement["agreement"][0]) if agreement["n"][0] else None,
+    )
+
+
+def judge(evidence: Evidence, rule: RolloutConfig) -> tuple[str, str]:
+    """("promote" | "withdraw" | "wait", why) by the policy's rule."""
+    need = []
+    if evidence.predictions < rule.min_predictions:
+        need.append(f"{evidence.predictions} of {rule.min_predictions} predictions")
+    if evidence.feedback < rule.min_feedback:
+        need.append(f"{evidence.feedback} of {rule.min_feedback} labelled")
+    if evidence.champion_feedback < rule.min_feedback:
+        need.append(f"champion {evidence.champion_feedback} of {rule.min_feedback} labelled")
+    if need:
+        return "wait", "not enough traffic yet: " + ", ".join(need)
+    mine, theirs = evidence.accuracy, evidence.champion_accuracy
+    assert mine is not None and theirs is not None  # both have feedback
+    floor = theirs - rule.max_accuracy_drop
+    if mine >= floor:
+        return "promote", (
+            f"accuracy on served feedback {mine:.3f} >= {floor:.3f} (champion {theirs:.3f}"
+            f" - allowed drop {rule.max_accuracy_drop:g}) over {evidence.feedback} labels"
+        )
+    return "withdraw", (
+        f"accuracy on served feedback {mine:.3f} < {floor:.3f} (champion {theirs:.3f}"
+        f" - allowed drop {rule.max_accuracy_drop:g}) over {evidence.feedback} labels"
+    )
+
+
+def rollout_history(store: Store, limit: int = 20):
+    """The newest rollout transitions, newest first."""
+    return store.query(
+        "SELECT id, created_at, state, name, model_hash, reason FROM rollouts"
+        " ORDER BY id DESC LIMIT ?",
+        [limit],
+    )
