@@ -17,6 +17,12 @@ from mllife.metrics._classification import (
     count_metrics,
     per_class_from_confusion,
 )
+from mllife.metrics._intervals import (
+    bootstrap_validity,
+    kish_n,
+    wilson_interval,
+    wilson_intervals,
+)
 from mllife.metrics._plot import figure, to_png
 from mllife.metrics._validation import check_proba, encode_labels
 
@@ -32,7 +38,9 @@ def _rebuild(cls: type, state: dict[str, Any]) -> Any:
     )
 
 
-_PROXIES = frozenset({"metrics", "intervals", "top_k", "champion", "challenger", "deltas"})
+_PROXIES = frozenset(
+    {"metrics", "intervals", "interval_notes", "top_k", "champion", "challenger", "deltas"}
+)
 
 
 class _PicklableProxies:
@@ -59,6 +67,9 @@ class ClassMetrics:
     recall: float
     f1: float
     support: float
+    #: Wilson intervals of the two rates (see ``mllife.metrics._intervals``)
+    precision_interval: tuple[float, float] = (0.0, 1.0)
+    recall_interval: tuple[float, float] = (0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,8 @@ class EvaluationReport(_PicklableProxies):
     confidence: float
     roc_auc_per_class: np.ndarray | None = None
     top_k: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    #: metric -> how its interval was made ("wilson", "bootstrap") or why there is none
+    interval_notes: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def accuracy(self) -> float:
@@ -101,8 +114,7 @@ class EvaluationReport(_PicklableProxies):
         """One line, e.g. ``n=180 accuracy=0.967 [0.939, 0.989] macro_f1=0.966 ...``."""
         parts = [f"n={self.n_samples}"]
         for name in ("accuracy", "macro_f1"):
-            low, high = self.intervals.get(name, (np.nan, np.nan))
-            parts.append(f"{name}={self.metrics[name]:.3f} [{low:.3f}, {high:.3f}]")
+            parts.append(f"{name}={self.metrics[name]:.3f} {self.interval_text(name)}")
         parts.append(f"balanced_accuracy={self.balanced_accuracy:.3f}")
         if "roc_auc" in self.metrics:
             parts.append(f"roc_auc={self.metrics['roc_auc']:.3f}")
@@ -118,9 +130,18 @@ class EvaluationReport(_PicklableProxies):
             "total_weight": self.total_weight,
             "metrics": dict(self.metrics),
             "intervals": {k: list(v) for k, v in self.intervals.items()},
+            "interval_notes": dict(self.interval_notes),
             "confidence": self.confidence,
             "confusion": self.confusion.tolist(),
-            "per_class": [{**c.__dict__, "label": _plain(c.label)} for c in self.per_class],
+            "per_class": [
+                {
+                    **c.__dict__,
+                    "label": _plain(c.label),
+                    "precision_interval": list(c.precision_interval),
+                    "recall_interval": list(c.recall_interval),
+                }
+                for c in self.per_class
+            ],
             "class_bias": [
                 {
                     "label": _plain(b.label),
@@ -146,17 +167,29 @@ class EvaluationReport(_PicklableProxies):
             "top_k": dict(self.top_k),
         }
 
+    def interval_text(self, name: str) -> str:
+        """``[low, high]``, or why the metric has no interval."""
+        interval = self.intervals.get(name)
+        if interval is not None:
+            return f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+        why = self.interval_notes.get(name, "not computed").removeprefix("not estimated: ")
+        return f"(no interval: {why})"
+
     def to_markdown(self) -> str:
         """Headline metrics, a per-class table and class-bias sentences (Dagster metadata)."""
         lines = ["| metric | value | interval |", "|---|---|---|"]
         for name, value in self.metrics.items():
             interval = self.intervals.get(name)
             span = f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else ""
+            if not interval and name in self.interval_notes:
+                span = self.interval_notes[name]
             lines.append(f"| {name} | {value:.4f} | {span} |")
         lines += ["", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
         for c in self.per_class:
+            p, r = c.precision_interval, c.recall_interval
             lines.append(
-                f"| {c.label} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support:g} |"
+                f"| {c.label} | {c.precision:.3f} [{p[0]:.2f}, {p[1]:.2f}]"
+                f" | {c.recall:.3f} [{r[0]:.2f}, {r[1]:.2f}] | {c.f1:.3f} | {c.support:g} |"
             )
         if self.asymmetric_pairs:
             lines += ["", "**Class bias**", ""]
@@ -193,8 +226,11 @@ class EvaluationReport(_PicklableProxies):
         return to_png(fig)
 
 
-def _per_class(cm: np.ndarray, labels) -> tuple[ClassMetrics, ...]:
+def _per_class(cm: np.ndarray, labels, confidence: float) -> tuple[ClassMetrics, ...]:
     stats = per_class_from_confusion(cm)
+    tp = np.diag(cm).astype(np.float64)
+    precision_ci = wilson_intervals(tp, stats["predicted"], confidence)
+    recall_ci = wilson_intervals(tp, stats["support"], confidence)
     return tuple(
         ClassMetrics(
             label=_plain(label),
@@ -202,15 +238,35 @@ def _per_class(cm: np.ndarray, labels) -> tuple[ClassMetrics, ...]:
             recall=float(stats["recall"][i]),
             f1=float(stats["f1"][i]),
             support=float(stats["support"][i]),
+            precision_interval=precision_ci[i],
+            recall_interval=recall_ci[i],
         )
         for i, label in enumerate(labels)
     )
 
 
 def _intervals(cm, enc, n_bootstrap: int, confidence: float, random_state: int):
-    """Bootstrap intervals of accuracy and macro F1, resampling confusion cells."""
+    """(intervals, notes): Wilson for accuracy; the bootstrap for macro F1 where it is
+    valid (see ``mllife.metrics._intervals``), else a note saying why there is none."""
+    total = float(cm.sum())
+    accuracy = float(np.trace(cm)) / total if total else 0.0
+    n_eff = kish_n(enc.weight, len(enc.true))
+    intervals = {"accuracy": wilson_interval(accuracy * n_eff, n_eff, confidence)}
+    notes = {"accuracy": "wilson"}
+    right = float(np.trace(cm))
+    why_not = bootstrap_validity(len(enc.true), right, total - right)
     if not n_bootstrap:
-        return {}
+        notes["macro_f1"] = "not computed (n_bootstrap=0)"
+    elif why_not is not None:
+        notes["macro_f1"] = why_not
+    else:
+        intervals["macro_f1"] = _bootstrap_macro_f1(cm, enc, n_bootstrap, confidence, random_state)
+        notes["macro_f1"] = "bootstrap"
+    return intervals, notes
+
+
+def _bootstrap_macro_f1(cm, enc, n_bootstrap: int, confidence: float, random_state: int):
+    """Percentile bootstrap of macro F1, resampling confusion cells."""
     k = len(enc.labels)
     rng = np.random.default_rng(random_state)
     if enc.weight is None:
@@ -219,11 +275,8 @@ def _intervals(cm, enc, n_bootstrap: int, confidence: float, random_state: int):
         replicates = resample_weighted_cells(
             enc.true.astype(np.int64) * k + enc.pred, enc.weight, k * k, n_bootstrap, rng
         ).reshape(n_bootstrap, k, k)
-    accuracy, macro_f1 = batched_accuracy_and_macro_f1(replicates)
-    return {
-        "accuracy": percentile_interval(accuracy, confidence),
-        "macro_f1": percentile_interval(macro_f1, confidence),
-    }
+    _, macro_f1 = batched_accuracy_and_macro_f1(replicates)
+    return percentile_interval(macro_f1, confidence)
 
 
 def _probability_metrics(enc, proba, metrics: dict[str, float]):
@@ -273,7 +326,10 @@ def evaluate(
         All classes, in order. Default: sorted union of ``y_true`` and ``y_pred``.
     sample_weight : array-like of shape (n,), optional
     n_bootstrap : int
-        Bootstrap replicates for the accuracy and macro-F1 intervals (0 disables them).
+        Bootstrap replicates for the macro-F1 interval (0 disables it). Accuracy and
+        the per-class rates get Wilson intervals; macro F1 is bootstrapped only where the
+        bootstrap is valid (30+ rows, 5+ right and 5+ wrong answers), else
+        ``interval_notes`` says why it has none.
     confidence : float
         Interval coverage.
     random_state : int
@@ -298,7 +354,7 @@ def evaluate(
         enc = enc.compress(present)
     metrics = count_metrics(cm)
     bias, pairs = class_bias(cm, enc.labels, max_bias_pairs)
-    intervals = _intervals(cm, enc, n_bootstrap, confidence, random_state)
+    intervals, notes = _intervals(cm, enc, n_bootstrap, confidence, random_state)
     auc_per_class, top_k = None, {}
     if proba is not None:
         auc_per_class, top_k = _probability_metrics(enc, proba, metrics)
@@ -308,11 +364,12 @@ def evaluate(
         total_weight=float(cm.sum()),
         confusion=_frozen(cm),
         metrics=MappingProxyType(metrics),
-        per_class=_per_class(cm, enc.labels),
+        per_class=_per_class(cm, enc.labels, confidence),
         class_bias=bias,
         asymmetric_pairs=pairs,
         intervals=MappingProxyType(intervals),
         confidence=confidence,
         roc_auc_per_class=None if auc_per_class is None else _frozen(auc_per_class),
         top_k=MappingProxyType(top_k),
+        interval_notes=MappingProxyType(notes),
     )

@@ -84,14 +84,14 @@ def describe_training(spec) -> str:
 def _leaderboard(evaluations: list[CandidateEvaluation], notes: dict[str, str]) -> tuple[str, str]:
     rows = []
     for e in sorted(evaluations, key=lambda e: -e.validation.macro_f1):
-        lo, hi = e.validation.intervals["accuracy"]
+        v, t = e.validation, e.test
         rows.append(
             [
                 e.ref.name,
-                f"{e.validation.accuracy:.4f} [{lo:.3f}, {hi:.3f}]",
-                f"{e.validation.macro_f1:.4f}",
-                f"{e.test.accuracy:.4f}",
-                f"{e.test.macro_f1:.4f}",
+                f"{v.accuracy:.4f} {v.interval_text('accuracy')}",
+                f"{v.macro_f1:.4f} {v.interval_text('macro_f1')}",
+                f"{t.accuracy:.4f} {t.interval_text('accuracy')}",
+                f"{t.macro_f1:.4f} {t.interval_text('macro_f1')}",
                 "yes" if e.agreement.passed else "no",
                 e.ref.model_hash[:12],
                 notes.get(e.ref.name, ""),

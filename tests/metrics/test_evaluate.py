@@ -280,3 +280,40 @@ def test_poisson_bootstrap_for_large_samples_matches_the_multinomial():
     half = 1.96 * np.sqrt(acc * (1 - acc) / n)
     assert large[0] == pytest.approx(acc - half, abs=half * 0.15)
     assert large[1] == pytest.approx(acc + half, abs=half * 0.15)
+
+
+def test_small_perfect_sets_get_wilson_intervals_not_a_collapsed_bootstrap():
+    # 57 of 57 right (the breast-cancer test split): the percentile bootstrap said
+    # [1.000, 1.000]; Wilson's score interval says [0.937, 1.000].
+    report = evaluate([0] * 30 + [1] * 27, [0] * 30 + [1] * 27)
+    low, high = report.intervals["accuracy"]
+    assert (round(low, 3), high) == (0.937, 1.0)
+    assert report.interval_notes["accuracy"] == "wilson"
+    # macro F1 is not a proportion: bootstrapped only where that is valid
+    assert "macro_f1" not in report.intervals
+    assert report.interval_notes["macro_f1"].startswith("not estimated: 0 wrong answers")
+    assert "(no interval: 0 wrong answers" in report.summary()
+    # per-class rates: Wilson on the class's own counts (30 of 30: [0.886, 1])
+    first = report.per_class[0]
+    assert round(first.recall_interval[0], 3) == 0.886 and first.recall_interval[1] == 1.0
+
+
+def test_wilson_matches_its_formula_and_weights_use_the_effective_size():
+    from statistics import NormalDist
+
+    y = np.array([0, 1] * 50)
+    p = y.copy()
+    p[:20] = 1 - p[:20]  # 80 of 100 right
+    z = NormalDist().inv_cdf(0.975)
+    n, q = 100, 0.8
+    centre = (q + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(q * (1 - q) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low, high = evaluate(y, p).intervals["accuracy"]
+    assert (low, high) == pytest.approx((centre - half, centre + half), abs=1e-12)
+    # doubling every weight changes nothing; uneven weights shrink the effective n
+    assert evaluate(y, p, sample_weight=np.full(100, 2.0)).intervals["accuracy"] == (
+        pytest.approx((low, high), abs=1e-12)
+    )
+    uneven = np.where(np.arange(100) < 10, 10.0, 1.0)
+    wide = evaluate(y, p, sample_weight=uneven).intervals["accuracy"]
+    assert wide[1] - wide[0] > high - low

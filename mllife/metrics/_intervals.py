@@ -1,0 +1,67 @@
+"""Confidence intervals that stay honest on small sets.
+
+The rule (also in the README):
+
+- A proportion (accuracy; a class's recall and precision) gets the Wilson score
+  interval: closed form, exact enough from n = 1, and never collapsing to a point at
+  0 or 1 (57 of 57 correct gives [0.937, 1.000], where the percentile bootstrap gives
+  [1.000, 1.000]). With sample weights, n is Kish's effective sample size
+  (sum w)^2 / sum w^2.
+- A statistic that is not a proportion (macro F1) gets the percentile bootstrap, and
+  only where the bootstrap is valid: at least ``MIN_ROWS`` rows and ``MIN_EACH`` right
+  and ``MIN_EACH`` wrong answers. At the boundary (no or almost no errors) the bootstrap
+  distribution degenerates to the observed value; there the interval is reported as
+  not estimated, with the reason, instead of a false certainty.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+__all__ = ["MIN_EACH", "MIN_ROWS", "bootstrap_validity", "kish_n", "wilson_interval"]
+
+MIN_ROWS = 30
+MIN_EACH = 5
+
+
+def wilson_interval(successes: float, n: float, confidence: float) -> tuple[float, float]:
+    """Wilson score interval of ``successes / n``; (0, 1) when there is no data."""
+    if n <= 0:
+        return 0.0, 1.0
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    p = min(max(successes / n, 0.0), 1.0)
+    z2 = z * z
+    denominator = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    low, high = max(0.0, centre - half), min(1.0, centre + half)
+    # exact at the boundary (rounding could leave 1 - 1e-17 instead of 1)
+    return (0.0 if p == 0 else low), (1.0 if p == 1 else high)
+
+
+def wilson_intervals(successes: np.ndarray, n: np.ndarray, confidence: float) -> list:
+    pairs = zip(successes, n, strict=True)
+    return [wilson_interval(float(s), float(m), confidence) for s, m in pairs]
+
+
+def kish_n(weight: np.ndarray | None, n: int) -> float:
+    """Kish's effective sample size of weighted rows (``n`` without weights)."""
+    if weight is None:
+        return float(n)
+    total, squares = float(weight.sum()), float(np.square(weight).sum())
+    return total * total / squares if squares > 0 else 0.0
+
+
+def bootstrap_validity(n_rows: int, n_right: float, n_wrong: float) -> str | None:
+    """None when a percentile bootstrap is valid here, else why it is not."""
+    if n_rows < MIN_ROWS:
+        return f"not estimated: {n_rows} rows (the bootstrap needs {MIN_ROWS}+)"
+    if n_wrong < MIN_EACH:
+        # with fewer errors the bootstrap collapses onto the observed value
+        return f"not estimated: {n_wrong:g} wrong answers (the bootstrap needs {MIN_EACH}+)"
+    if n_right < MIN_EACH:
+        return f"not estimated: {n_right:g} right answers (the bootstrap needs {MIN_EACH}+)"
+    return None
