@@ -5,7 +5,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import polars as pl
 
 __all__ = [
     "brier_score_loss",
@@ -60,6 +59,8 @@ def _sorted(values: np.ndarray) -> np.ndarray:
     """Ascending copy. Polars' multithreaded sort is ~3x numpy's on a million values."""
     if len(values) < 50_000:
         return np.sort(values)
+    import polars as pl  # only here: a first small evaluate() should not pay its import
+
     return pl.Series(values).sort().to_numpy()
 
 

@@ -15,6 +15,7 @@ from mllife.metrics._classification import (
     batched_accuracy_and_macro_f1,
     confusion_counts,
     count_metrics,
+    dense_confusion,
     per_class_from_confusion,
 )
 from mllife.metrics._intervals import (
@@ -24,7 +25,7 @@ from mllife.metrics._intervals import (
     wilson_intervals,
 )
 from mllife.metrics._plot import figure, to_png
-from mllife.metrics._validation import check_proba, encode_labels
+from mllife.metrics._validation import Encoded, check_proba, checked_pair, encode_labels
 
 __all__ = ["ClassBias", "ClassMetrics", "ConfusionPair", "EvaluationReport", "evaluate"]
 
@@ -245,6 +246,20 @@ def _per_class(cm: np.ndarray, labels, confidence: float) -> tuple[ClassMetrics,
     )
 
 
+def _encoded_and_counted(y_true, y_pred, labels, sample_weight):
+    """(encoded labels, confusion matrix); small non-negative integer labels take the
+    fused one-pass path (the common case: class indices from a model)."""
+    if labels is None and sample_weight is None:
+        true, pred = checked_pair(y_true, y_pred)
+        if true.dtype.kind in "iu" and pred.dtype.kind in "iu":
+            fused = dense_confusion(true, pred)
+            if fused is not None:
+                cm, high = fused
+                return Encoded(true, pred, np.arange(high + 1), None, dense=True), cm
+    enc = encode_labels(y_true, y_pred, labels=labels, sample_weight=sample_weight)
+    return enc, confusion_counts(enc.true, enc.pred, len(enc.labels), enc.weight)
+
+
 def _intervals(cm, enc, n_bootstrap: int, confidence: float, random_state: int):
     """(intervals, notes): Wilson for accuracy; the bootstrap for macro F1 where it is
     valid (see ``mllife.metrics._intervals``), else a note saying why there is none."""
@@ -345,8 +360,7 @@ def evaluate(
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     if n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap!r}")
-    enc = encode_labels(y_true, y_pred, labels=labels, sample_weight=sample_weight)
-    cm = confusion_counts(enc.true, enc.pred, len(enc.labels), enc.weight)
+    enc, cm = _encoded_and_counted(y_true, y_pred, labels, sample_weight)
     if enc.dense:
         # Inferred integer labels: keep the classes that occur in y_true or y_pred.
         present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0

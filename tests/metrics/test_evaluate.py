@@ -317,3 +317,43 @@ def test_wilson_matches_its_formula_and_weights_use_the_effective_size():
     uneven = np.where(np.arange(100) < 10, 10.0, 1.0)
     wide = evaluate(y, p, sample_weight=uneven).intervals["accuracy"]
     assert wide[1] - wide[0] > high - low
+
+
+def test_large_label_vectors_are_evaluated_without_torch_or_polars():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, mllife\n"
+        "y = np.arange(3_000_000) % 10\n"
+        "p = np.where(np.arange(3_000_000) % 7 == 0, (y + 1) % 10, y)\n"
+        "r = mllife.evaluate(y, p)\n"
+        "assert abs(r.accuracy - float((y == p).mean())) < 1e-12\n"
+        "print(sorted(m for m in ('torch', 'polars') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"  # neither is imported on the way
+
+
+@pytest.mark.parametrize("case", ["grows", "negative", "too_large", "narrow_dtypes"])
+def test_the_fused_dense_confusion_matches_scikit_learn(case):
+    from mllife.metrics._classification import CHUNK
+
+    rng = np.random.default_rng(5)
+    n = CHUNK * 3 + 17  # several chunks and a ragged end
+    y = rng.integers(0, 5, n)
+    p = np.where(rng.random(n) < 0.7, y, rng.integers(0, 5, n))
+    if case == "grows":
+        y[-3:] = [40, 300, 7]  # a larger label only in the last chunk
+    elif case == "negative":
+        y[CHUNK + 1] = -2
+    elif case == "too_large":
+        p[CHUNK * 2] = 5000
+    elif case == "narrow_dtypes":
+        y, p = y.astype(np.uint8), p.astype(np.int16)
+    report = evaluate(y, p, n_bootstrap=0)
+    labels = np.union1d(y, p)
+    assert list(report.labels) == labels.tolist()
+    expected = skm.confusion_matrix(y, p, labels=labels)
+    assert np.array_equal(report.confusion, expected)
