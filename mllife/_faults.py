@@ -9,6 +9,9 @@ no-op.
 ``MLLIFE_FAIL_AT=<point>`` makes :func:`fail_point` raise instead: a step that fails
 with an ordinary exception (a bug, a full disk), for tests of what the rest of the
 run does then.
+
+``MLLIFE_SLOW_AT=<point>:<seconds>`` makes :func:`slow_point` sleep there: a model
+that takes too long, for tests of time limits and back-pressure.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import os
 import signal
 from collections import Counter
 
-__all__ = ["crash_point", "fail_point"]
+__all__ = ["crash_point", "fail_point", "slow_point"]
 
 _reached: Counter[str] = Counter()
 
@@ -41,3 +44,14 @@ class InjectedFailure(RuntimeError):
 def fail_point(name: str) -> None:
     if os.environ.get("MLLIFE_FAIL_AT") == name:
         raise InjectedFailure(f"injected failure at {name} (MLLIFE_FAIL_AT)")
+
+
+def slow_point(name: str) -> None:
+    target = os.environ.get("MLLIFE_SLOW_AT")
+    if not target:
+        return
+    point, _, seconds = target.rpartition(":")
+    if point == name:
+        import time
+
+        time.sleep(float(seconds))

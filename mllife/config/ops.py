@@ -100,6 +100,17 @@ class ServingConfig(_Section):
     keep_alive_seconds: float = Field(5.0, gt=0.0, le=300.0)
     #: how often the server looks for a new champion, challenger or API key
     watch_seconds: float = Field(1.0, gt=0.0, le=3600.0)
+    #: inference jobs queued or running in worker threads; one more answers 503 with
+    #: Retry-After (back-pressure instead of an ever-growing queue)
+    max_queue: int = Field(64, ge=1, le=100_000)
+    #: a request whose inference takes longer answers 504; the server keeps answering
+    request_timeout_seconds: float = Field(30.0, gt=0.0, le=3600.0)
+    #: table batches up to this many rows are predicted inline on the event loop
+    #: (microseconds; a thread hop would cost more); larger ones and images in threads
+    inline_rows: int = Field(64, ge=0)
+    #: one JSON line per request on stdout (time, method, path, status, ms, client);
+    #: off by default: a blocked stdout (a full pipe) would stall the server
+    access_log: bool = False
     log: LogConfig = LogConfig()
     rollout: RolloutConfig = RolloutConfig()
 

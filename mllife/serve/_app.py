@@ -21,16 +21,19 @@ import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from mllife._errors import DataError, MllifeError
+from mllife._faults import slow_point
 from mllife.config.project import ProjectConfig
 from mllife.preprocess.column_batch import ColumnBatch
 from mllife.serve._health import checked_feedback, health_body
 from mllife.serve._ids import RequestIds
 from mllife.serve._images import ImageUploads, predict_images
+from mllife.serve._inference import InferenceGate
 from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
 from mllife.serve._log import (
@@ -39,6 +42,7 @@ from mllife.serve._log import (
     SegmentLog,
     prediction_ids,
 )
+from mllife.serve._metrics import MetricsMiddleware, RequestMetrics, metrics_text
 from mllife.serve._requests import HTTPProblem, RequestReader
 from mllife.serve._responses import bad_input, json_response, problem
 from mllife.serve.keys import ApiKey, authenticate
@@ -68,6 +72,12 @@ class ModelServer:
         self.reload_error: str | None = None
         self.request_ids = RequestIds(config.state_dir / "serving.key")
         self.decode_limiter = anyio.CapacityLimiter(max(1, min(4, os.cpu_count() or 1)))
+        self.gate = InferenceGate(
+            max_queue=self.settings.max_queue,
+            threads=max(1, min(4, os.cpu_count() or 1)),
+            timeout=self.settings.request_timeout_seconds,
+        )
+        self.request_metrics = RequestMetrics(access_log=self.settings.access_log)
         self.shadow_errors = 0
         self.last_shadow_error: str | None = None
         log = self.settings.log
@@ -174,11 +184,12 @@ class ModelServer:
     async def _predict(self, served: ServedModel, inputs, features):
         """(class indices, probabilities, features to log)."""
         if isinstance(inputs, ImageUploads):
-            # decoded by the model's preprocessing, off the event loop
-            return await anyio.to_thread.run_sync(
-                predict_images, served, inputs, limiter=self.decode_limiter
-            )
-        best, confidence = await self._run(served, inputs)
+            # decoded by the model's preprocessing, off the event loop, bounded
+            return await self.gate.run(predict_images, served, inputs)
+        if len(inputs) > self.settings.inline_rows:
+            best, confidence = await self.gate.run(_predict_rows, served, inputs)
+        else:
+            best, confidence = _predict_rows(served, inputs)
         return best, confidence, features
 
     async def predict(self, request: Request) -> Response:
@@ -221,16 +232,6 @@ class ModelServer:
             background=background,
         )  # fmt: skip
 
-    async def _run(self, served: ServedModel, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Each input's predicted class index (into ``served.model.classes``) and its
-        probability."""
-        # Inline, not in a worker thread: a thread waiting for the GIL behind the event
-        # loop stalls for the 5 ms switch interval (measured: 6x slower batches).
-        # max_batch bounds how long one request holds the loop.
-        proba = served.model.predict_proba(inputs)
-        best = proba.argmax(axis=1)
-        return best, proba[np.arange(len(best)), best]
-
     async def _shadow(self, shadow, inputs, request_id, received, key_name, hashes, features):
         started = time.perf_counter()
         try:
@@ -239,7 +240,7 @@ class ModelServer:
                     predict_images, shadow, inputs, limiter=self.decode_limiter
                 )
             else:
-                best, confidence = await self._run(shadow, inputs)
+                best, confidence = _predict_rows(shadow, inputs)
         except Exception as exc:  # the caller already has its answer; count and report
             self.shadow_errors += 1
             self.last_shadow_error = f"{type(exc).__name__}: {exc}"
@@ -306,12 +307,33 @@ class ModelServer:
         body = health_body(self, detailed=self._may_see_details(request))
         return json_response(body, status=200 if lineup.champion is not None else 503)
 
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus text: requests, latency histogram, errors, queue, log buffer."""
+        text = metrics_text(
+            self.request_metrics,
+            queue=self.gate.in_flight,
+            rejected=self.gate.rejected,
+            timed_out=self.gate.timed_out,
+            log_buffered=None if self.predictions is None else self.predictions.buffered,
+        )
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
     def _may_see_details(self, request: Request) -> bool:
         try:
             self.authorize(request, "model")
         except HTTPProblem:
             return False
         return True
+
+
+def _predict_rows(served: ServedModel, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each input's predicted class index (into ``served.model.classes``) and its
+    probability. Small batches run inline: a thread waiting for the GIL behind the event
+    loop stalls for the 5 ms switch interval (measured: 6x slower single rows)."""
+    slow_point("serve:inference")
+    proba = served.model.predict_proba(inputs)
+    best = proba.argmax(axis=1)
+    return best, proba[np.arange(len(best)), best]
 
 
 def create_app(config: ProjectConfig, *, store: Store | None = None) -> Starlette:
@@ -323,7 +345,9 @@ def create_app(config: ProjectConfig, *, store: Store | None = None) -> Starlett
             Route("/feedback", server.feedback_route, methods=["POST"]),
             Route("/model", server.model_route, methods=["GET"]),
             Route("/health", server.health, methods=["GET"]),
+            Route("/metrics", server.metrics, methods=["GET"]),
         ],
+        middleware=[Middleware(MetricsMiddleware, metrics=server.request_metrics)],
         exception_handlers={HTTPProblem: problem, DataError: bad_input},
         lifespan=server.lifespan,
     )

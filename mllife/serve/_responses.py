@@ -27,6 +27,8 @@ def json_response(payload: Any, status: int = 200, headers: dict | None = None, 
 
 async def problem(request: Request, exc: HTTPProblem) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if getattr(exc, "retry_after", None) is not None:
+        headers = {"Retry-After": str(exc.retry_after)}
     body = {"error": exc.message}
     if exc.problems:
         body["problems"] = exc.problems

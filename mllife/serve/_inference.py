@@ -1,0 +1,86 @@
+"""Model inference off the event loop, bounded: a full queue answers 503 with
+Retry-After, a request past its time limit answers 504, and the server keeps answering
+others (/health included) while large batches run.
+
+Worker threads run the models (numpy, torch and PIL release the GIL for the heavy
+parts). A timed-out request stops waiting at once; its thread finishes in the
+background and still counts against the queue until it does, so back-pressure stays
+true to the work in flight.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from mllife.serve._requests import HTTPProblem
+
+__all__ = ["InferenceGate", "QueueFull", "TimedOut"]
+
+
+class QueueFull(HTTPProblem):
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            503,
+            f"the server is busy: {limit} inference jobs are already queued or running"
+            f" (serving.max_queue); retry in {retry_after} s",
+        )
+        self.retry_after = retry_after
+
+
+class TimedOut(HTTPProblem):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            504,
+            f"inference took longer than the time limit of {seconds:g} s"
+            " (serving.request_timeout_seconds); send fewer or smaller inputs per request",
+        )
+
+
+class InferenceGate:
+    """Admission (at most ``max_queue`` jobs in flight), worker threads (at most
+    ``threads`` at once) and a time limit per request."""
+
+    def __init__(self, *, max_queue: int, threads: int, timeout: float) -> None:
+        self.max_queue, self.timeout = max_queue, timeout
+        self.limiter = anyio.CapacityLimiter(threads)
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.rejected = 0
+        self.timed_out = 0
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            if self.in_flight >= self.max_queue:
+                self.rejected += 1
+                raise QueueFull(self.max_queue, retry_after=max(1, round(self.timeout / 10)))
+            self.in_flight += 1
+
+        state = {"started": False, "abandoned": False}
+
+        def job() -> Any:
+            with self._lock:
+                if state["abandoned"]:  # its request gave up before a thread was free
+                    return None
+                state["started"] = True
+            try:
+                return function(*args)
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+
+        try:
+            with anyio.fail_after(self.timeout):
+                return await anyio.to_thread.run_sync(
+                    job, limiter=self.limiter, abandon_on_cancel=True
+                )
+        except TimeoutError:
+            with self._lock:
+                self.timed_out += 1
+                if not state["started"]:
+                    state["abandoned"] = True
+                    self.in_flight -= 1
+            raise TimedOut(self.timeout) from None

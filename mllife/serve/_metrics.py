@@ -1,0 +1,116 @@
+"""``/metrics`` in the Prometheus text format, and one structured (JSON) access-log line
+per request, from one small ASGI middleware."""
+
+from __future__ import annotations
+
+import bisect
+import sys
+import time
+from collections import Counter
+
+import orjson
+
+__all__ = ["MetricsMiddleware", "RequestMetrics", "metrics_text"]
+
+#: latency histogram bucket bounds, in seconds (Prometheus convention: cumulative "le")
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+ROUTES = ("/predict", "/feedback", "/model", "/health", "/metrics")
+
+
+class RequestMetrics:
+    """Requests by route and status, their latency, and (when ``access_log``) one JSON
+    line per request on stdout; fed by :class:`MetricsMiddleware`."""
+
+    def __init__(self, *, access_log: bool) -> None:
+        self.access_log = access_log
+        self.requests: Counter = Counter()  # (route, status) -> count
+        self.buckets: dict[str, list[int]] = {r: [0] * (len(BUCKETS) + 1) for r in ROUTES}
+        self.seconds: Counter = Counter()
+
+    def record(self, scope, code: int, seconds: float) -> None:
+        path = scope.get("path", "")
+        route = path if path in self.buckets else "other"
+        self.requests[(route, code)] += 1
+        if route != "other":
+            self.buckets[route][bisect.bisect_left(BUCKETS, seconds)] += 1
+            self.seconds[route] += seconds
+        if self.access_log:
+            client = scope.get("client") or ("", 0)
+            line = {
+                "time": round(time.time(), 3),
+                "method": scope.get("method"),
+                "path": path[:200],
+                "status": code,
+                "ms": round(seconds * 1000, 3),
+                "client": client[0],
+            }
+            sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware timing every HTTP request into a :class:`RequestMetrics`."""
+
+    def __init__(self, app, metrics: RequestMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def sending(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.metrics.record(scope, status["code"], time.perf_counter() - started)
+
+
+def metrics_text(metrics: RequestMetrics, *, queue: int, rejected: int, timed_out: int,
+                 log_buffered: int | None) -> str:  # fmt: skip
+    """The Prometheus exposition of the counters."""
+    out = [
+        "# HELP mllife_requests_total HTTP requests by route and status.",
+        "# TYPE mllife_requests_total counter",
+    ]
+    for (route, code), n in sorted(metrics.requests.items()):
+        out.append(f'mllife_requests_total{{route="{route}",status="{code}"}} {n}')
+    out += [
+        "# HELP mllife_request_seconds Request latency.",
+        "# TYPE mllife_request_seconds histogram",
+    ]
+    for route, counts in metrics.buckets.items():
+        running = 0
+        for bound, n in zip((*BUCKETS, float("inf")), counts, strict=True):
+            running += n
+            le = "+Inf" if bound == float("inf") else f"{bound:g}"
+            out.append(f'mllife_request_seconds_bucket{{route="{route}",le="{le}"}} {running}')
+        out.append(f'mllife_request_seconds_sum{{route="{route}"}} {metrics.seconds[route]:.6f}')
+        out.append(f'mllife_request_seconds_count{{route="{route}"}} {running}')
+    errors = sum(n for (_, code), n in metrics.requests.items() if code >= 500)
+    out += [
+        "# HELP mllife_errors_total Responses with a 5xx status.",
+        "# TYPE mllife_errors_total counter",
+        f"mllife_errors_total {errors}",
+        "# HELP mllife_inference_queue Inference jobs queued or running.",
+        "# TYPE mllife_inference_queue gauge",
+        f"mllife_inference_queue {queue}",
+        "# HELP mllife_inference_rejected_total Requests refused with 503 (queue full).",
+        "# TYPE mllife_inference_rejected_total counter",
+        f"mllife_inference_rejected_total {rejected}",
+        "# HELP mllife_inference_timeouts_total Requests answered 504 (time limit).",
+        "# TYPE mllife_inference_timeouts_total counter",
+        f"mllife_inference_timeouts_total {timed_out}",
+    ]
+    if log_buffered is not None:
+        out += [
+            "# HELP mllife_log_buffered_rows Served predictions not yet written to a segment.",
+            "# TYPE mllife_log_buffered_rows gauge",
+            f"mllife_log_buffered_rows {log_buffered}",
+        ]
+    return "\n".join(out) + "\n"
