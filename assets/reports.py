@@ -5,6 +5,7 @@ import dagster as dg
 from assets.resources import MllifeProject
 from mllife.data.images import CleanData
 from mllife.data.split import SplitSet
+from mllife.evaluation.test_budget import sealed_set_wear
 from mllife.monitoring.batch import BatchDrift, staleness
 from mllife.monitoring.traffic import served_quality, shadow_comparison, traffic_summary
 from mllife.preprocess.inputs import split_rows
@@ -96,7 +97,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
             evaluations=list(evaluations.values()),
             challenger=challenger,
             action=champion.action,
-            test_reads=store.test_read_count(split_version=splits.split_version),
+            test_wear=sealed_set_wear(store, splits.split_version, config.promotion.max_test_reads),
             history=store.metric_history(split="validation", metric="accuracy"),
             gate_descriptions=gate_descriptions(config.promotion),
             training_notes={s.name: describe_training(s) for s in config.models_to_train},

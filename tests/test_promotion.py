@@ -89,3 +89,24 @@ def test_a_kill_at_any_step_leaves_the_old_champion_intact(project, point):
     # ... and the same promotion completes when run again without the fault
     promote_model(b, config=config, store=store, reason="retry")
     assert store.champion().model_hash == b
+
+
+def test_a_worn_test_set_is_flagged_by_status(project, capsys):
+    from mllife.cli import main as cli
+    from mllife.evaluation.test_budget import sealed_set_wear
+
+    config, store, (a, _, _) = project
+    promote_model(a, config=config, store=store, reason="one")
+    split = store.model_row(a)["split_version"]
+    for _ in range(3):
+        store.record_test_read(split_version=split, model_hash=a, asset="evaluation_lr",
+                               run_id=None, n_rows=10)  # fmt: skip
+    assert not sealed_set_wear(store, split, 3).worn
+    store.record_test_read(split_version=split, model_hash=a, asset="evaluation_lr",
+                           run_id=None, n_rows=10)  # fmt: skip
+    wear = sealed_set_wear(store, split, 3)
+    assert wear.worn and "has been read 4 times of a budget of 3" in wear.describe()
+    assert "worn out" in wear.describe() and "mllife data add" in wear.describe()
+    config.path.write_text(config.path.read_text() + "\n[promotion]\nmax_test_reads = 3\n")
+    assert cli(["--config", str(config.path), "status"]) == 0
+    assert "WARNING: the sealed test set" in capsys.readouterr().out

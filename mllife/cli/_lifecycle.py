@@ -125,6 +125,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             }
             if part:
                 print(f"  {split}: accuracy {part['accuracy']:.4f} macro F1 {part['macro_f1']:.4f}")
+        _print_test_wear(config, store, current.model_hash)
     history = store.deployments()
     if history.height:
         print("deployment history:")
@@ -147,6 +148,16 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f" (run {str(row['run_id'])[:8]}): {row['summary']}"
             )
     return 0
+
+
+def _print_test_wear(config, store, model_hash: str) -> None:
+    from mllife.evaluation.test_budget import sealed_set_wear
+
+    row = store.model_row(model_hash)
+    if row is None or not row.get("split_version"):
+        return
+    wear = sealed_set_wear(store, row["split_version"], config.promotion.max_test_reads)
+    print(("  WARNING: " if wear.worn else "  ") + wear.describe())
 
 
 def _print_rollout(config, store) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mllife.evaluation.candidate import CandidateEvaluation
+from mllife.evaluation.test_budget import SealedSetWear
 from mllife.promotion.challenger import Challenger
 from mllife.reporting.html import image_tag as _img
 from mllife.reporting.html import table as _table
@@ -205,11 +206,11 @@ def _client_part(challenger: Challenger, action: str, problems, monitoring) -> _
     return _ClientPart(len(best.validation.labels), best.test.accuracy, lines, steps)
 
 
-def _data_sentence(data: dict[str, Any], test_reads: int) -> str:
+def _data_sentence(data: dict[str, Any], wear: SealedSetWear) -> str:
     return (
         f"Data version {data['data_version']}: {data['n_files']} files, {data['n_clean']} kept,"
-        f" {data['n_dropped']} dropped. Split sizes: {data['split_sizes']}. The sealed test"
-        f" set has been read {test_reads} times."
+        f" {data['n_dropped']} dropped. Split sizes: {data['split_sizes']}."
+        f" {wear.describe()[0].upper()}{wear.describe()[1:]}."
     )
 
 
@@ -254,7 +255,7 @@ def write_status_report(
     evaluations: list[CandidateEvaluation],
     challenger: Challenger,
     action: str,
-    test_reads: int,
+    test_wear: SealedSetWear,
     history,
     gallery: str = "",
     problems=None,
@@ -267,7 +268,12 @@ def write_status_report(
     board_html, board_md = _leaderboard(evaluations, training_notes or {})
     gates_html, gates_md = _gate_table(challenger, gate_descriptions or {})
     client = _client_part(challenger, action, problems, monitoring)
-    data_sentence = _data_sentence(data, test_reads)
+    if test_wear.worn:
+        client.steps.append(
+            "Add fresh labelled data: the test set has been used too often to trust its"
+            " numbers alone."
+        )
+    data_sentence = _data_sentence(data, test_wear)
     tech_md = "\n\n".join(
         [
             "## Technical report",
