@@ -80,7 +80,7 @@ def test_a_staged_challenger_is_judged_on_served_feedback(tmp_path, capsys):
     evidence = rollout_evidence(store, staged, champion)
     assert (evidence.predictions, evidence.feedback) == (130, 130)
     logged = store.query(
-        "SELECT model_hash, predicted FROM predictions ORDER BY request_id, position"
+        "SELECT model_hash, predicted FROM predictions ORDER BY received_at, request_id, position"
     )
     labels = np.concatenate([project["labels"][:30], project["labels"][:100]]).astype(str)
     for model, field in ((hashes["logreg_small"], "accuracy"), (champion, "champion_accuracy")):
