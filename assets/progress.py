@@ -35,11 +35,8 @@ class _ProgressHandler(logging.Handler):
 
     def _finished_steps(self) -> set[str]:
         instance = dg.DagsterInstance.get()
-        steps: set[str] = set()
-        for event_type in _FINISHED:
-            records = instance.get_records_for_run(self.run_id, of_type=event_type).records
-            steps |= {r.event_log_entry.step_key for r in records if r.event_log_entry.step_key}
-        return steps
+        records = instance.get_records_for_run(self.run_id, of_type=set(_FINISHED)).records
+        return {r.event_log_entry.step_key for r in records if r.event_log_entry.step_key}
 
 
 @dg.logger(

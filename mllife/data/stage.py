@@ -13,6 +13,7 @@ import polars as pl
 
 from mllife.config.project import ProjectConfig
 from mllife.data.contract_file import (
+    Contract,
     freeze_contract,
     load_contract,
     with_missing_values,
@@ -78,8 +79,6 @@ def settle_contract(config: ProjectConfig, raw: RawData) -> str | None:
     name = config.schema_path.name
     if raw.contract_findings:
         return f"contract inferred, not frozen into {name}: " + " | ".join(raw.contract_findings)
-    from mllife.data.contract_file import Contract
-
     freeze_contract(Contract(raw.columns, raw.contract_source, False), config.schema_path)
     return f"contract passed and was frozen into {name} (edit it to widen it)"
 

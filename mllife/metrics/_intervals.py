@@ -21,7 +21,18 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["MIN_EACH", "MIN_ROWS", "bootstrap_validity", "kish_n", "wilson_interval"]
+from mllife.metrics._bootstrap import percentile_interval, resample_cells, resample_weighted_cells
+from mllife.metrics._classification import batched_accuracy_and_macro_f1
+
+__all__ = [
+    "MIN_EACH",
+    "MIN_ROWS",
+    "bootstrap_validity",
+    "kish_n",
+    "report_intervals",
+    "wilson_interval",
+    "wilson_intervals",
+]
 
 MIN_ROWS = 30
 MIN_EACH = 5
@@ -65,3 +76,35 @@ def bootstrap_validity(n_rows: int, n_right: float, n_wrong: float) -> str | Non
     if n_right < MIN_EACH:
         return f"not estimated: {n_right:g} right answers (the bootstrap needs {MIN_EACH}+)"
     return None
+
+
+def report_intervals(cm, enc, accuracy: float, n_bootstrap: int, confidence: float, seed: int):
+    """(intervals, notes) of an evaluation: Wilson for accuracy; the bootstrap for macro
+    F1 where it is valid, else a note saying why there is none."""
+    n_eff = kish_n(enc.weight, len(enc.true))
+    intervals = {"accuracy": wilson_interval(accuracy * n_eff, n_eff, confidence)}
+    notes = {"accuracy": "wilson"}
+    right = float(np.trace(cm))
+    why_not = bootstrap_validity(len(enc.true), right, float(cm.sum()) - right)
+    if not n_bootstrap:
+        notes["macro_f1"] = "not computed (n_bootstrap=0)"
+    elif why_not is not None:
+        notes["macro_f1"] = why_not
+    else:
+        intervals["macro_f1"] = _bootstrap_macro_f1(cm, enc, n_bootstrap, confidence, seed)
+        notes["macro_f1"] = "bootstrap"
+    return intervals, notes
+
+
+def _bootstrap_macro_f1(cm, enc, n_bootstrap: int, confidence: float, seed: int):
+    """Percentile bootstrap of macro F1, resampling confusion cells."""
+    k = len(enc.labels)
+    rng = np.random.default_rng(seed)
+    if enc.weight is None:
+        replicates = resample_cells(cm, n_bootstrap, rng)
+    else:
+        replicates = resample_weighted_cells(
+            enc.true.astype(np.int64) * k + enc.pred, enc.weight, k * k, n_bootstrap, rng
+        ).reshape(n_bootstrap, k, k)
+    _, macro_f1 = batched_accuracy_and_macro_f1(replicates)
+    return percentile_interval(macro_f1, confidence)

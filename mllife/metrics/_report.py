@@ -10,20 +10,13 @@ import numpy as np
 
 from mllife.metrics import _probabilistic as prob
 from mllife.metrics._bias import ClassBias, ConfusionPair, _plain, class_bias
-from mllife.metrics._bootstrap import percentile_interval, resample_cells, resample_weighted_cells
 from mllife.metrics._classification import (
-    batched_accuracy_and_macro_f1,
     confusion_counts,
     count_metrics,
     dense_confusion,
     per_class_from_confusion,
 )
-from mllife.metrics._intervals import (
-    bootstrap_validity,
-    kish_n,
-    wilson_interval,
-    wilson_intervals,
-)
+from mllife.metrics._intervals import report_intervals, wilson_intervals
 from mllife.metrics._plot import figure, to_png
 from mllife.metrics._validation import Encoded, check_proba, checked_pair, encode_labels
 
@@ -260,40 +253,6 @@ def _encoded_and_counted(y_true, y_pred, labels, sample_weight):
     return enc, confusion_counts(enc.true, enc.pred, len(enc.labels), enc.weight)
 
 
-def _intervals(cm, enc, n_bootstrap: int, confidence: float, random_state: int):
-    """(intervals, notes): Wilson for accuracy; the bootstrap for macro F1 where it is
-    valid (see ``mllife.metrics._intervals``), else a note saying why there is none."""
-    total = float(cm.sum())
-    accuracy = float(np.trace(cm)) / total if total else 0.0
-    n_eff = kish_n(enc.weight, len(enc.true))
-    intervals = {"accuracy": wilson_interval(accuracy * n_eff, n_eff, confidence)}
-    notes = {"accuracy": "wilson"}
-    right = float(np.trace(cm))
-    why_not = bootstrap_validity(len(enc.true), right, total - right)
-    if not n_bootstrap:
-        notes["macro_f1"] = "not computed (n_bootstrap=0)"
-    elif why_not is not None:
-        notes["macro_f1"] = why_not
-    else:
-        intervals["macro_f1"] = _bootstrap_macro_f1(cm, enc, n_bootstrap, confidence, random_state)
-        notes["macro_f1"] = "bootstrap"
-    return intervals, notes
-
-
-def _bootstrap_macro_f1(cm, enc, n_bootstrap: int, confidence: float, random_state: int):
-    """Percentile bootstrap of macro F1, resampling confusion cells."""
-    k = len(enc.labels)
-    rng = np.random.default_rng(random_state)
-    if enc.weight is None:
-        replicates = resample_cells(cm, n_bootstrap, rng)
-    else:
-        replicates = resample_weighted_cells(
-            enc.true.astype(np.int64) * k + enc.pred, enc.weight, k * k, n_bootstrap, rng
-        ).reshape(n_bootstrap, k, k)
-    _, macro_f1 = batched_accuracy_and_macro_f1(replicates)
-    return percentile_interval(macro_f1, confidence)
-
-
 def _probability_metrics(enc, proba, metrics: dict[str, float]):
     """ROC AUC, log loss, Brier, calibration and top-k accuracy from ``proba``, added to
     ``metrics``; returns (AUC per class, top-k accuracies)."""
@@ -368,7 +327,9 @@ def evaluate(
         enc = enc.compress(present)
     metrics = count_metrics(cm)
     bias, pairs = class_bias(cm, enc.labels, max_bias_pairs)
-    intervals, notes = _intervals(cm, enc, n_bootstrap, confidence, random_state)
+    intervals, notes = report_intervals(
+        cm, enc, metrics["accuracy"], n_bootstrap, confidence, random_state
+    )
     auc_per_class, top_k = None, {}
     if proba is not None:
         auc_per_class, top_k = _probability_metrics(enc, proba, metrics)

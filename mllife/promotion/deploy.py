@@ -15,7 +15,7 @@ from mllife.data.split import SplitSet
 from mllife.models.registry import ModelRef, load_model
 from mllife.preprocess.inputs import model_inputs, split_rows
 from mllife.promotion.challenger import Challenger
-from mllife.promotion.rollout import closing_rollout
+from mllife.promotion.rollout import closing_rollout, stage
 from mllife.storage.store import Deployment, Store
 
 __all__ = ["PromotionResult", "promote", "promote_model", "rollback"]
@@ -66,8 +66,6 @@ def promote(
         return PromotionResult("unchanged", current, rows.height)
     if config.serving.rollout.stage and decision.champion_hash is not None:
         # [serving.rollout] stage: it earns the switch on served traffic first
-        from mllife.promotion.rollout import stage
-
         stage(store, model_hash=ref.model_hash, name=ref.name, reason=decision.summary(),
               run_id=run_id)  # fmt: skip
         return PromotionResult("staged", store.champion(), rows.height)

@@ -77,13 +77,8 @@ class Evidence:
 
 def staged_challenger(store: Store) -> Staged | None:
     """The model now staged, or None: the newest transition, when it is 'staged'."""
-    rows = store.query(
-        "SELECT model_hash, name, state, reason, created_at FROM rollouts ORDER BY id DESC LIMIT 1"
-    )
-    if rows.height == 0 or rows["state"][0] != "staged":
-        return None
-    row = rows.row(0, named=True)
-    return Staged(row["model_hash"], row["name"], row["created_at"], row["reason"])
+    with store.reading() as conn:
+        return _staged_in(conn)
 
 
 def _record(
@@ -135,9 +130,7 @@ def stage(
             _record(conn, before.model_hash, before.name, "withdrawn", why, None, run_id)
         if before is None or before.model_hash != model_hash:
             _record(conn, model_hash, name, "staged", reason, None, run_id)
-    staged = staged_challenger(store)
-    assert staged is not None
-    return staged
+        return _staged_in(conn)
 
 
 def _staged_in(conn) -> Staged | None:

@@ -207,10 +207,11 @@ def _client_part(challenger: Challenger, action: str, problems, monitoring) -> _
 
 
 def _data_sentence(data: dict[str, Any], wear: SealedSetWear) -> str:
+    reads = wear.describe()
     return (
         f"Data version {data['data_version']}: {data['n_files']} files, {data['n_clean']} kept,"
         f" {data['n_dropped']} dropped. Split sizes: {data['split_sizes']}."
-        f" {wear.describe()[0].upper()}{wear.describe()[1:]}."
+        f" {reads[:1].upper()}{reads[1:]}."
     )
 
 

@@ -189,8 +189,8 @@ def _place_data(root: Path, source: Path, undo: _Undo, result: InitResult) -> tu
 def _version(root: Path, tracked: str, undo: _Undo, result: InitResult) -> None:
     """``git init`` and ``dvc init`` when missing, then ``dvc add`` of the data."""
     git = shutil.which("git")
-    inside_git = git is not None and _git_toplevel(root) is not None
-    if git is not None and not inside_git:
+    toplevel = _git_toplevel(root) if git is not None else None
+    if git is not None and toplevel is None:
         undo.new(root / ".git")
         _call(root, [git, "init", "--quiet"], "git init")
         result.steps.append("git init")
@@ -198,8 +198,7 @@ def _version(root: Path, tracked: str, undo: _Undo, result: InitResult) -> None:
         undo.new(root / ".dvc")
         undo.new(root / ".dvcignore")
         flags = ["--no-scm"] if git is None else []
-        toplevel = _git_toplevel(root) if git is not None else None
-        if toplevel is not None and toplevel != root:
+        if toplevel is not None and toplevel != root:  # inside another repository
             flags = ["--subdir"]
         _call(root, [sys.executable, "-m", "dvc", "init", "--quiet", *flags], "dvc init")
         dvc = [sys.executable, "-m", "dvc"]

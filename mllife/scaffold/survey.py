@@ -60,18 +60,12 @@ def survey_images(folder: Path) -> ImageSurvey:
             " class (photos/cat/*.jpg, photos/dog/*.jpg, ...)"
         )
     files: dict[str, list[str]] = {}
+    loose: list[str] = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.is_dir() and not entry.name.startswith("."):
-            files[entry.name] = [
-                f.path
-                for f in os.scandir(entry.path)
-                if f.is_file() and Path(f.name).suffix.lower() in IMAGE_SUFFIXES
-            ]
-    loose = [
-        e.name
-        for e in os.scandir(folder)
-        if e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES
-    ]
+            files[entry.name] = [f.path for f in os.scandir(entry.path) if _is_image(f)]
+        elif _is_image(entry):
+            loose.append(entry.name)
     counts = {name: len(paths) for name, paths in files.items() if paths}
     suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
     if not counts:
@@ -94,6 +88,10 @@ def survey_images(folder: Path) -> ImageSurvey:
     random.Random(0).shuffle(sample)
     colour, side = _look_at(sample[:HEADER_SAMPLE])
     return ImageSurvey(folder.resolve(), counts, colour, side)
+
+
+def _is_image(entry: os.DirEntry) -> bool:
+    return entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES
 
 
 def _look_at(paths: list[str]) -> tuple[bool, int]:

@@ -14,10 +14,8 @@ import os
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 import anyio
-import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -27,13 +25,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from mllife._errors import DataError, MllifeError
-from mllife._faults import slow_point
 from mllife.config.project import ProjectConfig
 from mllife.preprocess.column_batch import ColumnBatch
 from mllife.serve._health import checked_feedback, health_body
 from mllife.serve._ids import RequestIds
 from mllife.serve._images import ImageUploads, predict_images
-from mllife.serve._inference import InferenceGate
+from mllife.serve._inference import InferenceGate, predict_rows
 from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
 from mllife.serve._log import (
@@ -187,9 +184,9 @@ class ModelServer:
             # decoded by the model's preprocessing, off the event loop, bounded
             return await self.gate.run(predict_images, served, inputs)
         if len(inputs) > self.settings.inline_rows:
-            best, confidence = await self.gate.run(_predict_rows, served, inputs)
+            best, confidence = await self.gate.run(predict_rows, served, inputs)
         else:
-            best, confidence = _predict_rows(served, inputs)
+            best, confidence = predict_rows(served, inputs)
         return best, confidence, features
 
     async def predict(self, request: Request) -> Response:
@@ -240,7 +237,7 @@ class ModelServer:
                     predict_images, shadow, inputs, limiter=self.decode_limiter
                 )
             else:
-                best, confidence = _predict_rows(shadow, inputs)
+                best, confidence = predict_rows(shadow, inputs)
         except Exception as exc:  # the caller already has its answer; count and report
             self.shadow_errors += 1
             self.last_shadow_error = f"{type(exc).__name__}: {exc}"
@@ -324,16 +321,6 @@ class ModelServer:
         except HTTPProblem:
             return False
         return True
-
-
-def _predict_rows(served: ServedModel, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Each input's predicted class index (into ``served.model.classes``) and its
-    probability. Small batches run inline: a thread waiting for the GIL behind the event
-    loop stalls for the 5 ms switch interval (measured: 6x slower single rows)."""
-    slow_point("serve:inference")
-    proba = served.model.predict_proba(inputs)
-    best = proba.argmax(axis=1)
-    return best, proba[np.arange(len(best)), best]
 
 
 def create_app(config: ProjectConfig, *, store: Store | None = None) -> Starlette:
