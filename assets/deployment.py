@@ -21,8 +21,9 @@ def build_challenger_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         ins={**ins, "splits": dg.AssetIn(), "problem_scores": dg.AssetIn()},
         description="The best candidate by the policy's selection metric on *validation*"
-        " (never test), compared with the deployed champion on the same rows, and the"
-        " promotion decision with every gate.",
+        " (never test), compared with the deployed champion on the same rows of the gate"
+        " split (the sealed test set by default, each read recorded), and the promotion"
+        " decision with every gate.",
     )
     def challenger(
         context: dg.AssetExecutionContext,
@@ -37,6 +38,7 @@ def build_challenger_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
             config=project.config,
             store=project.store,
             problems=problem_scores,
+            run_id=context.run.run_id,
         )
         import polars as pl
 
@@ -56,7 +58,8 @@ def build_challenger_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
             ),
         }
         if chosen.comparison is not None:
-            metadata["vs_champion"] = chosen.comparison.summary()
+            split = project.config.promotion.gate_split
+            metadata["vs_champion"] = f"on {split}: {chosen.comparison.summary()}"
         return dg.Output(
             chosen, data_version=dg.DataVersion(chosen.evaluation.ref.model_hash), metadata=metadata
         )

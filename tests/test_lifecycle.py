@@ -136,6 +136,11 @@ def test_refused_challenger_leaves_the_champion_and_explains_every_failed_gate(
     assert outcome.refused and not outcome.success
     lines = "\n".join(outcome.lines)
     assert "gate threshold_accuracy FAILED" in lines and "< minimum 0.9999" in lines
+    # the policy gates on the sealed test set: the bar and the paired comparison read it,
+    # and the champion's predictions on it are one more recorded read
+    assert re.search(r"threshold_accuracy FAILED.*test accuracy 0\.\d+ < minimum", lines)
+    reads = store.query("SELECT model_hash FROM test_reads WHERE asset = 'challenger'")
+    assert reads["model_hash"].to_list() == [before.model_hash]
     assert f"champion unchanged: {before.model_hash[:12]}" in lines
     assert store.champion() == before
 

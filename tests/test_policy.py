@@ -16,6 +16,7 @@ def run(policy: PromotionConfig, *, champion=True, **kwargs):
         "policy": policy,
         "challenger_hash": "new",
         "validation": val,
+        "test": test,
         "agreement": agreement(val, test, tolerance=policy.setting("max_val_test_gap")),
         "champion_hash": "old" if champion else None,
         "comparison": compare(Y, CHAMPION, CHALLENGER, n_bootstrap=0) if champion else None,
@@ -58,6 +59,7 @@ def test_a_tie_does_not_replace_the_champion():
         policy=PromotionConfig(),
         challenger_hash="new",
         validation=val,
+        test=val,
         agreement=agreement(val, val),
         champion_hash="old",
         comparison=compare(Y, CHAMPION, CHAMPION, n_bootstrap=0),
@@ -124,3 +126,23 @@ def test_human_level_gate():
     assert gate.passed and gate.observed == pytest.approx(0.9 / 0.92)
     assert not run(policy, human_accuracy=1.0).gate("human_level").passed
     assert not run(PromotionConfig(), human_accuracy=0.92).gate("human_level").applies
+
+
+def test_the_absolute_gates_read_the_split_the_policy_names():
+    val = evaluate(Y, CHALLENGER, n_bootstrap=0)  # 9/10
+    test = evaluate(Y, CHAMPION, n_bootstrap=0)  # 8/10
+    on_test = run(PromotionConfig(min_accuracy=0.85), champion=False, validation=val, test=test)
+    gate = on_test.gate("threshold_accuracy")
+    assert not gate.passed and gate.split == "test" and gate.observed == 0.8
+    assert gate.reason == "test accuracy 0.8000 < minimum 0.8500"
+    on_val = run(
+        PromotionConfig(min_accuracy=0.85, gate_split="validation"),
+        champion=False, validation=val, test=test,
+    )  # fmt: skip
+    assert on_val.gate("threshold_accuracy").passed
+    assert on_val.gate("threshold_accuracy").split == "validation"
+    with_baseline = run(PromotionConfig(), validation=val, test=test, baseline_scores={"b": 0.5})
+    assert with_baseline.gate("simpler_not_better").split == "validation"  # a selection
+    assert with_baseline.gate("beats_champion").split == "test"
+    with pytest.raises(ValueError, match="needs the challenger's test report"):
+        run(PromotionConfig(), test=None)

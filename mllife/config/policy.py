@@ -76,8 +76,14 @@ class PromotionConfig(_Section):
     #: "suggest" (a person acts on the output) or "decide" (the model acts): "decide"
     #: tightens the defaults of max_val_test_gap, min_improvement and max_p_value.
     risk: Literal["suggest", "decide"] = "suggest"
-    #: Absolute bars on validation metrics: minima, or maxima for log_loss, brier_score
-    #: and expected_calibration_error. Per class: "recall:7" = 0.9.
+    #: The split the absolute bars, the human-level share and the comparison with the
+    #: champion read: "test" (default) gates on the sealed test set, which chose nothing,
+    #: so its numbers carry no winner's curse (each read is recorded); "validation" for
+    #: projects whose test set is too small or worn out. Selection, tuning and the
+    #: baselines' margin always read validation.
+    gate_split: Literal["test", "validation"] = "test"
+    #: Absolute bars on the gate split's metrics: minima, or maxima for log_loss,
+    #: brier_score and expected_calibration_error. Per class: "recall:7" = 0.9.
     thresholds: dict[str, float] = Field(default_factory=dict)
     #: Shorthand for thresholds.accuracy.
     min_accuracy: float | None = Field(default=None, ge=0, le=1)

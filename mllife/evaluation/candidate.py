@@ -26,6 +26,9 @@ class CandidateEvaluation:
     #: predictions on the validation rows, in split order (the champion check replays them)
     validation_predictions: tuple[str, ...]
     split_version: str
+    #: predictions on the sealed test rows, in split order (the paired comparison with
+    #: the champion reads them when the policy gates on test)
+    test_predictions: tuple[str, ...] = ()
     #: the predicted class's probability per validation row (for the gallery)
     validation_confidence: tuple[float, ...] = ()
 
@@ -98,7 +101,7 @@ def evaluate_candidate(
         run_id=run_id,
         preprocessor=pre,
     )
-    test, _, _ = _report(model, test_rows, test_inputs)
+    test, test_pred, _ = _report(model, test_rows, test_inputs)
     for name, report in (("validation", validation), ("test", test)):
         store.record_evaluation(
             model_hash=ref.model_hash,
@@ -118,4 +121,5 @@ def evaluate_candidate(
         validation_predictions=tuple(val_pred),
         validation_confidence=tuple(val_confidence),
         split_version=split_version,
+        test_predictions=tuple(test_pred),
     )

@@ -56,8 +56,8 @@ def write_digit_problems(folder: Path) -> list[str]:
     folder = Path(folder)
     specs = {
         "inverted_colours": (
-            "Colour-inverted digits, as a photo filter produces: white on black. The model"
-            " was trained on dark-on-light digits only.",
+            "Colour-inverted digits, as a photo filter produces: dark strokes on a light"
+            " background. The training digits are all light strokes on a black background.",
             [(i, 255 - images[i], "positive") for i in _first_of_each(target, range(10), 1)]
             + [
                 (i, _shift(images[i], 1), "negative")

@@ -1,6 +1,7 @@
 """The challenger: the best candidate on validation, compared with the deployed
-champion on the same rows, and the policy's decision about it (recorded in the store,
-where serving's shadow and canary rollout find it)."""
+champion on the same rows of the gate split (the sealed test set unless the policy says
+validation), and the policy's decision about it (recorded in the store, where serving's
+shadow and canary rollout find it)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from mllife._errors import PromotionError
 from mllife.config.project import ProjectConfig
 from mllife.data.split import SplitSet
-from mllife.evaluation.candidate import CandidateEvaluation
+from mllife.evaluation.candidate import CandidateEvaluation, read_sealed_test
 from mllife.evaluation.latency import p95_latency_ms
 from mllife.metrics import Comparison, compare
 from mllife.models.registry import champion_ref, load_model
@@ -62,6 +63,37 @@ def human_level(config: ProjectConfig) -> float | None:
     return human_agreement(read_annotations(config.annotations_path)).human_accuracy
 
 
+def _paired_comparison(
+    best: CandidateEvaluation,
+    current,
+    splits: SplitSet,
+    *,
+    config: ProjectConfig,
+    store: Store,
+    run_id: str | None,
+) -> Comparison:
+    """Challenger versus champion on the same rows of the gate split. On the sealed test
+    set the champion's predictions are one more recorded read; the challenger's come
+    from its evaluation (already recorded)."""
+    champion = load_model(current, artifacts_dir=config.artifacts_dir, store=store)
+    if config.promotion.gate_split == "test":
+        rows, inputs = read_sealed_test(
+            splits, config=config, store=store, model_hash=current.model_hash,
+            asset="challenger", run_id=run_id,
+        )  # fmt: skip
+        ours = best.test_predictions
+    else:
+        rows = split_rows(splits.rows, "validation")
+        inputs = model_inputs(rows, config=config, columns=splits.columns)
+        ours = best.validation_predictions
+    return compare(
+        rows["label"].to_list(),
+        np.asarray(champion.predict(inputs), dtype=str),
+        np.asarray(ours, dtype=str),
+        labels=sorted(set(best.validation.labels) | set(champion.classes)),
+    )
+
+
 def choose_challenger(
     evaluations: list[CandidateEvaluation],
     splits: SplitSet,
@@ -69,8 +101,10 @@ def choose_challenger(
     config: ProjectConfig,
     store: Store,
     problems=None,
+    run_id: str | None = None,
 ) -> Challenger:
-    """Pick the challenger and decide, against the champion on the same validation rows."""
+    """Pick the challenger on validation and decide, against the champion on the same
+    rows of the gate split."""
     metric = config.promotion.selection_metric
     best, ranking = select_challenger(evaluations, metric=metric)
     baseline_names = {c.name for c in config.models_to_train if c.baseline}
@@ -79,19 +113,15 @@ def choose_challenger(
     current = champion_ref(store)
     comparison = None
     if current is not None and current.model_hash != best.ref.model_hash:
-        champion = load_model(current, artifacts_dir=config.artifacts_dir, store=store)
-        champion_pred = champion.predict(inputs)
-        comparison = compare(
-            rows["label"].to_list(),
-            np.asarray(champion_pred, dtype=str),
-            np.asarray(best.validation_predictions, dtype=str),
-            labels=sorted(set(best.validation.labels) | set(champion.classes)),
+        comparison = _paired_comparison(
+            best, current, splits, config=config, store=store, run_id=run_id
         )
     model = load_model(best.ref, artifacts_dir=config.artifacts_dir, store=store)
     decision = decide(
         policy=config.promotion,
         challenger_hash=best.ref.model_hash,
         validation=best.validation,
+        test=best.test,
         agreement=best.agreement,
         champion_hash=current.model_hash if current else None,
         comparison=comparison,

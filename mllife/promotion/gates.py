@@ -28,6 +28,8 @@ class Gate:
     reason: str
     #: False when the gate does not apply (no champion yet, budget not set): it passes
     applies: bool = True
+    #: the split whose rows the gate read (None: it reads no split)
+    split: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class Evidence:
     policy: PromotionConfig
     challenger_hash: str
     validation: EvaluationReport
+    #: the report the absolute gates read: ``policy.gate_split``'s
+    gated: EvaluationReport
     agreement: Agreement
     champion_hash: str | None
     #: challenger versus champion on the same rows (None: no champion, or it *is* it)
@@ -53,6 +57,10 @@ class Evidence:
     @property
     def metric(self) -> str:
         return self.policy.selection_metric
+
+    @property
+    def split(self) -> str:
+        return self.policy.gate_split
 
 
 @dataclass(frozen=True)
@@ -85,19 +93,19 @@ def _observed(report: EvaluationReport, metric: str) -> float:
     return getattr(by_label[label], name)
 
 
-def _threshold(metric: str, bar: float) -> GateSpec:
+def _threshold(metric: str, bar: float, split: str) -> GateSpec:
     lower = parse_policy_metric(metric)[0] in LOWER_IS_BETTER
     kind = "maximum" if lower else "minimum"
 
     def check(e: Evidence) -> Gate:
-        value = _observed(e.validation, metric)
+        value = _observed(e.gated, metric)
         ok = value <= bar if lower else value >= bar
         relation = ("<=" if ok else ">") if lower else (">=" if ok else "<")
-        reason = f"validation {metric} {value:.4f} {relation} {kind} {bar:.4f}"
-        return Gate(threshold_gate_name(metric), ok, value, bar, reason)
+        reason = f"{e.split} {metric} {value:.4f} {relation} {kind} {bar:.4f}"
+        return Gate(threshold_gate_name(metric), ok, value, bar, reason, split=e.split)
 
     return GateSpec(
-        threshold_gate_name(metric), f"Absolute bar: validation {metric}, {kind} {bar:g}.", check
+        threshold_gate_name(metric), f"Absolute bar: {split} {metric}, {kind} {bar:g}.", check
     )
 
 
@@ -110,7 +118,7 @@ def _agreement(e: Evidence) -> Gate:
         else f"validation and test accuracy differ by {gap:.4f} ({'<=' if ok else '>'}"
         f" {tolerance:.4f})"
     )
-    return Gate("val_test_agreement", ok, gap, tolerance, reason)
+    return Gate("val_test_agreement", ok, gap, tolerance, reason, split="validation + test")
 
 
 def _no_comparison(e: Evidence) -> str | None:
@@ -133,7 +141,7 @@ def _beats_champion(e: Evidence) -> Gate:
     delta, before = c.deltas[metric], c.champion[metric]
     need = max(e.policy.setting("min_improvement"), e.policy.min_relative_improvement * abs(before))
     ok = delta >= need and (delta > 0 or need < 0)
-    versus = f"validation {metric} {c.challenger[metric]:.4f} vs champion {before:.4f}"
+    versus = f"{e.split} {metric} {c.challenger[metric]:.4f} vs champion {before:.4f}"
     if not ok and delta <= 0 and need <= 0:
         # "change +0.0000 < required +0.0000" reads like a bug; say what it means
         change = "the same" if delta == 0 else f"lower by {-delta:.4f}"
@@ -144,7 +152,7 @@ def _beats_champion(e: Evidence) -> Gate:
         reason = f"{versus}: better by {delta:.4f}"
     else:
         reason = f"{versus}: change {delta:+.4f}, within the allowed {need:+.4f}"
-    return Gate("beats_champion", ok, delta, need, reason)
+    return Gate("beats_champion", ok, delta, need, reason, split=e.split)
 
 
 def _significance(e: Evidence) -> Gate:
@@ -160,9 +168,9 @@ def _significance(e: Evidence) -> Gate:
         return Gate("significance", True, p, None, f"McNemar p={p:.3g} (not required)", False)
     reason = (
         f"McNemar p={p:.3g} {'<=' if p <= max_p else '>'} {max_p:g}"
-        f" ({len(c.wrong_to_right)} fixed, {len(c.right_to_wrong)} broken)"
+        f" ({len(c.wrong_to_right)} fixed, {len(c.right_to_wrong)} broken on {e.split})"
     )
-    return Gate("significance", p <= max_p, p, max_p, reason)
+    return Gate("significance", p <= max_p, p, max_p, reason, split=e.split)
 
 
 def _simpler_not_better(e: Evidence) -> Gate:
@@ -179,14 +187,15 @@ def _simpler_not_better(e: Evidence) -> Gate:
     margin = ours - best
     ok = margin >= margin_needed
     reason = (
-        f"challenger {e.metric} {ours:.4f} vs simpler {best_name} {best:.4f}:"
+        f"validation {e.metric}: challenger {ours:.4f} vs simpler {best_name} {best:.4f}:"
         f" margin {margin:+.4f} {'>=' if ok else '<'} {margin_needed:.4f}"
     )
-    return Gate("simpler_not_better", ok, margin, margin_needed, reason)
+    # a choice between candidates, like the selection itself: validation
+    return Gate("simpler_not_better", ok, margin, margin_needed, reason, split="validation")
 
 
 def _human_level(e: Evidence) -> Gate:
-    accuracy, human, target = e.validation.accuracy, e.human_accuracy, e.policy.min_share_of_human
+    accuracy, human, target = e.gated.accuracy, e.human_accuracy, e.policy.min_share_of_human
     share = None if not human else accuracy / human
     if target is None or human is None:
         note = (
@@ -197,10 +206,10 @@ def _human_level(e: Evidence) -> Gate:
         return Gate("human_level", True, share, None, "no human-level target set" + note, False)
     ok = share >= target
     reason = (
-        f"validation accuracy {accuracy:.4f} is {share:.1%} of human-level {human:.4f}"
+        f"{e.split} accuracy {accuracy:.4f} is {share:.1%} of human-level {human:.4f}"
         f" ({'>=' if ok else '<'} {target:.0%})"
     )
-    return Gate("human_level", ok, share, target, reason)
+    return Gate("human_level", ok, share, target, reason, split=e.split)
 
 
 def _known_problems(e: Evidence) -> Gate:
@@ -253,8 +262,9 @@ FIXED_GATES: tuple[GateSpec, ...] = (
     ),
     GateSpec(
         "beats_champion",
-        "Better than the deployed champion on the same rows, by the required absolute and"
-        " relative change (passes on the first run: no champion yet).",
+        "Better than the deployed champion on the same rows of the gate split (paired), by"
+        " the required absolute and relative change (passes on the first run: no champion"
+        " yet).",
         _beats_champion,
     ),
     GateSpec(
@@ -269,7 +279,7 @@ FIXED_GATES: tuple[GateSpec, ...] = (
     ),
     GateSpec(
         "human_level",
-        "Validation accuracy as a share of human-level accuracy from the annotations (gate"
+        "Accuracy on the gate split as a share of human-level accuracy from the annotations (gate"
         " when min_share_of_human is set).",
         _human_level,
     ),
@@ -291,5 +301,6 @@ FIXED_GATES: tuple[GateSpec, ...] = (
 
 def gate_specs(policy: PromotionConfig) -> list[GateSpec]:
     """Every gate of ``policy``, in order: its thresholds, then the fixed gates."""
-    thresholds = [_threshold(m, bar) for m, bar in policy.all_thresholds().items()]
+    split = policy.gate_split
+    thresholds = [_threshold(m, bar, split) for m, bar in policy.all_thresholds().items()]
     return [*thresholds, *FIXED_GATES]

@@ -2,8 +2,11 @@
 
 Gates, in order:
 
-- ``threshold_<metric>``: absolute bars on validation metrics (minima; maxima for
-  losses), per class too (``recall:7``).
+- ``threshold_<metric>``: absolute bars on the gate split's metrics (minima; maxima for
+  losses), per class too (``recall:7``). ``[promotion] gate_split`` says which split the
+  absolute gates and the comparison with the champion read: the sealed test set by
+  default (it chose nothing, so it carries no winner's curse), validation on request.
+  Selection among candidates always reads validation.
 - ``val_test_agreement``: validation and test accuracy close enough to trust either.
 - ``beats_champion``: the change versus the deployed model on the same rows, absolute
   and relative, in the direction that is better for the metric.
@@ -95,6 +98,7 @@ def decide(
     agreement: Agreement,
     champion_hash: str | None,
     comparison: Comparison | None,
+    test: EvaluationReport | None = None,
     challenger_is_baseline: bool = False,
     baseline_scores: dict[str, float] | None = None,
     artifact_bytes: int | None = None,
@@ -106,14 +110,23 @@ def decide(
 ) -> Decision:
     """Apply every gate of ``policy`` (``mllife.promotion.gates``) to a challenger.
 
-    ``comparison`` is challenger versus champion on the same validation rows (None when
-    there is no champion, or the challenger *is* the champion).
+    ``comparison`` is challenger versus champion on the same rows of the gate split
+    (``policy.gate_split``; None when there is no champion, or the challenger *is* the
+    champion). ``test`` is the challenger's report on the sealed test set, which the
+    absolute gates read unless ``policy.gate_split`` is "validation".
     """
+    if policy.gate_split == "test" and test is None:
+        raise ValueError(
+            "promotion.gate_split is 'test': decide() needs the challenger's test report"
+            ' (test=...), or set gate_split = "validation"'
+        )
+    gated = test if policy.gate_split == "test" else validation
     size_mb = None if artifact_bytes is None else artifact_bytes / 2**20
     evidence = Evidence(
         policy=policy,
         challenger_hash=challenger_hash,
         validation=validation,
+        gated=gated,
         agreement=agreement,
         champion_hash=champion_hash,
         comparison=comparison,
@@ -138,5 +151,7 @@ def decide(
             "artifact_mb": size_mb,
             "latency_p95_ms": latency_p95_ms,
             f"validation_{metric}": validation.metrics[metric],
+            f"{policy.gate_split}_{metric}": gated.metrics[metric],
+            "gate_split": policy.gate_split,
         },
     )

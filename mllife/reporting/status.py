@@ -116,6 +116,7 @@ def _gate_table(challenger: Challenger, descriptions: dict[str, str]) -> tuple[s
         [
             g.name,
             descriptions.get(g.name, ""),
+            g.split or "",
             "pass" if g.passed else "FAIL",
             "" if g.observed is None else f"{g.observed:.4f}",
             "" if g.threshold is None else f"{g.threshold:.4f}",
@@ -123,16 +124,17 @@ def _gate_table(challenger: Challenger, descriptions: dict[str, str]) -> tuple[s
         ]
         for g in challenger.decision.gates
     ]
-    header = ["gate", "what it asks", "verdict", "observed", "threshold", "reason"]
+    header = ["gate", "what it asks", "reads", "verdict", "observed", "threshold", "reason"]
     return _table(header, rows)
 
 
 def _what_changed(challenger: Challenger) -> str:
     if challenger.comparison is not None:
         c = challenger.comparison
+        split = challenger.decision.measurements.get("gate_split", "validation")
         return (
             f"Compared with the model deployed before, it gets {c.deltas['accuracy']:+.1%}"
-            f" of the validation examples right ({len(c.wrong_to_right)} newly right,"
+            f" of the {split} examples right ({len(c.wrong_to_right)} newly right,"
             f" {len(c.right_to_wrong)} newly wrong)."
         )
     if challenger.decision.first_run:

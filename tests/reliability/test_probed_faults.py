@@ -618,6 +618,7 @@ def test_every_submodule_imported_then_every_public_function_called():
         policy=mllife.load_config(REPO / "mllife.toml").promotion,
         challenger_hash="c" * 64,
         validation=validation,
+        test=validation,
         agreement=mllife.agreement(validation, validation),
         champion_hash=None,
         comparison=None,
