@@ -14,17 +14,23 @@ from mllife.problems.scoring import ProblemScores
 from mllife.promotion.challenger import Challenger
 from mllife.promotion.deploy import PromotionResult
 from mllife.promotion.policy import gate_descriptions
-from mllife.reporting.gallery import gallery_html
+from mllife.promotion.rollout import rollout_history
+from mllife.reporting.gallery import gallery_section
 from mllife.reporting.monitoring_section import monitoring_section
 from mllife.reporting.problem_section import problem_section
-from mllife.reporting.status import StatusReport, describe_training, write_status_report
+from mllife.reporting.status import (
+    DataFacts,
+    StatusReport,
+    describe_training,
+    write_status_report,
+)
 
 
-def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_report):
+def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_report, action):
     """The report's gallery, known-problems and monitoring sections."""
     store, config = project.store, project.config
     best = challenger.evaluation
-    gallery = gallery_html(
+    gallery = gallery_section(
         split_rows(splits.rows, "validation"),
         best.validation_predictions,
         best.validation_confidence,
@@ -44,18 +50,20 @@ def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_
         quality=served_quality(store),
         shadow=shadow_comparison(store),
         age=staleness(config, store),
+        first_champion=action == "promoted" and challenger.decision.first_run,
     )
     return {"gallery": gallery, "problems": problems, "monitoring": monitoring}
 
 
-def _data_facts(splits: SplitSet, clean_data: CleanData) -> dict:
-    return {
-        "data_version": splits.data_version,
-        "n_files": clean_data.rows.height + clean_data.dropped.height,
-        "n_clean": clean_data.rows.height,
-        "n_dropped": clean_data.dropped.height,
-        "split_sizes": splits.sizes(),
-    }
+def _data_facts(kind: str, splits: SplitSet, clean_data: CleanData) -> DataFacts:
+    return DataFacts(
+        kind=kind,
+        data_version=splits.data_version,
+        n_inputs=clean_data.rows.height + clean_data.dropped.height,
+        n_clean=clean_data.rows.height,
+        split_sizes=splits.sizes(),
+        dropped=clean_data.dropped,
+    )
 
 
 def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
@@ -93,15 +101,17 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
         report = write_status_report(
             reports_dir=config.reports_dir,
             run_id=context.run.run_id,
-            data=_data_facts(splits, clean_data),
+            data=_data_facts(config.data.kind, splits, clean_data),
             evaluations=list(evaluations.values()),
             challenger=challenger,
             action=champion.action,
             test_wear=sealed_set_wear(store, splits.split_version, config.promotion.max_test_reads),
             history=store.metric_history(split="validation", metric="accuracy"),
+            deployments=store.deployments(),
+            rollouts=rollout_history(store),
             gate_descriptions=gate_descriptions(config.promotion),
             training_notes={s.name: describe_training(s) for s in config.models_to_train},
-            **_sections(project, splits, challenger, problem_scores, drift_report),
+            **_sections(project, splits, challenger, problem_scores, drift_report, champion.action),
         )
         return dg.Output(
             report,

@@ -7,6 +7,7 @@ import dagster as dg
 
 from assets import storage
 from mllife.config.project import ProjectConfig
+from mllife.data.dropped import describe_dropped
 
 __all__ = ["StoredValues", "summarize"]
 
@@ -134,6 +135,10 @@ def summarize(result, config: ProjectConfig, values: StoredValues, *, refused: b
     if splits is not None:
         sizes = ", ".join(f"{name} {n}" for name, n in splits.sizes().items())
         lines.append(f"data version {splits.data_version}; split sizes: {sizes}")
+    clean = value("clean_data")
+    if clean is not None and clean.dropped.height:
+        lines.append(f"cleaning dropped {clean.dropped.height}:")
+        lines += [f"  {line}" for line in describe_dropped(clean.dropped)]
     skipped = {
         e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SKIPPED
     }
@@ -145,8 +150,16 @@ def summarize(result, config: ProjectConfig, values: StoredValues, *, refused: b
             f"staged rollout of {rollout['name']} {rollout['model_hash'][:12]}:"
             f" {rollout['state']} ({rollout['why']})"
         )
-    drift = value("drift_report")
-    if drift is not None:
+    drift, champion = value("drift_report"), value("champion")
+    if (
+        drift is not None
+        and champion is not None
+        and champion.action == "promoted"
+        and all(d.report is None and d.reason.startswith("no champion") for d in drift.values())
+    ):
+        # drift ran before this run deployed the first champion
+        lines.append("drift: measured from the next run on (this run deployed the first champion)")
+    elif drift is not None:
         for scope, what in (("new_data", "new data"), ("served", "served inputs")):
             lines.append(f"drift of {what}: {drift[scope].reason}")
     report = value("status_report")

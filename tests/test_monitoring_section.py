@@ -13,6 +13,7 @@ from PIL import Image
 from mllife.monitoring.batch import BatchDrift, Staleness
 from mllife.monitoring.drift import drift
 from mllife.reporting.monitoring_section import monitoring_section
+from mllife.reporting.render import section_html, section_markdown
 
 
 def _frame(shift: float, seed: int) -> pl.DataFrame:
@@ -60,7 +61,8 @@ def test_section_shows_drift_traffic_quality_and_freshness():
         shadow=pl.DataFrame(),
         age=old,
     )
-    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', section.html)
+    html, markdown = section_html(section), section_markdown(section)
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', html)
     assert [alt for alt, _ in images] == [
         "drift effect per column: Served inputs",
         "accuracy on served data over time",
@@ -68,10 +70,10 @@ def test_section_shows_drift_traffic_quality_and_freshness():
     for _, data in images:
         with Image.open(io.BytesIO(base64.b64decode(data))) as image:
             assert image.format == "PNG" and image.width > 300
-    assert "no new data since the champion was deployed" in section.html
-    assert "<td>radius</td>" in section.html and "DRIFT" in section.html
-    assert "<td>900</td>" in section.html and "0.820" in section.html
-    assert "| radius |" in section.markdown
+    assert "No new data since the champion was deployed." in html
+    assert "<td>radius</td>" in html and "DRIFT" in html
+    assert "<td>900</td>" in html and "0.820" in html
+    assert "| radius |" in markdown
     lines = " ".join(section.client_lines)
     assert "requests the model answers no longer look like" in lines and "radius" in lines
     assert "right 82% of the time (50 labels, 2026-11-21)" in lines
@@ -90,5 +92,6 @@ def test_a_quiet_section_says_so_without_alarms():
         age=fresh,
     )
     assert section.client_lines == [] and section.next_steps == []
-    assert "No served predictions ingested yet" in section.html
-    assert "no dataset drift" in section.html
+    html = section_html(section)
+    assert "No served predictions ingested yet" in html
+    assert "no dataset drift" in html.lower()

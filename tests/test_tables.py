@@ -90,6 +90,7 @@ def test_inferred_contract_is_frozen_and_then_enforced(tmp_path):
     assert not result.passed
     rows = {(e["column"], e["row"]) for e in result.examples}
     assert ("x", 4) in rows and ("color", 6) in rows  # 1-based row numbers
+    assert result.refused_rows == (4, 6) and "refused rows: 4, 6" in result.describe()
 
 
 def test_missing_column_fails_the_contract(tmp_path):
@@ -192,3 +193,24 @@ def test_table_preprocessor_imputes_scales_one_hot_and_round_trips():
     np.testing.assert_allclose(again.transform(frame).numpy(), x.numpy())
     unseen = again.transform([{"x": 2.0, "c": "zebra", "t": "unknown words"}]).numpy()
     assert unseen[0, 1:3].tolist() == [0.0, 0.0]  # unseen category: all zeros
+
+
+def test_dropped_inputs_are_listed_by_reason_with_row_ranges():
+    from mllife.data.dropped import describe_dropped, number_ranges
+
+    assert number_ranges([40, 3, 17, 18, 19, 18]) == "3, 17-19, 40"
+    dropped = pl.DataFrame(
+        {
+            "path": ["row 3", "row 4", "row 9", "row 12"],
+            "reason": ["exact duplicate of row 1", "exact duplicate of row 2",
+                       "missing label (target 'y' is empty)", "exact duplicate of row 1"],
+        }
+    )  # fmt: skip
+    assert describe_dropped(dropped) == [
+        "exact duplicate (3): rows 3-4, 12",
+        "missing label (1): rows 9",
+    ]
+    files = pl.DataFrame({"path": [f"a/{i}.png" for i in range(4)], "reason": ["unreadable"] * 4})
+    assert describe_dropped(files, limit=2) == [
+        "unreadable (4): a/0.png, a/1.png and 2 more (all in the report)"
+    ]

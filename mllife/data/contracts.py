@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import pandera.polars as pa
 import polars as pl
 
+from mllife.data.dropped import number_ranges
+
 __all__ = ["ContractResult", "check_contract", "clean_image_schema", "raw_image_schema"]
 
 _SHA256 = r"^[0-9a-f]{64}$"
@@ -66,12 +68,15 @@ class ContractResult:
     counts: dict[str, int] = field(default_factory=dict)
     #: up to 20 failing cases: column, check, value, and the file (path) where known
     examples: list[dict[str, object]] = field(default_factory=list)
+    #: every refused row's number (the table's own row numbers where known)
+    refused_rows: tuple[int, ...] = ()
 
     def describe(self) -> str:
         if self.passed:
             return f"{self.schema}: all {self.n_rows} rows pass"
         parts = ", ".join(f"{k} x{v}" for k, v in self.counts.items())
-        return f"{self.schema}: contract failed on {self.n_rows} rows: {parts}"
+        where = f"; refused rows: {number_ranges(self.refused_rows)}" if self.refused_rows else ""
+        return f"{self.schema}: contract failed on {self.n_rows} rows: {parts}{where}"
 
 
 def check_contract(
@@ -116,10 +121,16 @@ def check_contract(
         if locate is not None and index is not None and 0 <= index < len(locate):
             example["row"] = locate[index]
         examples.append(example)
+    refused: tuple[int, ...] = ()
+    if locate is not None:  # table rows: every refused row by its number in the file
+        indexes = cases["index"].drop_nulls().unique().sort()
+        indexes = indexes.filter((indexes >= 0) & (indexes < len(locate)))
+        refused = tuple(locate.gather(indexes).cast(pl.Int64).to_list())
     return ContractResult(
         schema=schema.name or "schema",
         n_rows=frame.height,
         passed=False,
         counts={str(k): int(v) for k, v in counts.items()},
         examples=examples,
+        refused_rows=refused,
     )

@@ -8,8 +8,6 @@ Images become small inline thumbnails; table rows are shown as rows.
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 from collections import defaultdict
 from pathlib import Path
@@ -18,8 +16,9 @@ import polars as pl
 from PIL import Image
 
 from mllife.data.decode import COLOUR_MODES, open_image
+from mllife.reporting.blocks import Heading, Paragraph, ReportSection, Thumbnail, Tile, Tiles
 
-__all__ = ["gallery_html", "gallery_rows", "thumbnail_tag"]
+__all__ = ["gallery_rows", "gallery_section", "thumbnail"]
 
 THUMBNAIL_PX = 56
 THUMBNAIL_MAX_PX = 96
@@ -42,15 +41,15 @@ def gallery_rows(
     return errors.head(MAX_ERRORS), unsure.head(MAX_UNSURE)
 
 
-def _thumbnail(path: Path) -> str:
-    return thumbnail_tag(path, alt=path.name)
+def _thumbnail(path: Path) -> Thumbnail:
+    return thumbnail(path, alt=path.name)
 
 
-def thumbnail_tag(source: Path | bytes, *, alt: str) -> str:
-    """A small inline image: photos downscaled so the longest side is THUMBNAIL_MAX_PX
-    (whatever the source size: a 12 MP photo is a few KB), tiny images (digits) scaled up
-    to about THUMBNAIL_PX with sharp pixels; upright (EXIF) and in colour as the model
-    saw them."""
+def thumbnail(source: Path | bytes, *, alt: str) -> Thumbnail:
+    """A small image for the report: photos downscaled so the longest side is
+    THUMBNAIL_MAX_PX (whatever the source size: a 12 MP photo is a few KB), tiny images
+    (digits) scaled up to about THUMBNAIL_PX with sharp pixels; upright (EXIF) and in
+    colour as the model saw them."""
     image = open_image(source, draft_to=THUMBNAIL_MAX_PX, what=alt)
     image = image.convert("RGB" if image.mode in COLOUR_MODES else "L")
     if max(image.size) > THUMBNAIL_MAX_PX:
@@ -61,31 +60,18 @@ def thumbnail_tag(source: Path | bytes, *, alt: str) -> str:
     buffer = io.BytesIO()
     photo = image.mode == "RGB" and max(image.size) > 32
     image.save(buffer, format="JPEG" if photo else "PNG", **({"quality": 80} if photo else {}))
-    data = base64.b64encode(buffer.getvalue()).decode()
-    kind = "jpeg" if photo else "png"
-    return f'<img class="thumb" alt="{html.escape(alt)}" src="data:image/{kind};base64,{data}">'
+    return Thumbnail("image/jpeg" if photo else "image/png", buffer.getvalue(), alt)
 
 
-def _tile(row: dict, root: Path, kind: str, features: list[str]) -> str:
-    caption = (
-        f"true {html.escape(str(row['label']))} → {html.escape(str(row['predicted']))}"
-        f" ({row['confidence']:.0%})"
-    )
+def _tile(row: dict, root: Path, kind: str, features: list[str]) -> Tile:
+    caption = f"true {row['label']} → {row['predicted']} ({row['confidence']:.0%})"
     if kind == "images":
-        body = _thumbnail(root / row["path"])
-        where = html.escape(row["path"])
-    else:
-        body = "<br>".join(
-            f"{html.escape(c)}={html.escape(str(row[c]))[:24]}" for c in features[:8]
-        )
-        where = f"row {row['row']}"
-    return (
-        f'<figure class="tile">{body}<figcaption>{caption}<br><small>{where}</small>'
-        "</figcaption></figure>"
-    )
+        return Tile(_thumbnail(root / row["path"]), (caption, row["path"]))
+    values = tuple(f"{c}={str(row[c])[:24]}" for c in features[:8])
+    return Tile(None, (*values, caption, f"row {row['row']}"))
 
 
-def gallery_html(
+def gallery_section(
     rows: pl.DataFrame,
     predicted: tuple[str, ...],
     confidence: tuple[float, ...],
@@ -93,25 +79,22 @@ def gallery_html(
     root: Path,
     kind: str,
     features: list[str] | None = None,
-) -> str:
+) -> ReportSection:
     errors, unsure = gallery_rows(rows, predicted, confidence)
     features = features or []
-    parts = ['<section id="gallery"><h2>Gallery for manual inspection</h2>']
+    blocks: list = []
     if errors.height == 0:
-        parts.append("<p>No validation example is misclassified.</p>")
+        blocks.append(Paragraph("No validation example is misclassified."))
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in errors.iter_rows(named=True):
         groups[(row["label"], row["predicted"])].append(row)
     for (true, pred), items in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-        parts.append(
-            f"<h3>{html.escape(true)} predicted as {html.escape(pred)}"
-            f" ({len(items)})</h3><div class='tiles'>"
-        )
-        parts += [_tile(r, root, kind, features) for r in items]
-        parts.append("</div>")
+        blocks.append(Heading(f"{true} predicted as {pred} ({len(items)})"))
+        blocks.append(Tiles(tuple(_tile(r, root, kind, features) for r in items)))
     if unsure.height:
-        parts.append("<h3>Correct, but least confident</h3><div class='tiles'>")
-        parts += [_tile(r, root, kind, features) for r in unsure.iter_rows(named=True)]
-        parts.append("</div>")
-    parts.append("</section>")
-    return "\n".join(parts)
+        blocks.append(Heading("Correct, but least confident"))
+        tiles = tuple(_tile(r, root, kind, features) for r in unsure.iter_rows(named=True))
+        blocks.append(Tiles(tiles))
+    return ReportSection(
+        "gallery", "Gallery for manual inspection", tuple(blocks), in_markdown=False
+    )

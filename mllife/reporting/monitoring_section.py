@@ -4,30 +4,34 @@ feedback over time, shadow agreement, and the champion's age."""
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from mllife.monitoring.batch import BatchDrift, Staleness
-from mllife.reporting.html import ReportSection, image_tag, table
+from mllife.reporting.blocks import Figure, Heading, Paragraph, ReportSection, Table
 from mllife.reporting.plots import drift_effects_png, served_accuracy_png
 
-__all__ = ["MonitoringSection", "monitoring_section"]
+__all__ = ["monitoring_section"]
 
 _SCOPES = {"new_data": "New data since the deployment", "served": "Served inputs"}
 
+#: what the drift step says when there was no champion when it ran
+_NO_CHAMPION = "no champion deployed yet"
 
-#: what the monitoring part adds to the report
-MonitoringSection = ReportSection
 
-
-def _drift_part(scope: str, result: BatchDrift) -> tuple[str, str]:
+def _drift_part(scope: str, result: BatchDrift, *, first_champion: bool) -> list:
     title = _SCOPES.get(scope, scope)
     report = result.report
     if report is None:
-        text = f"{title}: {result.reason}."
-        return f"<h4>{html.escape(title)}</h4><p>{html.escape(result.reason)}.</p>", text
+        reason = result.reason
+        if first_champion and reason.startswith(_NO_CHAMPION):
+            # drift ran before this run's champion step deployed the first champion
+            reason = (
+                "the first champion was deployed by this run: new data and served inputs"
+                " are compared with its training data from the next run on"
+            )
+        return [Heading(title, 4), Paragraph(f"{reason[:1].upper()}{reason[1:]}.")]
     frame = report.to_frame()
     rows = [
         [
@@ -41,40 +45,36 @@ def _drift_part(scope: str, result: BatchDrift) -> tuple[str, str]:
         ]
         for r in frame.sort("effect", descending=True).iter_rows(named=True)
     ]
-    table_html, table_md = table(
-        ["column", "test", "statistic", "adjusted p", "effect", "PSI", "drifted"], rows
-    )
     chart = drift_effects_png(
         frame.select("column", "effect", "drifted"),
         min_effect=report.min_effect,
         title=f"{title}: {result.n_current} rows vs {result.n_reference} training rows",
     )
-    part_html = (
-        f"<h4>{html.escape(title)}</h4><p>{html.escape(result.reason)}</p>"
-        f"{image_tag(chart, f'drift effect per column: {title}')}{table_html}"
-    )
-    return part_html, f"{title}: {result.reason}\n\n{table_md}"
+    return [
+        Heading(title, 4),
+        Paragraph(f"{result.reason[:1].upper()}{result.reason[1:]}"),
+        Figure(chart, f"drift effect per column: {title}"),
+        Table.of(["column", "test", "statistic", "adjusted p", "effect", "PSI", "drifted"], rows),
+    ]
 
 
 @dataclass
 class _Parts:
-    """What the section accumulates: HTML and Markdown parts, client sentences, steps."""
+    """What the section accumulates: blocks, client sentences, steps."""
 
-    html: list[str] = field(default_factory=list)
-    md: list[str] = field(default_factory=list)
+    blocks: list = field(default_factory=list)
     client: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
 
-    def add(self, part_html: str, part_md: str) -> None:
-        self.html.append(part_html)
-        self.md.append(part_md)
+    def add(self, *blocks) -> None:
+        self.blocks += blocks
 
 
-def _drift(parts: _Parts, drift: dict[str, BatchDrift]) -> None:
+def _drift(parts: _Parts, drift: dict[str, BatchDrift], first_champion: bool) -> None:
     for scope in ("new_data", "served"):
         if scope not in drift:
             continue
-        parts.add(*_drift_part(scope, drift[scope]))
+        parts.add(*_drift_part(scope, drift[scope], first_champion=first_champion))
         report = drift[scope].report
         if report is None or not report.drifted_columns:
             continue
@@ -93,20 +93,15 @@ def _drift(parts: _Parts, drift: dict[str, BatchDrift]) -> None:
 
 def _traffic(parts: _Parts, traffic: pl.DataFrame) -> None:
     if not traffic.height:
-        parts.add(
-            "<h4>Served traffic</h4><p>No served predictions ingested yet.</p>",
-            "Served traffic: none ingested yet.",
-        )
+        parts.add(Heading("Served traffic", 4), Paragraph("No served predictions ingested yet."))
         return
     rows = [
         [r["model_name"], r["model"], r["role"], r["predictions"], f"{r['p50_ms']:.2f}",
          f"{r['p99_ms']:.2f}", r["last_seen"]]
         for r in traffic.iter_rows(named=True)
     ]  # fmt: skip
-    t_html, t_md = table(
-        ["model", "hash", "role", "predictions", "p50 ms", "p99 ms", "last seen"], rows
-    )
-    parts.add(f"<h4>Served traffic</h4>{t_html}", f"Served traffic\n\n{t_md}")
+    header = ["model", "hash", "role", "predictions", "p50 ms", "p99 ms", "last seen"]
+    parts.add(Heading("Served traffic", 4), Table.of(header, rows))
 
 
 def _quality(parts: _Parts, quality: pl.DataFrame) -> None:
@@ -116,11 +111,10 @@ def _quality(parts: _Parts, quality: pl.DataFrame) -> None:
         [r["period"], r["model_name"], r["labelled"], f"{r['accuracy']:.3f}"]
         for r in quality.iter_rows(named=True)
     ]
-    q_html, q_md = table(["period", "model", "labelled", "accuracy"], rows)
-    chart = image_tag(served_accuracy_png(quality), "accuracy on served data over time")
     parts.add(
-        f"<h4>Accuracy on served data (feedback labels)</h4>{chart}{q_html}",
-        f"Accuracy on served data\n\n{q_md}",
+        Heading("Accuracy on served data (feedback labels)", 4),
+        Figure(served_accuracy_png(quality), "accuracy on served data over time"),
+        Table.of(["period", "model", "labelled", "accuracy"], rows),
     )
     latest = quality.sort("period").row(-1, named=True)
     parts.client.append(
@@ -142,17 +136,12 @@ def _shadow(parts: _Parts, shadow: pl.DataFrame) -> None:
          share(r["shadow_accuracy"]), share(r["champion_accuracy"])]
         for r in shadow.iter_rows(named=True)
     ]  # fmt: skip
-    s_html, s_md = table(
-        ["shadow", "champion", "rows", "agreement", "shadow acc.", "champion acc."], rows
-    )
-    parts.add(
-        f"<h4>Shadow predictions vs the champion</h4>{s_html}",
-        f"Shadow predictions vs the champion\n\n{s_md}",
-    )
+    header = ["shadow", "champion", "rows", "agreement", "shadow acc.", "champion acc."]
+    parts.add(Heading("Shadow predictions vs the champion", 4), Table.of(header, rows))
 
 
 def _freshness(parts: _Parts, age: Staleness) -> None:
-    parts.add(f"<h4>Freshness</h4><p>{html.escape(age.reason)}</p>", f"Freshness: {age.reason}")
+    parts.add(Heading("Freshness", 4), Paragraph(f"{age.reason[:1].upper()}{age.reason[1:]}."))
     if not age.passed:
         parts.client.append(f"The deployed model is getting old: {age.reason}.")
         parts.steps.append("Retrain on recent data: the freshness policy is exceeded.")
@@ -165,16 +154,13 @@ def monitoring_section(
     quality: pl.DataFrame,
     shadow: pl.DataFrame,
     age: Staleness,
-) -> MonitoringSection:
+    first_champion: bool = False,
+) -> ReportSection:
+    """``first_champion``: this run deployed the first champion (after drift ran)."""
     parts = _Parts()
-    _drift(parts, drift)
+    _drift(parts, drift, first_champion)
     _traffic(parts, traffic)
     _quality(parts, quality)
     _shadow(parts, shadow)
     _freshness(parts, age)
-    return MonitoringSection(
-        html='<section id="monitoring"><h3>Monitoring</h3>' + "".join(parts.html) + "</section>",
-        markdown="**Monitoring**\n\n" + "\n\n".join(parts.md),
-        client_lines=parts.client,
-        next_steps=parts.steps,
-    )
+    return ReportSection("monitoring", "Monitoring", tuple(parts.blocks), parts.client, parts.steps)

@@ -3,23 +3,17 @@ in a chart, with a small gallery of each problem's patterns and the model's verd
 
 from __future__ import annotations
 
-import html
-
 import polars as pl
 
 from mllife.problems.registry import ProblemRegistry
 from mllife.problems.scoring import ProblemScores
-from mllife.reporting.gallery import thumbnail_tag
-from mllife.reporting.html import ReportSection, image_tag, table
+from mllife.reporting.blocks import Figure, Heading, ReportSection, Table, Tile, Tiles
+from mllife.reporting.gallery import thumbnail
 from mllife.reporting.plots import problem_history_png
 
-__all__ = ["ProblemSection", "problem_section"]
+__all__ = ["problem_section"]
 
 GALLERY_PER_PROBLEM = 8
-
-
-#: what the known-problems part adds to the report
-ProblemSection = ReportSection
 
 
 #: words that make a known problem a colour problem (the articles' "colour mood",
@@ -42,18 +36,15 @@ def _steps_for_a_failing_problem(name: str, description: str) -> list[str]:
     return steps
 
 
-def _pattern_tiles(registry: ProblemRegistry, name: str, part: pl.DataFrame) -> str:
+def _pattern_tiles(registry: ProblemRegistry, name: str, part: pl.DataFrame) -> list:
     """The problem's first patterns as thumbnails with the challenger's verdicts."""
-    cells = []
+    tiles = []
     for item in part.head(GALLERY_PER_PROBLEM).iter_rows(named=True):
         data = (registry.config.state_dir / item["input_path"]).read_bytes()
         verdict = "right" if item["correct"] else f"said {item['predicted']}"
-        cells.append(
-            f'<figure class="tile">{thumbnail_tag(data, alt=item["origin"])}<figcaption>'
-            f"{html.escape(item['kind'])}: {html.escape(item['expected'])},"
-            f" {html.escape(verdict)}</figcaption></figure>"
-        )
-    return f"<h4>{html.escape(name)}</h4><div class='tiles'>{''.join(cells)}</div>"
+        caption = f"{item['kind']}: {item['expected']}, {verdict}"
+        tiles.append(Tile(thumbnail(data, alt=item["origin"]), (caption,)))
+    return [Heading(name, 4), Tiles(tuple(tiles))]
 
 
 def problem_section(
@@ -62,10 +53,10 @@ def problem_section(
     *,
     challenger_hash: str,
     champion_hash: str | None,
-) -> ProblemSection:
+) -> ReportSection:
     problems = registry.problems()
     if problems.height == 0:
-        return ProblemSection()
+        return ReportSection()
     results = registry.store.query(
         "SELECT t.problem, t.kind, t.expected, t.origin, t.input_path, r.predicted,"
         " r.correct FROM patterns t JOIN pattern_results r USING (pattern_hash)"
@@ -97,17 +88,13 @@ def problem_section(
         if positives.height and right / positives.height < 0.5:
             steps += _steps_for_a_failing_problem(name, problem["description"])
         if registry.config.data.kind == "images":
-            tiles.append(_pattern_tiles(registry, name, part))
+            tiles += _pattern_tiles(registry, name, part)
     header = ["problem", "accuracy", "champion", "positives right", "min score"]
-    table_html, markdown = table(header, rows)
-    chart_html = image_tag(problem_history_png(scores.history), "problem history")
-    section = (
-        "<section id='problems'><h2>Known problems</h2>"
-        + table_html
-        + "<h3>Error rate per problem across model versions</h3>"
-        + chart_html
-        + "<h3>Patterns and the challenger's verdicts</h3>"
-        + "".join(tiles)
-        + "</section>"
-    )
-    return ProblemSection(section, markdown, client, steps)
+    blocks = [
+        Table.of(header, rows),
+        Heading("Error rate per problem across model versions"),
+        Figure(problem_history_png(scores.history), "problem history"),
+    ]
+    if tiles:
+        blocks += [Heading("Patterns and the challenger's verdicts"), *tiles]
+    return ReportSection("problems", "Known problems", tuple(blocks), client, steps)

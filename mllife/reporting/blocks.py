@@ -1,0 +1,111 @@
+"""The report as data: a few kinds of block that the templates render as HTML (Jinja2,
+autoescaped: a label is text, never markup) and as Markdown, from one source.
+
+A section builds blocks and plain sentences; it never writes markup itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = [
+    "Block",
+    "Bullets",
+    "Figure",
+    "Heading",
+    "Paragraph",
+    "ReportSection",
+    "Table",
+    "Thumbnail",
+    "Tile",
+    "Tiles",
+]
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 3
+    kind: ClassVar[str] = "heading"
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    kind: ClassVar[str] = "paragraph"
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: tuple[str, ...]
+    kind: ClassVar[str] = "bullets"
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    #: Markdown (Dagster metadata) shows at most this many rows; HTML shows all
+    markdown_rows: int | None = None
+    kind: ClassVar[str] = "table"
+
+    @classmethod
+    def of(cls, header: list[str], rows: list[list[Any]], *, markdown_rows=None) -> Table:
+        """Cells become text here; the templates escape them."""
+        cells = tuple(tuple(str(c) for c in row) for row in rows)
+        return cls(tuple(header), cells, markdown_rows)
+
+    @property
+    def markdown_part(self) -> tuple[tuple[str, ...], ...]:
+        return self.rows if self.markdown_rows is None else self.rows[: self.markdown_rows]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A chart (PNG); Markdown leaves it out."""
+
+    png: bytes | None
+    alt: str
+    kind: ClassVar[str] = "figure"
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    mime: str
+    data: bytes
+    alt: str
+
+
+@dataclass(frozen=True)
+class Tile:
+    image: Thumbnail | None
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """Small images or rows with captions (the galleries); Markdown leaves them out."""
+
+    tiles: tuple[Tile, ...]
+    kind: ClassVar[str] = "tiles"
+
+
+Block = Heading | Paragraph | Bullets | Table | Figure | Tiles
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """One part of the status report: its blocks, what it tells the client (plain
+    sentences), and the next steps it suggests."""
+
+    anchor: str = ""
+    title: str = ""
+    blocks: tuple[Block, ...] = ()
+    client_lines: list[str] = field(default_factory=list)
+    next_steps: list[str] = field(default_factory=list)
+    #: False for parts that are only pictures (the gallery)
+    in_markdown: bool = True
+
+    def __bool__(self) -> bool:
+        return bool(self.blocks or self.client_lines or self.next_steps)
