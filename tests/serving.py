@@ -103,8 +103,9 @@ def free_port() -> int:
 class ServerProcess:
     """`mllife serve` in a child process; SIGTERM on exit (which flushes the logs)."""
 
-    def __init__(self, config_path: Path, *, env: dict | None = None) -> None:
+    def __init__(self, config_path: Path, *, env: dict | None = None, workers: int = 1) -> None:
         self.config_path = Path(config_path)
+        self.workers = workers
         self.port = free_port()
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen | None = None
@@ -119,6 +120,7 @@ class ServerProcess:
             "serve",
             "--port",
             str(self.port),
+            *(["--workers", str(self.workers)] if self.workers > 1 else []),
         ]
         self.process = subprocess.Popen(
             command,

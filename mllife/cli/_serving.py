@@ -14,6 +14,12 @@ def register(sub) -> None:
     serve = sub.add_parser("serve", help="serve the champion over HTTP")
     serve.add_argument("--host", default=None, help="default: serving.host (127.0.0.1)")
     serve.add_argument("--port", type=port, default=None, help="default: serving.port (8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes on the one port (default: serving.workers, 1)",
+    )
     serve.set_defaults(func=cmd_serve)
     keys = sub.add_parser("keys", help="API keys for the server")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
@@ -39,7 +45,10 @@ def register(sub) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from mllife.serve import run_server
 
-    run_server(load_config(args.config), host=args.host, port=args.port)
+    if args.workers is not None and args.workers < 1:
+        print("mllife serve: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    run_server(load_config(args.config), host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

@@ -78,6 +78,16 @@ class LogConfig(_Section):
     flush_seconds: float = Field(1.0, gt=0.0, le=600.0)
 
 
+class BatchingConfig(_Section):
+    """Micro-batching of image requests: requests for the same model that arrive within
+    ``window_ms`` of the first share one forward pass of up to ``max_images`` images."""
+
+    enabled: bool = True
+    #: how long the first request of a batch waits for others (its added latency)
+    window_ms: float = Field(2.0, ge=0.0, le=1000.0)
+    max_images: int = Field(32, ge=1, le=4096)
+
+
 class ServingConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -111,6 +121,10 @@ class ServingConfig(_Section):
     #: one JSON line per request on stdout (time, method, path, status, ms, client);
     #: off by default: a blocked stdout (a full pipe) would stall the server
     access_log: bool = False
+    #: server processes (`mllife serve --workers N` overrides); each loads the models
+    #: and logs on its own, all on one port
+    workers: int = Field(1, ge=1, le=64)
+    batching: BatchingConfig = BatchingConfig()
     log: LogConfig = LogConfig()
     rollout: RolloutConfig = RolloutConfig()
 

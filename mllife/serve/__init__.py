@@ -41,36 +41,55 @@ __all__ = [
 ]
 
 
-def run_server(config, *, host: str | None = None, port: int | None = None) -> None:
-    """Serve ``config``'s champion with uvicorn until SIGINT/SIGTERM (then flush logs)."""
+def run_server(
+    config, *, host: str | None = None, port: int | None = None, workers: int | None = None
+) -> None:
+    """Serve ``config``'s champion with uvicorn until SIGINT/SIGTERM (then flush logs),
+    in ``workers`` processes (default ``serving.workers``) on one port."""
+    import os
+
     import uvicorn
+
+    settings = config.serving
+    host = host or settings.host
+    port = settings.port if port is None else port
+    workers = workers or settings.workers
+    common = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers > 1:
+        from mllife.serve._factory import CONFIG_ENV
+
+        # each process builds its own app from the config file (see _factory)
+        os.environ[CONFIG_ENV] = str(config.path)
+        print(f"mllife serve: {workers} worker processes on http://{host}:{port}", flush=True)
+        uvicorn.run(
+            "mllife.serve._factory:app_from_environment",
+            factory=True,
+            workers=workers,
+            http="mllife.serve._factory:WorkerProtocol",
+            **common,
+        )
+        return
 
     from mllife.serve._app import create_app
     from mllife.serve._protocol import deadline_protocol
 
     app = create_app(config)
-    server = app.state.server
-    host = host or config.serving.host
-    port = config.serving.port if port is None else port
-    champion = server.lineup.champion
+    champion = app.state.server.lineup.champion
     what = (
         "no champion yet (503 until one is promoted)"
         if champion is None
         else f"champion {champion.ref.name} {champion.ref.model_hash[:12]}"
     )
     print(f"mllife serve: {what} on http://{host}:{port}", flush=True)
-    settings = config.serving
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http=deadline_protocol(
-            header_timeout=settings.header_timeout_seconds,
-            body_timeout=settings.body_timeout_seconds,
-        ),
-        timeout_keep_alive=settings.keep_alive_seconds,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=10,
+    protocol = deadline_protocol(
+        header_timeout=settings.header_timeout_seconds, body_timeout=settings.body_timeout_seconds
     )
+    uvicorn.run(app, http=protocol, **common)

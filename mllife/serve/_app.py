@@ -27,6 +27,7 @@ from starlette.routing import Route
 from mllife._errors import DataError, MllifeError
 from mllife.config.project import ProjectConfig
 from mllife.preprocess.column_batch import ColumnBatch
+from mllife.serve._batching import MicroBatcher
 from mllife.serve._health import checked_feedback, health_body
 from mllife.serve._ids import RequestIds
 from mllife.serve._images import ImageUploads, predict_images
@@ -73,6 +74,16 @@ class ModelServer:
             max_queue=self.settings.max_queue,
             threads=max(1, min(4, os.cpu_count() or 1)),
             timeout=self.settings.request_timeout_seconds,
+        )
+        batching = self.settings.batching
+        self.batcher = (
+            MicroBatcher(
+                lambda served, uploads: self.gate.run(predict_images, served, uploads),
+                window_seconds=batching.window_ms / 1000.0,
+                max_batch=batching.max_images,
+            )
+            if batching.enabled
+            else None
         )
         self.request_metrics = RequestMetrics(access_log=self.settings.access_log)
         self.shadow_errors = 0
@@ -181,7 +192,10 @@ class ModelServer:
     async def _predict(self, served: ServedModel, inputs, features):
         """(class indices, probabilities, features to log)."""
         if isinstance(inputs, ImageUploads):
-            # decoded by the model's preprocessing, off the event loop, bounded
+            # decoded by the model's preprocessing, off the event loop, bounded; with
+            # concurrent requests for the same model sharing one forward pass
+            if self.batcher is not None:
+                return await self.batcher.predict(served, inputs)
             return await self.gate.run(predict_images, served, inputs)
         if len(inputs) > self.settings.inline_rows:
             best, confidence = await self.gate.run(predict_rows, served, inputs)
@@ -311,6 +325,7 @@ class ModelServer:
             queue=self.gate.in_flight,
             rejected=self.gate.rejected,
             timed_out=self.gate.timed_out,
+            batcher=self.batcher,
             log_buffered=None if self.predictions is None else self.predictions.buffered,
         )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")

@@ -4,6 +4,7 @@ per request, from one small ASGI middleware."""
 from __future__ import annotations
 
 import bisect
+import os
 import sys
 import time
 from collections import Counter
@@ -72,7 +73,7 @@ class MetricsMiddleware:
 
 
 def metrics_text(metrics: RequestMetrics, *, queue: int, rejected: int, timed_out: int,
-                 log_buffered: int | None) -> str:  # fmt: skip
+                 log_buffered: int | None, batcher=None) -> str:  # fmt: skip
     """The Prometheus exposition of the counters."""
     out = [
         "# HELP mllife_requests_total HTTP requests by route and status.",
@@ -107,6 +108,20 @@ def metrics_text(metrics: RequestMetrics, *, queue: int, rejected: int, timed_ou
         "# TYPE mllife_inference_timeouts_total counter",
         f"mllife_inference_timeouts_total {timed_out}",
     ]
+    out += [
+        "# HELP mllife_process_info The server process that answered (one per worker).",
+        "# TYPE mllife_process_info gauge",
+        f'mllife_process_info{{pid="{os.getpid()}"}} 1',
+    ]
+    if batcher is not None:
+        out += [
+            "# HELP mllife_microbatches_total Forward passes shared by batched image requests.",
+            "# TYPE mllife_microbatches_total counter",
+            f"mllife_microbatches_total {batcher.batches}",
+            "# HELP mllife_microbatched_requests_total Image requests answered in a batch.",
+            "# TYPE mllife_microbatched_requests_total counter",
+            f"mllife_microbatched_requests_total {batcher.requests}",
+        ]
     if log_buffered is not None:
         out += [
             "# HELP mllife_log_buffered_rows Served predictions not yet written to a segment.",

@@ -15,52 +15,61 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["deadline_protocol"]
+__all__ = ["DeadlineHttpToolsProtocol", "deadline_protocol"]
+
+
+class DeadlineHttpToolsProtocol(HttpToolsProtocol):
+    """The deadlines are class attributes: ``deadline_protocol`` makes a subclass with
+    the project's, and ``mllife serve --workers`` sets them in each worker process."""
+
+    header_timeout: float = 5.0
+    body_timeout: float = 20.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm(self.header_timeout)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._arm(self.body_timeout)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        # the keep-alive timer (uvicorn's own) takes over between requests
+        self._disarm()
+        super().on_response_complete()
 
 
 def deadline_protocol(*, header_timeout: float, body_timeout: float) -> type[HttpToolsProtocol]:
     """A protocol class for ``uvicorn.run(http=...)`` with these deadlines (seconds)."""
-
-    class DeadlineHttpToolsProtocol(HttpToolsProtocol):
-        _deadline: asyncio.TimerHandle | None = None
-
-        def _arm(self, seconds: float) -> None:
-            self._disarm()
-            self._deadline = self.loop.call_later(seconds, self._expire)
-
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-
-        def _expire(self) -> None:
-            self._deadline = None
-            if not self.transport.is_closing():
-                self.transport.close()
-
-        def connection_made(self, transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm(header_timeout)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._arm(header_timeout)
-
-        def on_headers_complete(self) -> None:
-            super().on_headers_complete()
-            self._arm(body_timeout)
-
-        def on_message_complete(self) -> None:
-            self._disarm()
-            super().on_message_complete()
-
-        def on_response_complete(self) -> None:
-            # the keep-alive timer (uvicorn's own) takes over between requests
-            self._disarm()
-            super().on_response_complete()
-
-    return DeadlineHttpToolsProtocol
+    return type(
+        "DeadlineHttpToolsProtocol",
+        (DeadlineHttpToolsProtocol,),
+        {"header_timeout": header_timeout, "body_timeout": body_timeout},
+    )

@@ -1,0 +1,186 @@
+"""Serving a torch image champion: micro-batching against per-request inference, and
+/health under large batches, same run.
+
+    python benchmarks/bench_serve_images.py [--size 64] [--clients 32] [--seconds 3]
+        [--rounds 5] [--no-pin]
+
+A small CNN (64x64 colour photos, three classes) is trained for one epoch and promoted.
+Two `mllife serve` processes answer the same champion, one with ``[serving.batching]``
+on (the default: 2 ms window, up to 32 images) and one with it off; rounds alternate
+between them, ``--clients`` keep-alive connections each sending one-image requests, and
+the ratio of requests per second is taken within each round (median printed).
+Target (issue 26): >= 3x at 32 clients. Then 4 clients send batches of 1,024 images to
+the batching server while another polls /health every 10 ms: its p99 must be <= 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.bench_images import rows_of, write_photos  # noqa: E402
+from benchmarks.bench_serve import Server, _connection, load  # noqa: E402
+
+CONFIG = """
+[data]
+kind = "images"
+path = "photos"
+image_size = {size}
+channels = 3
+
+[[candidates]]
+name = "cnn"
+kind = "torch"
+architecture = "small_cnn"
+params = {{ epochs = 1 }}
+"""
+
+
+def champion_project(root: Path, size: int) -> tuple[Path, str, list[bytes]]:
+    """A project whose champion is a one-epoch small CNN on generated photos; returns its
+    config, an API key and some photos to send."""
+    from mllife.config.project import CandidateConfig, load_config
+    from mllife.models import build_model
+    from mllife.models.registry import save_model
+    from mllife.preprocess.images import ImagePreprocessor
+    from mllife.preprocess.pixels import PixelCache, PixelSet
+    from mllife.promotion.deploy import promote_model
+    from mllife.serve.keys import create_key
+    from mllife.storage.store import Store
+
+    files = write_photos(root / "photos", 192, 160)
+    (root / "mllife.toml").write_text(CONFIG.format(size=size))
+    config = load_config(root / "mllife.toml")
+    rows = rows_of(files)
+    classes = sorted(set(rows["label"]))
+    y = np.array([classes.index(v) for v in rows["label"]])
+    pre = ImagePreprocessor(size=size, channels=3)
+    data = PixelSet(rows, root=Path("/"), preprocessor=pre, cache=PixelCache(root / "cache"))
+    pre.fit_stats(data.batches(64))
+    spec = CandidateConfig(name="cnn", kind="torch", architecture="small_cnn",
+                           params={"epochs": 1, "patience": 2})  # fmt: skip
+    model = build_model(spec, classes=classes, preprocessor=pre)
+    model.fit(data, y, data, y, log=lambda _: None)
+    ref = save_model(model, artifacts_dir=config.artifacts_dir)
+    store = Store(config.store_path)
+    store.record_model(model_hash=ref.model_hash, name="cnn", kind="torch", spec={},
+                       data_version="bench", split_version="bench",
+                       artifact_path=ref.relative_path, size_bytes=ref.size_bytes,
+                       fit_seconds=0.0, run_id=None)  # fmt: skip
+    promote_model(ref.model_hash, config=config, store=store, reason="benchmark")
+    return config.path, create_key(store, "bench"), [f.read_bytes() for f in files]
+
+
+def health_under_batches(port: int, key: str, batch: bytes, *, seconds: float) -> dict:
+    """p50/p99 of /health polled every 10 ms while 4 clients send ``batch`` again and
+    again; and how many batches were answered."""
+    headers = (
+        "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Length: {len(batch)}\r\n\r\n"
+    )
+    request = headers.encode() + batch
+    probe = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    latencies, big, failures = [], [], []
+
+    async def poll(stop_at: float) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            writer.write(probe)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(0.01)
+        writer.close()
+
+    async def run() -> None:
+        stop_at = time.perf_counter() + seconds
+        budget = [10**9]
+        senders = [_connection(port, request, stop_at, budget, big, failures) for _ in range(4)]
+        await asyncio.sleep(0)  # the batches go first
+        await asyncio.gather(*senders, poll(stop_at))
+
+    asyncio.run(run())
+    if failures:
+        raise RuntimeError(f"{len(failures)} batch requests failed: {failures[0]!r}")
+    ms = np.asarray(latencies) * 1000
+    return {"p50": float(np.median(ms)), "p99": float(np.percentile(ms, 99)),
+            "probes": len(ms), "batches": len(big)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch-images", type=int, default=1024)
+    parser.add_argument("--no-pin", action="store_true")
+    args = parser.parse_args()
+    available = sorted(os.sched_getaffinity(0))
+    pin = not args.no_pin and len(available) >= 2
+    server_cpus = {available[1]} if pin else None
+    if pin:  # load generator on one CPU, each server on the other
+        os.sched_setaffinity(0, {available[0]})
+    root = Path(tempfile.mkdtemp(prefix="bench-serve-images-"))
+    config, key, photos = champion_project(root, args.size)
+    unbatched = root / "mllife-unbatched.toml"
+    unbatched.write_text(config.read_text() + "\n[serving.batching]\nenabled = false\n")
+    os.environ["PYTHONPATH"] = str(REPO)
+    python = sys.executable
+    commands = {
+        "batched": [python, "-m", "mllife.cli", "--config", str(config), "serve", "--port"],
+        "per_request": [python, "-m", "mllife.cli", "--config", str(unbatched), "serve",
+                        "--port"],
+    }  # fmt: skip
+    single = orjson.dumps({"image": base64.b64encode(photos[0]).decode()})
+    servers = {}
+    try:
+        for name, command in commands.items():
+            servers[name] = Server(command, cwd=REPO, cpus=server_cpus)
+        for server in servers.values():  # warm-up: models loaded, threads started
+            load(server.port, single, key, seconds=1.0, requests=10**6, connections=8)
+        ratios, figures = [], {name: [] for name in servers}
+        for _ in range(args.rounds):
+            for name, server in servers.items():
+                result = load(server.port, single, key, seconds=args.seconds,
+                              requests=10**7, connections=args.clients)  # fmt: skip
+                figures[name].append(result)
+            ratios.append(figures["batched"][-1]["rps"] / figures["per_request"][-1]["rps"])
+        for name, results in figures.items():
+            rps = np.median([r["rps"] for r in results])
+            p99 = np.median([r["p99"] for r in results])
+            print(f"{name:12s} {args.clients} clients x 1 image ({args.size} px):"
+                  f" {rps:7.0f} requests/s, p99 {p99:.1f} ms")  # fmt: skip
+        print(f"micro-batching: {np.median(ratios):.2f}x the requests/s of per-request"
+              f" inference (median of {args.rounds} rounds, range {min(ratios):.2f}-"
+              f"{max(ratios):.2f}; target >= 3x)")  # fmt: skip
+        servers.pop("per_request").stop()
+        images = [base64.b64encode(photos[i % len(photos)]).decode()
+                  for i in range(args.batch_images)]  # fmt: skip
+        batch = orjson.dumps({"images": images})
+        health = health_under_batches(servers["batched"].port, key, batch, seconds=20.0)
+        print(f"/health while 4 clients send {args.batch_images}-image batches"
+              f" ({len(batch) / 2**20:.1f} MB each, {health['batches']} answered):"
+              f" p50 {health['p50']:.1f} ms, p99 {health['p99']:.1f} ms over"
+              f" {health['probes']} probes (target p99 <= 50 ms)")  # fmt: skip
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
