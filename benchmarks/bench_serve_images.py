@@ -128,6 +128,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-images", type=int, default=1024)
+    parser.add_argument(
+        "--max-images",
+        type=int,
+        default=None,
+        help="[serving.batching] max_images (default: the config's, 32)",
+    )
     parser.add_argument("--no-pin", action="store_true")
     args = parser.parse_args()
     available = sorted(os.sched_getaffinity(0))
@@ -137,8 +143,11 @@ def main() -> None:
         os.sched_setaffinity(0, {available[0]})
     root = Path(tempfile.mkdtemp(prefix="bench-serve-images-"))
     config, key, photos = champion_project(root, args.size)
+    text = config.read_text()
+    most = f"max_images = {args.max_images}\n" if args.max_images else ""
+    config.write_text(text + f"\n[serving.batching]\n{most}")
     unbatched = root / "mllife-unbatched.toml"
-    unbatched.write_text(config.read_text() + "\n[serving.batching]\nenabled = false\n")
+    unbatched.write_text(text + "\n[serving.batching]\nenabled = false\n")
     os.environ["PYTHONPATH"] = str(REPO)
     python = sys.executable
     commands = {

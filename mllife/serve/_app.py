@@ -49,6 +49,8 @@ from mllife.storage.store import Store
 __all__ = ["ModelServer", "create_app"]
 
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
+#: image requests up to this size have their headers checked on the event loop
+INLINE_IMAGE_BYTES = 256 * 1024
 
 
 def _now() -> datetime:
@@ -115,9 +117,15 @@ class ModelServer:
         # keep it out of the cyclic GC, whose full passes would otherwise walk it again
         # and again under load.
         gc.freeze()
+        # The event loop shares the GIL with the inference threads: a thread that holds
+        # it keeps the loop waiting up to the switch interval (5 ms by default), which
+        # /health and every small request pay. 1 ms keeps the loop responsive.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, 0.001))
         try:
             yield
         finally:
+            sys.setswitchinterval(switch)
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -180,10 +188,11 @@ class ModelServer:
     async def _read_inputs(self, request: Request):
         body = await self.reader.body(request)
         content_type = request.headers.get("content-type", "")
-        if self.reader.contract is not None:
-            # table rows: checked inline (microseconds; a thread hop would cost more)
+        if self.reader.contract is not None or len(body) <= INLINE_IMAGE_BYTES:
+            # table rows, and a small upload's image headers: checked inline
+            # (microseconds; a thread hop costs more: up to the 5 ms GIL switch interval)
             return self.reader.parse(content_type, body)
-        # images: headers checked in a worker thread, so a large upload never holds the
+        # a large upload's headers are checked in a worker thread, so it never holds the
         # event loop (/health and other clients keep answering)
         return await anyio.to_thread.run_sync(
             self.reader.parse, content_type, body, limiter=self.decode_limiter
