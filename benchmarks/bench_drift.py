@@ -154,7 +154,8 @@ def outside_check(rows: int) -> None:
         f"{rows:,} rows x 20 normal columns, public mllife.drift on frames: first call"
         f" {first:.2f} s, warm {warm:.2f} s; scipy ks_2samp loop {loop:.2f} s:"
         f" {loop / first:.1f}x first call, {loop / warm:.1f}x warm (target >= 5x)"
-        f" on {os.cpu_count()} cores (columns run in threads; one core gives ~3.3x)"
+        f" on {len(os.sched_getaffinity(0))} CPU(s) (columns run in threads; run under"
+        " `taskset -c 0` for the one-core figure)"
     )
 
 

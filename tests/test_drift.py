@@ -98,3 +98,27 @@ def test_ks_and_wasserstein_are_exact_on_ties_zeros_and_any_scale(a, b):
     spread = float(np.std(a)) or 1.0
     expected = stats.wasserstein_distance(a, b) / spread
     assert column.effect == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", ["continuous", "few_values", "rounded", "disjoint"])
+def test_the_bounded_ks_search_of_large_samples_is_exact(shape):
+    """Past 1,024 values the KS statistic searches only the buckets that can hold the
+    supremum: scipy's value exactly, with ties, rounding and separated samples."""
+    from mllife.monitoring._statistics import _ks_full, _ks_statistic, sorted_keys
+
+    rng = np.random.default_rng(len(shape))
+    for _ in range(10):
+        n, m = (int(x) for x in rng.integers(1_100, 40_000, 2))
+        if shape == "continuous":
+            a, b = rng.normal(size=n), rng.normal(0.03, 1, m)
+        elif shape == "few_values":
+            a, b = rng.integers(0, 30, n) * 1.0, rng.integers(0, 31, m) * 1.0
+        elif shape == "rounded":
+            a, b = np.round(rng.normal(size=n), 2), np.round(rng.normal(size=m), 2)
+        else:
+            a, b = rng.normal(size=n), rng.normal(50, 1, m)
+        keys_a, _ = sorted_keys(pl.Series(a))
+        keys_b, _ = sorted_keys(pl.Series(b))
+        statistic = _ks_statistic(keys_a, keys_b)
+        assert statistic == _ks_full(keys_a, keys_b)
+        assert statistic == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-12)

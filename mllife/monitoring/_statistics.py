@@ -80,7 +80,86 @@ def _search_sorted_keys(a: np.ndarray, b: np.ndarray, *, block: int = 16_384) ->
     return out
 
 
+#: every _EDGE_STEP-th value of the first sample bounds a bucket of the fast KS path
+_EDGE_STEP = 64
+
+
 def _ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact two-sample KS statistic of two *sorted* samples.
+
+    Large samples take a bounded path: F_a - F_b is evaluated exactly at every 64th
+    value of a (both one-sided limits), which gives a lower bound of the supremum; in
+    between, F_a - F_b can move no further than the counts of the bucket allow, so only
+    the few buckets whose bound exceeds the best value found are searched exactly. Same
+    answer as the full search (tested against scipy), about 10x less work at 1 M values.
+    """
+    n, m = len(a), len(b)
+    if n < 16 * _EDGE_STEP or n * m >= 2**62:
+        return _ks_full(a, b)
+    at = np.arange(0, n, _EDGE_STEP)
+    edges = a[at]
+    a_left, a_right = _own_limits(a, at)
+    b_left = np.searchsorted(b, edges, "left")
+    b_right = _right_of(b, edges, b_left)
+    best = max(
+        int(np.abs(a_right * m - b_right * n).max()), int(np.abs(a_left * m - b_left * n).max())
+    )
+    # open buckets between consecutive edges, then the one above the last edge (below
+    # the first there are only values of b: its extreme is the left limit at edge 0)
+    lo_a, hi_a = np.append(a_right[:-1], a_right[-1]), np.append(a_left[1:], n)
+    lo_b, hi_b = np.append(b_right[:-1], b_right[-1]), np.append(b_left[1:], m)
+    bound = np.maximum(hi_a * m - lo_b * n, hi_b * n - lo_a * m)
+    candidates = np.flatnonzero(bound > best)
+    if len(candidates) > 4096:  # no room to prune: search everything
+        return _ks_full(a, b)
+    for j in candidates.tolist():
+        inner = _ks_between(
+            a[lo_a[j] : hi_a[j]], b[lo_b[j] : hi_b[j]], int(lo_a[j]), int(lo_b[j]), n, m
+        )
+        best = max(best, inner)
+    return best / (n * m)
+
+
+def _own_limits(keys: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right positions of ``keys[at]`` in sorted ``keys``: ``at`` and ``at + 1``,
+    searched only where the value repeats."""
+    edges = keys[at]
+    left = at.copy()
+    repeated = np.flatnonzero((at > 0) & (keys[np.maximum(at - 1, 0)] == edges))
+    left[repeated] = np.searchsorted(keys, edges[repeated], "left")
+    right = at + 1
+    n = len(keys)
+    again = np.flatnonzero((right < n) & (keys[np.minimum(right, n - 1)] == edges))
+    right[again] = np.searchsorted(keys, edges[again], "right")
+    return left, right
+
+
+def _right_of(keys: np.ndarray, edges: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """Right positions of ``edges`` given their left ones: the same unless the value
+    occurs in ``keys`` (then searched)."""
+    right = left.copy()
+    found = (left < len(keys)) & (keys[np.minimum(left, len(keys) - 1)] == edges)
+    hits = np.flatnonzero(found)
+    right[hits] = np.searchsorted(keys, edges[hits], "right")
+    return right
+
+
+def _ks_between(a_part, b_part, a0: int, b0: int, n: int, m: int) -> int:
+    """max |F_a - F_b| * n * m over the values of a bucket (both one-sided limits at each),
+    given the counts a0, b0 below it."""
+    values = np.unique(np.concatenate([a_part, b_part]))
+    if not len(values):
+        return 0
+    right = (a0 + np.searchsorted(a_part, values, "right")) * m - (
+        b0 + np.searchsorted(b_part, values, "right")
+    ) * n
+    left = (a0 + np.searchsorted(a_part, values, "left")) * m - (
+        b0 + np.searchsorted(b_part, values, "left")
+    ) * n
+    return int(max(np.abs(right).max(), np.abs(left).max()))
+
+
+def _ks_full(a: np.ndarray, b: np.ndarray) -> float:
     """Exact two-sample KS statistic of two *sorted* samples, from one search of b in a.
 
     F_a - F_b only changes at data points and is non-decreasing between consecutive

@@ -175,6 +175,8 @@ def _compare_columns(reference: pl.DataFrame, current: pl.DataFrame, names, min_
         return name, "categorical", _categorical(ref, cur), len(ref), len(cur)
 
     scipy_stats()  # imported here, not by several threads at once
-    workers = min(len(names), os.cpu_count() or 1) or 1
+    # the CPUs this process may use (a container or taskset may allow fewer than exist)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(len(names), cpus or 1) or 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(compare, names))
