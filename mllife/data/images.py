@@ -10,6 +10,7 @@ import polars as pl
 
 from mllife._errors import DataError
 from mllife.data.decode import DEFAULT_MAX_PIXELS, ImageFileError, open_image
+from mllife.data.stat_cache import StatCache, walk_files
 
 __all__ = [
     "CleanData",
@@ -106,47 +107,55 @@ def _describe_image(
 
 
 def scan_image_folder(
-    folder: Path, *, root: Path, max_pixels: int = DEFAULT_MAX_PIXELS
+    folder: Path,
+    *,
+    root: Path,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    cache: Path | None = None,
 ) -> pl.DataFrame:
     """Manifest of every image file under ``folder/<class>/``.
 
     One row per file: ``path`` (relative to ``root``), ``label`` (its folder; null for a
     file not inside a class folder), ``sha256`` of the bytes, ``size_bytes``, and the
     decoded ``width``/``height``/``mode`` — or an ``error`` for a file that cannot be read.
+    With ``cache`` (a stat cache file, see ``mllife.data.stat_cache``) a file whose
+    inode, size and mtime are unchanged since the last scan is not read again.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise _missing_folder_error(folder)
+    stats = StatCache(cache, MANIFEST_SCHEMA)
+    inside_root = folder.resolve().is_relative_to(Path(root).resolve())
     rows: list[tuple] = []
-    for file in sorted(folder.rglob("*")):
-        if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
+    keys: list[tuple] = []
+    for parts, stat in walk_files(folder):
+        if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        relative = file.relative_to(folder)
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        label = relative.parts[0] if len(relative.parts) == 2 else None
-        payload = file.read_bytes()
-        width, height, mode, error = _describe_image(payload, max_pixels)
-        if label is None and error is None:
-            error = "not inside a class folder (expected <data>/<class>/<file>)"
-        rows.append(
-            (
-                file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file),
-                label,
-                hashlib.sha256(payload).hexdigest(),
-                len(payload),
-                width,
-                height,
-                mode,
-                error,
-            )
-        )
+        file = folder.joinpath(*parts)
+        shown = file.relative_to(root).as_posix() if inside_root else str(file)
+        key = StatCache.key(stat, max_pixels)
+        row = stats.get(shown, key)
+        if row is None:
+            row = _describe_file(file, shown, parts, max_pixels)
+        rows.append(row)
+        keys.append(key)
     if not rows:
         raise DataError(
             f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {folder}; expected"
             " one subfolder per class holding image files"
         )
+    stats.save(rows, keys)
     return pl.DataFrame(rows, schema=MANIFEST_SCHEMA, orient="row")
+
+
+def _describe_file(file: Path, shown: str, parts: tuple[str, ...], max_pixels: int) -> tuple:
+    label = parts[0] if len(parts) == 2 else None
+    payload = file.read_bytes()
+    width, height, mode, error = _describe_image(payload, max_pixels)
+    if label is None and error is None:
+        error = "not inside a class folder (expected <data>/<class>/<file>)"
+    digest = hashlib.sha256(payload).hexdigest()
+    return shown, label, digest, len(payload), width, height, mode, error
 
 
 def drop_conflicting_labels(rest: pl.DataFrame, drop, *, what: str) -> pl.DataFrame:

@@ -6,7 +6,9 @@ asset graph (and scripts) call the same code for images and tables.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandera.polars as pa
 import polars as pl
@@ -24,11 +26,20 @@ from mllife.data.contracts import (
     clean_image_schema,
     raw_image_schema,
 )
-from mllife.data.images import CleanData, RawData, clean_images, infer_classes, scan_image_folder
+from mllife.data.images import (
+    MANIFEST_SCHEMA,
+    CleanData,
+    RawData,
+    clean_images,
+    infer_classes,
+    scan_image_folder,
+)
 from mllife.data.split import SplitSet, assign_splits, split_namespace, split_version
+from mllife.data.stat_cache import StatCache, folder_fingerprint
 from mllife.data.tables import as_declared, clean_table, read_table, table_manifest
 from mllife.data.tables import table_schema as raw_table_schema
-from mllife.storage.dvc import data_version
+from mllife.storage.dvc import data_version, state_cache, versioned_folder
+from mllife.storage.files import write_atomically
 
 __all__ = [
     "ClassBalance",
@@ -48,11 +59,7 @@ MAX_IMBALANCE = 10.0
 def read_raw(config: ProjectConfig) -> RawData:
     """The raw manifest and its data version (DVC's hash of the data)."""
     if config.data.kind == "images":
-        manifest = scan_image_folder(  # a clear error if the folder is missing
-            config.data_path, root=config.root, max_pixels=config.data.max_image_pixels
-        )
-        version = data_version(config.data_path, root=config.root).md5
-        return RawData(manifest, version, str(config.data_path))
+        return _read_images(config)
     table = read_table(config.data_path)
     contract = load_contract(table, config.data, config.schema_path)
     table = with_missing_values(table, contract.columns)
@@ -68,6 +75,56 @@ def read_raw(config: ProjectConfig) -> RawData:
         contract_frozen=contract.frozen,
         contract_findings=tuple(f.describe() for f in contract.findings),
     )
+
+
+def _read_images(config: ProjectConfig) -> RawData:
+    """An image folder's manifest and version, from the stat caches when nothing changed:
+    one walk of the versioned folder compares every file's stat with the last scan's; if
+    all match, the last manifest and version stand. Otherwise only the changed files are
+    read (the manifest's stat cache and DVC's state database)."""
+    manifest_cache = config.state_dir / "cache" / "raw-manifest.parquet"
+    fingerprint, known = None, None
+    if config.data_path.is_dir():
+        fingerprint, known = _snapshot(config)
+        if known is not None:
+            manifest = StatCache(manifest_cache, MANIFEST_SCHEMA).frame()
+            if manifest.height == known.get("rows"):
+                return RawData(manifest, known["data_version"], str(config.data_path))
+    manifest = scan_image_folder(  # a clear error if the folder is missing
+        config.data_path,
+        root=config.root,
+        max_pixels=config.data.max_image_pixels,
+        cache=manifest_cache,
+    )
+    version = data_version(config.data_path, root=config.root, state_dir=state_cache(config))
+    record = {"fingerprint": fingerprint, "data_version": version.md5, "rows": manifest.height}
+    write_atomically(_snapshot_path(config), json.dumps(record).encode())
+    return RawData(manifest, version.md5, str(config.data_path))
+
+
+def _snapshot_path(config: ProjectConfig) -> Path:
+    return config.state_dir / "cache" / "raw-snapshot.json"
+
+
+def _snapshot(config: ProjectConfig) -> tuple[str, dict | None]:
+    """The image folder's fingerprint now, and the last scan's record if it matches."""
+    folder = versioned_folder(config.data_path, root=config.root)
+    salt = (str(config.data_path.resolve()), config.data.max_image_pixels)
+    fingerprint = folder_fingerprint(folder, *salt)
+    try:
+        known = json.loads(_snapshot_path(config).read_text())
+    except (FileNotFoundError, ValueError):
+        return fingerprint, None
+    return fingerprint, known if known.get("fingerprint") == fingerprint else None
+
+
+def unchanged_image_version(config: ProjectConfig) -> str | None:
+    """The data version of the last scan when no file changed since (one walk of stats),
+    else None (the new-data sensor's fast path)."""
+    if not config.data_path.is_dir():
+        return None
+    _, known = _snapshot(config)
+    return None if known is None else known["data_version"]
 
 
 def settle_contract(config: ProjectConfig, raw: RawData) -> str | None:

@@ -25,6 +25,8 @@ __all__ = [
     "dvc_add",
     "is_dvc_repo",
     "pinned_version",
+    "state_cache",
+    "versioned_folder",
 ]
 
 DVC_LOCK_TIMEOUT_S = 120.0
@@ -37,35 +39,50 @@ class DirectoryVersion:
     size: int
 
 
-def directory_version(path: Path) -> DirectoryVersion:
-    """DVC's hash of a directory, exactly as ``dvc add`` would write it into a .dvc file."""
+def directory_version(path: Path, *, state_dir: Path | None = None) -> DirectoryVersion:
+    """DVC's hash of a directory, exactly as ``dvc add`` would write it into a .dvc file.
+
+    With ``state_dir``, DVC's own state database there remembers each file's md5 with
+    its inode, size and mtime, so an unchanged file is not read again (a folder of
+    100,000 unchanged files is versioned from its stats alone)."""
     from dvc_data.hashfile.build import build
     from dvc_data.hashfile.db import HashFileDB
+    from dvc_data.hashfile.state import State, StateNoop
     from dvc_objects.fs import MemoryFileSystem
     from dvc_objects.fs.local import LocalFileSystem
 
     path = Path(path).resolve()
     if not path.is_dir():
         raise VersioningError(f"cannot version {path}: it is not a directory")
-    staging = HashFileDB(MemoryFileSystem(global_store=False), "/staging")
-    _, meta, obj = build(staging, str(path), LocalFileSystem(), "md5")
+    state = StateNoop() if state_dir is None else State(str(path), str(state_dir))
+    try:
+        staging = HashFileDB(MemoryFileSystem(global_store=False), "/staging", state=state)
+        _, meta, obj = build(staging, str(path), LocalFileSystem(), "md5")
+    finally:
+        state.close()
     return DirectoryVersion(md5=obj.hash_info.value, nfiles=meta.nfiles, size=meta.size)
 
 
-def data_version(data_path: Path, *, root: Path) -> DirectoryVersion:
+def data_version(data_path: Path, *, root: Path, state_dir: Path | None = None) -> DirectoryVersion:
     """The data version of a project's data: DVC's hash of the DVC-tracked folder.
 
     When ``data_path`` lies inside a folder pinned by a ``<folder>.dvc`` file (``data/``
     and ``data.dvc`` by default), the version is that folder's hash — the very value in
     the .dvc file. Otherwise it is the hash of ``data_path`` itself.
     """
+    return directory_version(versioned_folder(data_path, root=root), state_dir=state_dir)
+
+
+def versioned_folder(data_path: Path, *, root: Path) -> Path:
+    """The folder whose DVC hash is the data version: the nearest one at or above
+    ``data_path`` (inside ``root``) pinned by a ``<folder>.dvc`` file, else ``data_path``."""
     data_path, root = Path(data_path).resolve(), Path(root).resolve()
     for folder in (data_path, *data_path.parents):
         if folder == root or not folder.is_relative_to(root):
             break
         if (folder.parent / f"{folder.name}.dvc").is_file():
-            return directory_version(folder)
-    return directory_version(data_path)
+            return folder
+    return data_path
 
 
 def file_version(path: Path) -> str:
@@ -127,4 +144,15 @@ def current_data_version(config) -> str | None:
         return None
     if config.data.kind == "table":
         return file_version(config.data_path)
-    return data_version(config.data_path, root=config.root).md5
+    from mllife.data.stage import unchanged_image_version
+
+    # no file changed since raw_data last read the folder: its version stands
+    known = unchanged_image_version(config)
+    if known is not None:
+        return known
+    return data_version(config.data_path, root=config.root, state_dir=state_cache(config)).md5
+
+
+def state_cache(config) -> Path:
+    """Where DVC's state database keeps file hashes by stat for this project."""
+    return config.state_dir / "cache" / "dvc-state"
