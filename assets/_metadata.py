@@ -1,6 +1,7 @@
 """Turning mllife results into Dagster metadata."""
 
 import base64
+import warnings
 
 import dagster as dg
 import polars as pl
@@ -13,16 +14,20 @@ def png(data: bytes, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")
 
 
-def frame_md(frame: pl.DataFrame, *, limit: int = 20) -> dg.MetadataValue:
-    head = frame.head(limit)
-    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in head.iter_rows()]
-    if frame.height > limit:
-        lines.append(f"\n… {frame.height - limit} more rows")
-    return dg.MetadataValue.md("\n".join(lines))
-
-
 _DAGSTER_TYPES = {pl.String: "string", pl.Int64: "int", pl.Float64: "float", pl.Boolean: "bool"}
+
+
+def _cell(value):
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+
+
+def frame_table(frame: pl.DataFrame, *, limit: int = 200) -> dg.MetadataValue:
+    """A frame as Dagster table metadata (sortable in the UI), at most ``limit`` rows."""
+    head = frame.head(limit)
+    records = [
+        dg.TableRecord({k: _cell(v) for k, v in row.items()}) for row in head.iter_rows(named=True)
+    ]
+    return dg.MetadataValue.table(records, schema=column_schema(head))
 
 
 def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
@@ -42,5 +47,14 @@ def contract_check(result: ContractResult, *, severity=dg.AssetCheckSeverity.ERR
         "summary": result.describe(),
     }
     if examples is not None:
-        metadata["failing_examples"] = frame_md(examples.cast(pl.String))
+        metadata["failing_examples"] = frame_table(examples.cast(pl.String))
     return dg.AssetCheckResult(passed=result.passed, severity=severity, metadata=metadata)
+
+
+def versioned_output(value, version: str, **kwargs) -> dg.Output:
+    """``dg.Output`` with a data version. ``data_version`` is a beta parameter of Dagster
+    (the documented way to version an asset); its warning is accepted here, for this
+    call only, rather than by a process-wide filter."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(value, data_version=dg.DataVersion(version), **kwargs)

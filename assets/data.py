@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets._metadata import column_schema, contract_check, frame_md
+from assets._metadata import column_schema, contract_check, frame_table, versioned_output
 from assets.resources import MllifeProject
 from mllife.data.class_set import class_set_change
 from mllife.data.images import CleanData, RawData
@@ -36,7 +36,7 @@ def raw_data(context: dg.AssetExecutionContext, project: MllifeProject) -> dg.Ou
         "data_version": raw.data_version,
         "dagster/row_count": manifest.height,
         "dagster/column_schema": column_schema(manifest),
-        "rows_per_label": frame_md(manifest.group_by("label").len().sort("label")),
+        "rows_per_label": frame_table(manifest.group_by("label").len().sort("label")),
         "data_path": dg.MetadataValue.path(str(config.data_path)),
     }
     if "error" in manifest.columns:
@@ -45,7 +45,7 @@ def raw_data(context: dg.AssetExecutionContext, project: MllifeProject) -> dg.Ou
         metadata["contract"] = raw.contract_source
         for finding in raw.contract_findings:
             context.log.warning(finding)
-    return dg.Output(raw, data_version=dg.DataVersion(raw.data_version), metadata=metadata)
+    return versioned_output(raw, raw.data_version, metadata=metadata)
 
 
 @dg.asset_check(
@@ -90,15 +90,15 @@ def clean_data(
         n_dropped=dropped.height,
         n_classes=rows["label"].n_unique(),
     )
-    return dg.Output(
+    return versioned_output(
         result,
-        data_version=dg.DataVersion(result.content_version),
+        result.content_version,
         metadata={
             "dagster/row_count": rows.height,
             "dagster/column_schema": column_schema(rows),
             "dropped": dropped.height,
-            "dropped_by_reason": frame_md(reasons),
-            "dropped_rows": frame_md(dropped),
+            "dropped_by_reason": frame_table(reasons),
+            "dropped_rows": frame_table(dropped),
             **({"contract": settled} if settled else {}),
         },
     )
@@ -172,14 +172,14 @@ def splits(project: MllifeProject, clean_data: CleanData) -> dg.Output[SplitSet]
     per_class = split_set.rows.pivot(
         on="split", index="label", values="sha256", aggregate_function="len"
     )
-    return dg.Output(
+    return versioned_output(
         split_set,
-        data_version=dg.DataVersion(split_set.split_version),
+        split_set.split_version,
         metadata={
             "split_version": split_set.split_version,
             "sizes": dg.MetadataValue.json(sizes),
             "newly_assigned_rows": new,
-            "per_class": frame_md(per_class.sort("label")),
+            "per_class": frame_table(per_class.sort("label")),
             "dagster/row_count": split_set.rows.height,
         },
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets import data, deployment, storage
+from assets.code_versions import with_code_version
 from assets.evaluation import build_evaluation_asset
 from assets.monitoring import drift_report, served_predictions
 from assets.problems import build_problem_scores_asset, problem_files
@@ -22,9 +23,6 @@ from assets.sensors import build_drift_sensor, build_new_data_sensor
 from assets.training import build_candidate_asset
 from assets.versioning import artifact_versions
 from mllife.config.project import find_config, load_config
-
-# Output(data_version=...) is marked beta; it is the documented way to version assets.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 
 def _assets(config) -> list:
@@ -49,8 +47,12 @@ def _assets(config) -> list:
             a.map_asset_specs(lambda spec: spec.replace_attributes(owners=config.owners))
             for a in assets
         ]
-    assets = [a.map_asset_specs(_with_code_version(a)) for a in assets]
-    return dg.with_source_code_references(assets)
+    assets = [a.map_asset_specs(with_code_version(a, config)) for a in assets]
+    # Links from the UI to each asset's source: a beta API whose warning we accept
+    # here, for this call only (no process-wide filter).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.with_source_code_references(assets)
 
 
 def _jobs() -> tuple:
@@ -116,29 +118,6 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
             "io_manager": storage.for_project(config),
         },
     )
-
-
-def _library_digest() -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted((Path(__file__).parents[1] / "mllife").rglob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-_LIBRARY = _library_digest()
-
-
-def _with_code_version(asset: dg.AssetsDefinition):
-    """Code version = the mllife library's source plus the asset's own module, so
-    changed code shows the asset (and what depends on it) as stale in the UI."""
-    import hashlib
-    import inspect
-
-    module = inspect.getsourcefile(asset.op.compute_fn.decorated_fn)
-    version = hashlib.sha256(_LIBRARY.encode() + Path(module).read_bytes()).hexdigest()[:16]
-    return lambda spec: spec.replace_attributes(code_version=version)
 
 
 def job_for(config_path: str, job_name: str, config_digest: str) -> dg.JobDefinition:

@@ -2,13 +2,19 @@
 
 import dagster as dg
 
-from assets._metadata import frame_md
+from assets._metadata import frame_table, versioned_output
 from assets.resources import MllifeProject
+from mllife._errors import PromotionError
 from mllife.config.project import PromotionConfig
 from mllife.data.split import SplitSet
 from mllife.evaluation.candidate import CandidateEvaluation
 from mllife.problems.scoring import ProblemScores
-from mllife.promotion.challenger import Challenger, choose_challenger, record_challenger
+from mllife.promotion.challenger import (
+    Challenger,
+    choose_challenger,
+    record_challenger,
+    reevaluate,
+)
 from mllife.promotion.deploy import PromotionResult, promote
 from mllife.promotion.policy import gate_descriptions
 
@@ -49,7 +55,7 @@ def build_challenger_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
             "challenger": chosen.evaluation.ref.name,
             "model_hash": chosen.evaluation.ref.model_hash,
             "decision": decision.summary(),
-            "ranking": frame_md(
+            "ranking": frame_table(
                 pl.DataFrame(
                     list(chosen.ranking),
                     schema=["candidate", project.config.promotion.selection_metric],
@@ -60,9 +66,7 @@ def build_challenger_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
         if chosen.comparison is not None:
             split = project.config.promotion.gate_split
             metadata["vs_champion"] = f"on {split}: {chosen.comparison.summary()}"
-        return dg.Output(
-            chosen, data_version=dg.DataVersion(chosen.evaluation.ref.model_hash), metadata=metadata
-        )
+        return versioned_output(chosen, chosen.evaluation.ref.model_hash, metadata=metadata)
 
     return challenger
 
@@ -81,8 +85,28 @@ def build_policy_checks(policy: PromotionConfig) -> dg.AssetChecksDefinition:
     @dg.multi_asset_check(
         specs=specs, name="promotion_policy", description="The promotion policy, gate by gate."
     )
-    def promotion_policy(challenger: Challenger):
-        for gate in challenger.decision.gates:
+    def promotion_policy(project: MllifeProject, challenger: Challenger):
+        # The policy as mllife.toml says now: after an edit (and a reload of the
+        # definitions), re-executing these checks gives the new verdicts, no retraining.
+        declared = {spec.name for spec in specs}
+        try:
+            decision = reevaluate(challenger, project.config.promotion)
+        except PromotionError as exc:
+            for name in sorted(declared):
+                yield dg.AssetCheckResult(
+                    asset_key="challenger", check_name=name, passed=False,
+                    severity=dg.AssetCheckSeverity.ERROR, metadata={"summary": str(exc)},
+                )  # fmt: skip
+            return
+        for name in sorted(declared - {g.name for g in decision.gates}):
+            yield dg.AssetCheckResult(
+                asset_key="challenger", check_name=name, passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"summary": "no longer in the policy: reload the definitions"},
+            )  # fmt: skip
+        for gate in decision.gates:
+            if gate.name not in declared:  # a gate added since the definitions loaded
+                continue
             yield dg.AssetCheckResult(
                 asset_key="challenger",
                 check_name=gate.name,
@@ -123,9 +147,9 @@ def champion(
         context.log.info(f"champion {result.action}: none deployed yet")
         return dg.Output(result, metadata={"action": result.action, "champion": "none"})
     context.log.info(f"champion {result.action}: {current.name} {current.model_hash[:12]}")
-    return dg.Output(
+    return versioned_output(
         result,
-        data_version=dg.DataVersion(current.model_hash),
+        current.model_hash,
         metadata={
             "action": result.action,
             "champion": current.name,

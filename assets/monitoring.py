@@ -3,7 +3,7 @@ staleness of the champion."""
 
 import dagster as dg
 
-from assets._metadata import frame_md
+from assets._metadata import frame_table
 from assets.resources import MllifeProject
 from mllife.data.split import SplitSet
 from mllife.monitoring.batch import BatchDrift, batch_drift, record_drift, served_drift, staleness
@@ -26,10 +26,10 @@ def served_predictions(project: MllifeProject) -> dg.Output[IngestResult]:
     }
     traffic = traffic_summary(project.store)
     if traffic.height:
-        metadata["traffic"] = frame_md(traffic.drop("first_seen"))
+        metadata["traffic"] = frame_table(traffic.drop("first_seen"))
     quality = served_quality(project.store)
     if quality.height:
-        metadata["served_accuracy"] = frame_md(quality)
+        metadata["served_accuracy"] = frame_table(quality)
     return dg.Output(result, metadata=metadata)
 
 
@@ -118,7 +118,7 @@ def drift_report(
             frame = result.report.to_frame().select(
                 "column", "kind", "statistic", "p_adjusted", "effect", "psi", "drifted"
             )
-            metadata[f"{result.scope}_columns"] = frame_md(frame)
+            metadata[f"{result.scope}_columns"] = frame_table(frame)
     yield dg.Output({"new_data": new_data, "served": served}, metadata=metadata)
     yield _check("drift_thresholds", new_data)
     yield _check("served_drift_thresholds", served)

@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets._metadata import frame_md, png
+from assets._metadata import frame_table, png
 from assets.resources import MllifeProject
 from mllife._errors import ProblemError
 from mllife.data.split import SplitSet
@@ -75,7 +75,7 @@ def build_problem_scores_asset(candidate_names: list[str]) -> dg.AssetsDefinitio
             "new_pairs_scored": result.new_pairs,
             "patterns_added_from_files": result.patterns_added,
             "models_skipped": len(result.skipped),
-            "scores": frame_md(pl.DataFrame(rows)) if rows else "no candidates",
+            "scores": frame_table(pl.DataFrame(rows)) if rows else "no candidates",
         }
         chart = problem_history_png(result.history)
         if chart:

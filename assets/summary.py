@@ -104,8 +104,10 @@ def _check_lines(result) -> list[str]:
         meta = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
         detail = meta.get("summary") or meta.get("reason") or ""
         lines.append(f"check {name} {level}: {detail}".rstrip(": "))
-        if "failing_examples" in meta:
-            lines.append("  " + str(meta["failing_examples"]).replace("\n", "\n  "))
+        examples = evaluation.metadata.get("failing_examples")
+        for record in getattr(examples, "records", None) or []:
+            cells = ", ".join(f"{k}={v}" for k, v in record.data.items() if v is not None)
+            lines.append(f"  {cells}")
     return lines
 
 

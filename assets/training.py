@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets._metadata import frame_md
+from assets._metadata import frame_table, versioned_output
 from assets.resources import MllifeProject
 from mllife.config.project import CandidateConfig
 from mllife.data.split import SplitSet
@@ -54,9 +54,9 @@ def build_candidate_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
         )
         import polars as pl
 
-        return dg.Output(
+        return versioned_output(
             trained,
-            data_version=dg.DataVersion(trained.ref.model_hash),
+            trained.ref.model_hash,
             metadata={
                 "model_hash": trained.ref.model_hash,
                 "artifact": dg.MetadataValue.path(
@@ -66,8 +66,8 @@ def build_candidate_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
                 "fit_seconds": round(trained.fit_seconds, 3),
                 "best_params": dg.MetadataValue.json(trained.best_params),
                 "search_metric": trained.search_metric,
-                "trials": frame_md(trials_frame(trained)),
-                "history": frame_md(pl.DataFrame(trained.history)),
+                "trials": frame_table(trials_frame(trained)),
+                "history": frame_table(pl.DataFrame(trained.history)),
             },
         )
 

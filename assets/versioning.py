@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets._metadata import versioned_output
 from assets.resources import MllifeProject
 from mllife.storage.artifacts import TrackResult, track_artifacts
 
@@ -28,4 +29,4 @@ def artifact_versions(project: MllifeProject) -> dg.Output[TrackResult]:
     metadata["files"] = result.version.nfiles
     if result.warning:
         metadata["warning"] = result.warning
-    return dg.Output(result, data_version=dg.DataVersion(result.version.md5), metadata=metadata)
+    return versioned_output(result, result.version.md5, metadata=metadata)

@@ -413,3 +413,22 @@ def test_a_passing_challenger_is_staged_when_the_rollout_asks_for_it(tmp_path, d
         rollout_challenger(load_config(config_path), store, before.model_hash) == staged.model_hash
     )
     assert rollout_history(store)["state"].to_list() == ["staged"]
+
+
+def test_the_policy_checks_evaluate_the_policy_as_edited(first_run):
+    from assets import storage
+    from mllife._errors import PromotionError
+    from mllife.config.project import PromotionConfig
+    from mllife.promotion.challenger import reevaluate
+
+    config_path, outcome = first_run
+    config = load_config(config_path)
+    challenger = storage.for_project(config).load_value(outcome.run_id, "challenger")
+    same = reevaluate(challenger, config.promotion)
+    assert [g.passed for g in same.gates] == [g.passed for g in challenger.decision.gates]
+    stricter = reevaluate(challenger, config.promotion.model_copy(update={"min_accuracy": 0.9999}))
+    gate = stricter.gate("threshold_accuracy")
+    assert not stricter.passed and not gate.passed and "< minimum 0.9999" in gate.reason
+    other_split = PromotionConfig(gate_split="validation", selection_metric="macro_f1")
+    with pytest.raises(PromotionError, match="gate_split 'test' -> 'validation'"):
+        reevaluate(challenger, other_split)

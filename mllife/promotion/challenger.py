@@ -5,7 +5,7 @@ shadow and canary rollout find it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +25,7 @@ __all__ = [
     "choose_challenger",
     "human_level",
     "record_challenger",
+    "reevaluate",
     "select_challenger",
 ]
 
@@ -36,6 +37,31 @@ class Challenger:
     comparison: Comparison | None
     #: every candidate's validation score on the selection metric, best first
     ranking: tuple[tuple[str, float], ...]
+    #: what the gates read (``decide``'s arguments but the policy), so the policy can be
+    #: evaluated again after an edit without retraining (see :func:`reevaluate`)
+    evidence: dict = field(default_factory=dict)
+
+
+def reevaluate(challenger: Challenger, policy) -> Decision:
+    """The gates of ``policy`` (as edited now) on the evidence the challenger step
+    gathered. A policy that chooses differently (another selection metric) or gates on
+    another split needs the challenger step itself to run again: refused, saying so."""
+    evidence = getattr(challenger, "evidence", None)
+    if not evidence:
+        raise PromotionError(
+            "this challenger was recorded before its evidence was kept: run the challenger"
+            " step again to evaluate the policy"
+        )
+    basis = evidence["basis"]
+    now = {"selection_metric": policy.selection_metric, "gate_split": policy.gate_split}
+    changed = [f"{k} {basis[k]!r} -> {v!r}" for k, v in now.items() if basis[k] != v]
+    if changed:
+        raise PromotionError(
+            f"promotion.{', '.join(changed)}: the challenger was chosen and compared under"
+            " the old setting; materialize `challenger` again to apply it"
+        )
+    arguments = {k: v for k, v in evidence.items() if k != "basis"}
+    return decide(policy=policy, **arguments)
 
 
 def select_challenger(
@@ -117,8 +143,7 @@ def choose_challenger(
             best, current, splits, config=config, store=store, run_id=run_id
         )
     model = load_model(best.ref, artifacts_dir=config.artifacts_dir, store=store)
-    decision = decide(
-        policy=config.promotion,
+    evidence = dict(
         challenger_hash=best.ref.model_hash,
         validation=best.validation,
         test=best.test,
@@ -138,7 +163,9 @@ def choose_challenger(
         champion_problem_scores=(problems.of(current.model_hash) if problems and current else None),
         problem_minimums=problems.minimums if problems else None,
     )
-    return Challenger(best, decision, comparison, ranking)
+    decision = decide(policy=config.promotion, **evidence)
+    basis = {"selection_metric": metric, "gate_split": config.promotion.gate_split}
+    return Challenger(best, decision, comparison, ranking, {**evidence, "basis": basis})
 
 
 def record_challenger(store: Store, challenger: Challenger, *, run_id: str | None) -> None:

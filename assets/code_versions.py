@@ -1,0 +1,95 @@
+"""Each asset's code version: the source of the modules its step actually runs (its own
+module and every ``mllife``/``assets`` module reachable through its imports, lazy ones
+included) and the configuration it reads. Editing the server leaves training up to date;
+editing a candidate's spec makes that candidate (and what depends on it) stale, not the
+others; editing ``[promotion]`` makes the challenger stale, not the models."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+from functools import cache
+from pathlib import Path
+
+import dagster as dg
+
+ROOT = Path(__file__).resolve().parents[1]
+_OWN = ("mllife", "assets")
+
+
+def _module_file(name: str) -> Path | None:
+    base = ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@cache
+def _imports(path: Path) -> frozenset[Path]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # "from mllife.data import images" names a module too
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        for name in names:
+            if name.split(".")[0] in _OWN and (file := _module_file(name)) is not None:
+                found.add(file)
+    return frozenset(found)
+
+
+def module_closure(path: Path) -> list[Path]:
+    """``path`` and every project module it reaches through imports, sorted."""
+    seen, todo = set(), [Path(path).resolve()]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo += _imports(current) - seen
+    return sorted(seen)
+
+
+def _sections(name: str, config) -> list[str]:
+    """The configuration an asset reads, as JSON texts."""
+
+    def dump(*parts) -> list[str]:
+        return [p.model_dump_json() for p in parts]
+
+    if name.startswith("candidate_"):
+        return dump(config.candidate(name.removeprefix("candidate_")), config.training, config.data)
+    if name.startswith("evaluation_"):
+        return dump(config.data, config.promotion)
+    table = {
+        "raw_data": (config.data,),
+        "clean_data": (config.data,),
+        "splits": (config.data, config.split),
+        "problem_scores": (config.data,),
+        "challenger": (config.data, config.promotion),
+        "champion": (config.promotion, config.serving),
+        "staged_rollout": (config.serving,),
+        "drift_report": (config.monitoring,),
+        "served_predictions": (config.serving,),
+        "artifact_versions": (config.versioning,),
+    }
+    # the report says everything: the whole file
+    return dump(*table[name]) if name in table else [config.path.read_text()]
+
+
+def with_code_version(asset: dg.AssetsDefinition, config):
+    """A ``map_asset_specs`` function giving the asset its code version."""
+    module = Path(inspect.getsourcefile(asset.op.compute_fn.decorated_fn))
+    digest = hashlib.sha256()
+    for file in module_closure(module):
+        digest.update(file.relative_to(ROOT).as_posix().encode() + b"\0" + file.read_bytes())
+
+    def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
+        own = digest.copy()
+        for text in _sections(spec.key.to_user_string(), config):
+            own.update(text.encode())
+        return spec.replace_attributes(code_version=own.hexdigest()[:16])
+
+    return apply

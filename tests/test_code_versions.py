@@ -1,0 +1,43 @@
+"""Code versions per asset from the code each step runs and the configuration it reads:
+an edit makes stale exactly what it can change."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from assets.code_versions import module_closure
+from assets.definitions import build_definitions
+from tests.conftest import REPO
+
+
+def _versions(config_path: Path) -> dict[str, str]:
+    specs = build_definitions(str(config_path)).resolve_all_asset_specs()
+    return {spec.key.to_user_string(): spec.code_version for spec in specs}
+
+
+def test_an_edit_makes_stale_only_what_reads_it(tmp_path):
+    shutil.copy(REPO / "mllife.toml", tmp_path / "mllife.toml")
+    config = tmp_path / "mllife.toml"
+    before = _versions(config)
+    text = config.read_text()
+    assert "max_iter = 2000" in text and "min_accuracy = 0.9" in text
+    config.write_text(text.replace("max_iter = 2000", "max_iter = 3000"))
+    after = _versions(config)
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"candidate_logreg", "status_report"}
+    config.write_text(text.replace("min_accuracy = 0.9", "min_accuracy = 0.95"))
+    changed = {name for name, v in _versions(config).items() if v != before[name]}
+    assert "challenger" in changed and "champion" in changed
+    assert not any(name.startswith("candidate_") for name in changed)
+    assert "raw_data" not in changed and "splits" not in changed
+
+
+def test_the_code_of_a_step_is_what_its_module_reaches():
+    data = {p.relative_to(REPO).as_posix() for p in module_closure(REPO / "assets" / "data.py")}
+    training = {
+        p.relative_to(REPO).as_posix() for p in module_closure(REPO / "assets" / "training.py")
+    }
+    assert "mllife/data/images.py" in data and "mllife/models/torch_model.py" in training
+    assert "mllife/models/torch_model.py" not in data  # the data stage runs no model code
+    assert "mllife/serve/_app.py" not in data | training  # the server is not in the graph
