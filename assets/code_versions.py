@@ -62,7 +62,9 @@ def _sections(name: str, config) -> list[str]:
     if name.startswith("candidate_"):
         return dump(config.candidate(name.removeprefix("candidate_")), config.training, config.data)
     if name.startswith("evaluation_"):
-        return dump(config.data, config.promotion)
+        # of the policy, evaluation reads only the val/test tolerance and the read budget
+        gap = config.promotion.setting("max_val_test_gap")
+        return [*dump(config.data), f"{gap}:{config.promotion.max_test_reads}"]
     table = {
         "raw_data": (config.data,),
         "clean_data": (config.data,),

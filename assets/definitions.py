@@ -19,7 +19,11 @@ from assets.progress import progress_logger
 from assets.reports import build_status_report_asset
 from assets.resources import MllifeProject
 from assets.rollout import staged_rollout
-from assets.sensors import build_drift_sensor, build_new_data_sensor
+from assets.sensors import (
+    build_monitoring_schedule,
+    build_new_data_sensor,
+    build_retrain_on_drift_sensor,
+)
 from assets.training import build_candidate_asset
 from assets.versioning import artifact_versions
 from mllife.config.project import find_config, load_config
@@ -96,19 +100,9 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         deployment.build_policy_checks(config.promotion),
     ]
     lifecycle, retrain, monitor = _jobs()
-    daily = dg.ScheduleDefinition(
-        name="daily_monitoring",
-        job=monitor,
-        cron_schedule="0 6 * * *",
-        default_status=dg.DefaultScheduleStatus.STOPPED,
-        description="Checks drift every morning (off by default; turn it on in the UI).",
-    )
     return dg.Definitions(
-        sensors=[
-            build_new_data_sensor(lifecycle),
-            build_drift_sensor(monitor, retrain, config.monitoring.drift_check_minutes),
-        ],
-        schedules=[daily],
+        sensors=[build_new_data_sensor(lifecycle), build_retrain_on_drift_sensor(monitor, retrain)],
+        schedules=[build_monitoring_schedule(monitor, config.monitoring.drift_check_minutes)],
         assets=_assets(config),
         asset_checks=checks,
         jobs=[lifecycle, retrain, monitor],

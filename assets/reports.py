@@ -51,6 +51,7 @@ def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_
         shadow=shadow_comparison(store),
         age=staleness(config, store),
         first_champion=action == "promoted" and challenger.decision.first_run,
+        deployed=store.champion() is not None,
     )
     return {"gallery": gallery, "problems": problems, "monitoring": monitoring}
 

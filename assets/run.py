@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
+from assets.memo import plan_run
 from assets.summary import StoredValues, summarize
 from mllife._errors import MllifeError
 from mllife.config.project import ProjectConfig, load_config
@@ -74,9 +75,11 @@ def run_lifecycle(
     executor: str = "in_process",
     max_concurrent: int = 2,
     resume: str | None = None,
+    force: bool = False,
 ) -> RunOutcome:
     """Materialize ``job_name``; ``resume`` re-executes that run's failed or never
-    finished steps, reusing the outputs its completed steps stored."""
+    finished steps, reusing the outputs its completed steps stored. The lifecycle job
+    materializes only what changed since (``assets.memo``) unless ``force``."""
     if executor not in EXECUTORS:
         raise MllifeError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     config = load_config(config_path)
@@ -98,25 +101,69 @@ def run_lifecycle(
         "job_for",
         reconstructable_args=(str(config.path), job_name, sha256_of(config.path)),
     )
+    selection, plan = None, None
+    if job_name == "lifecycle" and options is None and not force:
+        plan = plan_run(job.get_definition(), instance, config)
+        timings["dagster_setup"] = time.perf_counter() - clock
+        if not plan.selection:
+            return _up_to_date(config, instance, plan, timings)
+        selection = list(plan.selection) if plan.skipped else None
     timings["dagster_setup"] = time.perf_counter() - clock
     clock = time.perf_counter()
+    steps = _count_steps(job, options, selection)
     with dg.execute_job(
         job,
         instance,
-        run_config=_run_config(executor, max_concurrent, log_level, _count_steps(job, options)),
+        run_config=_run_config(executor, max_concurrent, log_level, steps),
         reexecution_options=options,
         tags={OWNER_TAG: _process_tag()},
+        asset_selection=selection,
     ) as result:
         timings["dagster_run"] = time.perf_counter() - clock
-        return _outcome(result, config, timings, instance)
+        outcome = _outcome(result, config, timings, instance)
+    if selection is not None:
+        outcome.lines.append(_memo_line(plan))
+    return outcome
 
 
-def _count_steps(job, options) -> int:
-    """Steps the run will execute: every op of the job (0 when resuming: the progress
-    lines then count up to what the re-execution runs)."""
+def _memo_line(plan) -> str:
+    ran = {k.to_user_string() for k in plan.selection}
+    fits = sum(name.startswith("candidate_") for name in ran)
+    why = "; ".join(f"{name}: {reason}" for name, reason in plan.reasons.items())
+    return (
+        f"{plan.skipped} assets up to date, not rerun; {len(ran)} rerun ({why}); model fits: {fits}"
+    )
+
+
+def _count_steps(job, options, selection=None) -> int:
+    """Steps the run will execute: the ops of the job or of the selected assets (0 when
+    resuming: the progress lines then count up to what the re-execution runs)."""
     if options is not None:
         return 0
-    return len(job.get_definition().nodes)
+    definition = job.get_definition()
+    if selection is not None:
+        definition = definition.get_subset(asset_selection=set(selection))
+    return len(definition.nodes)
+
+
+def _up_to_date(config, instance, plan, timings) -> RunOutcome:
+    """Nothing changed: no run; say so, and which champion stands."""
+    from mllife.storage.store import Store
+
+    champion = Store(config.store_path).champion()
+    latest = instance.get_runs(limit=1)
+    stands = (
+        f"champion {champion.name} {champion.model_hash[:12]} stands"
+        if champion is not None
+        else "no champion is deployed"
+    )
+    lines = [
+        "up to date: the data, code and configuration are unchanged since the last run"
+        f" ({latest[0].run_id if latest else 'none'}); {stands}",
+        f"{plan.skipped} assets up to date, 0 rerun; model fits: 0"
+        " (`mllife run --force` reruns all)",
+    ]
+    return RunOutcome(True, False, latest[0].run_id if latest else "", lines, timings)
 
 
 def _import_graph_beside_data_init(config: ProjectConfig) -> dict[str, float]:
@@ -241,7 +288,7 @@ def _outcome(
     failed = {e.step_key for e in result.all_events if e.is_step_failure}
     clock = time.perf_counter()
     resumed = _resumed_runs(instance, result.dagster_run)
-    values = StoredValues(result, config, failed=failed, resumed=resumed)
+    values = StoredValues(result, config, failed=failed, resumed=resumed, instance=instance)
     champion = values.get("champion")
     # every step ran and the champion step kept the champion because a gate refused
     refused = result.success and champion is not None and champion.action == "not promoted"
@@ -279,14 +326,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", default="lifecycle", choices=["lifecycle", "retrain", "monitor"])
     parser.add_argument("--executor", default="in_process", choices=EXECUTORS)
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_ID")
+    parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
     startup = _seconds_since_process_start()  # interpreter + imports
     try:
         config = load_config(args.config)
         resume = latest_run_id(config) if args.resume == "latest" else args.resume
         outcome = run_lifecycle(
-            config.path, job_name=args.job, executor=args.executor, resume=resume
-        )
+            config.path, job_name=args.job, executor=args.executor, resume=resume,
+            force=args.force,
+        )  # fmt: skip
     except MllifeError as exc:
         print(f"mllife: error: {exc}", file=sys.stderr)
         return 2

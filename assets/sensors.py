@@ -1,12 +1,11 @@
 """Sensors (off by default: turn them on in the UI, Automation tab)."""
 
-import time
-
 import dagster as dg
 
 from assets.resources import MllifeProject
-from mllife.monitoring.batch import latest_dataset_drift
-from mllife.storage.dvc import current_data_version
+from mllife._errors import ConfigError
+from mllife.data.stage import current_data_version
+from mllife.monitoring.batch import dataset_drift_in_run
 
 
 def build_new_data_sensor(job) -> dg.SensorDefinition:
@@ -30,34 +29,52 @@ def build_new_data_sensor(job) -> dg.SensorDefinition:
     return new_data_sensor
 
 
-def build_drift_sensor(monitor_job, retrain_job, interval_minutes: int) -> dg.SensorDefinition:
-    @dg.sensor(
-        jobs=[monitor_job, retrain_job],
-        minimum_interval_seconds=interval_minutes * 60,
-        default_status=dg.DefaultSensorStatus.STOPPED,
-        description="Periodic drift alarm: runs the monitor job (ingest served traffic,"
-        " measure drift; a drift check fails with WARN or ERROR severity). With [monitoring]"
-        " retrain_on_drift, dataset drift found by a monitor run also requests a retrain,"
-        " once per drifted run (the cursor remembers it).",
+def every_minutes_cron(minutes: int) -> str:
+    """A cron schedule for "every ``minutes`` minutes", aligned to the clock."""
+    if minutes < 60 and 60 % minutes == 0:
+        return f"*/{minutes} * * * *" if minutes > 1 else "* * * * *"
+    if minutes % 60 == 0 and (24 * 60) % minutes == 0:
+        hours = minutes // 60
+        return f"0 */{hours} * * *" if hours > 1 else "0 * * * *"
+    raise ConfigError(
+        f"[monitoring] drift_check_minutes = {minutes} is not a whole fraction of an hour or"
+        " a day; use one of 1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 120, ... 1440"
     )
-    def drift_sensor(context: dg.SensorEvaluationContext, project: MllifeProject):
-        requests = []
-        drifted = latest_dataset_drift(project.store)
-        if (
-            project.config.monitoring.retrain_on_drift
-            and drifted is not None
-            and drifted != context.cursor
-        ):
-            context.update_cursor(drifted)
-            requests.append(
-                dg.RunRequest(
-                    job_name=retrain_job.name,
-                    run_key=f"retrain-after-drift-{drifted}",
-                    tags={"mllife/reason": f"dataset drift in monitor run {drifted}"},
-                )
-            )
-        window = int(time.time() // (interval_minutes * 60))
-        requests.append(dg.RunRequest(job_name=monitor_job.name, run_key=f"monitor-{window}"))
-        return requests
 
-    return drift_sensor
+
+def build_monitoring_schedule(monitor_job, minutes: int) -> dg.ScheduleDefinition:
+    """The one periodic drift check: the monitor job on a clock."""
+    return dg.ScheduleDefinition(
+        name="monitoring_schedule",
+        job=monitor_job,
+        cron_schedule=every_minutes_cron(minutes),
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Runs the monitor job (ingest served traffic, measure drift; a drift check"
+        " fails with WARN or ERROR severity) every [monitoring] drift_check_minutes. Off by"
+        " default: turn it on in the UI (Automation).",
+    )
+
+
+def build_retrain_on_drift_sensor(monitor_job, retrain_job) -> dg.RunStatusSensorDefinition:
+    @dg.run_status_sensor(
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[monitor_job],
+        request_job=retrain_job,
+        name="retrain_on_drift",
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="When a monitor run finds dataset drift on the current champion and"
+        " [monitoring] retrain_on_drift is set, requests one retrain for that run (the run"
+        " key is the monitor run's id).",
+    )
+    def retrain_on_drift(context: dg.RunStatusSensorContext, project: MllifeProject):
+        run_id = context.dagster_run.run_id
+        if not project.config.monitoring.retrain_on_drift:
+            return dg.SkipReason("[monitoring] retrain_on_drift is off")
+        if not dataset_drift_in_run(project.store, run_id):
+            return dg.SkipReason(f"monitor run {run_id}: no dataset drift on the champion")
+        return dg.RunRequest(
+            run_key=f"retrain-after-drift-{run_id}",
+            tags={"mllife/reason": f"dataset drift in monitor run {run_id}"},
+        )
+
+    return retrain_on_drift

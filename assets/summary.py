@@ -17,13 +17,20 @@ class StoredValues:
     storage when it materialized the asset, else from the nearest resumed run that did;
     None for a failed or skipped step."""
 
-    def __init__(self, result, config: ProjectConfig, *, failed: set[str], resumed: list[str]):
+    def __init__(
+        self, result, config: ProjectConfig, *, failed: set[str], resumed: list[str],
+        instance=None,
+    ):  # fmt: skip
         self.result, self.failed, self.resumed = result, failed, resumed
+        self.instance = instance
+
         self._storage = storage.for_project(config)
         self._materialized = {
             e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
         }
         self._loaded: dict[str, object] = {}
+        #: assets loaded from an earlier run's materialization (up to date): key -> run
+        self.reused: dict[str, str] = {}
 
     def get(self, key: str):
         if key not in self._loaded:
@@ -38,6 +45,15 @@ class StoredValues:
         for run_id in self.resumed:
             if self._storage.path_for(run_id, dg.AssetKey(key)).is_file():
                 return self._storage.load_value(run_id, key)
+        if self.instance is not None and not self.resumed:
+            # up to date, not rerun: the value of its latest materialization (lineage)
+            event = self.instance.get_latest_materialization_event(dg.AssetKey(key))
+            if (
+                event is not None
+                and self._storage.path_for(event.run_id, dg.AssetKey(key)).is_file()
+            ):
+                self.reused[key] = event.run_id
+                return self._storage.load_value(event.run_id, key)
         return None
 
 
@@ -161,6 +177,11 @@ def summarize(result, config: ProjectConfig, values: StoredValues, *, refused: b
     ):
         # drift ran before this run deployed the first champion
         lines.append("drift: measured from the next run on (this run deployed the first champion)")
+    elif drift is not None and "drift_report" in values.reused:
+        lines.append(
+            f"drift: not measured again (no new data or served inputs since run"
+            f" {values.reused['drift_report']})"
+        )
     elif drift is not None:
         for scope, what in (("new_data", "new data"), ("served", "served inputs")):
             lines.append(f"drift of {what}: {drift[scope].reason}")

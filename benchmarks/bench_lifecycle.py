@@ -206,10 +206,48 @@ def main() -> None:
     }
     n_checks = sum(1 for s in steps if s.step_key not in materialized)
     _explain_outside(wall, fit, phases, steps, n_checks)
+    memoized_runs(workdir, config, mllife)
     if args.keep:
         print(f"kept {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def memoized_runs(workdir: Path, config: Path, mllife: Path) -> None:
+    """The second run on the unchanged project, then one after adding 1% new images
+    (issue 22): wall time, steps skipped and model fits, from the command's own output."""
+    import re
+
+    from PIL import Image
+
+    from mllife.storage.store import Store
+
+    def run() -> tuple[float, str]:
+        started = time.perf_counter()
+        done = subprocess.run([str(mllife), "--config", str(config), "run"], cwd=workdir,
+                              capture_output=True, text=True)  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"mllife run failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
+        return time.perf_counter() - started, done.stdout
+
+    wall, out = run()
+    said = next(ln for ln in out.splitlines() if "up to date, 0 rerun" in ln)
+    print(f"second `mllife run`, unchanged project: {wall:.1f} s wall (target <= 5 s); {said}")
+    data = workdir / "data" / "digits"
+    files = sorted(data.rglob("*.png"))
+    for i, source in enumerate(files[::100]):  # 1% new images: slightly rotated copies
+        Image.open(source).rotate(8).save(source.parent / f"new_{i:03d}.png")
+    store = Store(workdir / ".mllife" / "store.duckdb")
+    fitted_before = sum(store.models()["fit_seconds"].to_list())
+    wall, out = run()
+    fitted = sum(store.models()["fit_seconds"].to_list()) - fitted_before
+    memo = next((ln for ln in out.splitlines() if "rerun" in ln), "")
+    fits = re.search(r"model fits: (\d+)", memo)
+    print(
+        f"after adding {len(files[::100])} images (1%): {wall:.1f} s wall, model fits"
+        f" {fits[1] if fits else '?'}, fitting {fitted:.1f} s = {fitted / wall:.0%} of wall;"
+        f" {memo.split(' (')[0]}"
+    )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO))
 
 from mllife.config.project import load_config  # noqa: E402
 from mllife.data.images import scan_image_folder  # noqa: E402
-from mllife.data.stage import read_raw  # noqa: E402
-from mllife.storage.dvc import current_data_version, data_version  # noqa: E402
+from mllife.data.stage import current_data_version, read_raw  # noqa: E402
+from mllife.storage.dvc import data_version  # noqa: E402
 
 CONFIG = """
 [data]

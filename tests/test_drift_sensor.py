@@ -1,6 +1,6 @@
-"""The periodic drift sensor, ticked with ``dg.build_sensor_context`` against a real store:
-a monitor run every window; a retrain request once per drifted monitor run, only when
-``[monitoring] retrain_on_drift`` is set."""
+"""Periodic drift checks, one mechanism: the monitor job on a schedule, and a run-status
+sensor that requests one retrain for each successful monitor run that found dataset drift
+on the current champion (only with ``[monitoring] retrain_on_drift``)."""
 
 import dagster as dg
 import numpy as np
@@ -9,6 +9,8 @@ import pytest
 
 from assets.definitions import build_definitions
 from assets.resources import MllifeProject
+from assets.sensors import every_minutes_cron
+from mllife._errors import ConfigError
 from mllife.config.project import load_config
 from mllife.monitoring.batch import BatchDrift, record_drift
 from mllife.monitoring.drift import drift
@@ -30,66 +32,73 @@ def record_monitor_run(store: Store, run_id: str, *, shift: float) -> bool:
 def deploy(store: Store, model_hash: str) -> None:
     current = store.champion()
     store.record_deployment(
-        action="promote",
-        model_hash=model_hash,
-        name="m",
-        data_version="d",
-        reason="test",
-        decision={},
-        run_id=None,
-        expected_previous=current.model_hash if current else None,
-    )
+        action="promote", model_hash=model_hash, name="m", data_version="d", reason="test",
+        decision={}, run_id=None, expected_previous=current.model_hash if current else None,
+    )  # fmt: skip
 
 
-@pytest.fixture(params=[False, True], ids=["alarm_only", "retrain_on_drift"])
-def sensor_project(request, tmp_path, digits_folder):
-    extra = f"[monitoring]\nretrain_on_drift = {str(request.param).lower()}\n"
-    config_path = make_project(tmp_path / "p", digits_folder, extra=extra)
+@dg.op
+def _noop() -> None:
+    return None
+
+
+@dg.job(name="monitor")
+def _monitor_stand_in():
+    _noop()
+
+
+def finished_monitor_run(instance) -> tuple[dg.DagsterRun, dg.DagsterEvent]:
+    """A real successful run named 'monitor' (what the sensor is told about)."""
+    result = _monitor_stand_in.execute_in_process(instance=instance)
+    return result.dagster_run, result.get_run_success_event()
+
+
+def test_the_monitor_job_runs_on_one_schedule(tmp_path, digits_folder):
+    config_path = make_project(tmp_path / "p", digits_folder, extra="[monitoring]\n"
+                               "drift_check_minutes = 15\n")  # fmt: skip
     defs = build_definitions(config_path)
-    sensor = defs.resolve_sensor_def("drift_sensor")
+    schedule = defs.resolve_schedule_def("monitoring_schedule")
+    assert schedule.cron_schedule == "*/15 * * * *" and schedule.job_name == "monitor"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert [s.name for s in defs.schedules] == ["monitoring_schedule"]
+    assert {s.name for s in defs.sensors} == {"new_data_sensor", "retrain_on_drift"}
+    assert every_minutes_cron(60) == "0 * * * *" and every_minutes_cron(360) == "0 */6 * * *"
+    with pytest.raises(ConfigError, match="drift_check_minutes = 7 "):
+        every_minutes_cron(7)
+
+
+@pytest.mark.parametrize("enabled", [False, True], ids=["alarm_only", "retrain_on_drift"])
+def test_a_drifted_monitor_run_requests_one_retrain_when_configured(
+    tmp_path, digits_folder, enabled
+):
+    extra = f"[monitoring]\nretrain_on_drift = {str(enabled).lower()}\n"
+    config_path = make_project(tmp_path / "p", digits_folder, extra=extra)
+    sensor = build_definitions(config_path).resolve_sensor_def("retrain_on_drift")
     project = MllifeProject(config_path=str(config_path))
     store = Store(load_config(config_path).store_path)
-    return sensor, project, store, request.param
+    instance = dg.DagsterInstance.ephemeral()
 
-
-def tick(sensor, project, cursor):
-    with dg.build_sensor_context(cursor=cursor, resources={"project": project}) as context:
-        result = sensor.evaluate_tick(context)
-        return [(r.job_name, r.run_key) for r in result.run_requests], context.cursor
-
-
-def test_drift_sensor_requests_a_retrain_once_per_drifted_run_when_configured(sensor_project):
-    sensor, project, store, retrain_on_drift = sensor_project
-    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
-
-    # No champion yet: only the periodic monitor run.
-    requests, cursor = tick(sensor, project, None)
-    assert [job for job, _ in requests] == ["monitor"]
-    assert requests[0][1].startswith("monitor-")  # one run key per interval window
+    def evaluate(run, event):
+        context = dg.build_run_status_sensor_context(
+            sensor_name="retrain_on_drift", dagster_event=event, dagster_instance=instance,
+            dagster_run=run, resources={"project": project},
+        )  # fmt: skip
+        return sensor(context)
 
     deploy(store, "a" * 64)
-    assert not record_monitor_run(store, "quiet-run", shift=0.0)
-    requests, cursor = tick(sensor, project, cursor)
-    assert [job for job, _ in requests] == ["monitor"]  # no drift: no retrain
+    quiet = finished_monitor_run(instance)
+    assert not record_monitor_run(store, quiet[0].run_id, shift=0.0)
+    assert isinstance(evaluate(*quiet), dg.SkipReason)  # no drift: no retrain
 
-    assert record_monitor_run(store, "drifted-run", shift=0.5)
-    requests, cursor = tick(sensor, project, cursor)
-    if not retrain_on_drift:
-        assert [job for job, _ in requests] == ["monitor"]
+    drifted = finished_monitor_run(instance)
+    assert record_monitor_run(store, drifted[0].run_id, shift=0.5)
+    answer = evaluate(*drifted)
+    if not enabled:
+        assert isinstance(answer, dg.SkipReason) and "retrain_on_drift is off" in str(answer)
         return
-    assert ("retrain", "retrain-after-drift-drifted-run") in requests
-    assert cursor == "drifted-run"
+    assert isinstance(answer, dg.RunRequest)
+    assert answer.run_key == f"retrain-after-drift-{drifted[0].run_id}"
 
-    # The same drifted run is not retrained twice, however many ticks follow.
-    for _ in range(3):
-        requests, cursor = tick(sensor, project, cursor)
-        assert [job for job, _ in requests] == ["monitor"]
-
-    # Drift measured against another champion does not count for the new one...
+    # drift measured against another champion does not count for the new one
     deploy(store, "b" * 64)
-    requests, cursor = tick(sensor, project, cursor)
-    assert [job for job, _ in requests] == ["monitor"]
-    # ...but a new drifted monitor run on it does.
-    assert record_monitor_run(store, "drifted-again", shift=-0.5)
-    requests, cursor = tick(sensor, project, cursor)
-    assert ("retrain", "retrain-after-drift-drifted-again") in requests
+    assert isinstance(evaluate(*drifted), dg.SkipReason)

@@ -69,7 +69,8 @@ def test_second_run_on_the_same_data_keeps_the_champion(first_run):
     config_path, _ = first_run
     store = Store(load_config(config_path).store_path)
     before = store.champion()
-    outcome = run_lifecycle(config_path, log_level="WARNING")
+    # forced: an unchanged project is otherwise up to date and retrains nothing
+    outcome = run_lifecycle(config_path, log_level="WARNING", force=True)
     assert outcome.success, "\n".join(outcome.lines)
     after = store.champion()
     # Training is seeded: the same data and config reproduce the same sklearn model hash.
@@ -348,7 +349,7 @@ def test_known_problems_are_scored_for_every_version_with_history(first_run):
     # every model version of the store has a score on every problem
     assert history.group_by("problem").len()["len"].min() >= 3
     before = Store(config.store_path).query("SELECT count(*) AS n FROM pattern_results")["n"][0]
-    assert run_lifecycle(config_path, log_level="WARNING").ok
+    assert run_lifecycle(config_path, log_level="WARNING", force=True).ok
     after = Store(config.store_path).query("SELECT count(*) AS n FROM pattern_results")["n"][0]
     assert after == before  # the same models again: nothing new to score
 

@@ -12,8 +12,8 @@ import pytest
 import mllife.data.images as images
 from mllife.config.project import load_config
 from mllife.data.defaults import encode_gray_png
-from mllife.data.stage import read_raw
-from mllife.storage.dvc import current_data_version, directory_version
+from mllife.data.stage import current_data_version, read_raw
+from mllife.storage.dvc import directory_version
 
 CONFIG = """
 [data]

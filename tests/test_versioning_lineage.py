@@ -151,6 +151,7 @@ def test_data_add_versions_new_images_and_refuses_bad_ones(dvc_runs, tmp_path, d
     assert cli(["--config", str(config.path), "data", "add", str(tmp_path / "incoming")]) == 0
     assert (config.data_path / "3" / "new.png").is_file()
     assert (config.root / "data.dvc").read_text() != before
-    from mllife.storage.dvc import current_data_version, pinned_version
+    from mllife.data.stage import current_data_version
+    from mllife.storage.dvc import pinned_version
 
     assert current_data_version(config) == pinned_version(config.root / "data.dvc").md5

@@ -36,6 +36,12 @@ def register(sub) -> None:
         metavar="RUN_ID",
         help="re-execute a failed or killed run (default: the latest) from where it stopped",
     )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="materialize every asset, even those up to date (the lifecycle job otherwise"
+        " reruns only what changed: data, code or configuration)",
+    )
     run.set_defaults(func=cmd_run)
     ui = sub.add_parser("ui", help="open the Dagster UI on this project's instance")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -71,6 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     extra = ["--job", args.job, "--executor", args.executor]
     if args.resume is not None:
         extra += ["--resume", args.resume]
+    if args.force:
+        extra.append("--force")
     return _orchestrate(args, "assets.run", *extra)
 
 

@@ -132,9 +132,11 @@ class ServingConfig(_Section):
 class MonitoringConfig(_Section):
     """Drift alarms, drift-triggered retraining, and how old a champion may get."""
 
-    #: how often drift_sensor runs the monitor job (when the sensor is on)
-    drift_check_minutes: int = Field(60, ge=1)
-    #: when drift_sensor finds dataset drift, also request a retrain
+    #: how often monitoring_schedule runs the monitor job (when the schedule is on): a
+    #: whole fraction of an hour or of a day
+    drift_check_minutes: int = Field(60, ge=1, le=1440)
+    #: when a monitor run finds dataset drift, the retrain_on_drift sensor requests a
+    #: retrain (when the sensor is on)
     retrain_on_drift: bool = False
     #: the champion_freshness check fails past these ages
     max_champion_age_days: float = Field(30.0, gt=0)

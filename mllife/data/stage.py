@@ -38,7 +38,7 @@ from mllife.data.split import SplitSet, assign_splits, split_namespace, split_ve
 from mllife.data.stat_cache import StatCache, folder_fingerprint
 from mllife.data.tables import as_declared, clean_table, read_table, table_manifest
 from mllife.data.tables import table_schema as raw_table_schema
-from mllife.storage.dvc import data_version, state_cache, versioned_folder
+from mllife.storage.dvc import data_version, file_version, state_cache, versioned_folder
 from mllife.storage.files import write_atomically
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "clean_contract",
     "make_splits",
     "raw_contract",
+    "current_data_version",
     "read_raw",
     "settle_contract",
 ]
@@ -64,8 +65,6 @@ def read_raw(config: ProjectConfig) -> RawData:
     contract = load_contract(table, config.data, config.schema_path)
     table = with_missing_values(table, contract.columns)
     manifest = table_manifest(table, config.data, source=str(config.data_path))
-    from mllife.storage.dvc import file_version
-
     return RawData(
         manifest,
         file_version(config.data_path),
@@ -116,6 +115,20 @@ def _snapshot(config: ProjectConfig) -> tuple[str, dict | None]:
     except (FileNotFoundError, ValueError):
         return fingerprint, None
     return fingerprint, known if known.get("fingerprint") == fingerprint else None
+
+
+def current_data_version(config: ProjectConfig) -> str | None:
+    """The data version a run would record now (None when the data is missing): from
+    the last scan's snapshot when no file changed since (one walk of stats), else DVC's
+    hash with its state database (only changed files are read)."""
+    if not config.data_path.exists():
+        return None
+    if config.data.kind == "table":
+        return file_version(config.data_path)
+    known = unchanged_image_version(config)
+    if known is not None:
+        return known
+    return data_version(config.data_path, root=config.root, state_dir=state_cache(config)).md5
 
 
 def unchanged_image_version(config: ProjectConfig) -> str | None:

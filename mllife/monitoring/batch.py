@@ -22,7 +22,7 @@ __all__ = [
     "BatchDrift",
     "Staleness",
     "batch_drift",
-    "latest_dataset_drift",
+    "dataset_drift_in_run",
     "record_drift",
     "served_drift",
     "staleness",
@@ -183,18 +183,16 @@ def record_drift(store: Store, result: BatchDrift, *, run_id: str | None) -> int
     return len(rows)
 
 
-def latest_dataset_drift(store: Store) -> str | None:
-    """The run id of the newest monitoring run that found dataset drift on the current
-    champion, or None."""
+def dataset_drift_in_run(store: Store, run_id: str) -> bool:
+    """Whether monitoring run ``run_id`` found dataset drift on the current champion."""
     champion = store.champion()
     if champion is None or not store.path.exists():
-        return None
+        return False
     rows = store.query(
-        "SELECT run_id FROM drift_results WHERE dataset_drift AND model_hash = ?"
-        " ORDER BY created_at DESC LIMIT 1",
-        [champion.model_hash],
+        "SELECT 1 FROM drift_results WHERE dataset_drift AND model_hash = ? AND run_id = ? LIMIT 1",
+        [champion.model_hash, run_id],
     )
-    return rows["run_id"][0] if rows.height else None
+    return rows.height > 0
 
 
 @dataclass(frozen=True)

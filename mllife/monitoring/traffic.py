@@ -29,6 +29,7 @@ from mllife.storage.store import Store
 __all__ = [
     "IngestResult",
     "ingest_segments",
+    "pending_segments",
     "served_features",
     "served_quality",
     "shadow_comparison",
@@ -54,6 +55,12 @@ def _segments(folder: Path) -> list[tuple[str, Path]]:
     for prefix in _TABLES:
         found += [(prefix, p) for p in sorted(folder.glob(f"{prefix}-*.parquet"))]
     return found
+
+
+def pending_segments(config: ProjectConfig) -> int:
+    """Complete log segments waiting to be ingested (each is deleted once it is)."""
+    folder = config.predictions_dir
+    return len(_segments(folder)) if folder.is_dir() else 0
 
 
 def _segment_select(conn, path: Path, schema: dict) -> str:

@@ -20,7 +20,7 @@ _SCOPES = {"new_data": "New data since the deployment", "served": "Served inputs
 _NO_CHAMPION = "no champion deployed yet"
 
 
-def _drift_part(scope: str, result: BatchDrift, *, first_champion: bool) -> list:
+def _drift_part(scope: str, result: BatchDrift, *, first_champion: bool, deployed: bool) -> list:
     title = _SCOPES.get(scope, scope)
     report = result.report
     if report is None:
@@ -31,6 +31,9 @@ def _drift_part(scope: str, result: BatchDrift, *, first_champion: bool) -> list
                 "the first champion was deployed by this run: new data and served inputs"
                 " are compared with its training data from the next run on"
             )
+        elif deployed and reason.startswith(_NO_CHAMPION):
+            # measured (and kept, as nothing changed since) before the deployment
+            reason = "no new data and no served inputs since the champion was deployed"
         return [Heading(title, 4), Paragraph(f"{reason[:1].upper()}{reason[1:]}.")]
     frame = report.to_frame()
     rows = [
@@ -70,11 +73,13 @@ class _Parts:
         self.blocks += blocks
 
 
-def _drift(parts: _Parts, drift: dict[str, BatchDrift], first_champion: bool) -> None:
+def _drift(parts: _Parts, drift: dict[str, BatchDrift], first_champion: bool, deployed: bool):
     for scope in ("new_data", "served"):
         if scope not in drift:
             continue
-        parts.add(*_drift_part(scope, drift[scope], first_champion=first_champion))
+        parts.add(
+            *_drift_part(scope, drift[scope], first_champion=first_champion, deployed=deployed)
+        )
         report = drift[scope].report
         if report is None or not report.drifted_columns:
             continue
@@ -155,10 +160,12 @@ def monitoring_section(
     shadow: pl.DataFrame,
     age: Staleness,
     first_champion: bool = False,
+    deployed: bool = False,
 ) -> ReportSection:
-    """``first_champion``: this run deployed the first champion (after drift ran)."""
+    """``first_champion``: this run deployed the first champion (after drift ran);
+    ``deployed``: a champion is deployed now."""
     parts = _Parts()
-    _drift(parts, drift, first_champion)
+    _drift(parts, drift, first_champion, deployed)
     _traffic(parts, traffic)
     _quality(parts, quality)
     _shadow(parts, shadow)

@@ -18,7 +18,6 @@ from mllife._errors import VersioningError
 from mllife.storage.locks import file_lock
 
 __all__ = [
-    "current_data_version",
     "DirectoryVersion",
     "data_version",
     "directory_version",
@@ -136,21 +135,6 @@ def dvc_add(root: Path, target: str, *, lock_dir: Path) -> DirectoryVersion:
     """``dvc add TARGET`` in ``root`` (caches the data, updates ``TARGET.dvc``)."""
     _dvc(root, "add", "--quiet", target, lock_dir=lock_dir)
     return pinned_version(Path(root) / f"{target}.dvc")
-
-
-def current_data_version(config) -> str | None:
-    """The data version a run would record now (None when the data is missing)."""
-    if not config.data_path.exists():
-        return None
-    if config.data.kind == "table":
-        return file_version(config.data_path)
-    from mllife.data.stage import unchanged_image_version
-
-    # no file changed since raw_data last read the folder: its version stands
-    known = unchanged_image_version(config)
-    if known is not None:
-        return known
-    return data_version(config.data_path, root=config.root, state_dir=state_cache(config)).md5
 
 
 def state_cache(config) -> Path:

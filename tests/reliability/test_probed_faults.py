@@ -87,7 +87,7 @@ def test_a_few_new_rows_and_served_predictions_are_not_enough_data_and_the_run_d
 
 def test_a_failing_monitoring_step_cannot_stop_the_champion_or_the_report(deployed, monkeypatch):
     monkeypatch.setenv("MLLIFE_FAIL_AT", "monitoring:served")
-    outcome = run_lifecycle(deployed, log_level="WARNING")
+    outcome = run_lifecycle(deployed, log_level="WARNING", force=True)
     lines = "\n".join(outcome.lines)
     assert outcome.ok, lines
     assert "check drift_report.served_drift_thresholds FAILED: monitoring failed:" in lines

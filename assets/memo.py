@@ -1,0 +1,117 @@
+"""Which assets of the lifecycle a run must materialize: the ones whose code, config or
+inputs changed since their latest materialization, and everything downstream of them.
+
+Keyed the way Dagster keys staleness, from the instance's event log: an asset is stale
+when it was never materialized, when its code version (``assets/code_versions.py``: its
+code and the config it reads) differs from the one recorded with its latest
+materialization, or when an upstream asset's latest data version differs from the input
+data version recorded then. Two assets look at the world: ``raw_data`` (the data on disk,
+versioned through the stat caches) and ``served_predictions`` (log segments waiting to
+be ingested). The UI shows the same assets as stale.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from mllife.config.project import ProjectConfig
+
+__all__ = ["Plan", "plan_run"]
+
+_INPUT_TAG = "dagster/input_data_version/"
+
+
+@dataclass(frozen=True)
+class Plan:
+    #: the assets to materialize, in the job's order; empty: everything is up to date
+    selection: tuple[dg.AssetKey, ...]
+    #: why each asset that changed by itself is stale (its descendants follow it)
+    reasons: dict[str, str]
+    skipped: int
+
+
+def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[dict | None, str | None]:
+    """The tags and run of the asset's latest materialization (None, None: never)."""
+    event = instance.get_latest_materialization_event(key)
+    if event is None:
+        return None, None
+    return dict(event.asset_materialization.tags or {}), event.run_id
+
+
+def _unusable(name: str, key: dg.AssetKey, run_id: str, tags: dict, config) -> str | None:
+    """Why the asset's stored result cannot be reused (gone, or failing its check), or
+    None. A result that would be reused is verified first, never trusted blindly."""
+    from assets import storage
+    from mllife._errors import ArtifactError
+    from mllife.storage.signing import unsign
+
+    io = storage.for_project(config)
+    path = io.path_for(run_id, key)
+    if not path.is_file():
+        return f"its stored result ({path}) is gone"
+    try:
+        unsign(path.read_bytes(), key_path=Path(io.key_path), what=str(path))
+    except ArtifactError:
+        return f"its stored result ({path}) fails its signature"
+    if name.startswith("candidate_"):
+        from mllife.storage.files import sha256_of
+
+        model_hash = tags.get("dagster/data_version", "")
+        artifact = next(config.artifacts_dir.glob(f"models/{model_hash}.*"), None)
+        if artifact is None or sha256_of(artifact) != model_hash:
+            return f"its model artifact {model_hash[:12]} is gone or changed"
+    return None
+
+
+def _world_changed(name: str, tags: dict[str, str], config: ProjectConfig) -> str | None:
+    if name == "raw_data":
+        from mllife.data.stage import current_data_version
+
+        now = current_data_version(config)
+        if now != tags.get("dagster/data_version"):
+            return f"the data changed (version {now})"
+    if name == "served_predictions":
+        from mllife.monitoring.traffic import pending_segments
+
+        if n := pending_segments(config):
+            return f"{n} served-prediction log segment(s) to ingest"
+    return None
+
+
+def plan_run(job: dg.JobDefinition, instance: dg.DagsterInstance, config: ProjectConfig) -> Plan:
+    graph = job.asset_layer.asset_graph
+    keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_executable]
+    found = {key: _latest(instance, key) for key in keys}
+    tags = {key: tags_and_run[0] for key, tags_and_run in found.items()}
+    stale: set[dg.AssetKey] = set()
+    reasons: dict[str, str] = {}
+    for key in keys:
+        node, name, recorded = graph.get(key), key.to_user_string(), tags[key]
+        if recorded is None:
+            why = "never materialized"
+        elif recorded.get("dagster/code_version") != node.code_version:
+            why = "its code or configuration changed"
+        else:
+            why = _world_changed(name, recorded, config)
+            if why is None:
+                why = _unusable(name, key, found[key][1], recorded, config)
+                if why is not None:
+                    print(f"mllife: warning: {name}: {why}; recomputing it", file=sys.stderr)
+            for parent in sorted(node.parent_keys):
+                if why is not None:
+                    break
+                if parent in stale:
+                    stale.add(key)  # follows its upstream: no reason of its own
+                    break
+                version = (tags.get(parent) or {}).get("dagster/data_version")
+                if version != recorded.get(_INPUT_TAG + parent.to_user_string()):
+                    why = f"upstream {parent.to_user_string()} changed"
+        if why is not None:
+            stale.add(key)
+            reasons[name] = why
+    selection = tuple(k for k in keys if k in stale)
+    return Plan(selection, reasons, len(keys) - len(selection))

@@ -1,0 +1,83 @@
+"""Memoized lifecycle runs on a real Dagster instance: an unchanged project starts no
+run; a policy edit reruns the gates and not the models; an edited candidate retrains that
+candidate only; new data reruns the data stage and every model; --force reruns all; a
+stored result that is gone or tampered with is recomputed with a warning, never used."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import dagster as dg
+
+from assets.run import prepare_instance, run_lifecycle
+from mllife.config.project import load_config
+from tests.conftest import make_project
+
+CANDIDATES = ("candidate_baseline_majority", "candidate_cnn", "candidate_logreg")
+
+
+def _latest_runs(instance) -> dict[str, str]:
+    keys = [*CANDIDATES, "splits", "challenger", "status_report"]
+    return {k: instance.get_latest_materialization_event(dg.AssetKey(k)).run_id for k in keys}
+
+
+def _fits(lines: list[str]) -> int:
+    return int(re.search(r"model fits: (\d+)", "\n".join(lines))[1])
+
+
+def test_memoized_runs_rerun_exactly_what_changed(tmp_path, digits_folder, capfd):
+    config_path = make_project(tmp_path / "p", digits_folder)
+    assert run_lifecycle(config_path, log_level="WARNING").success
+    config = load_config(config_path)
+    instance = prepare_instance(config)
+    runs = len(instance.get_runs())
+
+    unchanged = run_lifecycle(config_path, log_level="WARNING")
+    assert unchanged.success and unchanged.lines[0].startswith("up to date:")
+    assert "champion logreg" in unchanged.lines[0] and _fits(unchanged.lines) == 0
+    assert len(instance.get_runs()) == runs  # no run at all
+
+    before = _latest_runs(instance)
+    config_path.write_text(
+        config_path.read_text().replace("min_accuracy = 0.8", "min_accuracy = 0.81")
+    )
+    policy = run_lifecycle(config_path, log_level="WARNING")
+    assert policy.success and _fits(policy.lines) == 0
+    after = _latest_runs(instance)
+    assert all(after[k] == before[k] for k in (*CANDIDATES, "splits"))  # no retraining
+    assert after["challenger"] == policy.run_id  # the gates were evaluated again
+
+    config_path.write_text(config_path.read_text().replace("C = 0.5", "C = 0.4"))
+    spec = run_lifecycle(config_path, log_level="WARNING")
+    assert spec.ok and _fits(spec.lines) == 1
+    latest = _latest_runs(instance)
+    assert latest["candidate_logreg"] == spec.run_id
+    assert latest["candidate_cnn"] == after["candidate_cnn"]
+
+    source = sorted((config.data_path / "3").glob("*.png"))[0]
+    shutil.copy(source, source.parent / "zz_new_copy.png")  # new data (a duplicate)
+    (source.parent / "zz_new_copy.png").write_bytes(source.read_bytes() + b"\0")
+    new_data = run_lifecycle(config_path, log_level="WARNING")
+    assert new_data.ok and _fits(new_data.lines) == len(CANDIDATES)
+    assert "raw_data: the data changed" in "\n".join(new_data.lines)
+
+    forced = run_lifecycle(config_path, log_level="WARNING", force=True)
+    assert forced.ok and "model fits" not in "\n".join(forced.lines)  # no plan: all ran
+    assert _latest_runs(instance)["candidate_cnn"] == forced.run_id
+
+    # damaged results: a model artifact gone, a stored step result tampered with
+    cnn = instance.get_latest_materialization_event(dg.AssetKey("candidate_cnn"))
+    model_hash = cnn.asset_materialization.tags["dagster/data_version"]
+    for artifact in config.artifacts_dir.glob(f"models/{model_hash}.*"):
+        artifact.unlink()
+    stored = config.dagster_home / "storage" / forced.run_id / "status_report"
+    stored.write_bytes(stored.read_bytes()[:-1] + b"!")
+    capfd.readouterr()
+    repaired = run_lifecycle(config_path, log_level="WARNING")
+    warnings = capfd.readouterr().err
+    assert repaired.ok, "\n".join(repaired.lines)
+    assert "candidate_cnn: its model artifact" in warnings and "recomputing it" in warnings
+    assert "status_report: its stored result" in warnings and "fails its signature" in warnings
+    assert _fits(repaired.lines) == 1
+    assert _latest_runs(instance)["status_report"] == repaired.run_id
