@@ -81,17 +81,52 @@ def _sections(name: str, config) -> list[str]:
     return dump(*table[name]) if name in table else [config.path.read_text()]
 
 
-def with_code_version(asset: dg.AssetsDefinition, config):
-    """A ``map_asset_specs`` function giving the asset its code version."""
-    module = Path(inspect.getsourcefile(asset.op.compute_fn.decorated_fn))
+@cache
+def _code_digest(module: Path):
     digest = hashlib.sha256()
     for file in module_closure(module):
         digest.update(file.relative_to(ROOT).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest
+
+
+def code_version(name: str, module: Path, config) -> str:
+    """The code version of asset ``name`` computed in ``module``."""
+    digest = _code_digest(Path(module).resolve()).copy()
+    for text in _sections(name, config):
+        digest.update(text.encode())
+    return digest.hexdigest()[:16]
+
+
+def with_code_version(asset: dg.AssetsDefinition, config):
+    """A ``map_asset_specs`` function giving the asset its code version."""
+    module = Path(inspect.getsourcefile(asset.op.compute_fn.decorated_fn))
 
     def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
-        own = digest.copy()
-        for text in _sections(spec.key.to_user_string(), config):
-            own.update(text.encode())
-        return spec.replace_attributes(code_version=own.hexdigest()[:16])
+        return spec.replace_attributes(
+            code_version=code_version(spec.key.to_user_string(), module, config)
+        )
 
     return apply
+
+
+#: the module that computes each lifecycle asset (a test holds it to the definitions):
+#: what lets `mllife run` tell an up-to-date project without importing the graph
+_MODULES = {
+    "raw_data": "data", "clean_data": "data", "splits": "data",
+    "served_predictions": "monitoring", "drift_report": "monitoring",
+    "problem_scores": "problems", "challenger": "deployment", "champion": "deployment",
+    "staged_rollout": "rollout", "status_report": "reports",
+    "artifact_versions": "versioning",
+}  # fmt: skip
+
+
+def expected_code_versions(config) -> dict[str, str]:
+    """Every lifecycle asset's code version for ``config``, from the files alone."""
+    names = {name: module for name, module in _MODULES.items()}
+    for spec in config.models_to_train:
+        names[f"candidate_{spec.name}"] = "training"
+        names[f"evaluation_{spec.name}"] = "evaluation"
+    return {
+        name: code_version(name, ROOT / "assets" / f"{module}.py", config)
+        for name, module in names.items()
+    }

@@ -83,17 +83,46 @@ def _world_changed(name: str, tags: dict[str, str], config: ProjectConfig) -> st
 
 
 def plan_run(job: dg.JobDefinition, instance: dg.DagsterInstance, config: ProjectConfig) -> Plan:
+    """The plan for the lifecycle job, from its asset graph."""
     graph = job.asset_layer.asset_graph
     keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_executable]
+    assets = [(k, graph.get(k).code_version, sorted(graph.get(k).parent_keys)) for k in keys]
+    return _plan(assets, instance, config)
+
+
+def up_to_date(instance: dg.DagsterInstance, config: ProjectConfig) -> Plan | None:
+    """The empty plan when nothing changed, found without importing the asset graph (its
+    imports take seconds): code versions from the files, each asset's inputs from the
+    tags of its latest materialization. None: something changed (or the graph is new),
+    so the full plan decides."""
+    from assets.code_versions import expected_code_versions
+
+    assets = []
+    for name, version in expected_code_versions(config).items():
+        key = dg.AssetKey(name)
+        recorded, _ = _latest(instance, key)
+        if recorded is None:
+            return None
+        parents = [
+            dg.AssetKey(t.removeprefix(_INPUT_TAG)) for t in recorded if t.startswith(_INPUT_TAG)
+        ]
+        assets.append((key, version, parents))
+    plan = _plan(assets, instance, config)
+    return plan if not plan.selection else None
+
+
+def _plan(assets, instance: dg.DagsterInstance, config: ProjectConfig) -> Plan:
+    """``assets``: (key, code version, parent keys), upstream first."""
+    keys = [key for key, _, _ in assets]
     found = {key: _latest(instance, key) for key in keys}
     tags = {key: tags_and_run[0] for key, tags_and_run in found.items()}
     stale: set[dg.AssetKey] = set()
     reasons: dict[str, str] = {}
-    for key in keys:
-        node, name, recorded = graph.get(key), key.to_user_string(), tags[key]
+    for key, version, parents in assets:
+        name, recorded = key.to_user_string(), tags[key]
         if recorded is None:
             why = "never materialized"
-        elif recorded.get("dagster/code_version") != node.code_version:
+        elif recorded.get("dagster/code_version") != version:
             why = "its code or configuration changed"
         else:
             why = _world_changed(name, recorded, config)
@@ -101,14 +130,16 @@ def plan_run(job: dg.JobDefinition, instance: dg.DagsterInstance, config: Projec
                 why = _unusable(name, key, found[key][1], recorded, config)
                 if why is not None:
                     print(f"mllife: warning: {name}: {why}; recomputing it", file=sys.stderr)
-            for parent in sorted(node.parent_keys):
+            for parent in parents:
                 if why is not None:
                     break
                 if parent in stale:
                     stale.add(key)  # follows its upstream: no reason of its own
                     break
-                version = (tags.get(parent) or {}).get("dagster/data_version")
-                if version != recorded.get(_INPUT_TAG + parent.to_user_string()):
+                if parent not in tags:
+                    tags[parent] = _latest(instance, parent)[0]
+                current = (tags.get(parent) or {}).get("dagster/data_version")
+                if current != recorded.get(_INPUT_TAG + parent.to_user_string()):
                     why = f"upstream {parent.to_user_string()} changed"
         if why is not None:
             stale.add(key)

@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
-from assets.memo import plan_run
+from assets.memo import plan_run, up_to_date
 from assets.summary import StoredValues, summarize
 from mllife._errors import MllifeError
 from mllife.config.project import ProjectConfig, load_config
@@ -84,6 +84,14 @@ def run_lifecycle(
         raise MllifeError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     config = load_config(config_path)
     os.environ["MLLIFE_CONFIG"] = str(config.path)
+    quick = job_name == "lifecycle" and resume is None and not force
+    if quick and config.data_path.exists() and config.dagster_home.exists():
+        # nothing changed: said without importing the graph (torch and friends)
+        clock = time.perf_counter()
+        instance = prepare_instance(config)
+        plan = up_to_date(instance, config)
+        if plan is not None:
+            return _up_to_date(config, instance, plan, {"check": time.perf_counter() - clock})
     timings = _import_graph_beside_data_init(config)
     clock = time.perf_counter()
     instance = prepare_instance(config)

@@ -41,3 +41,14 @@ def test_the_code_of_a_step_is_what_its_module_reaches():
     assert "mllife/data/images.py" in data and "mllife/models/torch_model.py" in training
     assert "mllife/models/torch_model.py" not in data  # the data stage runs no model code
     assert "mllife/serve/_app.py" not in data | training  # the server is not in the graph
+
+
+def test_the_quick_up_to_date_check_knows_every_assets_code_version(tmp_path):
+    """`mllife run` tells an unchanged project without importing the graph, from a table
+    of the modules computing each asset: it must give the definitions' own versions."""
+    from assets.code_versions import expected_code_versions
+    from mllife.config.project import load_config
+
+    shutil.copy(REPO / "mllife.toml", tmp_path / "mllife.toml")
+    config = tmp_path / "mllife.toml"
+    assert expected_code_versions(load_config(config)) == _versions(config)

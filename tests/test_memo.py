@@ -37,6 +37,7 @@ def test_memoized_runs_rerun_exactly_what_changed(tmp_path, digits_folder, capfd
     assert unchanged.success and unchanged.lines[0].startswith("up to date:")
     assert "champion logreg" in unchanged.lines[0] and _fits(unchanged.lines) == 0
     assert len(instance.get_runs()) == runs  # no run at all
+    assert "check" in unchanged.timings  # told without importing the asset graph
 
     before = _latest_runs(instance)
     config_path.write_text(
