@@ -117,11 +117,13 @@ class ModelServer:
         # keep it out of the cyclic GC, whose full passes would otherwise walk it again
         # and again under load.
         gc.freeze()
-        # The event loop shares the GIL with the inference threads: a thread that holds
-        # it keeps the loop waiting up to the switch interval (5 ms by default), which
-        # /health and every small request pay. 1 ms keeps the loop responsive.
+        # The event loop shares the GIL with the image inference threads: a thread that
+        # holds it keeps the loop waiting up to the switch interval (5 ms by default),
+        # which /health and every small request pay; 1 ms keeps the loop responsive.
+        # Table rows are predicted inline, so there it would only add switches.
         switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(switch, 0.001))
+        if self.reader.contract is None:
+            sys.setswitchinterval(min(switch, 0.001))
         try:
             yield
         finally:
