@@ -20,7 +20,7 @@ import dagster as dg
 
 from mllife.config.project import ProjectConfig
 
-__all__ = ["Plan", "plan_run"]
+__all__ = ["Plan", "plan_run", "up_to_date", "up_to_date_lines"]
 
 _INPUT_TAG = "dagster/input_data_version/"
 
@@ -32,6 +32,35 @@ class Plan:
     #: why each asset that changed by itself is stale (its descendants follow it)
     reasons: dict[str, str]
     skipped: int
+
+    def summary(self) -> str:
+        """The run's last line: what reran and why, and the model fits."""
+        ran = {k.to_user_string() for k in self.selection}
+        fits = sum(name.startswith("candidate_") for name in ran)
+        why = "; ".join(f"{name}: {reason}" for name, reason in self.reasons.items())
+        return (
+            f"{self.skipped} assets up to date, not rerun; {len(ran)} rerun ({why});"
+            f" model fits: {fits}"
+        )
+
+
+def up_to_date_lines(config: ProjectConfig, instance: dg.DagsterInstance, plan: Plan):
+    """What `mllife run` says when nothing changed: no run, which champion stands."""
+    from mllife.storage.store import Store
+
+    champion = Store(config.store_path).champion()
+    latest = instance.get_runs(limit=1)
+    stands = (
+        f"champion {champion.name} {champion.model_hash[:12]} stands"
+        if champion is not None
+        else "no champion is deployed"
+    )
+    return [
+        "up to date: the data, code and configuration are unchanged since the last run"
+        f" ({latest[0].run_id if latest else 'none'}); {stands}",
+        f"{plan.skipped} assets up to date, 0 rerun; model fits: 0"
+        " (`mllife run --force` reruns all)",
+    ]
 
 
 def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[dict | None, str | None]:

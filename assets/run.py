@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
-from assets.memo import plan_run, up_to_date
+from assets.memo import plan_run, up_to_date, up_to_date_lines
 from assets.summary import StoredValues, summarize
 from mllife._errors import MllifeError
 from mllife.config.project import ProjectConfig, load_config
@@ -91,7 +91,7 @@ def run_lifecycle(
         instance = prepare_instance(config)
         plan = up_to_date(instance, config)
         if plan is not None:
-            return _up_to_date(config, instance, plan, {"check": time.perf_counter() - clock})
+            return _no_run(config, instance, plan, {"check": time.perf_counter() - clock})
     timings = _import_graph_beside_data_init(config)
     clock = time.perf_counter()
     instance = prepare_instance(config)
@@ -114,7 +114,11 @@ def run_lifecycle(
         plan = plan_run(job.get_definition(), instance, config)
         timings["dagster_setup"] = time.perf_counter() - clock
         if not plan.selection:
-            return _up_to_date(config, instance, plan, timings)
+            latest = instance.get_runs(limit=1)
+            run_id = latest[0].run_id if latest else ""
+            return RunOutcome(
+                True, False, run_id, up_to_date_lines(config, instance, plan), timings
+            )
         selection = list(plan.selection) if plan.skipped else None
     timings["dagster_setup"] = time.perf_counter() - clock
     clock = time.perf_counter()
@@ -130,17 +134,15 @@ def run_lifecycle(
         timings["dagster_run"] = time.perf_counter() - clock
         outcome = _outcome(result, config, timings, instance)
     if selection is not None:
-        outcome.lines.append(_memo_line(plan))
+        outcome.lines.append(plan.summary())
     return outcome
 
 
-def _memo_line(plan) -> str:
-    ran = {k.to_user_string() for k in plan.selection}
-    fits = sum(name.startswith("candidate_") for name in ran)
-    why = "; ".join(f"{name}: {reason}" for name, reason in plan.reasons.items())
-    return (
-        f"{plan.skipped} assets up to date, not rerun; {len(ran)} rerun ({why}); model fits: {fits}"
-    )
+def _no_run(config, instance, plan, timings) -> RunOutcome:
+    """Nothing changed: no run; the outcome names the latest run and the champion."""
+    latest = instance.get_runs(limit=1)
+    run_id = latest[0].run_id if latest else ""
+    return RunOutcome(True, False, run_id, up_to_date_lines(config, instance, plan), timings)
 
 
 def _count_steps(job, options, selection=None) -> int:
@@ -152,26 +154,6 @@ def _count_steps(job, options, selection=None) -> int:
     if selection is not None:
         definition = definition.get_subset(asset_selection=set(selection))
     return len(definition.nodes)
-
-
-def _up_to_date(config, instance, plan, timings) -> RunOutcome:
-    """Nothing changed: no run; say so, and which champion stands."""
-    from mllife.storage.store import Store
-
-    champion = Store(config.store_path).champion()
-    latest = instance.get_runs(limit=1)
-    stands = (
-        f"champion {champion.name} {champion.model_hash[:12]} stands"
-        if champion is not None
-        else "no champion is deployed"
-    )
-    lines = [
-        "up to date: the data, code and configuration are unchanged since the last run"
-        f" ({latest[0].run_id if latest else 'none'}); {stands}",
-        f"{plan.skipped} assets up to date, 0 rerun; model fits: 0"
-        " (`mllife run --force` reruns all)",
-    ]
-    return RunOutcome(True, False, latest[0].run_id if latest else "", lines, timings)
 
 
 def _import_graph_beside_data_init(config: ProjectConfig) -> dict[str, float]:
