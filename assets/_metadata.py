@@ -1,6 +1,7 @@
 """Turning mllife results into Dagster metadata."""
 
 import base64
+import contextlib
 import warnings
 
 import dagster as dg
@@ -51,10 +52,17 @@ def contract_check(result: ContractResult, *, severity=dg.AssetCheckSeverity.ERR
     return dg.AssetCheckResult(passed=result.passed, severity=severity, metadata=metadata)
 
 
-def versioned_output(value, version: str, **kwargs) -> dg.Output:
-    """``dg.Output`` with a data version. ``data_version`` is a beta parameter of Dagster
-    (the documented way to version an asset); its warning is accepted here, for this
-    call only, rather than by a process-wide filter."""
+@contextlib.contextmanager
+def accepting_beta():
+    """Dagster's beta APIs we rely on (data versions, source-code links), their warning
+    accepted for the call inside only, rather than by a process-wide filter."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
+        yield
+
+
+def versioned_output(value, version: str, **kwargs) -> dg.Output:
+    """``dg.Output`` with a data version (a beta parameter: the documented way to
+    version an asset)."""
+    with accepting_beta():
         return dg.Output(value, data_version=dg.DataVersion(version), **kwargs)

@@ -5,12 +5,12 @@ directory, so the graph always matches the project's configuration.
 """
 
 import os
-import warnings
 from pathlib import Path
 
 import dagster as dg
 
 from assets import data, deployment, storage
+from assets._metadata import accepting_beta
 from assets.code_versions import with_code_version
 from assets.evaluation import build_evaluation_asset
 from assets.monitoring import drift_report, served_predictions
@@ -52,10 +52,7 @@ def _assets(config) -> list:
             for a in assets
         ]
     assets = [a.map_asset_specs(with_code_version(a, config)) for a in assets]
-    # Links from the UI to each asset's source: a beta API whose warning we accept
-    # here, for this call only (no process-wide filter).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)
+    with accepting_beta():  # links from the UI to each asset's source
         return dg.with_source_code_references(assets)
 
 

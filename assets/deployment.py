@@ -89,37 +89,28 @@ def build_policy_checks(policy: PromotionConfig) -> dg.AssetChecksDefinition:
         # The policy as mllife.toml says now: after an edit (and a reload of the
         # definitions), re-executing these checks gives the new verdicts, no retraining.
         declared = {spec.name for spec in specs}
+
+        def result(name: str, passed: bool, **metadata) -> dg.AssetCheckResult:
+            return dg.AssetCheckResult(
+                asset_key="challenger", check_name=name, passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR, metadata=metadata,
+            )  # fmt: skip
+
         try:
             decision = reevaluate(challenger, project.config.promotion)
         except PromotionError as exc:
             for name in sorted(declared):
-                yield dg.AssetCheckResult(
-                    asset_key="challenger", check_name=name, passed=False,
-                    severity=dg.AssetCheckSeverity.ERROR, metadata={"summary": str(exc)},
-                )  # fmt: skip
+                yield result(name, False, summary=str(exc))
             return
         for name in sorted(declared - {g.name for g in decision.gates}):
-            yield dg.AssetCheckResult(
-                asset_key="challenger", check_name=name, passed=False,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"summary": "no longer in the policy: reload the definitions"},
-            )  # fmt: skip
+            yield result(name, False, summary="no longer in the policy: reload the definitions")
         for gate in decision.gates:
-            if gate.name not in declared:  # a gate added since the definitions loaded
-                continue
-            yield dg.AssetCheckResult(
-                asset_key="challenger",
-                check_name=gate.name,
-                passed=gate.passed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    "verdict": "pass" if gate.passed else "FAIL",
-                    "applies": gate.applies,
-                    "observed": gate.observed,
-                    "threshold": gate.threshold,
-                    "summary": gate.reason,
-                },
-            )
+            if gate.name in declared:  # else: added since the definitions loaded
+                yield result(
+                    gate.name, gate.passed, verdict="pass" if gate.passed else "FAIL",
+                    applies=gate.applies, observed=gate.observed, threshold=gate.threshold,
+                    summary=gate.reason,
+                )  # fmt: skip
 
     return promotion_policy
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 
@@ -44,12 +43,11 @@ class Plan:
         )
 
 
-def up_to_date_lines(config: ProjectConfig, instance: dg.DagsterInstance, plan: Plan):
+def up_to_date_lines(config: ProjectConfig, last_run_id: str, plan: Plan) -> list[str]:
     """What `mllife run` says when nothing changed: no run, which champion stands."""
     from mllife.storage.store import Store
 
     champion = Store(config.store_path).champion()
-    latest = instance.get_runs(limit=1)
     stands = (
         f"champion {champion.name} {champion.model_hash[:12]} stands"
         if champion is not None
@@ -57,7 +55,7 @@ def up_to_date_lines(config: ProjectConfig, instance: dg.DagsterInstance, plan: 
     )
     return [
         "up to date: the data, code and configuration are unchanged since the last run"
-        f" ({latest[0].run_id if latest else 'none'}); {stands}",
+        f" ({last_run_id or 'none'}); {stands}",
         f"{plan.skipped} assets up to date, 0 rerun; model fits: 0"
         " (`mllife run --force` reruns all)",
     ]
@@ -75,25 +73,16 @@ def _unusable(name: str, key: dg.AssetKey, run_id: str, tags: dict, config) -> s
     """Why the asset's stored result cannot be reused (gone, or failing its check), or
     None. A result that would be reused is verified first, never trusted blindly."""
     from assets import storage
-    from mllife._errors import ArtifactError
-    from mllife.storage.signing import unsign
 
-    io = storage.for_project(config)
-    path = io.path_for(run_id, key)
-    if not path.is_file():
-        return f"its stored result ({path}) is gone"
-    try:
-        unsign(path.read_bytes(), key_path=Path(io.key_path), what=str(path))
-    except ArtifactError:
-        return f"its stored result ({path}) fails its signature"
-    if name.startswith("candidate_"):
+    why = storage.for_project(config).unusable(run_id, key)
+    if why is None and name.startswith("candidate_"):
         from mllife.storage.files import sha256_of
 
         model_hash = tags.get("dagster/data_version", "")
         artifact = next(config.artifacts_dir.glob(f"models/{model_hash}.*"), None)
         if artifact is None or sha256_of(artifact) != model_hash:
-            return f"its model artifact {model_hash[:12]} is gone or changed"
-    return None
+            why = f"its model artifact {model_hash[:12]} is gone or changed"
+    return why
 
 
 def _world_changed(name: str, tags: dict[str, str], config: ProjectConfig) -> str | None:
@@ -126,24 +115,26 @@ def up_to_date(instance: dg.DagsterInstance, config: ProjectConfig) -> Plan | No
     so the full plan decides."""
     from assets.code_versions import expected_code_versions
 
-    assets = []
+    assets, found = [], {}
     for name, version in expected_code_versions(config).items():
         key = dg.AssetKey(name)
-        recorded, _ = _latest(instance, key)
+        found[key] = _latest(instance, key)
+        recorded = found[key][0]
         if recorded is None:
             return None
         parents = [
             dg.AssetKey(t.removeprefix(_INPUT_TAG)) for t in recorded if t.startswith(_INPUT_TAG)
         ]
         assets.append((key, version, parents))
-    plan = _plan(assets, instance, config)
+    plan = _plan(assets, instance, config, found)
     return plan if not plan.selection else None
 
 
-def _plan(assets, instance: dg.DagsterInstance, config: ProjectConfig) -> Plan:
-    """``assets``: (key, code version, parent keys), upstream first."""
+def _plan(assets, instance: dg.DagsterInstance, config: ProjectConfig, found=None) -> Plan:
+    """``assets``: (key, code version, parent keys), upstream first; ``found``: their
+    latest materializations' (tags, run), when already read."""
     keys = [key for key, _, _ in assets]
-    found = {key: _latest(instance, key) for key in keys}
+    found = found or {key: _latest(instance, key) for key in keys}
     tags = {key: tags_and_run[0] for key, tags_and_run in found.items()}
     stale: set[dg.AssetKey] = set()
     reasons: dict[str, str] = {}

@@ -114,11 +114,7 @@ def run_lifecycle(
         plan = plan_run(job.get_definition(), instance, config)
         timings["dagster_setup"] = time.perf_counter() - clock
         if not plan.selection:
-            latest = instance.get_runs(limit=1)
-            run_id = latest[0].run_id if latest else ""
-            return RunOutcome(
-                True, False, run_id, up_to_date_lines(config, instance, plan), timings
-            )
+            return _no_run(config, instance, plan, timings)
         selection = list(plan.selection) if plan.skipped else None
     timings["dagster_setup"] = time.perf_counter() - clock
     clock = time.perf_counter()
@@ -142,7 +138,7 @@ def _no_run(config, instance, plan, timings) -> RunOutcome:
     """Nothing changed: no run; the outcome names the latest run and the champion."""
     latest = instance.get_runs(limit=1)
     run_id = latest[0].run_id if latest else ""
-    return RunOutcome(True, False, run_id, up_to_date_lines(config, instance, plan), timings)
+    return RunOutcome(True, False, run_id, up_to_date_lines(config, run_id, plan), timings)
 
 
 def _count_steps(job, options, selection=None) -> int:

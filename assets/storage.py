@@ -79,6 +79,18 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
             f" {key.to_user_string()} in this instance first"
         )
 
+    def unusable(self, run_id: str, asset_key: dg.AssetKey) -> str | None:
+        """Why ``run_id``'s stored value of ``asset_key`` cannot be loaded (gone, or its
+        signature fails), or None (a run about to reuse it checks first)."""
+        path = self.path_for(run_id, asset_key)
+        if not path.is_file():
+            return f"its stored result ({path}) is gone"
+        try:
+            unsign(path.read_bytes(), key_path=Path(self.key_path), what=str(path))
+        except ArtifactError:
+            return f"its stored result ({path}) fails its signature"
+        return None
+
     def load_value(self, run_id: str, asset_key: str):
         """The value ``run_id`` materialized for ``asset_key`` (for run summaries)."""
         return self._load(self.path_for(run_id, dg.AssetKey(asset_key)))

@@ -173,7 +173,7 @@ def summarize(result, config: ProjectConfig, values: StoredValues, *, refused: b
         drift is not None
         and champion is not None
         and champion.action == "promoted"
-        and all(d.report is None and d.reason.startswith("no champion") for d in drift.values())
+        and all(d.before_any_champion for d in drift.values())
     ):
         # drift ran before this run deployed the first champion
         lines.append("drift: measured from the next run on (this run deployed the first champion)")

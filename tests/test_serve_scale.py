@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import re
 import threading
+import time
 
 from mllife.config.project import load_config
 from mllife.monitoring.traffic import ingest_segments
@@ -82,15 +83,16 @@ def test_workers_answer_from_several_processes_on_one_port_and_log_everything(tm
     key = create_key(project["store"], "alice")
     rows = project["rows"]
     with ServerProcess(project["config"].path, workers=2) as server:
-        pids, sent = set(), 0
-        for i in range(200):
+        # The server is up once one worker answers; the other may still be loading its
+        # models: keep sending (fresh connections) until both answered, or 60 s.
+        pids, sent, i = set(), 0, 0
+        deadline = time.monotonic() + 60
+        while (len(pids) < 2 or i < 20) and time.monotonic() < deadline:
             status, _ = server.request("POST", "/predict", {"rows": rows[i % 50 : i % 50 + 2]},
                                        key=key)  # fmt: skip
             assert status == 200
-            sent += 2
+            sent, i = sent + 2, i + 1
             pids |= set(re.findall(r'mllife_process_info\{pid="(\d+)"\}', _metrics(server)))
-            if len(pids) == 2 and i >= 20:
-                break
         assert len(pids) == 2, pids  # both processes answered
         output = server.stop()
     assert "2 worker processes" in output

@@ -37,6 +37,15 @@ class BatchDrift:
     reason: str
     scope: str = "new_data"  # or "served"
 
+    @property
+    def before_any_champion(self) -> bool:
+        """Nothing was compared because no champion was deployed when it ran."""
+        return self.report is None and self.reason.startswith(NO_CHAMPION)
+
+
+#: the reason of a drift result taken while no champion was deployed
+NO_CHAMPION = "no champion deployed yet"
+
 
 #: fewer rows than this on either side and no column is compared (drift()'s own floor)
 MIN_ROWS = 30
@@ -88,7 +97,7 @@ def batch_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchD
     """Rows that arrived after the champion's deployment vs the rows it trained on."""
     champion = store.champion()
     if champion is None:
-        return BatchDrift(None, 0, 0, "no champion deployed yet: nothing to compare with")
+        return BatchDrift(None, 0, 0, f"{NO_CHAMPION}: nothing to compare with")
     reference, current = _before_and_after(config, store, splits, champion)
     if current.height == 0:
         return BatchDrift(None, reference.height, 0, "no new data since the champion was deployed")
@@ -130,7 +139,7 @@ def served_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> Batch
     fail_point("monitoring:served")
     champion = store.champion()
     if champion is None:
-        return BatchDrift(None, 0, 0, "no champion deployed yet", "served")
+        return BatchDrift(None, 0, 0, NO_CHAMPION, "served")
     current = served_features(store, since=champion.created_at, model_hash=champion.model_hash)
     if current.height == 0:
         return BatchDrift(None, 0, 0, "no served predictions since the deployment", "served")
@@ -208,7 +217,7 @@ def staleness(config: ProjectConfig, store: Store, *, now: datetime | None = Non
     now = now or _now()
     champion = store.champion()
     if champion is None:
-        return Staleness(None, None, True, "no champion deployed yet")
+        return Staleness(None, None, True, NO_CHAMPION)
     limits = config.monitoring
     champion_age = (now - champion.created_at).total_seconds() / 86400
     data = store.query(

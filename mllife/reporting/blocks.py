@@ -20,7 +20,14 @@ __all__ = [
     "Thumbnail",
     "Tile",
     "Tiles",
+    "sentence",
 ]
+
+
+def sentence(text: str) -> str:
+    """``text`` with its first letter capitalised (reasons are written lower-case to be
+    embedded in other sentences)."""
+    return text[:1].upper() + text[1:]
 
 
 @dataclass(frozen=True)

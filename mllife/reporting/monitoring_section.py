@@ -9,15 +9,12 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from mllife.monitoring.batch import BatchDrift, Staleness
-from mllife.reporting.blocks import Figure, Heading, Paragraph, ReportSection, Table
+from mllife.reporting.blocks import Figure, Heading, Paragraph, ReportSection, Table, sentence
 from mllife.reporting.plots import drift_effects_png, served_accuracy_png
 
 __all__ = ["monitoring_section"]
 
 _SCOPES = {"new_data": "New data since the deployment", "served": "Served inputs"}
-
-#: what the drift step says when there was no champion when it ran
-_NO_CHAMPION = "no champion deployed yet"
 
 
 def _drift_part(scope: str, result: BatchDrift, *, first_champion: bool, deployed: bool) -> list:
@@ -25,16 +22,16 @@ def _drift_part(scope: str, result: BatchDrift, *, first_champion: bool, deploye
     report = result.report
     if report is None:
         reason = result.reason
-        if first_champion and reason.startswith(_NO_CHAMPION):
+        if first_champion and result.before_any_champion:
             # drift ran before this run's champion step deployed the first champion
             reason = (
                 "the first champion was deployed by this run: new data and served inputs"
                 " are compared with its training data from the next run on"
             )
-        elif deployed and reason.startswith(_NO_CHAMPION):
+        elif deployed and result.before_any_champion:
             # measured (and kept, as nothing changed since) before the deployment
             reason = "no new data and no served inputs since the champion was deployed"
-        return [Heading(title, 4), Paragraph(f"{reason[:1].upper()}{reason[1:]}.")]
+        return [Heading(title, 4), Paragraph(sentence(reason) + ".")]
     frame = report.to_frame()
     rows = [
         [
@@ -55,7 +52,7 @@ def _drift_part(scope: str, result: BatchDrift, *, first_champion: bool, deploye
     )
     return [
         Heading(title, 4),
-        Paragraph(f"{result.reason[:1].upper()}{result.reason[1:]}"),
+        Paragraph(sentence(result.reason)),
         Figure(chart, f"drift effect per column: {title}"),
         Table.of(["column", "test", "statistic", "adjusted p", "effect", "PSI", "drifted"], rows),
     ]
@@ -146,7 +143,7 @@ def _shadow(parts: _Parts, shadow: pl.DataFrame) -> None:
 
 
 def _freshness(parts: _Parts, age: Staleness) -> None:
-    parts.add(Heading("Freshness", 4), Paragraph(f"{age.reason[:1].upper()}{age.reason[1:]}."))
+    parts.add(Heading("Freshness", 4), Paragraph(sentence(age.reason) + "."))
     if not age.passed:
         parts.client.append(f"The deployed model is getting old: {age.reason}.")
         parts.steps.append("Retrain on recent data: the freshness policy is exceeded.")

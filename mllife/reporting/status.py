@@ -18,7 +18,15 @@ import polars as pl
 from mllife.evaluation.candidate import CandidateEvaluation
 from mllife.evaluation.test_budget import SealedSetWear
 from mllife.promotion.challenger import Challenger
-from mllife.reporting.blocks import Bullets, Figure, Heading, Paragraph, ReportSection, Table
+from mllife.reporting.blocks import (
+    Bullets,
+    Figure,
+    Heading,
+    Paragraph,
+    ReportSection,
+    Table,
+    sentence,
+)
 from mllife.reporting.client import client_part
 from mllife.reporting.plots import metric_history_png
 from mllife.reporting.render import render
@@ -139,7 +147,7 @@ def _data_section(data: DataFacts, wear: SealedSetWear) -> ReportSection:
     blocks = [
         Paragraph(
             f"Data version {data.data_version}: {data.n_inputs} {noun}, {data.n_clean} kept,"
-            f" {data.dropped.height} dropped. {reads[:1].upper()}{reads[1:]}."
+            f" {data.dropped.height} dropped. {sentence(reads)}."
         ),
         Table.of(["split", noun], [[name, n] for name, n in data.split_sizes.items()]),
         Heading("Cleaning: every dropped input and why"),

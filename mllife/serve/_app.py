@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -27,11 +26,16 @@ from starlette.routing import Route
 from mllife._errors import DataError, MllifeError
 from mllife.config.project import ProjectConfig
 from mllife.preprocess.column_batch import ColumnBatch
-from mllife.serve._batching import MicroBatcher
 from mllife.serve._health import checked_feedback, health_body
 from mllife.serve._ids import RequestIds
 from mllife.serve._images import ImageUploads, predict_images
-from mllife.serve._inference import InferenceGate, predict_rows
+from mllife.serve._inference import (
+    InferenceGate,
+    image_batcher,
+    inference_threads,
+    predict_rows,
+    responsive_loop,
+)
 from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
 from mllife.serve._log import (
@@ -49,8 +53,6 @@ from mllife.storage.store import Store
 __all__ = ["ModelServer", "create_app"]
 
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
-#: image requests up to this size have their headers checked on the event loop
-INLINE_IMAGE_BYTES = 256 * 1024
 
 
 def _now() -> datetime:
@@ -71,22 +73,13 @@ class ModelServer:
         self.lineup: Lineup = load_lineup(config, self.store)
         self.reload_error: str | None = None
         self.request_ids = RequestIds(config.state_dir / "serving.key")
-        self.decode_limiter = anyio.CapacityLimiter(max(1, min(4, os.cpu_count() or 1)))
+        self.decode_limiter = anyio.CapacityLimiter(inference_threads())
         self.gate = InferenceGate(
             max_queue=self.settings.max_queue,
-            threads=max(1, min(4, os.cpu_count() or 1)),
+            threads=inference_threads(),
             timeout=self.settings.request_timeout_seconds,
         )
-        batching = self.settings.batching
-        self.batcher = (
-            MicroBatcher(
-                lambda served, uploads: self.gate.run(predict_images, served, uploads),
-                window_seconds=batching.window_ms / 1000.0,
-                max_batch=batching.max_images,
-            )
-            if batching.enabled
-            else None
-        )
+        self.batcher = image_batcher(self.gate, self.settings.batching)
         self.request_metrics = RequestMetrics(access_log=self.settings.access_log)
         self.shadow_errors = 0
         self.last_shadow_error: str | None = None
@@ -117,17 +110,10 @@ class ModelServer:
         # keep it out of the cyclic GC, whose full passes would otherwise walk it again
         # and again under load.
         gc.freeze()
-        # The event loop shares the GIL with the image inference threads: a thread that
-        # holds it keeps the loop waiting up to the switch interval (5 ms by default),
-        # which /health and every small request pay; 1 ms keeps the loop responsive.
-        # Table rows are predicted inline, so there it would only add switches.
-        switch = sys.getswitchinterval()
-        if self.reader.contract is None:
-            sys.setswitchinterval(min(switch, 0.001))
         try:
-            yield
+            with responsive_loop(images=self.reader.contract is None):
+                yield
         finally:
-            sys.setswitchinterval(switch)
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -187,19 +173,6 @@ class ModelServer:
             )
         return served, role
 
-    async def _read_inputs(self, request: Request):
-        body = await self.reader.body(request)
-        content_type = request.headers.get("content-type", "")
-        if self.reader.contract is not None or len(body) <= INLINE_IMAGE_BYTES:
-            # table rows, and a small upload's image headers: checked inline
-            # (microseconds; a thread hop costs more: up to the 5 ms GIL switch interval)
-            return self.reader.parse(content_type, body)
-        # a large upload's headers are checked in a worker thread, so it never holds the
-        # event loop (/health and other clients keep answering)
-        return await anyio.to_thread.run_sync(
-            self.reader.parse, content_type, body, limiter=self.decode_limiter
-        )
-
     async def _predict(self, served: ServedModel, inputs, features):
         """(class indices, probabilities, features to log)."""
         if isinstance(inputs, ImageUploads):
@@ -220,7 +193,7 @@ class ModelServer:
         key = self.authorize(request, "predict")
         lineup = self.lineup
         served, role = self._answering(lineup, key)
-        inputs, hashes, features = await self._read_inputs(request)
+        inputs, hashes, features = await self.reader.inputs(request, limiter=self.decode_limiter)
         best, confidence, features = await self._predict(served, inputs, features)
         classes = served.model.classes
         request_id = self.request_ids.new(key.name, len(best))

@@ -10,8 +10,11 @@ true to the work in flight.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -20,7 +23,49 @@ import numpy as np
 from mllife._faults import slow_point
 from mllife.serve._requests import HTTPProblem
 
-__all__ = ["InferenceGate", "QueueFull", "TimedOut", "predict_rows"]
+__all__ = [
+    "InferenceGate",
+    "QueueFull",
+    "TimedOut",
+    "image_batcher",
+    "inference_threads",
+    "predict_rows",
+    "responsive_loop",
+]
+
+
+def inference_threads() -> int:
+    """Worker threads for decoding and inference: the CPUs, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@contextlib.contextmanager
+def responsive_loop(images: bool) -> Iterator[None]:
+    """While serving images, a 1 ms GIL switch interval: the event loop shares the GIL
+    with the inference threads, and a thread that holds it keeps the loop waiting up to
+    the interval (5 ms by default), which /health and every small request pay. Table rows
+    are predicted inline, so there it would only add switches."""
+    switch = sys.getswitchinterval()
+    if images:
+        sys.setswitchinterval(min(switch, 0.001))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(switch)
+
+
+def image_batcher(gate: InferenceGate, batching):
+    """The micro-batcher of image requests (``[serving.batching]``), or None when off."""
+    from mllife.serve._batching import MicroBatcher
+    from mllife.serve._images import predict_images
+
+    if not batching.enabled:
+        return None
+    return MicroBatcher(
+        lambda served, uploads: gate.run(predict_images, served, uploads),
+        window_seconds=batching.window_ms / 1000.0,
+        max_batch=batching.max_images,
+    )
 
 
 class QueueFull(HTTPProblem):
