@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from assets import pools
 from assets._metadata import column_schema, contract_check, frame_table, versioned_output
 from assets.resources import MllifeProject
 from mllife.data.class_set import class_set_change
@@ -20,6 +21,7 @@ from mllife.data.stage import (
 
 
 @dg.asset(
+    pool=pools.STORE,
     group_name="data",
     kinds={"polars", "dvc"},
     description="The raw data as a manifest: for images every file (path, label from its"
@@ -152,6 +154,7 @@ def class_balance_check(clean_data: CleanData) -> dg.AssetCheckResult:
 
 
 @dg.asset(
+    pool=pools.STORE,
     group_name="data",
     kinds={"polars", "duckdb"},
     description="Train/validation/test assignment, stratified per class. Rows seen before"

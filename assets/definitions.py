@@ -15,7 +15,6 @@ from assets.code_versions import with_code_version
 from assets.evaluation import build_evaluation_asset
 from assets.monitoring import drift_report, served_predictions
 from assets.problems import build_problem_scores_asset, problem_files
-from assets.progress import progress_logger
 from assets.reports import build_status_report_asset
 from assets.resources import MllifeProject
 from assets.rollout import staged_rollout
@@ -103,26 +102,12 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         assets=_assets(config),
         asset_checks=checks,
         jobs=[lifecycle, retrain, monitor],
-        loggers={"progress": progress_logger, "console": dg.colored_console_logger},
+        loggers={"console": dg.colored_console_logger},
         resources={
             "project": MllifeProject(config_path=str(config.path)),
             "io_manager": storage.for_project(config),
         },
     )
-
-
-def job_for(config_path: str, job_name: str, config_digest: str) -> dg.JobDefinition:
-    """The reconstructor ``assets.run`` names, so step subprocesses and re-executions
-    rebuild exactly the graph of the run's own config -- refused if the file changed."""
-    from mllife._errors import ConfigError
-    from mllife.storage.files import sha256_of
-
-    if sha256_of(Path(config_path)) != config_digest:
-        raise ConfigError(
-            f"{config_path} changed while a run was using it; start a new run to use the"
-            " edited configuration"
-        )
-    return build_definitions(config_path).resolve_job_def(job_name)
 
 
 def _config_path() -> Path:

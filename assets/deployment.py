@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets import pools
 from assets._metadata import frame_table, versioned_output
 from assets.resources import MllifeProject
 from mllife._errors import PromotionError
@@ -23,6 +24,7 @@ def build_challenger_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
     ins = {f"evaluation_{n}": dg.AssetIn() for n in candidate_names}
 
     @dg.asset(
+        pool=pools.CHAMPION,
         group_name="deployment",
         kinds={"duckdb"},
         ins={**ins, "splits": dg.AssetIn(), "problem_scores": dg.AssetIn()},
@@ -116,6 +118,7 @@ def build_policy_checks(policy: PromotionConfig) -> dg.AssetChecksDefinition:
 
 
 @dg.asset(
+    pool=pools.CHAMPION,
     deps=["drift_report"],  # drift is measured against the champion before this promotion
     group_name="deployment",
     kinds={"duckdb"},

@@ -100,9 +100,8 @@ def _world_changed(name: str, tags: dict[str, str], config: ProjectConfig) -> st
     return None
 
 
-def plan_run(job: dg.JobDefinition, instance: dg.DagsterInstance, config: ProjectConfig) -> Plan:
-    """The plan for the lifecycle job, from its asset graph."""
-    graph = job.asset_layer.asset_graph
+def plan_run(graph, instance: dg.DagsterInstance, config: ProjectConfig) -> Plan:
+    """The plan for the lifecycle job (every asset), from the code location's asset graph."""
     keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_executable]
     assets = [(k, graph.get(k).code_version, sorted(graph.get(k).parent_keys)) for k in keys]
     return _plan(assets, instance, config)

@@ -3,6 +3,7 @@ staleness of the champion."""
 
 import dagster as dg
 
+from assets import pools
 from assets._metadata import frame_table
 from assets.resources import MllifeProject
 from mllife.data.split import SplitSet
@@ -11,6 +12,7 @@ from mllife.monitoring.traffic import IngestResult, ingest_segments, served_qual
 
 
 @dg.asset(
+    pool=pools.STORE,
     group_name="monitoring",
     kinds={"parquet", "duckdb"},
     description="Ingests the model server's Parquet segments (.mllife/predictions/) into the"
@@ -79,6 +81,7 @@ _THRESHOLDS = (
 
 
 @dg.asset(
+    pool=pools.STORE,
     group_name="monitoring",
     kinds={"polars", "duckdb"},
     check_specs=[

@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from assets import pools
 from assets._metadata import frame_table, png
 from assets.resources import MllifeProject
 from mllife._errors import ProblemError
@@ -42,6 +43,7 @@ def build_problem_scores_asset(candidate_names: list[str]) -> dg.AssetsDefinitio
     ins = {f"candidate_{n}": dg.AssetIn() for n in candidate_names}
 
     @dg.asset(
+        pool=pools.STORE,
         group_name="evaluation",
         kinds={"duckdb"},
         ins={**ins, "splits": dg.AssetIn()},

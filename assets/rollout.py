@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets import pools
 from assets.resources import MllifeProject
 from mllife.promotion.rollout import (
     judge,
@@ -13,6 +14,7 @@ from mllife.promotion.rollout import (
 
 
 @dg.asset(
+    pool=pools.CHAMPION,
     deps=["champion", "served_predictions"],  # after staging and after ingesting traffic
     group_name="deployment",
     kinds={"duckdb"},

@@ -1,11 +1,14 @@
-"""``python -m assets.run``: materialize the lifecycle job on the project's own instance.
+"""``python -m assets.run``: submit a lifecycle job's run to the project's instance and
+follow it.
 
 ``mllife run`` calls this in a child process (the library never imports Dagster). The
-instance lives in ``.mllife/dagster`` so ``dagster dev`` shows the same runs afterwards.
+instance lives in ``.mllife/dagster`` (settings: ``dagster.yaml`` there), so ``mllife
+ui`` shows the same runs; the run itself is launched by the instance's run launcher
+(``assets.launch``), like a run started from the UI, a schedule or a sensor.
 """
 
 import argparse
-import importlib
+import contextlib
 import logging
 import os
 import subprocess
@@ -17,28 +20,26 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
+from assets.launch import ProjectWorkspace, follow, monitor_runs, project_workspace, worker_alive
 from assets.memo import plan_run, up_to_date, up_to_date_lines
+from assets.resources import CONFIG_DIGEST_TAG
 from assets.summary import StoredValues, summarize
 from mllife._errors import MllifeError
 from mllife.config.project import ProjectConfig, load_config
 from mllife.storage.files import sha256_of
+from mllife.storage.instance_settings import write_instance_settings
 from mllife.storage.locks import file_lock
-
-INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
 
 def prepare_instance(config: ProjectConfig) -> dg.DagsterInstance:
     home = config.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     # Two runs starting on a new instance would both create its SQLite tables ("table
     # jobs already exists"): the first creates them under a lock, the other waits.
     with file_lock(
         home / "mllife-instance.lock", timeout=120, what="creating the Dagster instance"
     ):
-        settings = home / "dagster.yaml"
-        if not settings.exists():
-            settings.write_text(INSTANCE_YAML)
+        write_instance_settings(home)
         instance = dg.DagsterInstance.get()
         instance.get_runs(limit=1)  # run storage
         instance.all_instigator_state()  # schedule storage (the "jobs" table)
@@ -56,7 +57,7 @@ class RunOutcome:
     refused: bool
     run_id: str
     lines: list[str]
-    #: seconds per phase: graph_imports, data_init_wait, dagster_setup, dagster_run
+    #: seconds per phase: check, code_server, data_init_wait, submit, dagster_run, ...
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -77,59 +78,53 @@ def run_lifecycle(
     resume: str | None = None,
     force: bool = False,
 ) -> RunOutcome:
-    """Materialize ``job_name``; ``resume`` re-executes that run's failed or never
-    finished steps, reusing the outputs its completed steps stored. The lifecycle job
-    materializes only what changed since (``assets.memo``) unless ``force``."""
+    """Submit ``job_name`` to the instance and follow the run to its end; ``resume``
+    re-executes that run from its failure (Dagster's re-execution: the steps it finished
+    are not rerun). The lifecycle job materializes only what changed since
+    (``assets.memo``) unless ``force``."""
     if executor not in EXECUTORS:
         raise MllifeError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     config = load_config(config_path)
-    os.environ["MLLIFE_CONFIG"] = str(config.path)
+    os.environ["MLLIFE_CONFIG"] = str(config.path)  # the code server builds this graph
+    timings: dict[str, float] = {}
     quick = job_name == "lifecycle" and resume is None and not force
     if quick and config.data_path.exists() and config.dagster_home.exists():
-        # nothing changed: said without importing the graph (torch and friends)
+        # nothing changed: said without loading the graph (torch and friends)
         clock = time.perf_counter()
         instance = prepare_instance(config)
         plan = up_to_date(instance, config)
         if plan is not None:
             return _no_run(config, instance, plan, {"check": time.perf_counter() - clock})
-    timings = _import_graph_beside_data_init(config)
-    clock = time.perf_counter()
+        timings["check"] = time.perf_counter() - clock
     instance = prepare_instance(config)
-    # A reconstructable job (not execute_in_process): step outputs go to the instance's
-    # filesystem storage, so steps can run in subprocesses and a failed or killed run
-    # can be re-executed from where it stopped -- also from the UI.
-    options = None
-    if resume is not None:
-        job_name = _prepare_resume(instance, resume)
-        options = dg.ReexecutionOptions.from_failure(resume, instance)
-    # The config's digest is part of the job's identity: Dagster caches reconstructed
-    # jobs by their arguments, and an edited mllife.toml must give a new graph.
-    job = dg.build_reconstructable_job(
-        "assets.definitions",
-        "job_for",
-        reconstructable_args=(str(config.path), job_name, sha256_of(config.path)),
-    )
-    selection, plan = None, None
-    if job_name == "lifecycle" and options is None and not force:
-        plan = plan_run(job.get_definition(), instance, config)
-        timings["dagster_setup"] = time.perf_counter() - clock
-        if not plan.selection:
-            return _no_run(config, instance, plan, timings)
-        selection = list(plan.selection) if plan.skipped else None
-    timings["dagster_setup"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    steps = _count_steps(job, options, selection)
-    with dg.execute_job(
-        job,
-        instance,
-        run_config=_run_config(executor, max_concurrent, log_level, steps),
-        reexecution_options=options,
-        tags={OWNER_TAG: _process_tag()},
-        asset_selection=selection,
-    ) as result:
+    tags = {CONFIG_DIGEST_TAG: sha256_of(config.path), "mllife/started_by": "mllife run"}
+    with contextlib.ExitStack() as stack:
+        workspace = stack.enter_context(_workspace_beside_data_init(instance, config, timings))
+        clock = time.perf_counter()
+        monitor_runs(workspace)  # no daemon here: runs that died leave no stale state
+        if resume is not None:
+            # the parent's tags, its config digest among them: a config edited since is
+            # refused by the steps (assets.resources), as during the run itself
+            started_by = {"mllife/started_by": tags["mllife/started_by"]}
+            run = workspace.resubmit_from_failure(_resumable(workspace, resume), started_by)
+            plan = None
+        else:
+            selection, plan = None, None
+            if job_name == "lifecycle" and not force:
+                plan = plan_run(workspace.asset_graph, instance, config)
+                if not plan.selection:
+                    return _no_run(config, instance, plan, timings)
+                selection = plan.selection if plan.skipped else None
+            run_config = _run_config(executor, max_concurrent, log_level)
+            run = workspace.submit(
+                job_name, run_config=run_config, tags=tags, asset_selection=selection
+            )
+        timings["submit"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        result = follow(workspace, run.run_id, total_steps=_count_steps(instance, run))
         timings["dagster_run"] = time.perf_counter() - clock
-        outcome = _outcome(result, config, timings, instance)
-    if selection is not None:
+    outcome = _outcome(result, config, timings, instance)
+    if plan is not None and plan.skipped:
         outcome.lines.append(plan.summary())
     return outcome
 
@@ -141,45 +136,39 @@ def _no_run(config, instance, plan, timings) -> RunOutcome:
     return RunOutcome(True, False, run_id, up_to_date_lines(config, run_id, plan), timings)
 
 
-def _count_steps(job, options, selection=None) -> int:
-    """Steps the run will execute: the ops of the job or of the selected assets (0 when
-    resuming: the progress lines then count up to what the re-execution runs)."""
-    if options is not None:
-        return 0
-    definition = job.get_definition()
-    if selection is not None:
-        definition = definition.get_subset(asset_selection=set(selection))
-    return len(definition.nodes)
+def _count_steps(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int:
+    """Steps the run will execute (its execution plan's)."""
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+    return len(plan.step_keys_to_execute)
 
 
-def _import_graph_beside_data_init(config: ProjectConfig) -> dict[str, float]:
-    """Import the graph while a child process writes the default data (when needed):
-    the imports (torch, torchvision, Dagster, ...) take seconds of CPU, and so does
-    writing the data; in one process they would queue on the GIL."""
+@contextlib.contextmanager
+def _workspace_beside_data_init(instance, config: ProjectConfig, timings: dict[str, float]):
+    """The project's code server, started while a child process writes the default
+    data (when needed): loading the graph (torch, torchvision, Dagster, ...) takes
+    seconds of CPU, and so does writing the data."""
     clock = time.perf_counter()
     data_init = _start_data_init(config)
-    try:
-        importlib.import_module("assets.definitions")
-    finally:
-        timings = {"graph_imports": time.perf_counter() - clock}
-        clock = time.perf_counter()
-        if data_init is not None:
-            _finish_data_init(data_init, config)  # after an import error too: never orphaned
-        timings["data_init_wait"] = time.perf_counter() - clock
-    return timings
+    with contextlib.ExitStack() as stack:
+        try:
+            workspace = stack.enter_context(project_workspace(instance, config.root))
+        finally:
+            timings["code_server"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+            if data_init is not None:
+                _finish_data_init(data_init, config)  # after a load error too: never orphaned
+            timings["data_init_wait"] = time.perf_counter() - clock
+        yield workspace
 
 
-def _run_config(executor: str, max_concurrent: int, log_level: str, total_steps: int) -> dict:
+def _run_config(executor: str, max_concurrent: int, log_level: str) -> dict:
     execution = (
         {"multiprocess": {"max_concurrent": max_concurrent}}
         if executor == "multiprocess"
         else {"in_process": {}}
     )
     return {
-        "loggers": {
-            "console": {"config": {"log_level": log_level}},
-            "progress": {"config": {"total": total_steps}},
-        },
+        "loggers": {"console": {"config": {"log_level": log_level}}},
         "execution": {"config": execution},
     }
 
@@ -209,10 +198,11 @@ def _finish_data_init(process: subprocess.Popen, config: ProjectConfig) -> None:
         )
 
 
-def _prepare_resume(instance: dg.DagsterInstance, run_id: str) -> str:
-    """Check that ``run_id`` can be resumed and return its job's name. A run whose
-    process was killed still says STARTED; it is marked failed once that process is
-    verifiably gone, so Dagster can re-execute it from the failure."""
+def _resumable(workspace: ProjectWorkspace, run_id: str) -> dg.DagsterRun:
+    """The run to re-execute, checked. A run still marked started whose worker is gone
+    (the code server that launched it died with it) is marked failed first, as run
+    monitoring would."""
+    instance = workspace.instance
     run = instance.get_run_by_id(run_id)
     if run is None:
         raise MllifeError(
@@ -221,32 +211,18 @@ def _prepare_resume(instance: dg.DagsterInstance, run_id: str) -> str:
         )
     if run.status == dg.DagsterRunStatus.SUCCESS:
         raise MllifeError(f"run {run_id} succeeded: there is nothing to resume")
-    if run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
-        owner = run.tags.get(OWNER_TAG)
-        if owner is None or _process_alive(owner):
+    if not run.is_finished:
+        if worker_alive(instance, run) is not False:
             raise MllifeError(
-                f"run {run_id} is still running (process {owner or 'unknown'}); wait for it"
-                " or stop it first"
+                f"run {run_id} is still {run.status.value.lower()}; wait for it, or"
+                " terminate it (Ctrl-C in its `mllife run`, or Terminate in `mllife ui`)"
             )
-        instance.report_run_failed(run, message=f"its process {owner} is gone (killed?)")
-    return run.job_name
-
-
-OWNER_TAG = "mllife/process"
-
-
-def _process_tag() -> str:
-    """pid plus start time, so a recycled pid is not mistaken for the run's process."""
-    process = psutil.Process()
-    return f"{process.pid}:{process.create_time():.3f}"
-
-
-def _process_alive(tag: str) -> bool:
-    pid, started = tag.split(":")
-    try:
-        return f"{psutil.Process(int(pid)).create_time():.3f}" == started
-    except psutil.NoSuchProcess:
-        return False
+        instance.report_run_failed(
+            run,
+            message="its run worker is gone: no code server runs it any more",
+        )
+        run = instance.get_run_by_id(run_id)
+    return run
 
 
 def _seconds_since_process_start() -> float:

@@ -29,8 +29,17 @@ class StoredValues:
             e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
         }
         self._loaded: dict[str, object] = {}
+        self._steps: set[str] | None = None
         #: assets loaded from an earlier run's materialization (up to date): key -> run
         self.reused: dict[str, str] = {}
+
+    def _planned(self) -> set[str]:
+        """The steps the run was to execute (an asset's step key is its name)."""
+        if self._steps is None:
+            snapshot_id = self.result.dagster_run.execution_plan_snapshot_id
+            plan = self.instance.get_execution_plan_snapshot(snapshot_id)
+            self._steps = set(plan.step_keys_to_execute)
+        return self._steps
 
     def get(self, key: str):
         if key not in self._loaded:
@@ -46,7 +55,9 @@ class StoredValues:
             if self._storage.path_for(run_id, dg.AssetKey(key)).is_file():
                 return self._storage.load_value(run_id, key)
         if self.instance is not None and not self.resumed:
-            # up to date, not rerun: the value of its latest materialization (lineage)
+            if key in self._planned():
+                return None  # this run was to materialize it and did not get there
+            # up to date or not in this job: its latest materialization's value (lineage)
             event = self.instance.get_latest_materialization_event(dg.AssetKey(key))
             if (
                 event is not None
@@ -58,7 +69,7 @@ class StoredValues:
 
 
 def _candidate_lines(
-    config: ProjectConfig, value, failed: set[str], skipped: set[str]
+    config: ProjectConfig, value, failed: set[str], skipped: set[str], *, ended_early: bool
 ) -> list[str]:
     lines = []
     width = max(len(spec.name) for spec in config.models_to_train)
@@ -71,6 +82,8 @@ def _candidate_lines(
                 why = "its step failed: see below"
             elif steps & skipped:
                 why = "skipped: a blocking check before it failed, see below"
+            elif ended_early:
+                why = "not reached: the run ended before it, see below"
             else:
                 why = "not part of this run"
             lines.append(f"  {name}  not evaluated ({why})")
@@ -134,6 +147,9 @@ def _failure_lines(result) -> list[str]:
             error = event.step_failure_data.error
             message = error.cause.message if error and error.cause else error.message
             lines.append(f"FAILED {event.step_key}: {message.strip()}")
+    if not result.success and not lines:
+        # no step failed: the run itself ended (its worker died, it was terminated)
+        lines += [f"FAILED run: {message}" for message in result.run_failure_messages()]
     return lines
 
 
@@ -141,7 +157,12 @@ def summarize(result, config: ProjectConfig, values: StoredValues, *, refused: b
     """The run's outcome in a few lines; a step it did not re-run (resumed) is reported
     with what the run that did it stored."""
     resumed = values.resumed
-    status = "challenger refused" if refused else "success" if result.success else "FAILED"
+    status = (
+        "challenger refused" if refused
+        else "success" if result.success
+        else "terminated" if result.dagster_run.status == dg.DagsterRunStatus.CANCELED
+        else "FAILED"
+    )  # fmt: skip
     lines = [f"run {result.run_id}: {status}"]
     if resumed:
         lines.append(
@@ -160,7 +181,9 @@ def summarize(result, config: ProjectConfig, values: StoredValues, *, refused: b
     skipped = {
         e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SKIPPED
     }
-    lines += _candidate_lines(config, value, values.failed, skipped)
+    lines += _candidate_lines(
+        config, value, values.failed, skipped, ended_early=not result.success and not values.failed
+    )
     lines += _decision_lines(value("challenger"), value("champion"))
     rollout = value("staged_rollout")
     if rollout is not None and rollout["state"] != "none":

@@ -2,12 +2,14 @@
 
 import dagster as dg
 
+from assets import pools
 from assets._metadata import versioned_output
 from assets.resources import MllifeProject
 from mllife.storage.artifacts import TrackResult, track_artifacts
 
 
 @dg.asset(
+    pool=pools.DVC,
     group_name="deployment",
     kinds={"dvc"},
     deps=["status_report"],

@@ -70,7 +70,14 @@ def _orchestrate(args: argparse.Namespace, module: str, *extra: str) -> int:
     """Run an ``assets`` entry point in a child process: the library never imports Dagster."""
     config = load_config(args.config)
     command = [sys.executable, "-m", module, "--config", str(config.path), *extra]
-    return subprocess.call(command, cwd=config.root)
+    process = subprocess.Popen(command, cwd=config.root)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            # The child got the same Ctrl-C and terminates its run through the Dagster
+            # instance; killing it here (what subprocess.call does) would cut that short.
+            continue
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -83,11 +90,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from mllife.storage.instance_settings import write_instance_settings
+
     config = load_config(args.config)
-    config.dagster_home.mkdir(parents=True, exist_ok=True)
-    settings = config.dagster_home / "dagster.yaml"
-    if not settings.exists():
-        settings.write_text("telemetry:\n  enabled: false\n")
+    write_instance_settings(config.dagster_home)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(config.dagster_home),

@@ -8,14 +8,16 @@ champion is the same model, and no half-written file is left behind.
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from assets.run import run_lifecycle
+from assets.run import prepare_instance, run_lifecycle
 from mllife.config.project import load_config
 from mllife.storage.store import Store
 from tests.conftest import make_project
@@ -59,6 +61,10 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
     return process.returncode, output
 
 
+def _instance(config_path: Path) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_config(str(load_config(config_path).dagster_home))
+
+
 def half_written_files(config_path: Path) -> list[Path]:
     """Temp files of ``write_atomically`` (``.<name>.<random>``) and DuckDB leftovers."""
     config = load_config(config_path)
@@ -98,10 +104,9 @@ def test_multiprocess_executor_trains_candidates_in_parallel_and_loses_no_rows(
     assert_no_lock_error_reached_the_user(output)
 
     config = load_config(config_path)
-    instance = dg.DagsterInstance.from_config(str(config.dagster_home))
-    (run,) = instance.get_runs(limit=1)
+    (run,) = _instance(config_path).get_runs(limit=1)
     spans = {}
-    for record in instance.all_logs(run.run_id):
+    for record in _instance(config_path).all_logs(run.run_id):
         event = record.dagster_event
         if event is None or not (event.step_key or "").startswith("candidate_"):
             continue
@@ -174,7 +179,12 @@ def test_sigkill_then_resume_completes_the_run_with_no_row_lost_or_doubled(
     counts, champion = clean
     config_path = make_project(tmp_path / "p", digits_folder, epochs=2)
     code, output = finish(run_process(config_path, crash_at=crash_at))
-    assert code == -9, f"expected a SIGKILL at {crash_at}, got {code}:\n{output[-3000:]}"
+    # the run worker died, not `mllife run`: Dagster marks the run failed and says why
+    assert code == 1, f"expected a failed run at {crash_at}, got {code}:\n{output[-3000:]}"
+    assert re.search(r"^run \S+: FAILED$", output, re.MULTILINE), output[-3000:]
+    assert "was terminated by signal 9 (SIGKILL)" in output, output[-3000:]
+    (killed,) = _instance(config_path).get_runs(limit=1)
+    assert killed.status == dg.DagsterRunStatus.FAILURE
 
     store = Store(load_config(config_path).store_path)
     assert store.champion() is None  # no half-switched champion; the store opens fine
@@ -212,3 +222,81 @@ def test_resume_refuses_a_run_that_succeeded_or_is_still_running(clean, tmp_path
     assert code == 0, output[-3000:]
     code, output = finish(run_process(config_path, "--resume"))
     assert code == 2 and "succeeded: there is nothing to resume" in output
+
+
+def test_ctrl_c_terminates_the_run_through_the_instance_and_resume_finishes_it(
+    clean, tmp_path, digits_folder
+):
+    counts, champion = clean
+    config_path = make_project(tmp_path / "p", digits_folder, epochs=2)
+    process = run_process(config_path)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if re.match(r"\[\d+/\d+ steps\] candidate_\w+ done", line):
+            process.send_signal(signal.SIGINT)  # what Ctrl-C in its terminal sends
+            break
+    code, rest = finish(process)
+    output = "".join(seen) + rest
+    assert code == 1, output[-3000:]
+    assert re.search(r"^run \S+: terminated$", output, re.MULTILINE), output[-3000:]
+    (run,) = _instance(config_path).get_runs(limit=1)
+    assert run.status == dg.DagsterRunStatus.CANCELED  # terminated by its launcher
+    assert Store(load_config(config_path).store_path).champion() is None
+    assert half_written_files(config_path) == []
+    # no pool slot stays claimed by the terminated run
+    instance = _instance(config_path)
+    storage = instance.event_log_storage
+    for pool in storage.get_concurrency_keys():
+        assert storage.get_concurrency_info(pool).claimed_slots == [], pool
+
+    code, output = finish(run_process(config_path, "--resume"))
+    assert code == 0, output[-3000:]
+    after = row_counts(config_path)
+    assert counts["test_reads"] <= after["test_reads"] <= counts["test_reads"] + 1
+    after["test_reads"] = counts["test_reads"]
+    assert after == counts, {t: (after[t], counts[t]) for t in TABLES if after[t] != counts[t]}
+    assert Store(load_config(config_path).store_path).champion().model_hash == champion
+
+
+def test_a_run_is_not_resumed_against_an_edited_config(tmp_path, digits_folder):
+    config_path = make_project(tmp_path / "p", digits_folder, epochs=1)
+    code, output = finish(run_process(config_path, crash_at="training:epoch"))
+    assert code == 1, output[-3000:]
+    config_path.write_text(config_path.read_text().replace("C = 0.5", "C = 0.7"))
+    code, output = finish(run_process(config_path, "--resume"))
+    assert code == 1
+    assert "changed while run" in output and "start a new run" in output, output[-3000:]
+    assert Store(load_config(config_path).store_path).champion() is None
+
+
+def test_a_store_writing_step_waits_for_the_pool_slot_another_run_holds(tmp_path, digits_folder):
+    """The single-writer steps are serialized across runs by Dagster's concurrency pools
+    (one slot each, from the instance settings), not by locks of mllife's own."""
+    config_path = make_project(tmp_path / "p", digits_folder, epochs=1)
+    prepare_instance(load_config(config_path))
+    instance = _instance(config_path)  # held: its storage refers back to it
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default("mllife_store")
+    assert storage.get_concurrency_info("mllife_store").slot_count == 1
+    assert storage.claim_concurrency_slot("mllife_store", "other-run", "its_step").is_claimed
+
+    process = run_process(config_path, "--job", "monitor")
+    deadline = time.monotonic() + 300
+    while True:  # until the run's first store step asks for the slot and waits
+        waiting = storage.get_concurrency_info("mllife_store").pending_steps
+        if any(step.run_id != "other-run" for step in waiting):
+            break
+        assert process.poll() is None, finish(process)[1][-3000:]
+        assert time.monotonic() < deadline, "the run never asked for the mllife_store slot"
+        time.sleep(0.5)
+    (run,) = instance.get_runs(limit=1)
+    started = {
+        r.event_log_entry.step_key
+        for r in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
+    }
+    assert "raw_data" not in started  # blocked while the other run holds the slot
+    storage.free_concurrency_slots_for_run("other-run")
+    code, output = finish(process)
+    assert code == 0, output[-3000:]
+    assert storage.get_concurrency_info("mllife_store").claimed_slots == []

@@ -1,0 +1,273 @@
+"""Runs submitted to the project's Dagster instance, the way the UI, a schedule or a
+sensor submits them, and followed from its event log.
+
+``mllife run`` loads the project's ``workspace.yaml`` (a code server process, as
+``dagster dev`` does), creates the run from that code location and hands it to the
+instance's run coordinator, which launches it with the configured run launcher (the
+default one locally: a run worker process started by the code server). So runs started
+from the CLI are ordinary instance runs: they sit in the run queue when one is
+configured, the UI can terminate them, the code server marks a run failed when its
+worker process dies, and the UI's "re-execute from failure" resumes them.
+
+Dagster has no public Python API for launching from a workspace (its own ``dagster job
+launch`` CLI has no asset selection or re-execution), so this module uses the same
+internals that CLI and the sensor daemon use; they are confined here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.definitions.selector import JobSubsetSelector
+from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import ModuleTarget, WorkspaceFileTarget
+
+from mllife._errors import MllifeError
+
+__all__ = ["FollowedRun", "ProjectWorkspace", "follow", "project_workspace"]
+
+#: how often the event log is read while following a run
+POLL_S = 0.25
+
+
+@dataclass
+class ProjectWorkspace:
+    """The project's code location as the instance sees it (one location, one repo)."""
+
+    instance: dg.DagsterInstance
+    process: WorkspaceProcessContext
+    context: object  # BaseWorkspaceRequestContext
+    location: object  # CodeLocation
+    repository: object  # RemoteRepository
+
+    def remote_job(self, job_name: str, asset_selection=None):
+        selector = JobSubsetSelector(
+            location_name=self.location.name,
+            repository_name=self.repository.name,
+            job_name=job_name,
+            op_selection=None,
+            asset_selection=asset_selection,
+        )
+        return self.location.get_job(selector)
+
+    @property
+    def asset_graph(self):
+        return self.repository.asset_graph
+
+    def submit(
+        self, job_name: str, *, run_config: dict, tags: dict[str, str], asset_selection=None
+    ) -> dg.DagsterRun:
+        """Create the run (its plan computed by the code server) and submit it."""
+        remote_job = self.remote_job(job_name, asset_selection)
+        plan = self.location.get_execution_plan(
+            remote_job, run_config, step_keys_to_execute=None, known_state=None,
+            instance=self.instance,
+        ).execution_plan_snapshot  # fmt: skip
+        run = self.instance.create_run(
+            job_name=job_name,
+            run_id=None,
+            run_config=run_config,
+            status=None,
+            tags={**(remote_job.run_tags or {}), **tags},
+            root_run_id=None,
+            parent_run_id=None,
+            step_keys_to_execute=plan.step_keys_to_execute,
+            execution_plan_snapshot=plan,
+            job_snapshot=remote_job.job_snapshot,
+            parent_job_snapshot=remote_job.parent_job_snapshot,
+            asset_selection=frozenset(asset_selection) if asset_selection else None,
+            asset_check_selection=None,
+            resolved_op_selection=remote_job.resolved_op_selection,
+            op_selection=None,
+            remote_job_origin=remote_job.get_remote_origin(),
+            job_code_origin=remote_job.get_python_origin(),
+            asset_graph=self.repository.asset_graph,
+        )
+        return self.instance.submit_run(run.run_id, self.context)
+
+    def resubmit_from_failure(self, parent: dg.DagsterRun, tags: dict[str, str]) -> dg.DagsterRun:
+        """Dagster's re-execution from failure (what the UI's button does): the failed and
+        never-run steps of ``parent`` rerun, the others' outputs are reused."""
+        remote_job = self.remote_job(parent.job_name, parent.asset_selection)
+        run = self.instance.create_reexecuted_run(
+            request_context=self.context,
+            parent_run=parent,
+            code_location=self.location,
+            remote_job=remote_job,
+            strategy=ReexecutionStrategy.FROM_FAILURE,
+            extra_tags=tags,
+            use_parent_run_tags=True,
+        )
+        return self.instance.submit_run(run.run_id, self.context)
+
+
+@contextlib.contextmanager
+def project_workspace(instance: dg.DagsterInstance, root: Path) -> Iterator[ProjectWorkspace]:
+    """The code location of ``root/workspace.yaml``, served by a code server process for
+    as long as the context is open (runs it launched finish on their own)."""
+    workspace_file = root / "workspace.yaml"
+    if workspace_file.is_file():
+        target, where = WorkspaceFileTarget(paths=[str(workspace_file)]), str(workspace_file)
+    else:  # what `mllife init` writes into workspace.yaml
+        target = ModuleTarget(
+            module_name="assets.definitions", attribute=None, working_directory=str(root),
+            location_name="assets.definitions",
+        )  # fmt: skip
+        where = "module assets.definitions"
+    with WorkspaceProcessContext(instance, target, code_server_log_level="WARNING") as process:
+        context = process.create_request_context()
+        names = list(context.code_location_names)
+        for name in names:
+            if (error := context.get_code_location_error(name)) is not None:
+                raise MllifeError(
+                    f"the project's code ({where}) failed to load:\n{error.to_string()}"
+                )
+        if len(names) != 1:
+            raise MllifeError(
+                f"{where} names {len(names)} code locations ({', '.join(names)}); mllife runs"
+                " the lifecycle of a workspace with exactly one"
+            )
+        (name,) = names
+        location = context.get_code_location(name)
+        (repository,) = location.get_repositories().values()
+        yield ProjectWorkspace(instance, process, context, location, repository)
+
+
+def worker_alive(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool | None:
+    """Whether the code server that launched ``run`` (its address is in the run's tags)
+    still executes it; None when the run was not launched that way (another launcher)."""
+    from dagster._core.errors import DagsterUserCodeUnreachableError
+    from dagster._grpc.types import CanCancelExecutionRequest, CanCancelExecutionResult
+    from dagster_shared.serdes import deserialize_value
+
+    client = instance.run_launcher._get_grpc_client_for_termination(run.run_id)
+    if client is None:
+        return None
+    try:
+        answer = client.can_cancel_execution(
+            CanCancelExecutionRequest(run_id=run.run_id), timeout=10
+        )
+    except DagsterUserCodeUnreachableError:
+        return False  # the server is gone, and the run's worker was its child
+    return deserialize_value(answer, CanCancelExecutionResult).can_cancel
+
+
+def monitor_runs(workspace: ProjectWorkspace, *, own_run: str | None = None) -> None:
+    """One round of run monitoring, as the Dagster daemon does it, for when no daemon
+    runs: a started run whose worker is verifiably gone is marked failed (the default
+    launcher cannot report a dead worker once its code server died too), and the pool
+    slots of ended runs are freed (Dagster's own iteration), so no step waits on a slot
+    that a dead run still holds."""
+    from dagster._daemon.monitoring.concurrency import execute_concurrency_slots_iteration
+
+    instance = workspace.instance
+    for record in instance.get_run_records(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=50
+    ):
+        run = record.dagster_run
+        if run.run_id != own_run and worker_alive(instance, run) is False:
+            instance.report_run_failed(
+                run, message="its run worker is gone: no code server runs it any more"
+            )
+    for _ in execute_concurrency_slots_iteration(workspace.process, _quiet):
+        pass
+
+
+_quiet = logging.getLogger("mllife.run_monitoring")
+
+#: seconds between monitoring rounds while following a run
+MONITOR_EVERY_S = 2.0
+
+_FINISHED = {
+    dg.DagsterEventType.STEP_SUCCESS: "done",
+    dg.DagsterEventType.STEP_FAILURE: "FAILED",
+    dg.DagsterEventType.STEP_SKIPPED: "skipped",
+}
+
+
+def follow(workspace: ProjectWorkspace, run_id: str, *, total_steps: int) -> FollowedRun:
+    """Wait for the run to end, printing a line per finished step; Ctrl-C terminates the
+    run through the instance (its launcher) and waits for it to stop."""
+    instance = workspace.instance
+    cursor, done, queued_said, terminating = None, set(), False, False
+    monitored = 0.0
+    while True:
+        try:
+            if time.monotonic() - monitored >= MONITOR_EVERY_S:
+                monitor_runs(workspace, own_run=run_id)
+                monitored = time.monotonic()
+            connection = instance.get_records_for_run(run_id, cursor=cursor, limit=500)
+            for record in connection.records:
+                event = record.event_log_entry.dagster_event
+                if event and event.event_type in _FINISHED and event.step_key:
+                    done.add(event.step_key)
+                    total = max(total_steps, len(done))
+                    word = _FINISHED[event.event_type]
+                    print(f"[{len(done)}/{total} steps] {event.step_key} {word}",
+                          file=sys.stderr, flush=True)  # fmt: skip
+            cursor = connection.cursor
+            run = instance.get_run_by_id(run_id)
+            if run.is_finished and not connection.has_more:
+                return FollowedRun(instance, run)
+            if run.status == dg.DagsterRunStatus.QUEUED and not queued_said:
+                queued_said = True
+                print(f"run {run_id} is queued: the Dagster daemon (`mllife ui` starts one)"
+                      " launches it", file=sys.stderr, flush=True)  # fmt: skip
+            if not connection.has_more:
+                time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            if terminating:
+                raise  # a second Ctrl-C: stop following; the run ends on its own
+            terminating = True
+            print(f"\nterminating run {run_id} (Ctrl-C again to stop waiting)...",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            instance.run_coordinator.cancel_run(run_id)
+
+
+class FollowedRun:
+    """A finished run read back from the event log, with the parts of Dagster's
+    ``ExecuteJobResult`` that the summary uses."""
+
+    def __init__(self, instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+        self.dagster_run, self.run_id = run, run.run_id
+        self.success = run.status == dg.DagsterRunStatus.SUCCESS
+        self.all_events = [
+            r.event_log_entry.dagster_event
+            for r in instance.get_records_for_run(run.run_id, limit=None).records
+            if r.event_log_entry.dagster_event is not None
+        ]
+
+    def get_asset_materialization_events(self) -> list:
+        return [
+            e for e in self.all_events if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+        ]
+
+    def get_asset_check_evaluations(self) -> list:
+        return [
+            e.asset_check_evaluation_data
+            for e in self.all_events
+            if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ]
+
+    def run_failure_messages(self) -> list[str]:
+        """Why the run ended without a failed step: Dagster's engine events about its
+        worker process (died, terminated) and its failure or cancellation event."""
+        ended = {dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED}
+        engine = dg.DagsterEventType.ENGINE_EVENT
+        return [
+            e.message.strip()
+            for e in self.all_events
+            if e.message
+            and (
+                e.event_type in ended
+                or (e.event_type == engine and "execution process" in e.message)
+            )
+        ]
