@@ -146,7 +146,7 @@ def worker_alive(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool | Non
     still executes it; None when the run was not launched that way (another launcher)."""
     from dagster._core.errors import DagsterUserCodeUnreachableError
     from dagster._grpc.types import CanCancelExecutionRequest, CanCancelExecutionResult
-    from dagster_shared.serdes import deserialize_value
+    from dagster._serdes import deserialize_value
 
     client = instance.run_launcher._get_grpc_client_for_termination(run.run_id)
     if client is None:
