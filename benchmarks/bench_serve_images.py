@@ -6,7 +6,7 @@
 
 A small CNN (64x64 colour photos, three classes) is trained for one epoch and promoted.
 Two `mllife serve` processes answer the same champion, one with ``[serving.batching]``
-on (the default: 2 ms window, up to 32 images) and one with it off; rounds alternate
+on (the default: 5 ms window, up to 32 images) and one with it off; rounds alternate
 between them, ``--clients`` keep-alive connections each sending one-image requests, and
 the ratio of requests per second is taken within each round (median printed).
 Target (issue 26): >= 3x at 32 clients. Then 4 clients send batches of 1,024 images to

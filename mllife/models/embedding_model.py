@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from mllife._errors import ArtifactError, TrainingError
+from mllife.models._layout import for_inference
 from mllife.models.base import FitResult, Model, ProgressLog
 from mllife.models.networks import build_network, classifier_head
 from mllife.models.sklearn_model import fit_estimator, library_versions
@@ -94,9 +95,9 @@ class EmbeddingModel(Model):
     # -- embeddings --------------------------------------------------------------------
 
     def _forward(self, normalized: torch.Tensor) -> np.ndarray:
-        self.network.to(self.device).eval()
+        network, batch = for_inference(self.network, normalized, self.device)
         with torch.no_grad():
-            return self.network(normalized.to(self.device)).float().cpu().numpy()
+            return network(batch).float().cpu().numpy()
 
     def embed(self, x) -> np.ndarray:
         """(N, D) vectors: from the cache for a :class:`PixelSet`'s known images,

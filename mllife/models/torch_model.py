@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mllife._errors import ArtifactError, ConfigError
+from mllife.models._layout import for_inference
 from mllife.models.base import FitResult, Model, ProgressLog
 from mllife.models.networks import BUILT_IN, build_network, classifier_head
 from mllife.models.torch_loop import Labelled, Loop, TensorBatches
@@ -175,7 +176,6 @@ class TorchModel(Model):
 
     def predict_proba_features(self, x) -> np.ndarray:
         device = self._inference_device()
-        self.network.to(device).eval()
         batches = (
             (self.preprocessor.normalize(b) for b in x.batches(256))
             if isinstance(x, PixelSet)
@@ -184,7 +184,8 @@ class TorchModel(Model):
         out = []
         with torch.no_grad():
             for batch in batches:
-                out.append(torch.softmax(self.network(batch.to(device)).float(), dim=1).cpu())
+                network, batch = for_inference(self.network, batch, device)
+                out.append(torch.softmax(network(batch).float(), dim=1).cpu())
         return torch.cat(out).double().numpy()
 
     # -- artifacts ---------------------------------------------------------------------
