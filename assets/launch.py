@@ -198,6 +198,7 @@ def follow(workspace: ProjectWorkspace, run_id: str, *, total_steps: int) -> Fol
     run through the instance (its launcher) and waits for it to stop."""
     instance = workspace.instance
     cursor, done, queued_said, terminating = None, set(), False, False
+    events = []  # every event of the run, read once
     monitored = 0.0
     while True:
         try:
@@ -207,6 +208,8 @@ def follow(workspace: ProjectWorkspace, run_id: str, *, total_steps: int) -> Fol
             connection = instance.get_records_for_run(run_id, cursor=cursor, limit=500)
             for record in connection.records:
                 event = record.event_log_entry.dagster_event
+                if event is not None:
+                    events.append(event)
                 if event and event.event_type in _FINISHED and event.step_key:
                     done.add(event.step_key)
                     total = max(total_steps, len(done))
@@ -216,7 +219,7 @@ def follow(workspace: ProjectWorkspace, run_id: str, *, total_steps: int) -> Fol
             cursor = connection.cursor
             run = instance.get_run_by_id(run_id)
             if run.is_finished and not connection.has_more:
-                return FollowedRun(instance, run)
+                return FollowedRun(run, events)
             if run.status == dg.DagsterRunStatus.QUEUED and not queued_said:
                 queued_said = True
                 print(f"run {run_id} is queued: the Dagster daemon (`mllife ui` starts one)"
@@ -236,14 +239,10 @@ class FollowedRun:
     """A finished run read back from the event log, with the parts of Dagster's
     ``ExecuteJobResult`` that the summary uses."""
 
-    def __init__(self, instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+    def __init__(self, run: dg.DagsterRun, events: list) -> None:
         self.dagster_run, self.run_id = run, run.run_id
         self.success = run.status == dg.DagsterRunStatus.SUCCESS
-        self.all_events = [
-            r.event_log_entry.dagster_event
-            for r in instance.get_records_for_run(run.run_id, limit=None).records
-            if r.event_log_entry.dagster_event is not None
-        ]
+        self.all_events = events
 
     def get_asset_materialization_events(self) -> list:
         return [

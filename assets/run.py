@@ -87,16 +87,15 @@ def run_lifecycle(
     config = load_config(config_path)
     os.environ["MLLIFE_CONFIG"] = str(config.path)  # the code server builds this graph
     timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    instance = prepare_instance(config)
     quick = job_name == "lifecycle" and resume is None and not force
-    if quick and config.data_path.exists() and config.dagster_home.exists():
+    if quick and config.data_path.exists():
         # nothing changed: said without loading the graph (torch and friends)
-        clock = time.perf_counter()
-        instance = prepare_instance(config)
         plan = up_to_date(instance, config)
         if plan is not None:
             return _no_run(config, instance, plan, {"check": time.perf_counter() - clock})
-        timings["check"] = time.perf_counter() - clock
-    instance = prepare_instance(config)
+    timings["check"] = time.perf_counter() - clock
     tags = {CONFIG_DIGEST_TAG: sha256_of(config.path), "mllife/started_by": "mllife run"}
     with contextlib.ExitStack() as stack:
         workspace = stack.enter_context(_workspace_beside_data_init(instance, config, timings))
