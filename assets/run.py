@@ -2,9 +2,11 @@
 follow it.
 
 ``mllife run`` calls this in a child process (the library never imports Dagster). The
-instance lives in ``.mllife/dagster`` (settings: ``dagster.yaml`` there), so ``mllife
-ui`` shows the same runs; the run itself is launched by the instance's run launcher
-(``assets.launch``), like a run started from the UI, a schedule or a sensor.
+instance lives in ``.mllife/dagster`` (settings: ``dagster.yaml`` there), or with
+``--profile team`` in ``.mllife/dagster-team`` with its storage in the team's PostgreSQL
+database, so ``mllife ui`` (with the same profile) shows the same runs; the run itself
+is launched by the instance's run launcher (``assets.launch``), like a run started from
+the UI, a schedule or a sensor.
 """
 
 import argparse
@@ -27,19 +29,33 @@ from assets.summary import StoredValues, summarize
 from mllife._errors import MllifeError
 from mllife.config.project import ProjectConfig, load_config
 from mllife.storage.files import sha256_of
-from mllife.storage.instance_settings import write_instance_settings
+from mllife.storage.instance_settings import (
+    POSTGRES_URL_VARIABLE,
+    PROFILES,
+    instance_home,
+    write_instance_settings,
+)
 from mllife.storage.locks import file_lock
 
 
-def prepare_instance(config: ProjectConfig) -> dg.DagsterInstance:
-    home = config.dagster_home
+def prepare_instance(config: ProjectConfig, profile: str = "local") -> dg.DagsterInstance:
+    """The profile's instance, its storage created; for ``team``, the database checked
+    first (a clear error naming ``team.postgres_url`` instead of a driver traceback)."""
+    home = instance_home(config.state_dir, profile)
+    if profile == "team":
+        from mllife.storage.postgres import check_postgres, for_dagster, team_postgres_url
+
+        url = team_postgres_url(config.team)
+        check_postgres(url)
+        # the code server and run workers inherit it; dagster.yaml names the variable
+        os.environ[POSTGRES_URL_VARIABLE] = for_dagster(url)
     os.environ["DAGSTER_HOME"] = str(home)
     # Two runs starting on a new instance would both create its SQLite tables ("table
     # jobs already exists"): the first creates them under a lock, the other waits.
     with file_lock(
         home / "mllife-instance.lock", timeout=120, what="creating the Dagster instance"
     ):
-        write_instance_settings(home)
+        write_instance_settings(home, profile=profile)
         instance = dg.DagsterInstance.get()
         instance.get_runs(limit=1)  # run storage
         instance.all_instigator_state()  # schedule storage (the "jobs" table)
@@ -77,6 +93,7 @@ def run_lifecycle(
     max_concurrent: int = 2,
     resume: str | None = None,
     force: bool = False,
+    profile: str = "local",
 ) -> RunOutcome:
     """Submit ``job_name`` to the instance and follow the run to its end; ``resume``
     re-executes that run from its failure (Dagster's re-execution: the steps it finished
@@ -88,7 +105,7 @@ def run_lifecycle(
     os.environ["MLLIFE_CONFIG"] = str(config.path)  # the code server builds this graph
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    instance = prepare_instance(config)
+    instance = prepare_instance(config, profile)
     quick = job_name == "lifecycle" and resume is None and not force
     if quick and config.data_path.exists():
         # nothing changed: said without loading the graph (torch and friends)
@@ -235,11 +252,11 @@ def _seconds_since_process_start() -> float:
     return time.time() - psutil.Process().create_time()
 
 
-def latest_run_id(config: ProjectConfig) -> str:
-    instance = prepare_instance(config)
+def latest_run_id(config: ProjectConfig, profile: str = "local") -> str:
+    instance = prepare_instance(config, profile)
     runs = instance.get_runs(limit=1)
     if not runs:
-        raise MllifeError(f"no runs in {config.dagster_home} yet: nothing to resume")
+        raise MllifeError(f"no runs in the {profile} profile's instance yet: nothing to resume")
     return runs[0].run_id
 
 
@@ -288,14 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executor", default="in_process", choices=EXECUTORS)
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_ID")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--profile", default="local", choices=PROFILES)
     args = parser.parse_args(argv)
     startup = _seconds_since_process_start()  # interpreter + imports
     try:
         config = load_config(args.config)
-        resume = latest_run_id(config) if args.resume == "latest" else args.resume
+        profile = args.profile
+        resume = latest_run_id(config, profile) if args.resume == "latest" else args.resume
         outcome = run_lifecycle(
             config.path, job_name=args.job, executor=args.executor, resume=resume,
-            force=args.force,
+            force=args.force, profile=profile,
         )  # fmt: skip
     except MllifeError as exc:
         print(f"mllife: error: {exc}", file=sys.stderr)

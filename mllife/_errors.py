@@ -13,7 +13,8 @@ Every error says what was wrong, where (file, key, row) and what to do about it.
     ├── VersioningError      DVC failed or its lock could not be taken
     ├── PromotionError       a promotion or rollback was refused
     ├── ProblemError         a known problem or pattern cannot be added or removed
-    └── ServingError         the server cannot start or serve (no champion, bad key)
+    ├── ServingError         the server cannot start or serve (no champion, bad key)
+    └── ServiceError         a team service (PostgreSQL) cannot be reached
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "MllifeError",
     "ProblemError",
     "PromotionError",
+    "ServiceError",
     "ServingError",
     "StoreError",
     "StoreLockedError",
@@ -84,3 +86,7 @@ class ProblemError(MllifeError, ValueError):
 
 class ServingError(MllifeError, RuntimeError):
     """The model server cannot start or serve, or an API key cannot be managed."""
+
+
+class ServiceError(MllifeError, RuntimeError):
+    """A service of the team profile cannot be reached or used; names the setting."""

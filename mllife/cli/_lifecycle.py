@@ -12,6 +12,17 @@ from datetime import datetime
 from mllife._errors import MllifeError
 from mllife.cli._table import port
 from mllife.config.project import load_config
+from mllife.storage.instance_settings import PROFILES
+
+
+def _profile_option(parser) -> None:
+    parser.add_argument(
+        "--profile",
+        default="local",
+        choices=PROFILES,
+        help="team: the Dagster instance in the PostgreSQL database of [team] postgres_url"
+        " (default local: SQLite files under .mllife/dagster)",
+    )
 
 
 def register(sub) -> None:
@@ -42,8 +53,10 @@ def register(sub) -> None:
         help="materialize every asset, even those up to date (the lifecycle job otherwise"
         " reruns only what changed: data, code or configuration)",
     )
+    _profile_option(run)
     run.set_defaults(func=cmd_run)
     ui = sub.add_parser("ui", help="open the Dagster UI on this project's instance")
+    _profile_option(ui)
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     ui.add_argument("--port", type=port, default=3000, help="port to listen on (3000)")
     ui.set_defaults(func=cmd_ui)
@@ -81,7 +94,7 @@ def _orchestrate(args: argparse.Namespace, module: str, *extra: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    extra = ["--job", args.job, "--executor", args.executor]
+    extra = ["--job", args.job, "--executor", args.executor, "--profile", args.profile]
     if args.resume is not None:
         extra += ["--resume", args.resume]
     if args.force:
@@ -90,15 +103,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from mllife.storage.instance_settings import write_instance_settings
+    from mllife.storage.instance_settings import (
+        POSTGRES_URL_VARIABLE,
+        instance_home,
+        write_instance_settings,
+    )
 
     config = load_config(args.config)
-    write_instance_settings(config.dagster_home)
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(config.dagster_home),
-        "MLLIFE_CONFIG": str(config.path),
-    }
+    home = instance_home(config.state_dir, args.profile)
+    write_instance_settings(home, profile=args.profile)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "MLLIFE_CONFIG": str(config.path)}
+    if args.profile == "team":
+        from mllife.storage.postgres import check_postgres, for_dagster, team_postgres_url
+
+        url = team_postgres_url(config.team)
+        check_postgres(url)
+        env[POSTGRES_URL_VARIABLE] = for_dagster(url)
     command = [
         sys.executable,
         "-m",

@@ -1,4 +1,4 @@
-"""Operations sections of mllife.toml: [serving], [monitoring] and [versioning]."""
+"""Operations sections of mllife.toml: [serving], [monitoring], [versioning] and [team]."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["LogConfig", "MonitoringConfig", "RolloutConfig", "ServingConfig", "VersioningConfig"]
+__all__ = [
+    "LogConfig",
+    "MonitoringConfig",
+    "RolloutConfig",
+    "ServingConfig",
+    "TeamConfig",
+    "VersioningConfig",
+]
 
 
 class _Section(BaseModel):
@@ -151,3 +158,31 @@ class VersioningConfig(_Section):
     #: push data and artifacts to this DVC remote after each run (a failed push warns)
     remote: str | None = None
     push: bool = False
+
+
+class TeamConfig(_Section):
+    """The team profile (``mllife run --profile team``): the Dagster instance's runs,
+    events and schedules in a shared PostgreSQL database instead of the project's local
+    SQLite files, so every member and ``mllife ui`` see the same runs.
+
+    ``postgres_url`` is a ``postgresql://user:password@host:port/database`` URL, or
+    ``env:NAME`` to read it from the environment variable NAME (keeps the password out
+    of a committed file). It is handed to Dagster through the environment, never written
+    into the instance settings.
+    """
+
+    postgres_url: str | None = None
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _url_or_variable(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("env:"):
+            if value is not None and not value[4:].isidentifier():
+                raise ValueError(f"env:{value[4:]!r} does not name an environment variable")
+            return value
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "expected postgresql://user:password@host:port/database or env:NAME, got"
+                f" a value starting {value.split(':')[0][:20]!r}"
+            )
+        return value

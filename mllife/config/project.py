@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mllife._errors import ConfigError
-from mllife.config.ops import MonitoringConfig, ServingConfig, VersioningConfig
+from mllife.config.ops import MonitoringConfig, ServingConfig, TeamConfig, VersioningConfig
 from mllife.config.policy import (  # noqa: F401  (part of this module's interface)
     LOWER_IS_BETTER,
     PER_CLASS_METRICS,
@@ -68,6 +68,7 @@ class _File(_Section):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     versioning: VersioningConfig = VersioningConfig()
+    team: TeamConfig = TeamConfig()
 
     @model_validator(mode="after")
     def _human_gate_needs_annotations(self) -> _File:
@@ -116,6 +117,7 @@ class ProjectConfig:
     serving = property(lambda self: self._file.serving)
     monitoring = property(lambda self: self._file.monitoring)
     versioning = property(lambda self: self._file.versioning)
+    team = property(lambda self: self._file.team)
 
     @property
     def configured_candidates(self) -> tuple[CandidateConfig, ...]:

@@ -11,7 +11,20 @@ from pathlib import Path
 
 from mllife.storage.files import write_atomically
 
-__all__ = ["INSTANCE_SETTINGS", "write_instance_settings"]
+__all__ = [
+    "INSTANCE_SETTINGS",
+    "POSTGRES_URL_VARIABLE",
+    "PROFILES",
+    "TEAM_STORAGE",
+    "instance_home",
+    "write_instance_settings",
+]
+
+#: ``local``: SQLite files under ``.mllife/dagster``; ``team``: PostgreSQL ([team])
+PROFILES = ("local", "team")
+
+#: the environment variable through which the team profile hands Dagster its database
+POSTGRES_URL_VARIABLE = "MLLIFE_POSTGRES_URL"
 
 INSTANCE_SETTINGS = """\
 # The Dagster instance of this mllife project. `mllife run`, `mllife ui`, schedules and
@@ -43,14 +56,35 @@ concurrency:
     default_limit: 1
 """
 
+TEAM_STORAGE = f"""\
+# The team profile: runs, events, schedules and pool slots live in the shared PostgreSQL
+# database of mllife.toml's [team] postgres_url, which `mllife run --profile team` and
+# `mllife ui --profile team` hand over in {POSTGRES_URL_VARIABLE} (the URL is never
+# written here).
+storage:
+  postgres:
+    postgres_url:
+      env: {POSTGRES_URL_VARIABLE}
+"""
+
 #: what earlier versions wrote; upgraded in place since nobody edited it
 _EARLIER = ("telemetry:\n  enabled: false\n",)
 
 
-def write_instance_settings(dagster_home: Path) -> Path:
+def instance_home(state_dir: Path, profile: str) -> Path:
+    """The Dagster home of a profile: ``.mllife/dagster`` or ``.mllife/dagster-team``.
+    Separate folders, so switching profiles never mixes a SQLite run history with the
+    team's."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+    return state_dir / ("dagster" if profile == "local" else f"dagster-{profile}")
+
+
+def write_instance_settings(dagster_home: Path, *, profile: str = "local") -> Path:
     """Write the settings when missing (or still an earlier version's default)."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     settings = dagster_home / "dagster.yaml"
+    text = INSTANCE_SETTINGS + (TEAM_STORAGE if profile == "team" else "")
     if not settings.exists() or settings.read_text() in _EARLIER:
-        write_atomically(settings, INSTANCE_SETTINGS.encode())
+        write_atomically(settings, text.encode())
     return settings

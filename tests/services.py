@@ -1,0 +1,87 @@
+"""Throwaway services for the team-profile tests, started on 127.0.0.1 by the tests
+themselves and stopped after: a PostgreSQL cluster in a temporary folder.
+
+PostgreSQL refuses to run as root; when the tests run as root the cluster belongs to
+the unprivileged ``nobody`` user (``runuser``), otherwise to the current user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.serving import free_port
+
+__all__ = ["PostgresServer", "postgres_server"]
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:  # Debian keeps the server binaries off PATH
+        versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+        found = next((str(v / name) for v in versions if (v / name).exists()), None)
+    if found is None:
+        raise RuntimeError(
+            f"PostgreSQL's {name} is not installed: `apt-get install postgresql` (as root)"
+        )
+    return found
+
+
+class PostgresServer:
+    """A running throwaway cluster; ``url`` connects as its superuser to ``database``."""
+
+    def __init__(self, folder: Path, *, database: str = "mllife") -> None:
+        self.folder, self.port, self.database = folder, free_port(), database
+        self.data = folder / "data"
+        self.user = "nobody" if os.geteuid() == 0 else None
+        self.role = self.user or os.environ.get("USER") or "postgres"
+
+    def _as_owner(self, *command: str) -> list[str]:
+        return ["runuser", "-u", self.user, "--", *command] if self.user else list(command)
+
+    def _run(self, *command: str) -> None:
+        done = subprocess.run(self._as_owner(*command), capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command[:2])} failed: {done.stderr or done.stdout}")
+
+    def start(self) -> PostgresServer:
+        self.folder.chmod(0o755)
+        if self.user:
+            shutil.chown(self.folder, self.user)
+        self._run(_binary("initdb"), "-D", str(self.data), "-U", self.role, "-A", "trust",
+                  "--no-sync", "-E", "UTF8")  # fmt: skip
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} -c fsync=off"
+        self._run(_binary("pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "60",
+                  "-l", str(self.folder / "server.log"), "start")  # fmt: skip
+        self._run(_binary("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
+                  self.role, self.database)  # fmt: skip
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.role}@127.0.0.1:{self.port}/{self.database}"
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self._run(_binary("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        # the cluster's files are nobody's: removed as root, or by their owner
+        deadline = time.monotonic() + 10
+        while self.folder.exists() and time.monotonic() < deadline:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    # not pytest's tmp_path: its parents are private to the user, and the cluster's
+    # owner (nobody, under root) must reach its folder
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="mllife-pg-")))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
