@@ -5,11 +5,12 @@ be recognised and removed."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import polars as pl
+
+# where dead writers' temp files are recognised; shared with the store's inbox
+from mllife.storage.files import remove_orphaned_temp_files, temp_suffix
 
 __all__ = [
     "FEEDBACK_SCHEMA",
@@ -62,32 +63,3 @@ FEEDBACK_SCHEMA = {
     "key_name": pl.String,
     "received_at": pl.Datetime("us"),
 }
-
-
-def temp_suffix() -> str:
-    """The temp-file suffix naming this process as the writer."""
-    return f".{os.getpid()}.tmp"
-
-
-def _writer_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
-def remove_orphaned_temp_files(folder: Path) -> list[Path]:
-    """Delete half-written segment temp files whose writer process is gone.
-
-    A temp file of a live writer (another server on the same folder) is left alone.
-    """
-    removed = []
-    for path in Path(folder).glob(".*.tmp"):
-        pid = path.suffixes[-2].lstrip(".") if len(path.suffixes) >= 2 else ""
-        if pid.isdigit() and not _writer_alive(int(pid)):
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed

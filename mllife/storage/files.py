@@ -17,7 +17,14 @@ from pathlib import Path
 
 from mllife._faults import crash_point
 
-__all__ = ["DIR_MODE", "atomic_target", "sha256_of", "write_atomically"]
+__all__ = [
+    "DIR_MODE",
+    "atomic_target",
+    "remove_orphaned_temp_files",
+    "sha256_of",
+    "temp_suffix",
+    "write_atomically",
+]
 
 
 def _current_umask() -> int:
@@ -65,3 +72,32 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def temp_suffix() -> str:
+    """The temp-file suffix naming this process as the writer."""
+    return f".{os.getpid()}.tmp"
+
+
+def _writer_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_orphaned_temp_files(folder: Path) -> list[Path]:
+    """Delete half-written segment temp files whose writer process is gone.
+
+    A temp file of a live writer (another server on the same folder) is left alone.
+    """
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        pid = path.suffixes[-2].lstrip(".") if len(path.suffixes) >= 2 else ""
+        if pid.isdigit() and not _writer_alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

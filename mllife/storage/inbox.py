@@ -1,0 +1,160 @@
+"""Store records from writers that must not open the store: Parquet segments in a shared
+folder, ingested into the store exactly once.
+
+DuckDB allows one writing process, and its file lock cannot be trusted across hosts (a
+network file system's locks are not to be trusted with a database file). A writer on
+another host (a worker of the team profile) therefore never opens the store: it posts
+its records as one segment file -- written under a temp name, fsynced, renamed -- and
+the process that owns the store ingests them. Each segment's rows and its ledger entry
+(``ingested_segments``) commit in one transaction, and the file is deleted only after
+the commit: a crash before the commit leaves the file for the next ingestion (nothing
+lost); a crash after it leaves a file whose ledger entry exists, deleted without being
+inserted again (nothing doubled). Rows of keyed tables (a model, an evaluation) that
+the store already holds are kept, not doubled (``INSERT OR IGNORE``): a step retried on
+another worker posts the same facts again. The server's prediction log is ingested the
+same way (``mllife.monitoring.traffic``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from mllife._errors import DataError
+from mllife._faults import crash_point
+from mllife.storage.files import atomic_target, temp_suffix
+from mllife.storage.store import Store
+
+__all__ = ["POSTABLE_TABLES", "InboxResult", "StoreInbox", "ingest_inbox"]
+
+#: the tables of facts that steps append; never the champion's (deployments,
+#: challengers, rollouts): a switch of the champion is a compare-and-swap on the store
+POSTABLE_TABLES = frozenset(
+    {
+        "datasets",
+        "splits",
+        "models",
+        "trials",
+        "evaluations",
+        "confusion",
+        "test_reads",
+        "pattern_results",
+        "drift_results",
+    }
+)
+
+_SEGMENT = re.compile(
+    r"^(?P<table>[a-z_]+)~(?P<writer>[A-Za-z0-9_.-]{1,64})~[0-9a-f]{32}\.parquet$"
+)
+_WRITER = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class InboxResult:
+    #: rows inserted, per table
+    rows: dict[str, int]
+    #: segments ingested by this call
+    segments: int
+    #: segments already in the ledger (a crash after the commit): deleted, not re-inserted
+    already_ingested: int
+
+
+class StoreInbox:
+    """A folder (on storage every writer reaches) of segments waiting for the store."""
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)
+
+    def post(self, table: str, rows: pl.DataFrame, *, writer: str) -> Path:
+        """Post ``rows`` for ``table`` as one segment; visible to ingestion only once
+        complete. ``writer`` (letters, digits, ``._-``) names the poster in the file name."""
+        if table not in POSTABLE_TABLES:
+            raise ValueError(f"{table!r} cannot be posted; one of {sorted(POSTABLE_TABLES)}")
+        if not _WRITER.match(writer):
+            raise ValueError(f"writer {writer!r}: use 1-64 letters, digits, '.', '_' or '-'")
+        path = self.folder / f"{table}~{writer}~{uuid.uuid4().hex}.parquet"
+        with atomic_target(path, suffix=temp_suffix(), crash_name="inbox:before-rename") as tmp:
+            rows.write_parquet(tmp)
+        return path
+
+    def pending(self) -> list[Path]:
+        """Complete segments not yet ingested, oldest name first (temp files excluded)."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.glob("*.parquet") if _SEGMENT.match(p.name))
+
+
+def _insert(conn, table: str, path: Path) -> int:
+    columns = list(pl.read_parquet_schema(path))
+    known = {
+        row[0]
+        for row in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()
+    }
+    unknown = [c for c in columns if c not in known]
+    if unknown or not columns:
+        raise DataError(
+            f"segment {path} has columns {unknown or columns} that table {table} does not;"
+            f" its columns are {sorted(known)}"
+        )
+    names = ", ".join(f'"{c}"' for c in columns)
+    (keyed,) = conn.execute(
+        "SELECT count(*) FROM duckdb_constraints()"
+        " WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
+        [table],
+    ).fetchone()
+    verb = "INSERT OR IGNORE" if keyed else "INSERT"
+    (inserted,) = conn.execute(
+        f"{verb} INTO {table} ({names}) SELECT {names} FROM read_parquet(?)",
+        [str(path)],
+    ).fetchone()
+    return int(inserted)
+
+
+def ingest_inbox(store: Store, inbox: StoreInbox) -> InboxResult:
+    """Move every complete segment of ``inbox`` into ``store``, each exactly once.
+
+    A segment that cannot be ingested (a column the table lacks, a damaged file) is a
+    :class:`DataError` naming it; nothing of this call is committed, so nothing is lost."""
+    segments = inbox.pending()
+    rows: dict[str, int] = {}
+    done: list[Path] = []
+    already = 0
+    if segments:
+        with store.writing() as conn:
+            for path in segments:
+                table = _SEGMENT.match(path.name)["table"]
+                seen = conn.execute(
+                    "SELECT 1 FROM ingested_segments WHERE segment = ?", [path.name]
+                ).fetchone()
+                if seen is None:
+                    if table not in POSTABLE_TABLES:
+                        raise DataError(f"segment {path} names table {table!r}, not postable")
+                    try:
+                        n = _insert(conn, table, path)
+                    except DataError:
+                        raise
+                    except Exception as exc:
+                        raise DataError(
+                            f"segment {path} cannot be ingested ({exc}); move it aside and"
+                            " ingest again: the other segments are left untouched"
+                        ) from exc
+                    conn.execute(
+                        "INSERT INTO ingested_segments VALUES (?, ?, ?, ?)",
+                        [path.name, table, n, datetime.now(UTC).replace(tzinfo=None)],
+                    )
+                    rows[table] = rows.get(table, 0) + n
+                else:
+                    already += 1
+                done.append(path)
+            crash_point("inbox:before-commit")
+    crash_point("inbox:committed")
+    for path in done:
+        path.unlink(missing_ok=True)
+    return InboxResult(rows, len(done) - already, already)
