@@ -23,6 +23,7 @@ from assets.sensors import (
     build_new_data_sensor,
     build_retrain_on_drift_sensor,
 )
+from assets.team import executor_for_environment, training_tags
 from assets.training import build_candidate_asset
 from assets.versioning import artifact_versions
 from mllife.config.project import find_config, load_config
@@ -34,7 +35,10 @@ def _assets(config) -> list:
         data.raw_data,
         data.clean_data,
         data.splits,
-        *[build_candidate_asset(spec) for spec in config.models_to_train],
+        *[
+            build_candidate_asset(spec, op_tags=training_tags(config.team.training_queue))
+            for spec in config.models_to_train
+        ],
         *[build_evaluation_asset(spec) for spec in config.models_to_train],
         build_problem_scores_asset(names),
         deployment.build_challenger_asset(names),
@@ -103,6 +107,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         asset_checks=checks,
         jobs=[lifecycle, retrain, monitor],
         loggers={"console": dg.colored_console_logger},
+        executor=executor_for_environment(),
         resources={
             "project": MllifeProject(config_path=str(config.path)),
             "io_manager": storage.for_project(config),

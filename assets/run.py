@@ -26,6 +26,7 @@ from assets.launch import ProjectWorkspace, follow, monitor_runs, project_worksp
 from assets.memo import plan_run, up_to_date, up_to_date_lines
 from assets.resources import CONFIG_DIGEST_TAG
 from assets.summary import StoredValues, summarize
+from assets.team import BROKER_VARIABLE, EXECUTOR_VARIABLE, celery_execution
 from mllife._errors import MllifeError
 from mllife.config.project import ProjectConfig, load_config
 from mllife.storage.files import sha256_of
@@ -43,7 +44,7 @@ def prepare_instance(config: ProjectConfig, profile: str = "local") -> dg.Dagste
     first (a clear error naming ``team.postgres_url`` instead of a driver traceback)."""
     home = instance_home(config.state_dir, profile)
     if profile == "team":
-        from mllife.storage.postgres import check_postgres, for_dagster, team_postgres_url
+        from mllife.storage.services import check_postgres, for_dagster, team_postgres_url
 
         url = team_postgres_url(config.team)
         check_postgres(url)
@@ -81,7 +82,7 @@ class RunOutcome:
         return self.success or self.refused
 
 
-EXECUTORS = ("in_process", "multiprocess")
+EXECUTORS = ("in_process", "multiprocess", "celery")
 
 
 def run_lifecycle(
@@ -103,6 +104,8 @@ def run_lifecycle(
         raise MllifeError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     config = load_config(config_path)
     os.environ["MLLIFE_CONFIG"] = str(config.path)  # the code server builds this graph
+    if executor == "celery":
+        _use_celery(config, profile)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     instance = prepare_instance(config, profile)
@@ -177,15 +180,31 @@ def _workspace_beside_data_init(instance, config: ProjectConfig, timings: dict[s
         yield workspace
 
 
+def _use_celery(config: ProjectConfig, profile: str) -> None:
+    """Check the broker and hand it, and the choice of executor, to the code server."""
+    from mllife.storage.services import check_broker, team_broker_url
+
+    if profile != "team":
+        raise MllifeError(
+            "--executor celery needs --profile team: the workers report each step to the"
+            " team's shared Dagster instance"
+        )
+    broker = team_broker_url(config.team)
+    check_broker(broker)
+    os.environ[BROKER_VARIABLE] = broker
+    os.environ[EXECUTOR_VARIABLE] = "celery"
+
+
 def _run_config(executor: str, max_concurrent: int, log_level: str) -> dict:
-    execution = (
-        {"multiprocess": {"max_concurrent": max_concurrent}}
-        if executor == "multiprocess"
-        else {"in_process": {}}
-    )
+    if executor == "celery":
+        execution = celery_execution()
+    elif executor == "multiprocess":
+        execution = {"config": {"multiprocess": {"max_concurrent": max_concurrent}}}
+    else:
+        execution = {"config": {"in_process": {}}}
     return {
         "loggers": {"console": {"config": {"log_level": log_level}}},
-        "execution": {"config": execution},
+        "execution": execution,
     }
 
 

@@ -29,13 +29,16 @@ def trials_frame(trained: TrainedCandidate):
     return pl.DataFrame(rows).sort(trained.search_metric, descending=True, nulls_last=True)
 
 
-def build_candidate_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
+def build_candidate_asset(
+    spec: CandidateConfig, *, op_tags: dict[str, str] | None = None
+) -> dg.AssetsDefinition:
     target = spec.estimator if spec.kind == "sklearn" else spec.architecture
 
     @dg.asset(
         name=f"candidate_{spec.name}",
         group_name="training",
         kinds={"sklearn" if spec.kind == "sklearn" else "torch"},
+        op_tags=op_tags,
         description=f"Candidate '{spec.name}': {spec.kind} {target} trained on the train"
         " split (validation for early stopping); the artifact is saved under its sha256.",
     )

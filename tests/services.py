@@ -1,5 +1,6 @@
 """Throwaway services for the team-profile tests, started on 127.0.0.1 by the tests
-themselves and stopped after: a PostgreSQL cluster in a temporary folder.
+themselves and stopped after: a PostgreSQL cluster in a temporary folder, a Redis
+server without persistence, and Celery workers of a project (``mllife worker``).
 
 PostgreSQL refuses to run as root; when the tests run as root the cluster belongs to
 the unprivileged ``nobody`` user (``runuser``), otherwise to the current user.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from tests.serving import free_port
 
-__all__ = ["PostgresServer", "postgres_server"]
+__all__ = ["PostgresServer", "postgres_server", "redis_server", "start_worker"]
 
 
 def _binary(name: str) -> str:
@@ -85,3 +86,61 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server.start()
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A throwaway Redis on 127.0.0.1 (no persistence); yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [_redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        import redis
+
+        client = redis.Redis(port=port, socket_connect_timeout=1)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start on port {port}") from None
+                time.sleep(0.05)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found is None:
+        raise RuntimeError("redis-server is not installed: `apt-get install redis-server`")
+    return found
+
+
+def start_worker(config_path: Path, name: str, workdir: Path, **env: str) -> subprocess.Popen:
+    """``mllife worker --name NAME`` in its own working directory; its log goes to
+    ``workdir/worker.log``. Returns once Celery says the worker is ready."""
+    import sys
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "worker.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mllife.cli", "--config", str(config_path), "worker",
+         "--name", name],
+        cwd=workdir, env={**os.environ, **env}, stdout=log.open("w"),
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while " ready." not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"worker {name} did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return process

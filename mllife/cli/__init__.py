@@ -11,7 +11,7 @@ import os
 import sys
 
 from mllife._errors import MllifeError
-from mllife.cli import _data, _init, _lifecycle, _problems, _rollout, _serving
+from mllife.cli import _data, _init, _lifecycle, _problems, _rollout, _serving, _team
 
 __all__ = ["build_parser", "main"]
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", default=None, help="path to mllife.toml (default: nearest)")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (_init, _lifecycle, _rollout, _problems, _serving, _data):
+    for group in (_init, _lifecycle, _rollout, _problems, _serving, _data, _team):
         group.register(sub)
     return parser
 

@@ -37,8 +37,9 @@ def register(sub) -> None:
     run.add_argument(
         "--executor",
         default="in_process",
-        choices=["in_process", "multiprocess"],
-        help="multiprocess: independent steps (the candidates) run in parallel processes",
+        choices=["in_process", "multiprocess", "celery"],
+        help="multiprocess: independent steps (the candidates) run in parallel processes;"
+        " celery (with --profile team): each step on a worker of [team] broker_url",
     )
     run.add_argument(
         "--resume",
@@ -114,7 +115,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     write_instance_settings(home, profile=args.profile)
     env = {**os.environ, "DAGSTER_HOME": str(home), "MLLIFE_CONFIG": str(config.path)}
     if args.profile == "team":
-        from mllife.storage.postgres import check_postgres, for_dagster, team_postgres_url
+        from mllife.storage.services import check_postgres, for_dagster, team_postgres_url
 
         url = team_postgres_url(config.team)
         check_postgres(url)

@@ -172,17 +172,34 @@ class TeamConfig(_Section):
     """
 
     postgres_url: str | None = None
+    #: the Celery broker of ``--executor celery`` (Redis): redis://host:port/db or env:NAME
+    broker_url: str | None = None
+    #: the Celery queue of the training steps (point GPU workers at it); every other
+    #: step goes to the default queue, "dagster"
+    training_queue: str = Field("training", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
     @field_validator("postgres_url")
     @classmethod
-    def _url_or_variable(cls, value: str | None) -> str | None:
-        if value is None or value.startswith("env:"):
-            if value is not None and not value[4:].isidentifier():
-                raise ValueError(f"env:{value[4:]!r} does not name an environment variable")
-            return value
-        if not value.startswith(("postgresql://", "postgres://")):
-            raise ValueError(
-                "expected postgresql://user:password@host:port/database or env:NAME, got"
-                f" a value starting {value.split(':')[0][:20]!r}"
-            )
+    def _database(cls, value: str | None) -> str | None:
+        return _url_or_variable(value, ("postgresql", "postgres"), "user:password@host:port/db")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str | None) -> str | None:
+        return _url_or_variable(value, ("redis", "rediss"), "host:port/db")
+
+
+def _url_or_variable(value: str | None, schemes: tuple[str, ...], shape: str) -> str | None:
+    """A URL of one of ``schemes``, or ``env:NAME`` (resolved when used)."""
+    if value is None:
+        return None
+    if value.startswith("env:"):
+        if not value[4:].isidentifier():
+            raise ValueError(f"env:{value[4:]!r} does not name an environment variable")
         return value
+    if not value.startswith(tuple(f"{scheme}://" for scheme in schemes)):
+        raise ValueError(
+            f"expected {schemes[0]}://{shape} or env:NAME, got a value starting"
+            f" {value.split(':')[0][:20]!r}"
+        )
+    return value

@@ -15,7 +15,7 @@ import pytest
 from mllife._errors import ConfigError
 from mllife.config.project import load_config
 from mllife.storage.instance_settings import POSTGRES_URL_VARIABLE, instance_home
-from mllife.storage.postgres import for_dagster, team_postgres_url
+from mllife.storage.services import for_dagster, team_postgres_url
 from mllife.storage.store import Store
 from tests.conftest import make_project
 from tests.services import postgres_server

@@ -1,6 +1,7 @@
-"""The team profile's PostgreSQL database: its URL from ``[team]`` and a check, before a
-run is submitted, that it answers (a run must not start against a database that is
-down: Dagster would fail deep inside the run worker with a driver traceback)."""
+"""The team profile's services -- the PostgreSQL database of the Dagster instance and the
+Celery broker -- their URLs from ``[team]``, and checks, before a run is submitted, that
+they answer (a run must not start against a service that is down: Dagster would fail
+deep inside the run worker with a driver traceback)."""
 
 from __future__ import annotations
 
@@ -9,25 +10,40 @@ from urllib.parse import urlsplit
 
 from mllife._errors import ConfigError, ServiceError
 
-__all__ = ["check_postgres", "describe_url", "for_dagster", "team_postgres_url"]
+__all__ = [
+    "check_broker",
+    "check_postgres",
+    "describe_url",
+    "for_dagster",
+    "team_broker_url",
+    "team_postgres_url",
+]
 
 SETTING = "team.postgres_url"
+BROKER_SETTING = "team.broker_url"
 
 
 def team_postgres_url(team) -> str:
     """The database URL of ``[team]`` (a ``TeamConfig``), ``env:NAME`` resolved."""
-    value = team.postgres_url
+    return _resolved(
+        team.postgres_url, SETTING, "a postgresql://user:password@host:port/database URL"
+    )
+
+
+def team_broker_url(team) -> str:
+    """The Celery broker URL of ``[team]``, ``env:NAME`` resolved."""
+    return _resolved(team.broker_url, BROKER_SETTING, "a redis://host:port/db URL")
+
+
+def _resolved(value: str | None, setting: str, shape: str) -> str:
     if value is None:
-        raise ConfigError(
-            f"the team profile needs {SETTING} in mllife.toml: a"
-            " postgresql://user:password@host:port/database URL, or env:NAME"
-        )
+        raise ConfigError(f"the team profile needs {setting} in mllife.toml: {shape}, or env:NAME")
     if value.startswith("env:"):
         name = value[4:]
         resolved = os.environ.get(name)
         if not resolved:
             raise ConfigError(
-                f"{SETTING} is {value!r} but the environment variable {name} is not set"
+                f"{setting} is {value!r} but the environment variable {name} is not set"
             )
         return resolved
     return value
@@ -66,3 +82,19 @@ def check_postgres(url: str, *, timeout_seconds: int = 5) -> None:
             cursor.execute("SELECT 1")
     finally:
         connection.close()
+
+
+def check_broker(url: str, *, timeout_seconds: float = 5) -> None:
+    """PING the Redis broker; a :class:`ServiceError` naming it and the setting."""
+    import redis  # installed with dagster-celery[redis]; only the celery executor needs it
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_seconds)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise ServiceError(
+            f"the Celery broker at {describe_url(url)} ({BROKER_SETTING}) is not reachable:"
+            f" {exc}; start Redis or fix the setting"
+        ) from None
+    finally:
+        client.close()

@@ -1,0 +1,67 @@
+"""The celery executor of the team profile: which executor the graph is built with, the
+queue each step goes to, and the run config that names the broker.
+
+The choice is made where the graph is loaded -- the code server of ``mllife run`` and
+each worker -- from the environment (``MLLIFE_EXECUTOR``), since a run's steps must be
+planned the same way on both sides. The broker URL travels in ``MLLIFE_BROKER_URL``; the
+run config only names that variable, so no password is stored with the run.
+"""
+
+import os
+
+import dagster as dg
+
+__all__ = [
+    "BROKER_VARIABLE",
+    "CELERY_SETTINGS",
+    "DEFAULT_QUEUE",
+    "EXECUTOR_VARIABLE",
+    "QUEUE_TAG",
+    "celery_execution",
+    "executor_for_environment",
+    "training_tags",
+]
+
+EXECUTOR_VARIABLE = "MLLIFE_EXECUTOR"
+BROKER_VARIABLE = "MLLIFE_BROKER_URL"
+#: dagster-celery's step tag naming a step's queue, and the queue of untagged steps
+QUEUE_TAG = "dagster-celery/queue"
+DEFAULT_QUEUE = "dagster"
+
+
+def celery_enabled() -> bool:
+    return os.environ.get(EXECUTOR_VARIABLE) == "celery"
+
+
+def executor_for_environment() -> dg.ExecutorDefinition | None:
+    """dagster-celery's executor under ``MLLIFE_EXECUTOR=celery``, else Dagster's default
+    (in-process or multiprocess, chosen in the run config)."""
+    if not celery_enabled():
+        return None
+    import warnings
+
+    from celery.exceptions import DuplicateTaskNameWarning
+    from dagster_celery import celery_executor
+
+    # dagster-celery registers its one task again for every step it submits: the same
+    # callable each time, so the warning says nothing to a user
+    warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
+    return celery_executor
+
+
+def training_tags(queue: str) -> dict[str, str]:
+    """Op tags sending a training step to ``queue`` (GPU workers listen there)."""
+    return {QUEUE_TAG: queue} if celery_enabled() else {}
+
+
+#: Celery settings for steps that run for minutes: a worker takes a step only when it is
+#: free (no prefetching a second one while training), and acknowledges it at the end,
+#: so a step whose worker dies is not lost but delivered again
+CELERY_SETTINGS = {"worker_prefetch_multiplier": 1, "task_acks_late": True}
+
+
+def celery_execution() -> dict:
+    """The ``execution`` config of a celery run: broker and result backend (the same
+    Redis), read by Dagster from the environment."""
+    broker = {"env": BROKER_VARIABLE}
+    return {"config": {"broker": broker, "backend": broker, "config_source": CELERY_SETTINGS}}

@@ -1,0 +1,81 @@
+"""``mllife worker``: a Celery worker of the team profile, run from a checkout of the
+project (its own working directory; what it shares with the others is the configured
+services and storage)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+
+from mllife.config.project import load_config
+
+#: dagster-celery's queue for every step without a queue tag
+DEFAULT_QUEUE = "dagster"
+
+
+def register(sub) -> None:
+    worker = sub.add_parser(
+        "worker",
+        help="run a Celery worker that executes the steps of `mllife run --profile team"
+        " --executor celery`",
+    )
+    worker.add_argument(
+        "--queue",
+        action="append",
+        default=None,
+        help="a queue to take steps from (repeat for several; default: the default queue"
+        " and [team] training_queue). GPU workers: --queue training",
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=1, help="steps run at once by this worker (1)"
+    )
+    worker.add_argument("--name", default=None, help="worker name (default: mllife-<pid>)")
+    worker.set_defaults(func=cmd_worker)
+
+
+def worker_environment(config) -> dict[str, str]:
+    """The services of ``[team]``, checked, in the variables the graph and Dagster read."""
+    from mllife.storage.instance_settings import (
+        POSTGRES_URL_VARIABLE,
+        instance_home,
+        write_instance_settings,
+    )
+    from mllife.storage.services import (
+        check_broker,
+        check_postgres,
+        for_dagster,
+        team_broker_url,
+        team_postgres_url,
+    )
+
+    database, broker = team_postgres_url(config.team), team_broker_url(config.team)
+    check_postgres(database)
+    check_broker(broker)
+    home = instance_home(config.state_dir, "team")
+    write_instance_settings(home, profile="team")
+    return {
+        "DAGSTER_HOME": str(home),
+        "MLLIFE_CONFIG": str(config.path),
+        POSTGRES_URL_VARIABLE: for_dagster(database),
+        "MLLIFE_BROKER_URL": broker,
+        "MLLIFE_EXECUTOR": "celery",
+    }
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    queues = args.queue or [DEFAULT_QUEUE, config.team.training_queue]
+    name = args.name or f"mllife-{os.getpid()}"
+    env = {**os.environ, **worker_environment(config)}
+    command = [
+        sys.executable, "-m", "celery", "-A", "assets.celery_app", "worker",
+        "--queues", ",".join(queues), "--concurrency", str(args.concurrency),
+        "--hostname", f"{name}@{socket.gethostname()}", "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    print(f"mllife worker {name}: queues {', '.join(queues)}", flush=True)
+    # in the caller's working directory: the graph is found through MLLIFE_CONFIG
+    return subprocess.call(command, env=env)

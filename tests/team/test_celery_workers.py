@@ -1,0 +1,93 @@
+"""The lifecycle on a team deployment started here for real (issue 23): PostgreSQL for
+the Dagster instance, Redis as the Celery broker, and two ``mllife worker`` processes in
+separate working directories. The run's steps execute on the workers, the candidates on
+both, and the results equal an in-process run of the same project and data."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from mllife.config.project import load_config
+from mllife.storage.instance_settings import POSTGRES_URL_VARIABLE, instance_home
+from mllife.storage.services import for_dagster
+from mllife.storage.store import Store
+from tests.conftest import make_project
+from tests.reliability.test_runs import row_counts
+from tests.services import postgres_server, redis_server, start_worker
+
+TEAM = '\n[team]\npostgres_url = "env:TEAM_DB"\nbroker_url = "env:TEAM_BROKER"\n'
+
+
+def mllife_run(config_path: Path, *args: str, env: dict | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "mllife.cli", "--config", str(config_path), "run", *args],
+        cwd=config_path.parent, env={**os.environ, **(env or {})},
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
+def results(config_path: Path) -> dict:
+    """What a run decided, without run ids or times."""
+    store = Store(load_config(config_path).store_path)
+    return {
+        "splits": store.query(
+            "SELECT split_version, n_train, n_validation, n_test FROM splits"
+        ).rows(),
+        "models": sorted(store.query("SELECT name, model_hash FROM models").rows()),
+        "metrics": sorted(
+            store.query(
+                "SELECT m.name, e.split, e.metric, round(e.value, 12) FROM evaluations e"
+                " JOIN models m USING (model_hash)"
+            ).rows()
+        ),
+        "champion": store.champion().model_hash,
+        "rows": row_counts(config_path),
+    }
+
+
+def steps_by_worker(config_path: Path, database_url: str) -> dict[str, str]:
+    """step key -> the Celery worker that executed it, from the run's engine events."""
+    os.environ[POSTGRES_URL_VARIABLE] = for_dagster(database_url)
+    try:
+        home = instance_home(load_config(config_path).state_dir, "team")
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            (run,) = instance.get_runs()
+            hosts = {}
+            for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+                metadata = record.dagster_event.engine_event_data.metadata
+                if "Celery worker" in metadata:
+                    hosts[record.step_key] = metadata["Celery worker"].value
+            return hosts
+    finally:
+        del os.environ[POSTGRES_URL_VARIABLE]
+
+
+def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, digits_folder):
+    reference = make_project(tmp_path / "reference", digits_folder, epochs=2)
+    done = mllife_run(reference)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    team = make_project(tmp_path / "team", digits_folder, epochs=2, extra=TEAM)
+    with postgres_server() as pg, redis_server() as broker:
+        env = {"TEAM_DB": pg.url, "TEAM_BROKER": broker}
+        workers = []
+        try:
+            for name in ("w1", "w2"):
+                workers.append(start_worker(team, name, tmp_path / f"worker-{name}", **env))
+            done = mllife_run(team, "--profile", "team", "--executor", "celery", env=env)
+        finally:
+            for worker in workers:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        hosts = steps_by_worker(team, pg.url)
+
+    steps = {s for s in hosts}
+    assert {"raw_data", "splits", "champion", "status_report"} <= steps
+    candidates = {hosts[s] for s in steps if s.startswith("candidate_")}
+    assert {h.split("@")[0] for h in candidates} == {"w1", "w2"}
+    assert results(team) == results(reference)
