@@ -193,9 +193,12 @@ _FINISHED = {
 }
 
 
-def follow(workspace: ProjectWorkspace, run_id: str, *, total_steps: int) -> FollowedRun:
+def follow(
+    workspace: ProjectWorkspace, run_id: str, *, total_steps: int, worker_watch=None
+) -> FollowedRun:
     """Wait for the run to end, printing a line per finished step; Ctrl-C terminates the
-    run through the instance (its launcher) and waits for it to stop."""
+    run through the instance (its launcher) and waits for it to stop. ``worker_watch``
+    (a celery run's ``CeleryWorkerWatch``) fails the steps whose worker is gone."""
     instance = workspace.instance
     cursor, done, queued_said, terminating = None, set(), False, False
     events = []  # every event of the run, read once
@@ -220,6 +223,8 @@ def follow(workspace: ProjectWorkspace, run_id: str, *, total_steps: int) -> Fol
             run = instance.get_run_by_id(run_id)
             if run.is_finished and not connection.has_more:
                 return FollowedRun(run, events)
+            for line in worker_watch.check(events) if worker_watch is not None else []:
+                print(line, file=sys.stderr, flush=True)
             if run.status == dg.DagsterRunStatus.QUEUED and not queued_said:
                 queued_said = True
                 print(f"run {run_id} is queued: the Dagster daemon (`mllife ui` starts one)"

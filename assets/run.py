@@ -140,7 +140,14 @@ def run_lifecycle(
             )
         timings["submit"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        result = follow(workspace, run.run_id, total_steps=_count_steps(instance, run))
+        watch = None
+        if executor == "celery":
+            from assets.celery_watch import CeleryWorkerWatch
+
+            watch = CeleryWorkerWatch(os.environ[BROKER_VARIABLE])
+        result = follow(
+            workspace, run.run_id, total_steps=_count_steps(instance, run), worker_watch=watch
+        )
         timings["dagster_run"] = time.perf_counter() - clock
     outcome = _outcome(result, config, timings, instance)
     if plan is not None and plan.skipped:

@@ -41,12 +41,13 @@ def executor_for_environment() -> dg.ExecutorDefinition | None:
     import warnings
 
     from celery.exceptions import DuplicateTaskNameWarning
-    from dagster_celery import celery_executor
+
+    from assets.celery_executor import mllife_celery_executor
 
     # dagster-celery registers its one task again for every step it submits: the same
     # callable each time, so the warning says nothing to a user
     warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
-    return celery_executor
+    return mllife_celery_executor
 
 
 def training_tags(queue: str) -> dict[str, str]:

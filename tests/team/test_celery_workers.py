@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -91,3 +92,57 @@ def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, dig
     candidates = {hosts[s] for s in steps if s.startswith("candidate_")}
     assert {h.split("@")[0] for h in candidates} == {"w1", "w2"}
     assert results(team) == results(reference)
+
+
+def started_on(config_path: Path, database_url: str, step: str) -> str | None:
+    if not _has_run(database_url):
+        return None
+    return steps_by_worker(config_path, database_url).get(step)
+
+
+def _has_run(database_url: str) -> bool:
+    import psycopg2
+
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('runs') IS NOT NULL")
+        if not cursor.fetchone()[0]:
+            return False
+        cursor.execute("SELECT count(*) FROM runs")
+        return cursor.fetchone()[0] > 0
+
+
+def test_a_worker_killed_mid_training_fails_the_run_and_resume_finishes(tmp_path, digits_folder):
+    team = make_project(tmp_path / "team", digits_folder, epochs=40, extra=TEAM)
+    store_path = load_config(team).store_path
+    with postgres_server() as pg, redis_server() as broker:
+        env = {"TEAM_DB": pg.url, "TEAM_BROKER": broker}
+        workers = {}
+        try:
+            for name in ("w1", "w2"):
+                workers[name] = start_worker(team, name, tmp_path / f"worker-{name}", **env)
+            run = subprocess.Popen(
+                [sys.executable, "-m", "mllife.cli", "--config", str(team), "run",
+                 "--profile", "team", "--executor", "celery"],
+                cwd=team.parent, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+            deadline = time.monotonic() + 300
+            while (host := started_on(team, pg.url, "candidate_cnn")) is None:
+                assert run.poll() is None and time.monotonic() < deadline, run.stdout.read()
+                time.sleep(0.5)
+            victim = host.split("@")[0]
+            os.killpg(workers.pop(victim).pid, signal.SIGKILL)  # the worker and its child
+            output, _ = run.communicate(timeout=300)
+            assert run.returncode == 1, output
+            assert "running step candidate_cnn stopped answering" in output
+            assert "FAILED run" in output
+            assert Store(store_path).champion() is None  # nothing was promoted
+
+            done = mllife_run(team, "--profile", "team", "--executor", "celery", "--resume",
+                              env=env)  # fmt: skip
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert Store(store_path).champion() is not None
+        finally:
+            for worker in workers.values():
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(60)
