@@ -28,7 +28,7 @@ from assets.resources import CONFIG_DIGEST_TAG
 from assets.summary import StoredValues, summarize
 from assets.team import BROKER_VARIABLE, EXECUTOR_VARIABLE, celery_execution
 from mllife._errors import MllifeError
-from mllife.config.project import ProjectConfig, load_config
+from mllife.config.project import PROFILE_VARIABLE, ProjectConfig, load_config
 from mllife.storage.files import sha256_of
 from mllife.storage.instance_settings import (
     POSTGRES_URL_VARIABLE,
@@ -44,10 +44,17 @@ def prepare_instance(config: ProjectConfig, profile: str = "local") -> dg.Dagste
     first (a clear error naming ``team.postgres_url`` instead of a driver traceback)."""
     home = instance_home(config.state_dir, profile)
     if profile == "team":
-        from mllife.storage.services import check_postgres, for_dagster, team_postgres_url
+        from mllife.storage.services import (
+            check_postgres,
+            check_storage,
+            for_dagster,
+            team_postgres_url,
+        )
 
         url = team_postgres_url(config.team)
         check_postgres(url)
+        if config.team_storage is not None:
+            check_storage(config.team_storage)
         # the code server and run workers inherit it; dagster.yaml names the variable
         os.environ[POSTGRES_URL_VARIABLE] = for_dagster(url)
     os.environ["DAGSTER_HOME"] = str(home)
@@ -102,6 +109,7 @@ def run_lifecycle(
     (``assets.memo``) unless ``force``."""
     if executor not in EXECUTORS:
         raise MllifeError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
+    os.environ[PROFILE_VARIABLE] = profile  # for this process, the code server, the steps
     config = load_config(config_path)
     os.environ["MLLIFE_CONFIG"] = str(config.path)  # the code server builds this graph
     if executor == "celery":
@@ -335,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     startup = _seconds_since_process_start()  # interpreter + imports
     try:
-        config = load_config(args.config)
         profile = args.profile
+        os.environ[PROFILE_VARIABLE] = profile
+        config = load_config(args.config)
         resume = latest_run_id(config, profile) if args.resume == "latest" else args.resume
         outcome = run_lifecycle(
             config.path, job_name=args.job, executor=args.executor, resume=resume,

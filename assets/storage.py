@@ -7,7 +7,8 @@ appears only by rename, and a step loads its inputs from the run that produced t
 this run, the run a re-execution resumes, or -- for an asset picked alone in the UI --
 that asset's latest materialization.
 
-Each pickle is signed (HMAC-SHA256, key in ``.mllife/storage.key``, never in git) and
+Each pickle is signed (HMAC-SHA256, key in ``.mllife/storage.key`` or, for the team
+profile, beside the outputs on ``[team] storage``; never in git) and
 its signature checked before it is unpickled, so a file swapped into the storage
 folder is refused rather than run. Model artifacts themselves are loaded through
 ``mllife.models.registry``, which checks their hashes against the store.
@@ -27,8 +28,8 @@ from mllife.storage.signing import sign, unsign
 
 def for_project(config: ProjectConfig) -> "RunScopedIOManager":
     return RunScopedIOManager(
-        base_dir=str(config.dagster_home / "storage"),
-        key_path=str(config.state_dir / "storage.key"),
+        base_dir=str(config.steps_dir),
+        key_path=str(config.shared_dir / "storage.key"),
     )
 
 

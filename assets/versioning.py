@@ -25,7 +25,12 @@ def artifact_versions(project: MllifeProject) -> dg.Output[TrackResult]:
     )
     metadata = {"dvc_seconds": result.seconds, "pushed": result.pushed}
     if result.version is None:
-        metadata["summary"] = "not a DVC repository: artifacts are not tracked"
+        storage = project.config.team_storage
+        metadata["summary"] = (
+            "not a DVC repository: artifacts are not tracked"
+            if storage is None
+            else f"team storage: artifacts are content-addressed in {storage}, not DVC-tracked"
+        )
         return dg.Output(result, metadata=metadata)
     metadata["artifacts_version"] = result.version.md5
     metadata["files"] = result.version.nfiles

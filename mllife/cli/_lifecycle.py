@@ -11,7 +11,7 @@ from datetime import datetime
 
 from mllife._errors import MllifeError
 from mllife.cli._table import port
-from mllife.config.project import load_config
+from mllife.config.project import PROFILE_VARIABLE, load_config
 from mllife.storage.instance_settings import PROFILES
 
 
@@ -110,6 +110,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         write_instance_settings,
     )
 
+    os.environ[PROFILE_VARIABLE] = args.profile
     config = load_config(args.config)
     home = instance_home(config.state_dir, args.profile)
     write_instance_settings(home, profile=args.profile)

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 
-from mllife.config.project import load_config
+from mllife.config.project import PROFILE_VARIABLE, load_config
 
 #: dagster-celery's queue for every step without a queue tag
 DEFAULT_QUEUE = "dagster"
@@ -46,6 +46,7 @@ def worker_environment(config) -> dict[str, str]:
     from mllife.storage.services import (
         check_broker,
         check_postgres,
+        check_storage,
         for_dagster,
         team_broker_url,
         team_postgres_url,
@@ -54,6 +55,8 @@ def worker_environment(config) -> dict[str, str]:
     database, broker = team_postgres_url(config.team), team_broker_url(config.team)
     check_postgres(database)
     check_broker(broker)
+    if config.team_storage is not None:
+        check_storage(config.team_storage)
     home = instance_home(config.state_dir, "team")
     write_instance_settings(home, profile="team")
     return {
@@ -62,10 +65,12 @@ def worker_environment(config) -> dict[str, str]:
         POSTGRES_URL_VARIABLE: for_dagster(database),
         "MLLIFE_BROKER_URL": broker,
         "MLLIFE_EXECUTOR": "celery",
+        PROFILE_VARIABLE: "team",
     }
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    os.environ[PROFILE_VARIABLE] = "team"  # the shared storage's paths, when configured
     config = load_config(args.config)
     queues = args.queue or [DEFAULT_QUEUE, config.team.training_queue]
     name = args.name or f"mllife-{os.getpid()}"

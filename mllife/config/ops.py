@@ -177,6 +177,20 @@ class TeamConfig(_Section):
     #: the Celery queue of the training steps (point GPU workers at it); every other
     #: step goes to the default queue, "dagster"
     training_queue: str = Field("training", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    #: a folder every worker reaches (a shared or network file system), relative to the
+    #: project or absolute: the metrics store, model artifacts, step outputs, reports and
+    #: known-problem patterns of the team profile live there, not in each checkout
+    storage: str | None = None
+
+    @field_validator("storage")
+    @classmethod
+    def _folder(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value:
+            raise ValueError(
+                f"{value!r}: object storage URLs are not supported yet; mount it, or use a"
+                " shared file system path"
+            )
+        return value
 
     @field_validator("postgres_url")
     @classmethod

@@ -6,6 +6,7 @@ Errors name the file and the offending key, and say what would be accepted.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,12 @@ from mllife.config.sections import (  # noqa: F401  (part of this module's inter
     _Section,
 )
 
+#: the profile a process runs in (set by ``mllife run --profile``, ``mllife worker``)
+PROFILE_VARIABLE = "MLLIFE_PROFILE"
+
 __all__ = [
     "CONFIG_FILENAME",
+    "PROFILE_VARIABLE",
     "CandidateConfig",
     "ColumnConfig",
     "DataConfig",
@@ -104,10 +109,13 @@ class _File(_Section):
 class ProjectConfig:
     """A validated ``mllife.toml`` with its paths resolved against the project root."""
 
-    def __init__(self, file: _File, *, path: Path) -> None:
+    def __init__(self, file: _File, *, path: Path, profile: str = "local") -> None:
         self._file = file
         self.path = path
         self.root = path.parent
+        #: "local", or "team" (``MLLIFE_PROFILE``): with ``[team] storage``, what every
+        #: worker must see -- the store, artifacts, step outputs -- lives there
+        self.profile = profile
 
     data = property(lambda self: self._file.data)
     split = property(lambda self: self._file.split)
@@ -160,7 +168,23 @@ class ProjectConfig:
         return (self.root / self._file.problems.folder).resolve()
 
     @property
+    def team_storage(self) -> Path | None:
+        """The team's shared storage, when the team profile uses one."""
+        storage = self._file.team.storage
+        if self.profile != "team" or storage is None:
+            return None
+        return (self.root / storage).resolve()
+
+    @property
+    def shared_dir(self) -> Path:
+        """Where state that every worker must see lives: ``[team] storage`` in the team
+        profile, else ``.mllife/``."""
+        return self.team_storage or self.state_dir
+
+    @property
     def store_path(self) -> Path:
+        if self.team_storage is not None:
+            return self.team_storage / "store.duckdb"
         return (self.root / self._file.store.path).resolve()
 
     @property
@@ -174,12 +198,22 @@ class ProjectConfig:
 
         Beside ``data/`` rather than in ``.mllife/``: DVC refuses a .dvc file inside a
         git-ignored folder, and ``artifacts.dvc`` is meant to be committed with the code.
+        On team storage, ``<storage>/artifacts`` (content-addressed, not DVC-tracked).
         """
+        if self.team_storage is not None:
+            return self.team_storage / "artifacts"
         return self.root / "artifacts"
 
     @property
+    def steps_dir(self) -> Path:
+        """Step outputs (the IO manager's folder, a folder per run)."""
+        if self.team_storage is not None:
+            return self.team_storage / "steps"
+        return self.dagster_home / "storage"
+
+    @property
     def reports_dir(self) -> Path:
-        return self.state_dir / "reports"
+        return self.shared_dir / "reports"
 
     @property
     def predictions_dir(self) -> Path:
@@ -251,7 +285,10 @@ def load_config(path: Path | str | None = None) -> ProjectConfig:
         parsed = _File.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, file_path)) from None
-    return ProjectConfig(parsed, path=file_path)
+    profile = os.environ.get(PROFILE_VARIABLE, "local")
+    if profile not in ("local", "team"):
+        raise ConfigError(f"{PROFILE_VARIABLE}={profile!r}: expected local or team")
+    return ProjectConfig(parsed, path=file_path, profile=profile)
 
 
 def _describe(exc: ValidationError, file_path: Path) -> str:

@@ -73,7 +73,7 @@ def _checkpoint_path(
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return config.state_dir / "checkpoints" / f"{spec.name}-{digest}.pt"
+    return config.shared_dir / "checkpoints" / f"{spec.name}-{digest}.pt"
 
 
 def place_model(model, config: ProjectConfig) -> None:

@@ -46,7 +46,7 @@ class ProblemRegistry(PatternImports, VersionScoring):
     def __init__(self, config: ProjectConfig, store: Store) -> None:
         self.config = config
         self.store = store
-        self.folder = config.state_dir / "patterns"
+        self.folder = config.shared_dir / "patterns"
         self._features: list[str] | None = None
 
     # -- problems ----------------------------------------------------------------------
@@ -127,7 +127,7 @@ class ProblemRegistry(PatternImports, VersionScoring):
         target = self.folder / f"{digest}{suffix}"
         if not target.is_file():
             write_atomically(target, payload)
-        return digest, target.relative_to(self.config.state_dir).as_posix()
+        return digest, target.relative_to(self.config.shared_dir).as_posix()
 
     def _encode(self, value: Any) -> tuple[bytes, str, str, str]:
         """(payload, suffix, input kind, origin) of an image file or a table row."""

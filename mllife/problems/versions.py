@@ -41,7 +41,7 @@ class VersionScoring:
     """Scoring of :class:`~mllife.problems.registry.ProblemRegistry` (a mixin)."""
 
     def _inputs(self, rows: pl.DataFrame):
-        paths = [self.config.state_dir / p for p in rows["input_path"].to_list()]
+        paths = [self.config.shared_dir / p for p in rows["input_path"].to_list()]
         if self.config.data.kind == "images":
             return [p.read_bytes() for p in paths]
         return pl.DataFrame([json.loads(p.read_text()) for p in paths])

@@ -40,7 +40,7 @@ def _pattern_tiles(registry: ProblemRegistry, name: str, part: pl.DataFrame) -> 
     """The problem's first patterns as thumbnails with the challenger's verdicts."""
     tiles = []
     for item in part.head(GALLERY_PER_PROBLEM).iter_rows(named=True):
-        data = (registry.config.state_dir / item["input_path"]).read_bytes()
+        data = (registry.config.shared_dir / item["input_path"]).read_bytes()
         verdict = "right" if item["correct"] else f"said {item['predicted']}"
         caption = f"{item['kind']}: {item['expected']}, {verdict}"
         tiles.append(Tile(thumbnail(data, alt=item["origin"]), (caption,)))

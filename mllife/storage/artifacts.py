@@ -60,6 +60,10 @@ def track_artifacts(config: ProjectConfig, *, push_to: str | None = None) -> Tra
     A failed push is a warning, not a failure: the run's results are safe locally.
     """
     started = time.perf_counter()
+    if config.team_storage is not None:
+        # outside the repository (DVC tracks only what is inside it); the files there are
+        # content-addressed by sha256 already
+        return TrackResult(None, 0.0, False, None)
     if not is_dvc_repo(config.root) or not config.artifacts_dir.is_dir():
         return TrackResult(None, 0.0, False, None)
     lock_dir = config.state_dir

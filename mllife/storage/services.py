@@ -6,12 +6,15 @@ deep inside the run worker with a driver traceback)."""
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from mllife._errors import ConfigError, ServiceError
 
 __all__ = [
     "check_broker",
+    "check_storage",
     "check_postgres",
     "describe_url",
     "for_dagster",
@@ -98,3 +101,17 @@ def check_broker(url: str, *, timeout_seconds: float = 5) -> None:
         ) from None
     finally:
         client.close()
+
+
+def check_storage(folder: Path) -> None:
+    """Create ``folder`` if needed and write a file there; a :class:`ServiceError` naming
+    it and ``team.storage`` when that fails (not mounted, read-only, no permission)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".mllife-probe-"):
+            pass
+    except OSError as exc:
+        raise ServiceError(
+            f"the shared storage {folder} (team.storage) is not writable:"
+            f" {exc.strerror or exc}; mount it or fix the setting"
+        ) from None

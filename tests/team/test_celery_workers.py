@@ -3,7 +3,9 @@ the Dagster instance, Redis as the Celery broker, and two ``mllife worker`` proc
 separate working directories. The run's steps execute on the workers, the candidates on
 both, and the results equal an in-process run of the same project and data."""
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,15 +14,17 @@ from pathlib import Path
 
 import dagster as dg
 
-from mllife.config.project import load_config
+from mllife.config.project import PROFILE_VARIABLE, load_config
 from mllife.storage.instance_settings import POSTGRES_URL_VARIABLE, instance_home
 from mllife.storage.services import for_dagster
 from mllife.storage.store import Store
 from tests.conftest import make_project
 from tests.reliability.test_runs import row_counts
 from tests.services import postgres_server, redis_server, start_worker
+from tests.serving import free_port
 
 TEAM = '\n[team]\npostgres_url = "env:TEAM_DB"\nbroker_url = "env:TEAM_BROKER"\n'
+SHARED = 'storage = "{storage}"\n'
 
 
 def mllife_run(config_path: Path, *args: str, env: dict | None = None):
@@ -29,6 +33,21 @@ def mllife_run(config_path: Path, *args: str, env: dict | None = None):
         cwd=config_path.parent, env={**os.environ, **(env or {})},
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
+
+
+def checkout(project: Path, folder: Path) -> Path:
+    """A worker's own copy of the project (configuration, data, known problems)."""
+    shutil.copytree(project.parent, folder, ignore=shutil.ignore_patterns(".mllife"))
+    return folder / project.name
+
+
+@contextlib.contextmanager
+def team_profile():
+    os.environ[PROFILE_VARIABLE] = "team"
+    try:
+        yield
+    finally:
+        del os.environ[PROFILE_VARIABLE]
 
 
 def results(config_path: Path) -> dict:
@@ -72,13 +91,16 @@ def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, dig
     done = mllife_run(reference)
     assert done.returncode == 0, done.stdout + done.stderr
 
-    team = make_project(tmp_path / "team", digits_folder, epochs=2, extra=TEAM)
+    shared = tmp_path / "shared"
+    extra = TEAM + SHARED.format(storage=shared)
+    team = make_project(tmp_path / "team", digits_folder, epochs=2, extra=extra)
     with postgres_server() as pg, redis_server() as broker:
         env = {"TEAM_DB": pg.url, "TEAM_BROKER": broker}
-        workers = []
+        workers, checkouts = [], []
         try:
-            for name in ("w1", "w2"):
-                workers.append(start_worker(team, name, tmp_path / f"worker-{name}", **env))
+            for name in ("w1", "w2"):  # each in its own checkout: only the storage is shared
+                checkouts.append(checkout(team, tmp_path / f"worker-{name}" / "project"))
+                workers.append(start_worker(checkouts[-1], name, tmp_path / name, **env))
             done = mllife_run(team, "--profile", "team", "--executor", "celery", env=env)
         finally:
             for worker in workers:
@@ -91,7 +113,13 @@ def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, dig
     assert {"raw_data", "splits", "champion", "status_report"} <= steps
     candidates = {hosts[s] for s in steps if s.startswith("candidate_")}
     assert {h.split("@")[0] for h in candidates} == {"w1", "w2"}
-    assert results(team) == results(reference)
+    with team_profile():
+        assert results(team) == results(reference)
+        assert load_config(team).store_path == shared / "store.duckdb"
+    assert {p.name for p in shared.iterdir()} >= {"store.duckdb", "artifacts", "steps"}
+    for folder in [team.parent, *(c.parent for c in checkouts)]:  # nothing kept locally
+        assert not (folder / ".mllife" / "store.duckdb").exists()
+        assert not (folder / "artifacts").exists()
 
 
 def started_on(config_path: Path, database_url: str, step: str) -> str | None:
@@ -146,3 +174,31 @@ def test_a_worker_killed_mid_training_fails_the_run_and_resume_finishes(tmp_path
             for worker in workers.values():
                 os.killpg(worker.pid, signal.SIGTERM)
                 worker.wait(60)
+
+
+def test_unreachable_broker_or_unwritable_storage_is_a_clear_error(tmp_path, digits_folder):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    extra = TEAM + SHARED.format(storage=blocker / "shared")
+    team = make_project(tmp_path / "team", digits_folder, extra=extra)
+    with postgres_server() as pg:
+        port = free_port()  # no broker there
+        env = {"TEAM_DB": pg.url, "TEAM_BROKER": f"redis://:pw@127.0.0.1:{port}/0"}
+        done = mllife_run(team, "--profile", "team", "--executor", "celery", env=env)
+        assert done.returncode == 2
+        assert f"the Celery broker at 127.0.0.1:{port}/0 (team.broker_url) is not reachable" in (
+            done.stderr
+        )
+        assert ":pw@" not in done.stderr
+        done = mllife_run(team, "--profile", "team", env=env)
+        assert done.returncode == 2
+        assert f"the shared storage {blocker / 'shared'} (team.storage) is not writable" in (
+            done.stderr
+        )
+        worker = subprocess.run(
+            [sys.executable, "-m", "mllife.cli", "--config", str(team), "worker"],
+            env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert worker.returncode == 2
+        assert "(team.broker_url) is not reachable" in worker.stderr
+    assert not (team.parent / ".mllife" / "store.duckdb").exists()
