@@ -1,5 +1,8 @@
 """The project resource: the validated mllife.toml and the store it names."""
 
+import os
+import re
+import socket
 from functools import cached_property
 
 import dagster as dg
@@ -7,6 +10,7 @@ import dagster as dg
 from mllife._errors import ConfigError
 from mllife.config.project import ProjectConfig, load_config
 from mllife.storage.files import sha256_of
+from mllife.storage.inbox import PostingRecorder, StoreInbox, ingest_inbox
 from mllife.storage.store import Store
 
 #: the sha256 of mllife.toml when `mllife run` submitted the run (and its re-executions)
@@ -35,4 +39,23 @@ class MllifeProject(dg.ConfigurableResource):
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.config.store_path)
+        """The metrics store; on team storage, with what training workers posted to its
+        inbox ingested first, so this step reads their models and trials."""
+        store = Store(self.config.store_path)
+        if self.config.team_storage is not None:
+            ingest_inbox(store, self.inbox)
+        return store
+
+    @property
+    def inbox(self) -> StoreInbox:
+        return StoreInbox(self.config.shared_dir / "inbox")
+
+    @cached_property
+    def model_records(self) -> Store | PostingRecorder:
+        """Where a training step records its model and trials: the store, or on team
+        storage the inbox (a training worker may be on a host that must not open the
+        DuckDB file: its lock does not hold across hosts)."""
+        if self.config.team_storage is None:
+            return self.store
+        writer = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{socket.gethostname()}-{os.getpid()}")
+        return PostingRecorder(self.inbox, writer=writer[:64])

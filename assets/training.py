@@ -49,7 +49,7 @@ def build_candidate_asset(
             spec,
             splits,
             config=project.config,
-            store=project.store,
+            store=project.model_records,
             run_id=context.run.run_id,
             log=context.log.info,
             # checkpoints belong to this run and to the re-executions that resume it

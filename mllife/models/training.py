@@ -19,6 +19,7 @@ from mllife.models.registry import ModelRef, save_model
 from mllife.models.search import Trial, run_search
 from mllife.models.torch_model import pick_device
 from mllife.preprocess.inputs import make_preprocessor, model_inputs, pixel_set, split_rows
+from mllife.storage.inbox import PostingRecorder
 from mllife.storage.store import Store
 
 __all__ = ["TrainedCandidate", "class_names", "place_model", "train_candidate"]
@@ -96,7 +97,9 @@ def _place(model, config: ProjectConfig, checkpoint: Path, params: dict) -> None
         )
 
 
-def _record(store: Store, spec: CandidateConfig, result, ref: ModelRef, splits, run_id) -> None:
+def _record(
+    store: Store | PostingRecorder, spec: CandidateConfig, result, ref: ModelRef, splits, run_id
+) -> None:
     """The kept model and every trial of its search, in the store."""
     store.record_model(
         model_hash=ref.model_hash,
@@ -127,7 +130,7 @@ def train_candidate(
     splits: SplitSet,
     *,
     config: ProjectConfig,
-    store: Store,
+    store: Store | PostingRecorder,
     run_id: str | None,
     log: ProgressLog,
     lineage: str | None = None,

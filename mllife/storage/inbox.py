@@ -28,9 +28,10 @@ import polars as pl
 from mllife._errors import DataError
 from mllife._faults import crash_point
 from mllife.storage.files import atomic_target, temp_suffix
+from mllife.storage.records import MODEL_COLUMNS, TRIAL_COLUMNS, model_row, trial_rows
 from mllife.storage.store import Store
 
-__all__ = ["POSTABLE_TABLES", "InboxResult", "StoreInbox", "ingest_inbox"]
+__all__ = ["POSTABLE_TABLES", "InboxResult", "PostingRecorder", "StoreInbox", "ingest_inbox"]
 
 #: the tables of facts that steps append; never the champion's (deployments,
 #: challengers, rollouts): a switch of the champion is a compare-and-swap on the store
@@ -87,6 +88,34 @@ class StoreInbox:
         if not self.folder.is_dir():
             return []
         return sorted(p for p in self.folder.glob("*.parquet") if _SEGMENT.match(p.name))
+
+
+_MODEL_TYPES = dict(zip(MODEL_COLUMNS, (pl.String,) * 7 + (pl.Int64, pl.Float64, pl.String,
+                         pl.Datetime("us")), strict=True))  # fmt: skip
+_TRIAL_TYPES = dict(zip(TRIAL_COLUMNS, (pl.String, pl.String, pl.Int64, pl.String, pl.String,
+                         pl.Float64, pl.Float64, pl.String, pl.String, pl.Float64,
+                         pl.Boolean, pl.String, pl.String, pl.String, pl.Datetime("us")),
+                        strict=True))  # fmt: skip
+
+
+class PostingRecorder:
+    """How a training step records its model where it must not open the store (a worker
+    of the team profile, on another host): ``record_model`` and ``record_trials`` post
+    the very rows the store would write; the next step that opens the store ingests them
+    (``assets.resources``) before it reads."""
+
+    def __init__(self, inbox: StoreInbox, *, writer: str) -> None:
+        self.inbox, self.writer = inbox, writer
+
+    def record_model(self, **fields) -> None:
+        rows = pl.DataFrame([model_row(**fields)], schema=_MODEL_TYPES, orient="row")
+        self.inbox.post("models", rows, writer=self.writer)
+
+    def record_trials(self, **fields) -> None:
+        rows = trial_rows(**fields)
+        if rows:
+            frame = pl.DataFrame(rows, schema=_TRIAL_TYPES, orient="row")
+            self.inbox.post("trials", frame, writer=self.writer)
 
 
 def _insert(conn, table: str, path: Path) -> int:

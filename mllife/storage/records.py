@@ -16,11 +16,73 @@ from mllife._errors import ChampionChangedError
 from mllife._faults import crash_point
 from mllife.storage.queries import Deployment, current_champion
 
-__all__ = ["StoreRecords"]
+__all__ = ["MODEL_COLUMNS", "TRIAL_COLUMNS", "StoreRecords", "model_row", "trial_rows"]
 
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+#: the columns of ``models`` and ``trials``, in the order of the rows below
+MODEL_COLUMNS = ("model_hash", "name", "kind", "spec", "data_version", "split_version",
+                 "artifact_path", "size_bytes", "fit_seconds", "run_id", "created_at")  # fmt: skip
+TRIAL_COLUMNS = ("run_id", "candidate", "trial", "params", "metric", "score",
+                 "validation_score", "status", "error", "seconds", "chosen", "model_hash",
+                 "data_version", "split_version", "created_at")  # fmt: skip
+
+
+def model_row(
+    *,
+    model_hash: str,
+    name: str,
+    kind: str,
+    spec: Mapping[str, Any],
+    data_version: str,
+    split_version: str,
+    artifact_path: str,
+    size_bytes: int,
+    fit_seconds: float,
+    run_id: str | None,
+) -> list:
+    """A ``models`` row (``MODEL_COLUMNS``), written directly or posted (the inbox)."""
+    spec_text = json.dumps(spec, sort_keys=True)
+    return [model_hash, name, kind, spec_text, data_version, split_version, artifact_path,
+            size_bytes, fit_seconds, run_id, _now()]  # fmt: skip
+
+
+def trial_rows(
+    *,
+    run_id: str | None,
+    candidate: str,
+    metric: str,
+    trials: list[Mapping[str, Any]],
+    chosen: int,
+    model_hash: str,
+    data_version: str,
+    split_version: str,
+) -> list[list]:
+    """The ``trials`` rows of one search (``TRIAL_COLUMNS``); ``chosen``: the kept one."""
+    now = _now()
+    return [
+        [
+            run_id,
+            candidate,
+            t["index"],
+            json.dumps(t["params"], sort_keys=True),
+            metric,
+            t["score"],
+            t["validation_score"],
+            t["status"],
+            t["error"],
+            t["seconds"],
+            t["index"] == chosen,
+            model_hash if t["index"] == chosen else None,
+            data_version,
+            split_version,
+            now,
+        ]
+        for t in trials
+    ]
 
 
 class StoreRecords:
@@ -60,75 +122,20 @@ class StoreRecords:
                 ],
             )
 
-    def record_model(
-        self,
-        *,
-        model_hash: str,
-        name: str,
-        kind: str,
-        spec: Mapping[str, Any],
-        data_version: str,
-        split_version: str,
-        artifact_path: str,
-        size_bytes: int,
-        fit_seconds: float,
-        run_id: str | None,
-    ) -> None:
+    def record_model(self, **fields: Any) -> None:
+        """One trained model (the keyword arguments of :func:`model_row`)."""
         with self.writing() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    model_hash,
-                    name,
-                    kind,
-                    json.dumps(spec, sort_keys=True),
-                    data_version,
-                    split_version,
-                    artifact_path,
-                    size_bytes,
-                    fit_seconds,
-                    run_id,
-                    _now(),
-                ],
+                model_row(**fields),
             )
 
-    def record_trials(
-        self,
-        *,
-        run_id: str | None,
-        candidate: str,
-        metric: str,
-        trials: list[Mapping[str, Any]],
-        chosen: int,
-        model_hash: str,
-        data_version: str,
-        split_version: str,
-    ) -> None:
-        """Every trial of one search, in one transaction; ``chosen`` is the kept trial."""
-        now = _now()
+    def record_trials(self, **fields: Any) -> None:
+        """Every trial of one search, in one transaction (see :func:`trial_rows`)."""
         with self.writing() as conn:
             conn.executemany(
                 "INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    [
-                        run_id,
-                        candidate,
-                        t["index"],
-                        json.dumps(t["params"], sort_keys=True),
-                        metric,
-                        t["score"],
-                        t["validation_score"],
-                        t["status"],
-                        t["error"],
-                        t["seconds"],
-                        t["index"] == chosen,
-                        model_hash if t["index"] == chosen else None,
-                        data_version,
-                        split_version,
-                        now,
-                    ]
-                    for t in trials
-                ],
+                trial_rows(**fields),
             )
 
     def record_split_assignments(self, namespace: str, rows: pl.DataFrame) -> int:

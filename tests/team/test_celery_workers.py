@@ -116,6 +116,11 @@ def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, dig
     with team_profile():
         assert results(team) == results(reference)
         assert load_config(team).store_path == shared / "store.duckdb"
+        # the training steps posted their models and trials; the next steps ingested them
+        posted = Store(shared / "store.duckdb").query(
+            "SELECT kind, count(*) AS n FROM ingested_segments GROUP BY kind ORDER BY kind"
+        )
+        assert posted.rows() == [("models", 3), ("trials", 3)]
     assert {p.name for p in shared.iterdir()} >= {"store.duckdb", "artifacts", "steps"}
     for folder in [team.parent, *(c.parent for c in checkouts)]:  # nothing kept locally
         assert not (folder / ".mllife" / "store.duckdb").exists()
