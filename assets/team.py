@@ -1,5 +1,5 @@
-"""The celery executor of the team profile: which executor the graph is built with, the
-queue each step goes to, and the run config that names the broker.
+"""The executors of the team profile (Celery, or Kubernetes Jobs): which executor the
+graph is built with, where each step goes, and the run config that names the broker.
 
 The choice is made where the graph is loaded -- the code server of ``mllife run`` and
 each worker -- from the environment (``MLLIFE_EXECUTOR``), since a run's steps must be
@@ -16,6 +16,7 @@ __all__ = [
     "CELERY_SETTINGS",
     "DEFAULT_QUEUE",
     "EXECUTOR_VARIABLE",
+    "K8S_CONFIG_TAG",
     "QUEUE_TAG",
     "celery_execution",
     "executor_for_environment",
@@ -29,13 +30,27 @@ QUEUE_TAG = "dagster-celery/queue"
 DEFAULT_QUEUE = "dagster"
 
 
+#: the op tag of dagster-k8s for a step's pod, and the node label GPU nodes carry
+K8S_CONFIG_TAG = "dagster-k8s/config"
+QUEUE_LABEL = "mllife/queue"
+
+
 def celery_enabled() -> bool:
     return os.environ.get(EXECUTOR_VARIABLE) == "celery"
 
 
+def k8s_enabled() -> bool:
+    return os.environ.get(EXECUTOR_VARIABLE) == "k8s"
+
+
 def executor_for_environment() -> dg.ExecutorDefinition | None:
-    """dagster-celery's executor under ``MLLIFE_EXECUTOR=celery``, else Dagster's default
-    (in-process or multiprocess, chosen in the run config)."""
+    """dagster-celery's executor under ``MLLIFE_EXECUTOR=celery``, dagster-k8s's Job per
+    step under ``k8s`` (``deploy/kubernetes``), else Dagster's default (in-process or
+    multiprocess, chosen in the run config)."""
+    if k8s_enabled():
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
     if not celery_enabled():
         return None
     import warnings
@@ -50,8 +65,11 @@ def executor_for_environment() -> dg.ExecutorDefinition | None:
     return mllife_celery_executor
 
 
-def training_tags(queue: str) -> dict[str, str]:
-    """Op tags sending a training step to ``queue`` (GPU workers listen there)."""
+def training_tags(queue: str) -> dict:
+    """Op tags sending a training step to ``queue``: the Celery queue GPU workers listen
+    on, or on Kubernetes the nodes labelled ``mllife/queue=<queue>``."""
+    if k8s_enabled():
+        return {K8S_CONFIG_TAG: {"pod_spec_config": {"node_selector": {QUEUE_LABEL: queue}}}}
     return {QUEUE_TAG: queue} if celery_enabled() else {}
 
 

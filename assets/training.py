@@ -30,7 +30,7 @@ def trials_frame(trained: TrainedCandidate):
 
 
 def build_candidate_asset(
-    spec: CandidateConfig, *, op_tags: dict[str, str] | None = None
+    spec: CandidateConfig, *, op_tags: dict | None = None
 ) -> dg.AssetsDefinition:
     target = spec.estimator if spec.kind == "sklearn" else spec.architecture
 
