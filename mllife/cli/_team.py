@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 
+from mllife._errors import MllifeError
 from mllife.config.project import PROFILE_VARIABLE, load_config
 
 #: dagster-celery's queue for every step without a queue tag
@@ -81,6 +82,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
         "--hostname", f"{name}@{socket.gethostname()}", "--loglevel", "INFO",
         "--without-gossip", "--without-mingle",
     ]  # fmt: skip
+    _check_graph_loads(config, env)
     print(f"mllife worker {name}: queues {', '.join(queues)}", flush=True)
     # in the caller's working directory: the graph is found through MLLIFE_CONFIG
     return subprocess.call(command, env=env)
+
+
+def _check_graph_loads(config, env: dict[str, str]) -> None:
+    """Build the project's graph here once, as each task will: a worker that cannot (the
+    project not installed, a broken mllife.toml, a missing dependency) says so now,
+    instead of failing every step it takes."""
+    load = [sys.executable, "-c", "import assets.definitions"]
+    done = subprocess.run(load, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise MllifeError(
+            f"this worker cannot load the project's graph from {config.path}:"
+            f" {lines[-1] if lines else 'no message'}; install the project here"
+            " (pip install -e '.[team]') with the same code and mllife.toml as the runs"
+        )

@@ -206,4 +206,30 @@ def test_unreachable_broker_or_unwritable_storage_is_a_clear_error(tmp_path, dig
         )  # fmt: skip
         assert worker.returncode == 2
         assert "(team.broker_url) is not reachable" in worker.stderr
+    with postgres_server() as pg, redis_server() as broker:
+        # a worker that cannot import the project's graph (here: a stale `assets` package
+        # first on its path): refused before it takes a step
+        stale = tmp_path / "stale" / "assets"
+        stale.mkdir(parents=True)
+        (stale / "__init__.py").write_text("raise ImportError('stale checkout')\n")
+        project = make_project(tmp_path / "project", digits_folder, extra=TEAM)
+        env = {
+            "TEAM_DB": pg.url,
+            "TEAM_BROKER": broker,
+            "PYTHONPATH": str(stale.parent),
+            "PYTHONSAFEPATH": "1",
+        }  # not the working directory's assets/ either
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "mllife.cli", "--config", str(project), "worker"],
+            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+        try:
+            _, stderr = worker.communicate(timeout=120)
+        finally:
+            if worker.poll() is None:  # it started after all: stop it and its Celery
+                os.killpg(worker.pid, signal.SIGKILL)
+        assert worker.returncode == 2, stderr
+        assert f"this worker cannot load the project's graph from {project}" in stderr
+        assert "stale checkout" in stderr
     assert not (team.parent / ".mllife" / "store.duckdb").exists()
