@@ -636,7 +636,8 @@ def test_every_directly_imported_package_is_declared():
     import tomllib
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    requirements = [*project["dependencies"], *project["optional-dependencies"]["timm"]]
+    extras = project["optional-dependencies"]
+    requirements = [*project["dependencies"], *extras["timm"], *extras["team"]]
     declared = {re.split(r"[<>=\[; ]", d)[0].lower().replace("_", "-") for d in requirements}
     providers = metadata.packages_distributions()
     missing = set()
