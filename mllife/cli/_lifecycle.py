@@ -126,14 +126,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "-m",
         "dagster",
         "dev",
-        "-w",
-        str(config.root / "workspace.yaml"),
+        *_code_location(config),
         "-h",
         args.host,
         "-p",
         str(args.port),
     ]
     return subprocess.call(command, cwd=config.root, env=env)
+
+
+def _code_location(config) -> list[str]:
+    """The project's ``workspace.yaml``, or without one the module ``mllife run`` loads
+    then too (``assets.definitions``, found through MLLIFE_CONFIG)."""
+    workspace = config.root / "workspace.yaml"
+    return ["-w", str(workspace)] if workspace.is_file() else ["-m", "assets.definitions"]
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -3,9 +3,13 @@ part): ``mllife run --profile team`` keeps its runs, events and pool slots in th
 database of ``[team] postgres_url``; a database that is down, or a URL that is missing,
 is a clear error before any step runs."""
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -71,6 +75,46 @@ def test_runs_live_in_postgres(tmp_path, digits_folder):
             instance.dispose()
         finally:
             del os.environ[POSTGRES_URL_VARIABLE]
+
+        # `mllife ui --profile team` shows that run (the UI's own GraphQL API)
+        port = free_port()
+        ui = subprocess.Popen(
+            [sys.executable, "-m", "mllife.cli", "--config", str(config_path), "ui",
+             "--profile", "team", "--port", str(port)],
+            cwd=config_path.parent, env={**os.environ, **env}, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            shown = ui_runs(port, deadline=time.monotonic() + 180)
+        finally:
+            os.killpg(ui.pid, signal.SIGTERM)
+            ui.wait(timeout=60)
+        assert shown == [(runs[0][0], "SUCCESS")]
+
+
+def ui_runs(port: int, *, deadline: float) -> list[tuple[str, str]]:
+    query = json.dumps(
+        {"query": "{ runsOrError { ... on Runs { results { runId status } } } }"}
+    ).encode()
+    last = None
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql", data=query,
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                payload = json.loads(response.read())
+        except OSError as exc:  # not listening yet
+            last = exc
+            time.sleep(1)
+            continue
+        results = (payload.get("data") or {}).get("runsOrError", {}).get("results")
+        if results is not None:
+            return [(r["runId"], r["status"]) for r in results]
+        last = payload
+        time.sleep(1)
+    raise AssertionError(f"the UI never answered: {last}")
 
 
 def test_database_down_is_a_clear_error_before_any_step(tmp_path, digits_folder):
