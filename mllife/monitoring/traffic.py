@@ -10,13 +10,11 @@ a file whose ledger entry exists; the next ingestion deletes it without re-inser
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
-from mllife._errors import DataError
-from mllife._faults import crash_point
 from mllife.config.project import ProjectConfig
 from mllife.monitoring.log_format import (
     FEEDBACK_SCHEMA,
@@ -24,6 +22,7 @@ from mllife.monitoring.log_format import (
     PREDICTION_SCHEMA,
     remove_orphaned_temp_files,
 )
+from mllife.storage.ledger import ingest_once
 from mllife.storage.store import Store
 
 __all__ = [
@@ -37,6 +36,7 @@ __all__ = [
 ]
 
 _TABLES = {"pred": ("predictions", PREDICTION_SCHEMA), "feedback": ("feedback", FEEDBACK_SCHEMA)}
+_SCHEMAS = dict(_TABLES.values())
 
 
 @dataclass(frozen=True)
@@ -112,51 +112,24 @@ def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
     folder = config.predictions_dir
     segments = _segments(folder) if folder.is_dir() else []
     orphans = remove_orphaned_temp_files(folder) if folder.is_dir() else []
-    counts = {"pred": 0, "feedback": 0}
-    done: list[Path] = []
-    already = 0
-    if segments:
-        with store.writing() as conn:
-            for prefix, path in segments:
-                table, schema = _TABLES[prefix]
-                seen = conn.execute(
-                    "SELECT 1 FROM ingested_segments WHERE segment = ?", [path.name]
-                ).fetchone()
-                if seen is None:
-                    columns = ", ".join(schema)
-                    try:
-                        select = _segment_select(conn, path, schema)
-                        (n,) = conn.execute(
-                            "SELECT count(*) FROM read_parquet(?)",
-                            [str(path)],
-                        ).fetchone()
-                        (inserted,) = conn.execute(
-                            f"INSERT INTO {table} ({columns}, segment)"
-                            f" SELECT rows.*, ? FROM ({select}) rows",
-                            [path.name, str(path)],
-                        ).fetchone()
-                        if inserted != n:  # an input row whose request row is missing
-                            raise ValueError(f"{n} rows in the file but {inserted} readable")
-                    except Exception as exc:
-                        raise DataError(
-                            f"segment {path} cannot be ingested ({exc}); move it aside and"
-                            " re-run: the other segments are left untouched"
-                        ) from exc
-                    conn.execute(
-                        "INSERT INTO ingested_segments VALUES (?, ?, ?, ?)",
-                        [path.name, table, n, datetime.now(UTC).replace(tzinfo=None)],
-                    )
-                    counts[prefix] += n
-                else:
-                    already += 1
-                done.append(path)
-            crash_point("ingest:before-commit")
-    crash_point("ingest:committed")
-    for path in done:
-        path.unlink(missing_ok=True)
+    tables = [(_TABLES[prefix][0], path) for prefix, path in segments]
+    rows, ingested, already = ingest_once(store, tables, _insert, crash_prefix="ingest")
     return IngestResult(
-        counts["pred"], counts["feedback"], len(done) - already, already, len(orphans)
+        rows.get("predictions", 0), rows.get("feedback", 0), ingested, already, len(orphans)
     )
+
+
+def _insert(conn, table: str, path: Path) -> int:
+    schema = _SCHEMAS[table]
+    select = _segment_select(conn, path, schema)
+    (n,) = conn.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
+    (inserted,) = conn.execute(
+        f"INSERT INTO {table} ({', '.join(schema)}, segment) SELECT rows.*, ? FROM ({select}) rows",
+        [path.name, str(path)],
+    ).fetchone()
+    if inserted != n:  # an input row whose request row is missing
+        raise ValueError(f"{n} rows in the file but {inserted} readable")
+    return n
 
 
 def traffic_summary(store: Store) -> pl.DataFrame:

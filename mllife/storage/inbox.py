@@ -20,14 +20,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
 from mllife._errors import DataError
-from mllife._faults import crash_point
 from mllife.storage.files import atomic_target, temp_suffix
+from mllife.storage.ledger import ingest_once
 from mllife.storage.records import MODEL_COLUMNS, TRIAL_COLUMNS, model_row, trial_rows
 from mllife.storage.store import Store
 
@@ -119,6 +118,8 @@ class PostingRecorder:
 
 
 def _insert(conn, table: str, path: Path) -> int:
+    if table not in POSTABLE_TABLES:
+        raise DataError(f"segment {path} names table {table!r}, not postable")
     columns = list(pl.read_parquet_schema(path))
     known = {
         row[0]
@@ -151,39 +152,6 @@ def ingest_inbox(store: Store, inbox: StoreInbox) -> InboxResult:
 
     A segment that cannot be ingested (a column the table lacks, a damaged file) is a
     :class:`DataError` naming it; nothing of this call is committed, so nothing is lost."""
-    segments = inbox.pending()
-    rows: dict[str, int] = {}
-    done: list[Path] = []
-    already = 0
-    if segments:
-        with store.writing() as conn:
-            for path in segments:
-                table = _SEGMENT.match(path.name)["table"]
-                seen = conn.execute(
-                    "SELECT 1 FROM ingested_segments WHERE segment = ?", [path.name]
-                ).fetchone()
-                if seen is None:
-                    if table not in POSTABLE_TABLES:
-                        raise DataError(f"segment {path} names table {table!r}, not postable")
-                    try:
-                        n = _insert(conn, table, path)
-                    except DataError:
-                        raise
-                    except Exception as exc:
-                        raise DataError(
-                            f"segment {path} cannot be ingested ({exc}); move it aside and"
-                            " ingest again: the other segments are left untouched"
-                        ) from exc
-                    conn.execute(
-                        "INSERT INTO ingested_segments VALUES (?, ?, ?, ?)",
-                        [path.name, table, n, datetime.now(UTC).replace(tzinfo=None)],
-                    )
-                    rows[table] = rows.get(table, 0) + n
-                else:
-                    already += 1
-                done.append(path)
-            crash_point("inbox:before-commit")
-    crash_point("inbox:committed")
-    for path in done:
-        path.unlink(missing_ok=True)
-    return InboxResult(rows, len(done) - already, already)
+    segments = [(_SEGMENT.match(p.name)["table"], p) for p in inbox.pending()]
+    rows, ingested, already = ingest_once(store, segments, _insert, crash_prefix="inbox")
+    return InboxResult(rows, ingested, already)
