@@ -26,12 +26,11 @@ from assets.launch import ProjectWorkspace, follow, monitor_runs, project_worksp
 from assets.memo import plan_run, up_to_date, up_to_date_lines
 from assets.resources import CONFIG_DIGEST_TAG
 from assets.summary import StoredValues, summarize
-from assets.team import BROKER_VARIABLE, EXECUTOR_VARIABLE, celery_execution
+from assets.team import BROKER_VARIABLE, celery_execution, use_celery, use_team_services
 from mllife._errors import MllifeError
 from mllife.config.project import PROFILE_VARIABLE, ProjectConfig, load_config
 from mllife.storage.files import sha256_of
 from mllife.storage.instance_settings import (
-    POSTGRES_URL_VARIABLE,
     PROFILES,
     instance_home,
     write_instance_settings,
@@ -44,19 +43,7 @@ def prepare_instance(config: ProjectConfig, profile: str = "local") -> dg.Dagste
     first (a clear error naming ``team.postgres_url`` instead of a driver traceback)."""
     home = instance_home(config.state_dir, profile)
     if profile == "team":
-        from mllife.storage.services import (
-            check_postgres,
-            check_storage,
-            for_dagster,
-            team_postgres_url,
-        )
-
-        url = team_postgres_url(config.team)
-        check_postgres(url)
-        if config.team_storage is not None:
-            check_storage(config.team_storage)
-        # the code server and run workers inherit it; dagster.yaml names the variable
-        os.environ[POSTGRES_URL_VARIABLE] = for_dagster(url)
+        use_team_services(config)
     os.environ["DAGSTER_HOME"] = str(home)
     # Two runs starting on a new instance would both create its SQLite tables ("table
     # jobs already exists"): the first creates them under a lock, the other waits.
@@ -113,7 +100,7 @@ def run_lifecycle(
     config = load_config(config_path)
     os.environ["MLLIFE_CONFIG"] = str(config.path)  # the code server builds this graph
     if executor == "celery":
-        _use_celery(config, profile)
+        use_celery(config, profile)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     instance = prepare_instance(config, profile)
@@ -193,21 +180,6 @@ def _workspace_beside_data_init(instance, config: ProjectConfig, timings: dict[s
                 _finish_data_init(data_init, config)  # after a load error too: never orphaned
             timings["data_init_wait"] = time.perf_counter() - clock
         yield workspace
-
-
-def _use_celery(config: ProjectConfig, profile: str) -> None:
-    """Check the broker and hand it, and the choice of executor, to the code server."""
-    from mllife.storage.services import check_broker, team_broker_url
-
-    if profile != "team":
-        raise MllifeError(
-            "--executor celery needs --profile team: the workers report each step to the"
-            " team's shared Dagster instance"
-        )
-    broker = team_broker_url(config.team)
-    check_broker(broker)
-    os.environ[BROKER_VARIABLE] = broker
-    os.environ[EXECUTOR_VARIABLE] = "celery"
 
 
 def _run_config(executor: str, max_concurrent: int, log_level: str) -> dict:

@@ -3,9 +3,14 @@
 Dagster's default filesystem IO manager keeps one file per asset key, so two runs at
 once (a sensor's retrain and a manual run) overwrite each other's splits and models,
 and a reader can see half a pickle. Here every run writes under its own id, a value
-appears only by rename, and a step loads its inputs from the run that produced them:
+appears only whole, and a step loads its inputs from the run that produced them:
 this run, the run a re-execution resumes, or -- for an asset picked alone in the UI --
 that asset's latest materialization.
+
+The base is a folder or, for the team profile, any fsspec URL (``[team] step_outputs``:
+``s3://bucket/prefix``...), through ``universal_pathlib`` as Dagster's own
+``UPathIOManager`` does. A local value appears by rename; an object store makes an
+object visible only whole; elsewhere (sftp...) a value is written aside and renamed.
 
 Each pickle is signed (HMAC-SHA256, key in ``.mllife/storage.key`` or, for the team
 profile, beside the outputs on ``[team] storage``; never in git) and
@@ -15,9 +20,11 @@ folder is refused rather than run. Model artifacts themselves are loaded through
 """
 
 import pickle
+import uuid
 from pathlib import Path
 
 import dagster as dg
+from upath import UPath
 
 from mllife._errors import ArtifactError
 from mllife.config.project import ProjectConfig
@@ -28,28 +35,48 @@ from mllife.storage.signing import sign, unsign
 
 def for_project(config: ProjectConfig) -> "RunScopedIOManager":
     return RunScopedIOManager(
-        base_dir=str(config.steps_dir),
+        base_dir=config.steps_url,
         key_path=str(config.shared_dir / "storage.key"),
     )
 
 
+def _is_local(path: UPath) -> bool:
+    return path.protocol in ("", "file", "local")
+
+
+#: object stores, where a PUT makes an object visible only whole (no rename needed)
+_WHOLE_PUTS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
+
+
 class RunScopedIOManager(dg.ConfigurableIOManager):
-    """Pickles each asset value, signed, to ``<base_dir>/<run_id>/<asset_key>``."""
+    """Pickles each asset value, signed, to ``<base_dir>/<run_id>/<asset_key>``;
+    ``base_dir`` is a folder or an fsspec URL."""
 
     base_dir: str
+
     key_path: str
 
-    def path_for(self, run_id: str, asset_key: dg.AssetKey) -> Path:
-        return Path(self.base_dir) / run_id / "__".join(asset_key.path)
+    def path_for(self, run_id: str, asset_key: dg.AssetKey) -> UPath:
+        return UPath(self.base_dir) / run_id / "__".join(asset_key.path)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         if obj is None:
             return  # nothing to pass on (checks-only or observation steps)
         path = self.path_for(context.run_id, context.asset_key)
         payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        write_atomically(path, sign(payload, key_path=Path(self.key_path)))
+        signed = sign(payload, key_path=Path(self.key_path))
+        if _is_local(path):
+            write_atomically(Path(path.path), signed)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.protocol in _WHOLE_PUTS:
+            path.write_bytes(signed)
+            return
+        staged = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # sftp, smb...
+        staged.write_bytes(signed)
+        staged.rename(path)
 
-    def _load(self, path: Path):
+    def _load(self, path: UPath):
         payload = unsign(
             path.read_bytes(), key_path=Path(self.key_path), what=f"stored step output {path}"
         )

@@ -21,6 +21,8 @@ __all__ = [
     "celery_execution",
     "executor_for_environment",
     "training_tags",
+    "use_celery",
+    "use_team_services",
 ]
 
 EXECUTOR_VARIABLE = "MLLIFE_EXECUTOR"
@@ -84,3 +86,37 @@ def celery_execution() -> dict:
     Redis), read by Dagster from the environment."""
     broker = {"env": BROKER_VARIABLE}
     return {"config": {"broker": broker, "backend": broker, "config_source": CELERY_SETTINGS}}
+
+
+def use_team_services(config) -> None:
+    """Check the team's database and storage (a clear error naming the setting rather
+    than a driver traceback inside a run) and hand the database URL to Dagster: the code
+    server and run workers inherit it; the instance's dagster.yaml names the variable."""
+    from mllife.storage.instance_settings import POSTGRES_URL_VARIABLE
+    from mllife.storage.services import (
+        check_postgres,
+        check_team_storage,
+        for_dagster,
+        team_postgres_url,
+    )
+
+    url = team_postgres_url(config.team)
+    check_postgres(url)
+    check_team_storage(config)
+    os.environ[POSTGRES_URL_VARIABLE] = for_dagster(url)
+
+
+def use_celery(config, profile: str) -> None:
+    """Check the broker and hand it, and the choice of executor, to the code server."""
+    from mllife._errors import MllifeError
+    from mllife.storage.services import check_broker, team_broker_url
+
+    if profile != "team":
+        raise MllifeError(
+            "--executor celery needs --profile team: the workers report each step to the"
+            " team's shared Dagster instance"
+        )
+    broker = team_broker_url(config.team)
+    check_broker(broker)
+    os.environ[BROKER_VARIABLE] = broker
+    os.environ[EXECUTOR_VARIABLE] = "celery"

@@ -16,7 +16,8 @@ from mllife.storage.artifacts import TrackResult, track_artifacts
     description="`dvc add artifacts/`: every model and split manifest, content-"
     "addressed, pinned in artifacts.dvc (`mllife checkout HASH` restores any model"
     " from it). With [versioning] push = true, also `dvc push`; a failed push is a warning:"
-    " the run's results are safe locally.",
+    " the run's results are safe locally. On team storage, with push = true, the shared"
+    " artifacts go straight to the DVC remote (`dvc add --to-remote`).",
 )
 def artifact_versions(project: MllifeProject) -> dg.Output[TrackResult]:
     settings = project.config.versioning
@@ -24,16 +25,23 @@ def artifact_versions(project: MllifeProject) -> dg.Output[TrackResult]:
         project.config, push_to=(settings.remote or "") if settings.push else None
     )
     metadata = {"dvc_seconds": result.seconds, "pushed": result.pushed}
+    if result.warning:
+        metadata["warning"] = result.warning
     if result.version is None:
-        storage = project.config.team_storage
-        metadata["summary"] = (
-            "not a DVC repository: artifacts are not tracked"
-            if storage is None
-            else f"team storage: artifacts are content-addressed in {storage}, not DVC-tracked"
-        )
+        metadata["summary"] = _why_untracked(project.config, result)
         return dg.Output(result, metadata=metadata)
     metadata["artifacts_version"] = result.version.md5
     metadata["files"] = result.version.nfiles
-    if result.warning:
-        metadata["warning"] = result.warning
     return versioned_output(result, result.version.md5, metadata=metadata)
+
+
+def _why_untracked(config, result: TrackResult) -> str:
+    storage = config.team_storage
+    if storage is None or (config.versioning.push and not result.warning):
+        return "not a DVC repository: artifacts are not tracked"
+    if result.warning:
+        return f"team storage: the DVC push failed; artifacts stay content-addressed in {storage}"
+    return (
+        f"team storage: artifacts are content-addressed in {storage}; set [versioning]"
+        " remote and push = true to version them in a DVC remote"
+    )

@@ -1,6 +1,7 @@
 """Throwaway services for the team-profile tests, started on 127.0.0.1 by the tests
 themselves and stopped after: a PostgreSQL cluster in a temporary folder, a Redis
-server without persistence, and Celery workers of a project (``mllife worker``).
+server without persistence, an S3 service (moto's, in memory), and Celery workers of a
+project (``mllife worker``).
 
 PostgreSQL refuses to run as root; when the tests run as root the cluster belongs to
 the unprivileged ``nobody`` user (``runuser``), otherwise to the current user.
@@ -12,6 +13,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from tests.serving import free_port
 
-__all__ = ["PostgresServer", "postgres_server", "redis_server", "start_worker"]
+__all__ = ["PostgresServer", "postgres_server", "redis_server", "s3_server", "start_worker"]
 
 
 def _binary(name: str) -> str:
@@ -117,6 +119,40 @@ def redis_server() -> Iterator[str]:
         process.wait(30)
 
 
+@contextlib.contextmanager
+def s3_server(bucket: str) -> Iterator[dict[str, str]]:
+    """A throwaway S3 service on 127.0.0.1 (moto's server, in memory) holding an empty
+    ``bucket``; yields the environment that points boto/s3fs at it (fsspec reads
+    ``FSSPEC_S3_ENDPOINT_URL``), for this process and the workers it starts."""
+    import urllib.request
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1",
+         "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1", "FSSPEC_S3_ENDPOINT_URL": endpoint}  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the S3 server did not start on port {port}") from None
+                time.sleep(0.1)
+        request = urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")
+        urllib.request.urlopen(request, timeout=10).close()
+        yield env
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def _redis_binary() -> str:
     found = shutil.which("redis-server")
     if found is None:
@@ -127,8 +163,6 @@ def _redis_binary() -> str:
 def start_worker(config_path: Path, name: str, workdir: Path, **env: str) -> subprocess.Popen:
     """``mllife worker --name NAME`` in its own working directory; its log goes to
     ``workdir/worker.log``. Returns once Celery says the worker is ready."""
-    import sys
-
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "worker.log"
     process = subprocess.Popen(

@@ -47,7 +47,7 @@ def worker_environment(config) -> dict[str, str]:
     from mllife.storage.services import (
         check_broker,
         check_postgres,
-        check_storage,
+        check_team_storage,
         for_dagster,
         team_broker_url,
         team_postgres_url,
@@ -56,8 +56,7 @@ def worker_environment(config) -> dict[str, str]:
     database, broker = team_postgres_url(config.team), team_broker_url(config.team)
     check_postgres(database)
     check_broker(broker)
-    if config.team_storage is not None:
-        check_storage(config.team_storage)
+    check_team_storage(config)
     home = instance_home(config.state_dir, "team")
     write_instance_settings(home, profile="team")
     return {

@@ -181,6 +181,24 @@ class TeamConfig(_Section):
     #: project or absolute: the metrics store, model artifacts, step outputs, reports and
     #: known-problem patterns of the team profile live there, not in each checkout
     storage: str | None = None
+    #: where step outputs (the values passed between steps) live, when not on
+    #: ``storage``: a folder or an fsspec URL (``s3://bucket/prefix``, ``gs://...``,
+    #: ``memory://`` in tests); the filesystem's package (s3fs, gcsfs) must be installed
+    step_outputs: str | None = None
+
+    @field_validator("step_outputs")
+    @classmethod
+    def _step_outputs(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value:
+            import fsspec
+
+            protocol = value.split("://", 1)[0]
+            if protocol not in fsspec.available_protocols():
+                raise ValueError(
+                    f"{value!r}: {protocol!r} is not a filesystem fsspec knows; use a folder"
+                    " or a URL such as s3://bucket/prefix"
+                )
+        return value
 
     @field_validator("storage")
     @classmethod

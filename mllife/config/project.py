@@ -212,6 +212,15 @@ class ProjectConfig:
         return self.dagster_home / "storage"
 
     @property
+    def steps_url(self) -> str:
+        """Step outputs as a folder or fsspec URL: ``[team] step_outputs`` in the team
+        profile when set (object storage), else :attr:`steps_dir`."""
+        outputs = self._file.team.step_outputs
+        if self.profile != "team" or outputs is None:
+            return str(self.steps_dir)
+        return outputs if "://" in outputs else str((self.root / outputs).resolve())
+
+    @property
     def reports_dir(self) -> Path:
         return self.shared_dir / "reports"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from mllife._errors import VersioningError
 from mllife.config.project import ProjectConfig
 from mllife.storage.dvc import DirectoryVersion, _dvc, is_dvc_repo, pinned_version
+from mllife.storage.files import write_atomically
 
 __all__ = [
     "TrackResult",
@@ -36,7 +37,15 @@ def _target(config: ProjectConfig) -> str:
 
 
 def _dvc_file(config: ProjectConfig) -> Path:
+    if config.team_storage is not None:  # in the checkout: DVC reads .dvc files only there
+        return config.root / f"{config.artifacts_dir.name}.dvc"
     return config.artifacts_dir.parent / f"{config.artifacts_dir.name}.dvc"
+
+
+def _shared_dvc_file(config: ProjectConfig) -> Path:
+    """On team storage, the newest ``artifacts.dvc``, published beside the artifacts for
+    every member's checkout (each run's tracking step writes it in its own checkout)."""
+    return config.team_storage / f"{config.artifacts_dir.name}.dvc"
 
 
 def _require_repo(config: ProjectConfig) -> None:
@@ -61,9 +70,7 @@ def track_artifacts(config: ProjectConfig, *, push_to: str | None = None) -> Tra
     """
     started = time.perf_counter()
     if config.team_storage is not None:
-        # outside the repository (DVC tracks only what is inside it); the files there are
-        # content-addressed by sha256 already
-        return TrackResult(None, 0.0, False, None)
+        return _track_to_remote(config, push_to, started)
     if not is_dvc_repo(config.root) or not config.artifacts_dir.is_dir():
         return TrackResult(None, 0.0, False, None)
     lock_dir = config.state_dir
@@ -79,6 +86,25 @@ def track_artifacts(config: ProjectConfig, *, push_to: str | None = None) -> Tra
             warning = f"artifacts are tracked locally but the push to {push_to!r} failed: {exc}"
             print(f"mllife: warning: {warning}", file=sys.stderr)
     return TrackResult(version, time.perf_counter() - started, pushed, warning)
+
+
+def _track_to_remote(config: ProjectConfig, remote: str | None, started: float) -> TrackResult:
+    """Team storage: the shared artifacts folder, outside every checkout, goes straight to
+    the DVC remote (``dvc add --to-remote``: no copy in a worker's cache), which every
+    worker and member reaches; the ``.dvc`` file that pins it is published beside the
+    artifacts. Without a remote the files stay content-addressed on the storage only."""
+    if remote is None or not is_dvc_repo(config.root) or not config.artifacts_dir.is_dir():
+        return TrackResult(None, 0.0, False, None)
+    target = _dvc_file(config)
+    args = ["add", "--quiet", str(config.artifacts_dir), "--out", target.stem, "--to-remote"]
+    try:
+        _dvc(config.root, *args, *(["-r", remote] if remote else []), lock_dir=config.state_dir)
+    except VersioningError as exc:
+        warning = f"artifacts stay on the team storage but the push to {remote!r} failed: {exc}"
+        print(f"mllife: warning: {warning}", file=sys.stderr)
+        return TrackResult(None, time.perf_counter() - started, False, warning)
+    write_atomically(_shared_dvc_file(config), target.read_bytes())
+    return TrackResult(pinned_version(target), time.perf_counter() - started, True, None)
 
 
 def _targets(config: ProjectConfig) -> list[str]:
@@ -123,8 +149,15 @@ def tracked_manifest(config: ProjectConfig, version: DirectoryVersion) -> dict[s
 
 
 def artifacts_dvc_file(config: ProjectConfig) -> Path:
-    """The ``.dvc`` file pinning the artifacts folder."""
-    return _dvc_file(config)
+    """The ``.dvc`` file pinning the artifacts folder. On team storage, the newest one
+    (published beside the artifacts by the last run's tracking step) is copied into this
+    checkout first: DVC fetches only through a .dvc file inside the repository."""
+    local = _dvc_file(config)
+    if config.team_storage is not None:
+        shared = _shared_dvc_file(config)
+        if shared.is_file() and (not local.is_file() or local.read_bytes() != shared.read_bytes()):
+            write_atomically(local, shared.read_bytes())
+    return local
 
 
 def fetch_artifacts(config: ProjectConfig, *, remote: str | None = None) -> None:

@@ -14,7 +14,9 @@ from mllife._errors import ConfigError, ServiceError
 
 __all__ = [
     "check_broker",
+    "check_step_outputs",
     "check_storage",
+    "check_team_storage",
     "check_postgres",
     "describe_url",
     "for_dagster",
@@ -115,3 +117,36 @@ def check_storage(folder: Path) -> None:
             f"the shared storage {folder} (team.storage) is not writable:"
             f" {exc.strerror or exc}; mount it or fix the setting"
         ) from None
+
+
+def check_step_outputs(url: str) -> None:
+    """Write and delete a probe under the step outputs' folder or URL (``[team]
+    step_outputs``); a :class:`ServiceError` naming it when the filesystem's package is
+    missing, the bucket is unreachable or writing is refused."""
+    from upath import UPath
+
+    try:
+        base = UPath(url)
+        base.mkdir(parents=True, exist_ok=True)
+        probe = base / f".mllife-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except ImportError as exc:  # fsspec names the package: "Install s3fs to access S3"
+        raise ServiceError(
+            f"the step outputs at {url} (team.step_outputs) need a filesystem package that"
+            f" is not installed: {exc}"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ServiceError(
+            f"the step outputs at {url} (team.step_outputs) are not writable: {exc};"
+            " check the URL, its credentials and permissions"
+        ) from None
+
+
+def check_team_storage(config) -> None:
+    """The shared folder (``[team] storage``) and, when set apart, the step outputs'
+    folder or URL (``[team] step_outputs``) of a ``ProjectConfig`` in the team profile."""
+    if config.team_storage is not None:
+        check_storage(config.team_storage)
+    if config.team.step_outputs is not None:
+        check_step_outputs(config.steps_url)

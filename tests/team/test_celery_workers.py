@@ -20,11 +20,13 @@ from mllife.storage.services import for_dagster
 from mllife.storage.store import Store
 from tests.conftest import make_project
 from tests.reliability.test_runs import row_counts
-from tests.services import postgres_server, redis_server, start_worker
+from tests.services import postgres_server, redis_server, s3_server, start_worker
 from tests.serving import free_port
 
 TEAM = '\n[team]\npostgres_url = "env:TEAM_DB"\nbroker_url = "env:TEAM_BROKER"\n'
 SHARED = 'storage = "{storage}"\n'
+#: step outputs on object storage (a throwaway S3 service), the rest on the shared folder
+STEP_OUTPUTS = 'step_outputs = "s3://mllife-steps/steps"\n'
 
 
 def mllife_run(config_path: Path, *args: str, env: dict | None = None):
@@ -92,10 +94,10 @@ def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, dig
     assert done.returncode == 0, done.stdout + done.stderr
 
     shared = tmp_path / "shared"
-    extra = TEAM + SHARED.format(storage=shared)
+    extra = TEAM + SHARED.format(storage=shared) + STEP_OUTPUTS
     team = make_project(tmp_path / "team", digits_folder, epochs=2, extra=extra)
-    with postgres_server() as pg, redis_server() as broker:
-        env = {"TEAM_DB": pg.url, "TEAM_BROKER": broker}
+    with postgres_server() as pg, redis_server() as broker, s3_server("mllife-steps") as s3:
+        env = {"TEAM_DB": pg.url, "TEAM_BROKER": broker, **s3}
         workers, checkouts = [], []
         try:
             for name in ("w1", "w2"):  # each in its own checkout: only the storage is shared
@@ -108,6 +110,7 @@ def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, dig
                 worker.wait(60)
         assert done.returncode == 0, done.stdout + done.stderr
         hosts = steps_by_worker(team, pg.url)
+        stored = step_objects(s3)
 
     steps = {s for s in hosts}
     assert {"raw_data", "splits", "champion", "status_report"} <= steps
@@ -121,10 +124,22 @@ def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, dig
             "SELECT kind, count(*) AS n FROM ingested_segments GROUP BY kind ORDER BY kind"
         )
         assert posted.rows() == [("models", 3), ("trials", 3)]
-    assert {p.name for p in shared.iterdir()} >= {"store.duckdb", "artifacts", "steps"}
+    assert {p.name for p in shared.iterdir()} >= {"store.duckdb", "artifacts"}
+    # the values passed between steps went through the bucket, one run's folder
+    assert not (shared / "steps").exists()
+    assert len({key.split("/")[2] for key in stored}) == 1
+    assert {key.rsplit("/", 1)[1] for key in stored} >= {"splits", "champion", "candidate_cnn"}
     for folder in [team.parent, *(c.parent for c in checkouts)]:  # nothing kept locally
         assert not (folder / ".mllife" / "store.duckdb").exists()
         assert not (folder / "artifacts").exists()
+
+
+def step_objects(s3_env: dict) -> list[str]:
+    """Keys of every object under ``s3://mllife-steps/steps``."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(endpoint_url=s3_env["FSSPEC_S3_ENDPOINT_URL"], key="test", secret="test")
+    return fs.find("mllife-steps/steps")
 
 
 def started_on(config_path: Path, database_url: str, step: str) -> str | None:
