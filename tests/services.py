@@ -160,14 +160,16 @@ def _redis_binary() -> str:
     return found
 
 
-def start_worker(config_path: Path, name: str, workdir: Path, **env: str) -> subprocess.Popen:
-    """``mllife worker --name NAME`` in its own working directory; its log goes to
-    ``workdir/worker.log``. Returns once Celery says the worker is ready."""
+def start_worker(
+    config_path: Path, name: str, workdir: Path, *, queues: tuple[str, ...] = (), **env: str
+) -> subprocess.Popen:
+    """``mllife worker --name NAME [--queue Q ...]`` in its own working directory; its log
+    goes to ``workdir/worker.log``. Returns once Celery says the worker is ready."""
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "worker.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "mllife.cli", "--config", str(config_path), "worker",
-         "--name", name],
+         "--name", name, *(f"--queue={q}" for q in queues)],
         cwd=workdir, env={**os.environ, **env}, stdout=log.open("w"),
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

@@ -75,6 +75,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     queues = args.queue or [DEFAULT_QUEUE, config.team.training_queue]
     name = args.name or f"mllife-{os.getpid()}"
     env = {**os.environ, **worker_environment(config)}
+    if DEFAULT_QUEUE in queues:
+        _check_one_store_host(env["MLLIFE_BROKER_URL"], config.team.training_queue)
     command = [
         sys.executable, "-m", "celery", "-A", "assets.celery_app", "worker",
         "--queues", ",".join(queues), "--concurrency", str(args.concurrency),
@@ -85,6 +87,33 @@ def cmd_worker(args: argparse.Namespace) -> int:
     print(f"mllife worker {name}: queues {', '.join(queues)}", flush=True)
     # in the caller's working directory: the graph is found through MLLIFE_CONFIG
     return subprocess.call(command, env=env)
+
+
+def _check_one_store_host(broker: str, training_queue: str) -> None:
+    """Refuse to serve the default queue when workers on another host already do.
+
+    Its steps open the metrics store, a DuckDB file on the shared storage, and DuckDB's
+    lock holds between processes of one host, not across hosts of a network file system.
+    Training steps, which run for minutes and may go to GPU nodes anywhere, never open
+    it: they post their records through the store's inbox (``mllife.storage.inbox``)."""
+    from celery import Celery
+
+    here = socket.gethostname()
+    with Celery(broker=broker) as app:
+        answers = app.control.inspect(timeout=2.0).active_queues() or {}
+    elsewhere = sorted(
+        node
+        for node, consumed in answers.items()
+        if node.partition("@")[2] != here and any(q["name"] == DEFAULT_QUEUE for q in consumed)
+    )
+    if elsewhere:
+        raise MllifeError(
+            f"the default queue {DEFAULT_QUEUE!r} is already served on another host"
+            f" ({', '.join(elsewhere)}); its steps write the metrics store on"
+            " [team] storage, which processes of one host only may open: start this"
+            f" worker with --queue {training_queue} (training steps may run on any host),"
+            " or on that host"
+        )
 
 
 def _check_graph_loads(config, env: dict[str, str]) -> None:

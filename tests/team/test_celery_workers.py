@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from mllife.config.project import PROFILE_VARIABLE, load_config
+from mllife.storage.files import sha256_of
 from mllife.storage.instance_settings import POSTGRES_URL_VARIABLE, instance_home
 from mllife.storage.services import for_dagster
 from mllife.storage.store import Store
@@ -27,6 +28,18 @@ TEAM = '\n[team]\npostgres_url = "env:TEAM_DB"\nbroker_url = "env:TEAM_BROKER"\n
 SHARED = 'storage = "{storage}"\n'
 #: step outputs on object storage (a throwaway S3 service), the rest on the shared folder
 STEP_OUTPUTS = 'step_outputs = "s3://mllife-steps/steps"\n'
+#: the artifacts versioned in a DVC remote that every worker reaches
+VERSIONING = '\n[versioning]\nremote = "team"\npush = true\n'
+
+
+def dvc_repo(config_path: Path, remote: Path) -> None:
+    """Make the project a git + DVC repository with the DVC remote ``team``."""
+    for command in (
+        ["git", "init", "-q"],
+        [sys.executable, "-m", "dvc", "init", "-q"],
+        [sys.executable, "-m", "dvc", "remote", "add", "team", str(remote)],
+    ):
+        subprocess.run(command, cwd=config_path.parent, check=True, capture_output=True)
 
 
 def mllife_run(config_path: Path, *args: str, env: dict | None = None):
@@ -94,8 +107,10 @@ def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, dig
     assert done.returncode == 0, done.stdout + done.stderr
 
     shared = tmp_path / "shared"
-    extra = TEAM + SHARED.format(storage=shared) + STEP_OUTPUTS
+    extra = TEAM + SHARED.format(storage=shared) + STEP_OUTPUTS + VERSIONING
     team = make_project(tmp_path / "team", digits_folder, epochs=2, extra=extra)
+    remote = tmp_path / "dvc-remote"
+    dvc_repo(team, remote)
     with postgres_server() as pg, redis_server() as broker, s3_server("mllife-steps") as s3:
         env = {"TEAM_DB": pg.url, "TEAM_BROKER": broker, **s3}
         workers, checkouts = [], []
@@ -132,6 +147,24 @@ def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, dig
     for folder in [team.parent, *(c.parent for c in checkouts)]:  # nothing kept locally
         assert not (folder / ".mllife" / "store.duckdb").exists()
         assert not (folder / "artifacts").exists()
+
+    # the artifacts went to the DVC remote (pinned by the published artifacts.dvc), from
+    # which a member restores a model the shared storage lost
+    pinned = (shared / "artifacts.dvc").read_text()
+    md5 = pinned.split("md5: ")[1].split()[0]
+    assert (remote / "files" / "md5" / md5[:2] / md5[2:]).is_file()
+    with team_profile():
+        champion = Store(shared / "store.duckdb").champion().model_hash
+        lost = next((shared / "artifacts" / "models").glob(f"{champion}.*"))
+        lost.unlink()
+        member = checkout(team, tmp_path / "member" / "project")
+        restored = subprocess.run(
+            [sys.executable, "-m", "mllife.cli", "--config", str(member), "checkout",
+             champion[:12], "--remote", "team"],
+            cwd=member.parent, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert sha256_of(lost) == champion
 
 
 def step_objects(s3_env: dict) -> list[str]:
@@ -248,3 +281,41 @@ def test_unreachable_broker_or_unwritable_storage_is_a_clear_error(tmp_path, dig
         assert f"this worker cannot load the project's graph from {project}" in stderr
         assert "stale checkout" in stderr
     assert not (team.parent / ".mllife" / "store.duckdb").exists()
+
+
+def test_a_second_host_may_serve_training_but_not_the_default_queue(tmp_path, digits_folder):
+    """The default queue's steps open the DuckDB store, whose lock does not hold across
+    hosts: a worker on another host is refused it (and told to take training only)."""
+    project = make_project(tmp_path / "project", digits_folder, extra=TEAM)
+    with postgres_server() as pg, redis_server() as broker:
+        env = {"TEAM_DB": pg.url, "TEAM_BROKER": broker}
+        log = tmp_path / "elsewhere.log"
+        elsewhere = subprocess.Popen(  # a worker of another host, on the default queue
+            [sys.executable, "-m", "celery", "-A", "assets.celery_app", "worker",
+             "--hostname", "w9@elsewhere.example", "--queues", "dagster", "--pool", "solo",
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            cwd=tmp_path, env={**os.environ, "MLLIFE_BROKER_URL": broker},
+            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while " ready." not in log.read_text():
+                assert elsewhere.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            refused = subprocess.run(
+                [sys.executable, "-m", "mllife.cli", "--config", str(project), "worker"],
+                env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert refused.returncode == 2, refused.stderr
+            assert "the default queue 'dagster' is already served on another host" in (
+                refused.stderr
+            )
+            assert "w9@elsewhere.example" in refused.stderr
+            assert "--queue training" in refused.stderr
+            # a training-only worker of this host starts (one of another host would too)
+            trainer = start_worker(project, "gpu1", tmp_path / "gpu1", queues=("training",), **env)
+        finally:
+            os.killpg(elsewhere.pid, signal.SIGTERM)
+            elsewhere.wait(60)
+        os.killpg(trainer.pid, signal.SIGTERM)
+        trainer.wait(60)
