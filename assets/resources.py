@@ -15,6 +15,8 @@ from mllife.storage.store import Store
 
 #: the sha256 of mllife.toml when `mllife run` submitted the run (and its re-executions)
 CONFIG_DIGEST_TAG = "mllife/config_sha256"
+#: team profile: the data version the submitter pinned and pushed (``storage.team_data``)
+DATA_PIN_TAG = "mllife/data_dvc"
 
 
 class MllifeProject(dg.ConfigurableResource):
@@ -32,6 +34,12 @@ class MllifeProject(dg.ConfigurableResource):
                 f"{self.config.path} changed while run {run.run_id} was using it; start a"
                 " new run to use the edited configuration"
             )
+        pin = run.tags.get(DATA_PIN_TAG) if run is not None else None
+        if pin is not None and self.config.team_storage is not None:
+            from mllife.storage.team_data import align_data
+
+            if align_data(self.config, pin, remote=self.config.versioning.remote or ""):
+                context.log.info(f"pulled the run's data version into {self.config.root}")
 
     @cached_property
     def config(self) -> ProjectConfig:

@@ -26,7 +26,7 @@ from assets.launch import ProjectWorkspace, follow, monitor_runs, project_worksp
 from assets.memo import plan_run, up_to_date, up_to_date_lines
 from assets.resources import CONFIG_DIGEST_TAG
 from assets.summary import StoredValues, summarize
-from assets.team import BROKER_VARIABLE, celery_execution, use_celery, use_team_services
+from assets.team import BROKER_VARIABLE, celery_execution, data_pin, use_celery, use_team_services
 from mllife._errors import MllifeError
 from mllife.config.project import PROFILE_VARIABLE, ProjectConfig, load_config
 from mllife.storage.files import sha256_of
@@ -112,6 +112,8 @@ def run_lifecycle(
             return _no_run(config, instance, plan, {"check": time.perf_counter() - clock})
     timings["check"] = time.perf_counter() - clock
     tags = {CONFIG_DIGEST_TAG: sha256_of(config.path), "mllife/started_by": "mllife run"}
+    if resume is None:
+        tags.update(data_pin(config))
     with contextlib.ExitStack() as stack:
         workspace = stack.enter_context(_workspace_beside_data_init(instance, config, timings))
         clock = time.perf_counter()

@@ -19,6 +19,7 @@ __all__ = [
     "K8S_CONFIG_TAG",
     "QUEUE_TAG",
     "celery_execution",
+    "data_pin",
     "executor_for_environment",
     "training_tags",
     "use_celery",
@@ -120,3 +121,16 @@ def use_celery(config, profile: str) -> None:
     check_broker(broker)
     os.environ[BROKER_VARIABLE] = broker
     os.environ[EXECUTOR_VARIABLE] = "celery"
+
+
+def data_pin(config) -> dict[str, str]:
+    """Run tags pinning the data for the workers: on team storage with ``[versioning]
+    push``, the data's ``.dvc`` file, its data pushed to the remote first (each worker
+    pulls that version into its checkout before a step reads a file)."""
+    from assets.resources import DATA_PIN_TAG
+    from mllife.storage.team_data import publish_data
+
+    if config.team_storage is None or not config.versioning.push:
+        return {}
+    pin = publish_data(config, remote=config.versioning.remote or "")
+    return {} if pin is None else {DATA_PIN_TAG: pin}

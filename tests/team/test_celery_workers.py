@@ -33,11 +33,14 @@ VERSIONING = '\n[versioning]\nremote = "team"\npush = true\n'
 
 
 def dvc_repo(config_path: Path, remote: Path) -> None:
-    """Make the project a git + DVC repository with the DVC remote ``team``."""
+    """Make the project a git + DVC repository with the DVC remote ``team`` and its data
+    pinned by ``data.dvc``."""
+    dvc = [sys.executable, "-m", "dvc"]
     for command in (
         ["git", "init", "-q"],
-        [sys.executable, "-m", "dvc", "init", "-q"],
-        [sys.executable, "-m", "dvc", "remote", "add", "team", str(remote)],
+        [*dvc, "init", "-q"],
+        [*dvc, "remote", "add", "team", str(remote)],
+        [*dvc, "add", "-q", "data"],
     ):
         subprocess.run(command, cwd=config_path.parent, check=True, capture_output=True)
 
@@ -50,9 +53,11 @@ def mllife_run(config_path: Path, *args: str, env: dict | None = None):
     )  # fmt: skip
 
 
-def checkout(project: Path, folder: Path) -> Path:
-    """A worker's own copy of the project (configuration, data, known problems)."""
-    shutil.copytree(project.parent, folder, ignore=shutil.ignore_patterns(".mllife"))
+def checkout(project: Path, folder: Path, *, data: bool = True) -> Path:
+    """A worker's own copy of the project (configuration, known problems and, unless
+    ``data`` is False, the data: then only its ``data.dvc``, as in a fresh git clone)."""
+    ignored = (".mllife", "data") if not data else (".mllife",)
+    shutil.copytree(project.parent, folder, ignore=shutil.ignore_patterns(*ignored))
     return folder / project.name
 
 
@@ -116,7 +121,9 @@ def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, dig
         workers, checkouts = [], []
         try:
             for name in ("w1", "w2"):  # each in its own checkout: only the storage is shared
-                checkouts.append(checkout(team, tmp_path / f"worker-{name}" / "project"))
+                # a clone without the data: the workers pull the run's version from the remote
+                folder = tmp_path / f"worker-{name}" / "project"
+                checkouts.append(checkout(team, folder, data=False))
                 workers.append(start_worker(checkouts[-1], name, tmp_path / name, **env))
             done = mllife_run(team, "--profile", "team", "--executor", "celery", env=env)
         finally:
@@ -147,6 +154,10 @@ def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, dig
     for folder in [team.parent, *(c.parent for c in checkouts)]:  # nothing kept locally
         assert not (folder / ".mllife" / "store.duckdb").exists()
         assert not (folder / "artifacts").exists()
+    for worker in checkouts:  # each pulled the run's data from the remote
+        assert sorted(p.name for p in (worker.parent / "data" / "digits").iterdir()) == [
+            str(d) for d in range(10)
+        ]
 
     # the artifacts went to the DVC remote (pinned by the published artifacts.dvc), from
     # which a member restores a model the shared storage lost
