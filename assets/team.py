@@ -15,6 +15,7 @@ __all__ = [
     "BROKER_VARIABLE",
     "CELERY_SETTINGS",
     "DEFAULT_QUEUE",
+    "DEFAULT_STEP_K8S_CONFIG",
     "EXECUTOR_VARIABLE",
     "K8S_CONFIG_TAG",
     "QUEUE_TAG",
@@ -36,6 +37,11 @@ DEFAULT_QUEUE = "dagster"
 #: the op tag of dagster-k8s for a step's pod, and the node label GPU nodes carry
 K8S_CONFIG_TAG = "dagster-k8s/config"
 QUEUE_LABEL = "mllife/queue"
+#: every step's pod unless its tags say otherwise (the training steps: dagster-k8s merges
+#: their pod_spec_config over this one, key by key): the node labelled for the default
+#: queue -- label one node so -- whose steps open the DuckDB store, whose lock holds
+#: between processes of one host only
+DEFAULT_STEP_K8S_CONFIG = {"pod_spec_config": {"node_selector": {QUEUE_LABEL: DEFAULT_QUEUE}}}
 
 
 def celery_enabled() -> bool:
@@ -53,7 +59,8 @@ def executor_for_environment() -> dg.ExecutorDefinition | None:
     if k8s_enabled():
         from dagster_k8s import k8s_job_executor
 
-        return k8s_job_executor
+        # namespace, image and secrets come from the K8sRunLauncher (deploy/kubernetes)
+        return k8s_job_executor.configured({"step_k8s_config": DEFAULT_STEP_K8S_CONFIG})
     if not celery_enabled():
         return None
     import warnings

@@ -9,20 +9,19 @@ environment's site-packages through a .pth file, so nothing is downloaded, while
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import site
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from mllife.data.defaults import write_breast_cancer
+from tests.ui_graphql import poll_graphql
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,24 +105,8 @@ def _free_port() -> int:
 
 
 def _asset_nodes(port: int, *, deadline: float) -> set[str]:
-    query = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
-    last = None
-    while time.monotonic() < deadline:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/graphql",
-            data=query,
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                payload = json.loads(response.read())
-        except OSError as exc:  # not listening yet
-            last = exc
-            time.sleep(1)
-            continue
-        nodes = payload.get("data", {}).get("assetNodes") or []
-        if nodes:
-            return {node["assetKey"]["path"][-1] for node in nodes}
-        last = payload
-        time.sleep(1)
-    raise AssertionError(f"the UI never listed the assets: {last}")
+    def names(data: dict) -> set[str] | None:
+        nodes = data.get("assetNodes") or []
+        return {node["assetKey"]["path"][-1] for node in nodes} or None
+
+    return poll_graphql(port, "{ assetNodes { assetKey { path } } }", names, deadline=deadline)

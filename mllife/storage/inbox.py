@@ -18,6 +18,7 @@ same way (``mllife.monitoring.traffic``).
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ _SEGMENT = re.compile(
     r"^(?P<table>[a-z_]+)~(?P<writer>[A-Za-z0-9_.-]{1,64})~[0-9a-f]{32}\.parquet$"
 )
 _WRITER = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: a temp file this old belongs to a writer that died mid-write
+STALE_TEMP_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,23 @@ class StoreInbox:
         if not self.folder.is_dir():
             return []
         return sorted(p for p in self.folder.glob("*.parquet") if _SEGMENT.match(p.name))
+
+    def remove_abandoned(self, *, older_than_seconds: float = STALE_TEMP_SECONDS) -> list[Path]:
+        """Delete temp files of writers killed mid-write. Their pid cannot tell whether
+        the writer lives (it may be on another host), so age decides: a segment takes
+        milliseconds to write, and an hour also covers clock skew between hosts."""
+        if not self.folder.is_dir():
+            return []
+        cutoff = time.time() - older_than_seconds
+        removed = []
+        for path in self.folder.glob(".*.tmp"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:  # its writer finished, or another ingester removed it
+                continue
+        return removed
 
 
 _MODEL_TYPES = dict(zip(MODEL_COLUMNS, (pl.String,) * 7 + (pl.Int64, pl.Float64, pl.String,
@@ -152,6 +172,7 @@ def ingest_inbox(store: Store, inbox: StoreInbox) -> InboxResult:
 
     A segment that cannot be ingested (a column the table lacks, a damaged file) is a
     :class:`DataError` naming it; nothing of this call is committed, so nothing is lost."""
+    inbox.remove_abandoned()
     segments = [(_SEGMENT.match(p.name)["table"], p) for p in inbox.pending()]
     rows, ingested, already = ingest_once(store, segments, _insert, crash_prefix="inbox")
     return InboxResult(rows, ingested, already)

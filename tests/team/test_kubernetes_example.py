@@ -13,7 +13,7 @@ from dagster_k8s import K8sRunLauncher
 from dagster_postgres import DagsterPostgresStorage
 
 from assets.definitions import build_definitions
-from assets.team import EXECUTOR_VARIABLE, K8S_CONFIG_TAG
+from assets.team import EXECUTOR_VARIABLE, K8S_CONFIG_TAG, executor_for_environment, training_tags
 from tests.conftest import make_project
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
@@ -38,3 +38,25 @@ def test_graph_for_kubernetes_runs_steps_as_jobs(tmp_path, digits_folder, monkey
     training = json.loads(defs.resolve_assets_def("candidate_cnn").op.tags[K8S_CONFIG_TAG])
     assert training["pod_spec_config"]["node_selector"] == {"mllife/queue": "gpu"}
     assert K8S_CONFIG_TAG not in defs.resolve_assets_def("splits").op.tags
+
+
+def test_default_steps_go_to_the_store_node_and_training_to_its_own(monkeypatch):
+    """The pod config each step gets, merged as dagster-k8s's executor merges it (its
+    step_k8s_config, then the op's tags): every step on the node labelled for the default
+    queue (it opens the DuckDB store), training steps on the training nodes instead."""
+    from dagster_k8s.container_context import K8sContainerContext
+    from dagster_k8s.job import UserDefinedDagsterK8sConfig, get_user_defined_k8s_config
+
+    monkeypatch.setenv(EXECUTOR_VARIABLE, "k8s")
+    resolved = executor_for_environment().config_schema.resolve_config({})
+    assert resolved.success, resolved.errors
+    step_config = UserDefinedDagsterK8sConfig.from_dict(resolved.value["config"]["step_k8s_config"])
+
+    def pod_spec(tags: dict) -> dict:
+        base = K8sContainerContext(run_k8s_config=step_config)
+        serialized = {key: json.dumps(value) for key, value in tags.items()}
+        ops = K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(serialized))
+        return base.merge(ops).run_k8s_config.pod_spec_config
+
+    assert pod_spec({})["node_selector"] == {"mllife/queue": "dagster"}
+    assert pod_spec(training_tags("gpu"))["node_selector"] == {"mllife/queue": "gpu"}

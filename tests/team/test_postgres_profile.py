@@ -3,13 +3,11 @@ part): ``mllife run --profile team`` keeps its runs, events and pool slots in th
 database of ``[team] postgres_url``; a database that is down, or a URL that is missing,
 is a clear error before any step runs."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -24,6 +22,7 @@ from mllife.storage.store import Store
 from tests.conftest import make_project
 from tests.services import postgres_server
 from tests.serving import free_port
+from tests.ui_graphql import poll_graphql
 
 
 def mllife_run(config_path: Path, *args: str, env: dict | None = None):
@@ -93,28 +92,12 @@ def test_runs_live_in_postgres(tmp_path, digits_folder):
 
 
 def ui_runs(port: int, *, deadline: float) -> list[tuple[str, str]]:
-    query = json.dumps(
-        {"query": "{ runsOrError { ... on Runs { results { runId status } } } }"}
-    ).encode()
-    last = None
-    while time.monotonic() < deadline:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/graphql", data=query,
-            headers={"Content-Type": "application/json"},
-        )  # fmt: skip
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                payload = json.loads(response.read())
-        except OSError as exc:  # not listening yet
-            last = exc
-            time.sleep(1)
-            continue
-        results = (payload.get("data") or {}).get("runsOrError", {}).get("results")
-        if results is not None:
-            return [(r["runId"], r["status"]) for r in results]
-        last = payload
-        time.sleep(1)
-    raise AssertionError(f"the UI never answered: {last}")
+    def runs(data: dict) -> list[tuple[str, str]] | None:
+        results = data.get("runsOrError", {}).get("results")
+        return None if results is None else [(r["runId"], r["status"]) for r in results]
+
+    query = "{ runsOrError { ... on Runs { results { runId status } } } }"
+    return poll_graphql(port, query, runs, deadline=deadline)
 
 
 def test_database_down_is_a_clear_error_before_any_step(tmp_path, digits_folder):

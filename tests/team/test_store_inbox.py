@@ -94,3 +94,19 @@ def test_bad_segments_are_named_and_nothing_is_committed(tmp_path):
         inbox.post("deployments", pl.DataFrame({"action": ["promote"]}), writer="w")
     with pytest.raises(ValueError, match="writer 'a/b'"):
         inbox.post("trials", trials("w", 0, 1), writer="a/b")
+
+
+def test_temp_files_of_writers_killed_mid_write_are_removed_once_stale(tmp_path):
+    """A writer SIGKILLed before its rename leaves a temp file that is never ingested;
+    the pid in its name cannot say whether a writer on another host lives, so its age
+    does: an hour-old one goes at the next ingestion, a fresh one stays."""
+    inbox, store = StoreInbox(tmp_path / "inbox"), Store(tmp_path / "store.duckdb")
+    inbox.post("trials", trials("w", 0, 3), writer="w")
+    stale = tmp_path / "inbox" / ".trials~w9~0123.parquet.4242.tmp"
+    fresh = tmp_path / "inbox" / ".trials~w9~4567.parquet.4243.tmp"
+    for path in (stale, fresh):
+        path.write_bytes(b"half a segment")
+    two_hours_ago = datetime.now().timestamp() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    assert ingest_inbox(store, inbox).rows == {"trials": 3}
+    assert not stale.exists() and fresh.exists()
