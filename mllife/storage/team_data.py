@@ -16,7 +16,14 @@ from pathlib import Path
 import yaml
 
 from mllife._errors import VersioningError
-from mllife.storage.dvc import _dvc, directory_version, is_dvc_repo, state_cache, versioned_folder
+from mllife.storage.dvc import (
+    _dvc,
+    directory_version,
+    is_dvc_repo,
+    pinned_version,
+    state_cache,
+    versioned_folder,
+)
 from mllife.storage.files import write_atomically
 from mllife.storage.locks import file_lock
 
@@ -41,6 +48,15 @@ def publish_data(config, *, remote: str) -> str | None:
     if dvc_file is None:
         return None
     relative = str(dvc_file.relative_to(config.root))
+    pinned = pinned_version(dvc_file).md5
+    folder = dvc_file.with_suffix("")
+    here = directory_version(folder, state_dir=state_cache(config)).md5
+    if here != pinned:  # the workers would pull the pinned version, not this one
+        raise VersioningError(
+            f"{folder} is not the version {relative} pins ({here} on disk, {pinned} pinned):"
+            f" the workers read the pinned one. Run `dvc add {folder.name}` (or `mllife data"
+            f" add`) and commit {relative}, or `dvc checkout {relative}` to go back"
+        )
     try:
         _dvc(config.root, "push", "--quiet", *_remote_args(remote), relative,
              lock_dir=config.state_dir)  # fmt: skip

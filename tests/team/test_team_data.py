@@ -80,3 +80,14 @@ def test_a_worker_outside_a_dvc_repository_is_told_to_clone(submitted, tmp_path)
     with pytest.raises(VersioningError) as error:
         align_data(worker, pin, remote="team")
     assert "not a DVC repository" in str(error.value)
+
+
+def test_a_submitter_whose_data_is_not_what_data_dvc_pins_is_refused(submitted):
+    """Files dropped into data/ without `dvc add`: the workers would pull the pinned
+    (older) version, so the run is refused before it is submitted, saying what to do."""
+    config, _ = submitted
+    (config.root / "data" / "digits" / "3" / "new.png").write_bytes(b"a new image")
+    with pytest.raises(VersioningError) as error:
+        publish_data(config, remote="team")
+    assert "is not the version data.dvc pins" in str(error.value)
+    assert "dvc add data" in str(error.value)
