@@ -101,17 +101,9 @@ def use_team_services(config) -> None:
     than a driver traceback inside a run) and hand the database URL to Dagster: the code
     server and run workers inherit it; the instance's dagster.yaml names the variable."""
     from mllife.storage.instance_settings import POSTGRES_URL_VARIABLE
-    from mllife.storage.services import (
-        check_postgres,
-        check_team_storage,
-        for_dagster,
-        team_postgres_url,
-    )
+    from mllife.storage.services import checked_team_database
 
-    url = team_postgres_url(config.team)
-    check_postgres(url)
-    check_team_storage(config)
-    os.environ[POSTGRES_URL_VARIABLE] = for_dagster(url)
+    os.environ[POSTGRES_URL_VARIABLE] = checked_team_database(config)
 
 
 def use_celery(config, profile: str) -> None:

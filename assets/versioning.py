@@ -37,11 +37,11 @@ def artifact_versions(project: MllifeProject) -> dg.Output[TrackResult]:
 
 def _why_untracked(config, result: TrackResult) -> str:
     storage = config.team_storage
-    if storage is None or (config.versioning.push and not result.warning):
-        return "not a DVC repository: artifacts are not tracked"
     if result.warning:
-        return f"team storage: the DVC push failed; artifacts stay content-addressed in {storage}"
-    return (
-        f"team storage: artifacts are content-addressed in {storage}; set [versioning]"
-        " remote and push = true to version them in a DVC remote"
-    )
+        return f"the DVC push failed; artifacts stay content-addressed in {storage}"
+    if storage is not None and not config.versioning.push:
+        return (
+            f"team storage: artifacts are content-addressed in {storage}; set [versioning]"
+            " remote and push = true to version them in a DVC remote"
+        )
+    return "not a DVC repository: artifacts are not tracked"

@@ -44,25 +44,17 @@ def worker_environment(config) -> dict[str, str]:
         instance_home,
         write_instance_settings,
     )
-    from mllife.storage.services import (
-        check_broker,
-        check_postgres,
-        check_team_storage,
-        for_dagster,
-        team_broker_url,
-        team_postgres_url,
-    )
+    from mllife.storage.services import check_broker, checked_team_database, team_broker_url
 
-    database, broker = team_postgres_url(config.team), team_broker_url(config.team)
-    check_postgres(database)
+    broker = team_broker_url(config.team)
     check_broker(broker)
-    check_team_storage(config)
+    database = checked_team_database(config)
     home = instance_home(config.state_dir, "team")
     write_instance_settings(home, profile="team")
     return {
         "DAGSTER_HOME": str(home),
         "MLLIFE_CONFIG": str(config.path),
-        POSTGRES_URL_VARIABLE: for_dagster(database),
+        POSTGRES_URL_VARIABLE: database,
         "MLLIFE_BROKER_URL": broker,
         "MLLIFE_EXECUTOR": "celery",
         PROFILE_VARIABLE: "team",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mllife._errors import VersioningError
 from mllife.config.project import ProjectConfig
-from mllife.storage.dvc import DirectoryVersion, _dvc, is_dvc_repo, pinned_version
+from mllife.storage.dvc import DirectoryVersion, _dvc, is_dvc_repo, pinned_version, remote_args
 from mllife.storage.files import write_atomically
 
 __all__ = [
@@ -98,7 +98,7 @@ def _track_to_remote(config: ProjectConfig, remote: str | None, started: float) 
     target = _dvc_file(config)
     args = ["add", "--quiet", str(config.artifacts_dir), "--out", target.stem, "--to-remote"]
     try:
-        _dvc(config.root, *args, *(["-r", remote] if remote else []), lock_dir=config.state_dir)
+        _dvc(config.root, *args, *remote_args(remote), lock_dir=config.state_dir)
     except VersioningError as exc:
         warning = f"artifacts stay on the team storage but the push to {remote!r} failed: {exc}"
         print(f"mllife: warning: {warning}", file=sys.stderr)
@@ -120,14 +120,14 @@ def _targets(config: ProjectConfig) -> list[str]:
 def push(config: ProjectConfig, *, remote: str | None = None) -> str:
     """``dvc push`` of the data and the artifacts to the (default or named) remote."""
     _require_repo(config)
-    args = ["push", *(["-r", remote] if remote else []), *_targets(config)]  # "": default
+    args = ["push", *remote_args(remote), *_targets(config)]  # "": default
     return _dvc(config.root, *args, lock_dir=config.state_dir)
 
 
 def pull(config: ProjectConfig, *, remote: str | None = None) -> str:
     """``dvc pull``: the data and every tracked artifact from the remote."""
     _require_repo(config)
-    args = ["pull", *(["-r", remote] if remote else []), *_targets(config)]
+    args = ["pull", *remote_args(remote), *_targets(config)]
     return _dvc(config.root, *args, lock_dir=config.state_dir)
 
 
@@ -164,5 +164,5 @@ def fetch_artifacts(config: ProjectConfig, *, remote: str | None = None) -> None
     """``dvc fetch`` of the tracked artifacts into the local cache (from the remote)."""
     _require_repo(config)
     dvc_file = _dvc_file(config)
-    args = ["fetch", *(["-r", remote] if remote else []), str(dvc_file.relative_to(config.root))]
+    args = ["fetch", *remote_args(remote), str(dvc_file.relative_to(config.root))]
     _dvc(config.root, *args, lock_dir=config.state_dir)

@@ -24,6 +24,7 @@ __all__ = [
     "dvc_add",
     "is_dvc_repo",
     "pinned_version",
+    "remote_args",
     "state_cache",
     "versioned_folder",
 ]
@@ -129,6 +130,11 @@ def _dvc(root: Path, *args: str, lock_dir: Path, timeout: float = DVC_LOCK_TIMEO
             f"{done.stderr.strip() or done.stdout.strip()}"
         )
     return done.stdout
+
+
+def remote_args(remote: str | None) -> list[str]:
+    """``-r REMOTE`` for a dvc command; none for "" or None (the default remote)."""
+    return ["-r", remote] if remote else []
 
 
 def dvc_add(root: Path, target: str, *, lock_dir: Path) -> DirectoryVersion:

@@ -17,6 +17,7 @@ __all__ = [
     "check_step_outputs",
     "check_storage",
     "check_team_storage",
+    "checked_team_database",
     "check_postgres",
     "describe_url",
     "for_dagster",
@@ -150,3 +151,12 @@ def check_team_storage(config) -> None:
         check_storage(config.team_storage)
     if config.team.step_outputs is not None:
         check_step_outputs(config.steps_url)
+
+
+def checked_team_database(config) -> str:
+    """The team's database URL as Dagster takes it, after checking that the database
+    answers and the team's storage is writable (``mllife run`` and ``mllife worker``)."""
+    url = team_postgres_url(config.team)
+    check_postgres(url)
+    check_team_storage(config)
+    return for_dagster(url)

@@ -21,6 +21,7 @@ from mllife.storage.dvc import (
     directory_version,
     is_dvc_repo,
     pinned_version,
+    remote_args,
     state_cache,
     versioned_folder,
 )
@@ -35,10 +36,6 @@ def data_dvc_file(config) -> Path | None:
     folder = versioned_folder(config.data_path, root=config.root)
     dvc_file = folder.parent / f"{folder.name}.dvc"
     return dvc_file if dvc_file.is_file() and is_dvc_repo(config.root) else None
-
-
-def _remote_args(remote: str) -> list[str]:
-    return ["-r", remote] if remote else []  # "": the repository's default remote
 
 
 def publish_data(config, *, remote: str) -> str | None:
@@ -58,7 +55,7 @@ def publish_data(config, *, remote: str) -> str | None:
             f" add`) and commit {relative}, or `dvc checkout {relative}` to go back"
         )
     try:
-        _dvc(config.root, "push", "--quiet", *_remote_args(remote), relative,
+        _dvc(config.root, "push", "--quiet", *remote_args(remote), relative,
              lock_dir=config.state_dir)  # fmt: skip
     except VersioningError as exc:
         raise VersioningError(
@@ -84,7 +81,7 @@ def align_data(config, pin: str, *, remote: str) -> bool:
                 " use a clone of the project's git repository on every worker"
             )
         write_atomically(target, spec["text"].encode())
-        _dvc(config.root, "pull", "--quiet", "--force", *_remote_args(remote), spec["file"],
+        _dvc(config.root, "pull", "--quiet", "--force", *remote_args(remote), spec["file"],
              lock_dir=config.state_dir)  # fmt: skip
         if not _holds(config, target, spec["text"], folder, out["md5"]):
             raise VersioningError(

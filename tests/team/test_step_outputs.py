@@ -48,25 +48,24 @@ def test_a_run_passes_values_through_an_fsspec_url(tmp_path, monkeypatch):
         # a value swapped in on the bucket is refused, not unpickled
         stored.write_bytes(pickle.dumps(7))
         assert "signature" in manager.unusable(result.run_id, dg.AssetKey("total"))
-        only_total = dg.materialize(
-            [numbers, total],
-            selection=dg.AssetSelection.assets("total"),
-            resources={"io_manager": manager},
-            instance=instance,
-            raise_on_error=False,
-        )
+        only_total = materialize_total(manager, instance)
         assert only_total.success  # `total` reads `numbers` of the earlier run, signed
         manager.path_for(result.run_id, dg.AssetKey("numbers")).write_bytes(b"not signed")
-        refused = dg.materialize(
-            [numbers, total],
-            selection=dg.AssetSelection.assets("total"),
-            resources={"io_manager": manager},
-            instance=instance,
-            raise_on_error=False,
-        )
+        refused = materialize_total(manager, instance)
         assert not refused.success
         (failure,) = refused.get_step_failure_events()
         assert "is not loaded" in failure.event_specific_data.error.message
+
+
+def materialize_total(manager, instance) -> dg.ExecuteInProcessResult:
+    """``total`` alone: its input is the stored value of an earlier run's ``numbers``."""
+    return dg.materialize(
+        [numbers, total],
+        selection=dg.AssetSelection.assets("total"),
+        resources={"io_manager": manager},
+        instance=instance,
+        raise_on_error=False,
+    )
 
 
 def _team_config(tmp_path, monkeypatch, step_outputs: str):
@@ -90,16 +89,25 @@ def test_an_unknown_filesystem_is_a_config_error(tmp_path, monkeypatch):
     assert "nosuchfs" in str(error.value) and "step_outputs" in str(error.value)
 
 
-def test_a_missing_filesystem_package_names_it_and_the_setting():
-    try:
-        import gcsfs  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("gcsfs is installed here: the error cannot be provoked")
+@pytest.fixture
+def uninstalled_filesystem():
+    """A protocol fsspec knows but whose package is not installed (as s3 without s3fs):
+    registered for the test, so the error is provoked whatever this machine has."""
+    from fsspec.registry import known_implementations, register_implementation
+
+    register_implementation(
+        "nopkgfs", "mllife_absent_fs_package.FileSystem",
+        errtxt="Install mllife-absent-fs to access nopkgfs",
+    )  # fmt: skip
+    yield "nopkgfs"
+    known_implementations.pop("nopkgfs")
+
+
+def test_a_missing_filesystem_package_names_it_and_the_setting(uninstalled_filesystem):
     with pytest.raises(ServiceError) as error:
-        check_step_outputs("gs://bucket/steps")
-    assert "team.step_outputs" in str(error.value) and "gcsfs" in str(error.value)
+        check_step_outputs(f"{uninstalled_filesystem}://bucket/steps")
+    message = str(error.value)
+    assert "team.step_outputs" in message and "Install mllife-absent-fs" in message
 
 
 def test_an_unwritable_location_is_a_clear_error(tmp_path):
