@@ -1,7 +1,7 @@
 """The server past one request at a time: concurrent image requests share forward passes
 (each still gets exactly its own answer, and a broken image fails only its own request),
-and `mllife serve --workers N` answers from N processes on one port, logging every
-prediction."""
+inference threads share one network safely, and `mllife serve --workers N` answers from
+N processes on one port, logging every prediction."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ import re
 import threading
 import time
 
-from mllife.config.project import load_config
+import numpy as np
+import torch
+
+from mllife.config.project import CandidateConfig, load_config
+from mllife.models import build_model
 from mllife.monitoring.traffic import ingest_segments
+from mllife.preprocess.images import ImagePreprocessor
 from mllife.promotion.deploy import promote_model
 from mllife.serve.keys import create_key
 from mllife.storage.store import Store
@@ -76,6 +81,39 @@ def test_concurrent_images_share_forward_passes_and_each_gets_its_own_answer(
         ours, reference = body["predictions"][0], alone[i][1]["predictions"][0]
         assert ours["label"] == reference["label"]
         assert abs(ours["confidence"] - reference["confidence"]) < 1e-5
+
+
+def test_inference_threads_share_a_network_converted_once():
+    # The server runs a model's forward in several threads at once. Converting the
+    # network (device, eval, channels_last) at every call reassigned the parameters
+    # while other threads ran the forward: a ResNet-18 server crashed with a
+    # segmentation fault on its first concurrent requests.
+    spec = CandidateConfig(name="resnet", kind="torch", architecture="resnet18")
+    model = build_model(spec, classes=["a", "b", "c"],
+                        preprocessor=ImagePreprocessor(size=32, channels=3))  # fmt: skip
+    network, conversions = model.network, []
+    convert = network.to
+    network.to = lambda *args, **kwargs: conversions.append(kwargs) or convert(*args, **kwargs)
+    images = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    start, answers = threading.Barrier(8), {}
+
+    def predict(i: int) -> None:
+        start.wait()
+        answers[i] = model.predict_proba_features(images[i : i + 1])
+
+    threads = [threading.Thread(target=predict, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert conversions == [{"memory_format": torch.channels_last}]
+    assert not network.training
+    together = np.concatenate([answers[i] for i in range(8)])
+    np.testing.assert_allclose(together, model.predict_proba_features(images), atol=1e-5)
+    assert len(conversions) == 1
+    network.train()  # trained again: the next prediction prepares it again
+    model.predict_proba_features(images[:1])
+    assert len(conversions) == 2 and not network.training
 
 
 def test_workers_answer_from_several_processes_on_one_port_and_log_everything(tmp_path):
