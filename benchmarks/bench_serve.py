@@ -115,12 +115,15 @@ class Server:
         )
         self._wait()
 
-    def health(self, *, timeout: float = 10) -> dict:
+    def get(self, path: str, *, timeout: float = 10) -> bytes:
         import http.client
 
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        conn.request("GET", "/health")
-        return orjson.loads(conn.getresponse().read())
+        conn.request("GET", path)
+        return conn.getresponse().read()
+
+    def health(self, *, timeout: float = 10) -> dict:
+        return orjson.loads(self.get("/health", timeout=timeout))
 
     def _wait(self) -> None:
         deadline = time.monotonic() + 60
@@ -144,6 +147,18 @@ class Server:
         self.process.wait(30)
 
 
+def pin_load_generator(*, enabled: bool) -> set[int] | None:
+    """With 2+ CPUs the load generator (this process) gets the first CPU and the servers
+    the second (all their threads, the log writer included): the two sides no longer
+    take turns on one core, which made rounds differ by +-30%, and logging is charged its
+    full CPU cost. Returns the servers' CPUs (None: not pinned)."""
+    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not enabled or len(available) < 2:
+        return None
+    os.sched_setaffinity(0, {available[0]})
+    return {available[1]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=1.5)
@@ -158,14 +173,7 @@ def main() -> None:
         help="let the OS place the servers and the load generator (default: pinned apart)",
     )
     args = parser.parse_args()
-    # With 2+ CPUs the load generator gets CPU 0 and every server CPU 1 (all its threads,
-    # the log writer included): the two sides no longer take turns on one core, which
-    # made rounds differ by +-30%, and logging is charged its full CPU cost.
-    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    pin = not args.no_pin and len(available) >= 2
-    server_cpus = {available[1]} if pin else None
-    if pin:
-        os.sched_setaffinity(0, {available[0]})
+    server_cpus = pin_load_generator(enabled=not args.no_pin)
 
     root = Path(tempfile.mkdtemp(prefix="bench-serve-")) / "project"
     project = table_project(root)
@@ -242,8 +250,9 @@ def main() -> None:
     # CPU per request (all server threads) says where throughput goes when the load
     # generator and the server share the cores
     placement = (
-        f"servers pinned to CPU {available[1]}, load generator to CPU {available[0]}"
-        if pin
+        f"servers pinned to CPU {min(server_cpus)}, load generator to CPU"
+        f" {min(os.sched_getaffinity(0))}"
+        if server_cpus
         else "not pinned"
     )
     print(f"medians over {len(rounds)} rounds; {placement}")

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.bench_images import rows_of, write_photos  # noqa: E402
-from benchmarks.bench_serve import Server, _connection, load  # noqa: E402
+from benchmarks.bench_serve import Server, _connection, load, pin_load_generator  # noqa: E402
 
 CONFIG = """
 [data]
@@ -53,7 +53,7 @@ channels = 3
 name = "{architecture}"
 kind = "torch"
 architecture = "{architecture}"
-{weights}params = {{ epochs = 1 }}
+{weights}params = {{ epochs = 1, patience = 2 }}
 """
 
 
@@ -90,10 +90,8 @@ def champion_project(root: Path, architecture: str, size: int) -> tuple[Path, st
     pre = ImagePreprocessor(size=size, channels=3)
     data = PixelSet(rows, root=Path("/"), preprocessor=pre, cache=PixelCache(root / "cache"))
     pre.fit_stats(data.batches(64))
-    spec = config.candidate(architecture).model_copy(
-        update={"params": {"epochs": 1, "patience": 2}}
-    )
-    model = build_model(spec, classes=classes, preprocessor=pre, root=root)
+    model = build_model(config.candidate(architecture), classes=classes, preprocessor=pre,
+                        root=root)  # fmt: skip
     model.fit(data, y, data, y, log=lambda _: None)
     ref = save_model(model, artifacts_dir=config.artifacts_dir)
     store = Store(config.store_path)
@@ -143,13 +141,9 @@ def health_under_batches(port: int, key: str, batch: bytes, *, seconds: float) -
             "probes": len(ms), "batches": len(big)}  # fmt: skip
 
 
-def _batch_counters(port: int) -> tuple[int, int]:
+def _batch_counters(server: Server) -> tuple[int, int]:
     """(forward passes, requests) of the micro-batcher, from /metrics."""
-    import http.client
-
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    connection.request("GET", "/metrics")
-    text = connection.getresponse().read().decode()
+    text = server.get("/metrics").decode()
     counters = dict(line.split() for line in text.splitlines() if line.startswith("mllife_micro"))
     return (int(counters["mllife_microbatches_total"]),
             int(counters["mllife_microbatched_requests_total"]))  # fmt: skip
@@ -178,14 +172,14 @@ def batching_against_per_request(root: Path, architecture: str, size: int, args,
         for server in servers.values():  # warm-up: models loaded, threads started
             load(server.port, single, key, seconds=1.0, requests=10**6, connections=8)
         ratios, figures = [], {name: [] for name in servers}
-        passes, requests = _batch_counters(servers["batched"].port)
+        passes, requests = _batch_counters(servers["batched"])
         for _ in range(args.rounds):
             for name, server in servers.items():
                 result = load(server.port, single, key, seconds=args.seconds,
                               requests=10**7, connections=args.clients)  # fmt: skip
                 figures[name].append(result)
             ratios.append(figures["batched"][-1]["rps"] / figures["per_request"][-1]["rps"])
-        passes_after, requests_after = _batch_counters(servers["batched"].port)
+        passes_after, requests_after = _batch_counters(servers["batched"])
         mean_batch = (requests_after - requests) / max(1, passes_after - passes)
         print(f"{architecture} champion, {size} px:")
         for name, results in figures.items():
@@ -236,11 +230,7 @@ def main() -> None:
     )
     parser.add_argument("--no-pin", action="store_true")
     args = parser.parse_args()
-    available = sorted(os.sched_getaffinity(0))
-    pin = not args.no_pin and len(available) >= 2
-    server_cpus = {available[1]} if pin else None
-    if pin:  # load generator on one CPU, each server on the other
-        os.sched_setaffinity(0, {available[0]})
+    server_cpus = pin_load_generator(enabled=not args.no_pin)
     os.environ["PYTHONPATH"] = str(REPO)
     for architecture, size in args.champions:
         root = Path(tempfile.mkdtemp(prefix=f"bench-serve-{architecture}-"))

@@ -110,7 +110,7 @@ def test_inference_threads_share_a_network_converted_once():
     assert not network.training
     together = np.concatenate([answers[i] for i in range(8)])
     np.testing.assert_allclose(together, model.predict_proba_features(images), atol=1e-5)
-    assert len(conversions) == 1
+    assert len(conversions) == 1  # the batched prediction found it prepared too
     network.train()  # trained again: the next prediction prepares it again
     model.predict_proba_features(images[:1])
     assert len(conversions) == 2 and not network.training
