@@ -35,8 +35,11 @@ __all__ = [
 
 
 def inference_threads() -> int:
-    """Worker threads for decoding and inference: the CPUs, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Worker threads for decoding and inference: the CPUs this process may run on (a
+    container's or ``taskset``'s share, not the machine's), at most 4. More threads than
+    CPUs only make forward passes take turns."""
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return max(1, min(4, len(usable) if usable else os.cpu_count() or 1))
 
 
 @contextlib.contextmanager
