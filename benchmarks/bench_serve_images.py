@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.bench_images import rows_of, write_photos  # noqa: E402
 from benchmarks.bench_serve import Server, _connection, load, pin_load_generator  # noqa: E402
+from mllife.config.ops import BatchingConfig  # noqa: E402
 
 CONFIG = """
 [data]
@@ -126,11 +127,10 @@ def batching_ceiling(model, photos: list[bytes], batch: int, cpus: set[int] | No
     try:
         pre = model.preprocessor
         images = pre.normalize(pre.pixels([photos[i % len(photos)] for i in range(batch)]))
-        network = for_inference(model.network, images, torch.device("cpu"))[0]
         per_image = {}
         with torch.inference_mode():
             for size in (1, batch):
-                x = for_inference(network, images[:size], torch.device("cpu"))[1]
+                network, x = for_inference(model.network, images[:size], torch.device("cpu"))
                 for _ in range(3):
                     network(x)
                 calls = max(5, 3 * batch // size)
@@ -194,12 +194,12 @@ def batching_against_per_request(root: Path, architecture: str, size: int, args,
                                  server_cpus) -> None:  # fmt: skip
     """Prints requests/s of both modes and their ratio, then /health under big batches."""
     config, key, photos, model = champion_project(root, architecture, size)
-    ceiling = batching_ceiling(model, photos, args.max_images or 32, server_cpus)
+    max_images = args.max_images or BatchingConfig().max_images
+    ceiling = batching_ceiling(model, photos, max_images, server_cpus)
     # a time limit that 1,024-image ResNet batches queued four deep meet on a slow CPU:
     # the /health figure is about the server answering while they run, not their latency
     text = config.read_text() + "\n[serving]\nrequest_timeout_seconds = 600\n"
-    most = f"max_images = {args.max_images}\n" if args.max_images else ""
-    config.write_text(text + f"\n[serving.batching]\n{most}")
+    config.write_text(text + f"\n[serving.batching]\nmax_images = {max_images}\n")
     unbatched = root / "mllife-unbatched.toml"
     unbatched.write_text(text + "\n[serving.batching]\nenabled = false\n")
     python = sys.executable
@@ -236,7 +236,7 @@ def batching_against_per_request(root: Path, architecture: str, size: int, args,
               f" inference (median of {args.rounds} rounds, range {min(ratios):.2f}-"
               f"{max(ratios):.2f}; target >= 3x)")  # fmt: skip
         print(f"  (the network alone, no HTTP: {ceiling:.2f}x less time per image in a"
-              f" forward pass of {args.max_images or 32} than of 1)")  # fmt: skip
+              f" forward pass of {max_images} than of 1)")  # fmt: skip
         servers.pop("per_request").stop()
         images = [base64.b64encode(photos[i % len(photos)]).decode()
                   for i in range(args.batch_images)]  # fmt: skip

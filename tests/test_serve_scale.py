@@ -6,10 +6,7 @@ N processes on one port, logging every prediction."""
 from __future__ import annotations
 
 import base64
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 
@@ -117,21 +114,6 @@ def test_inference_threads_share_a_network_converted_once():
     network.train()  # trained again: the next prediction prepares it again
     model.predict_proba_features(images[:1])
     assert len(conversions) == 2 and not network.training
-
-
-def test_inference_threads_follow_the_cpus_the_server_may_use():
-    """A server confined to one CPU (taskset, a container's cpuset) runs one inference
-    thread: more only make forward passes take turns on that CPU."""
-    code = (
-        "import os; from mllife.serve._inference import inference_threads;"
-        " print(inference_threads());"
-        " os.sched_setaffinity(0, {min(os.sched_getaffinity(0))});"
-        " print(inference_threads())"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    unconfined, confined = (int(line) for line in out.stdout.split())
-    assert unconfined == max(1, min(4, len(os.sched_getaffinity(0))))
-    assert confined == 1
 
 
 def test_workers_answer_from_several_processes_on_one_port_and_log_everything(tmp_path):

@@ -13,7 +13,6 @@ wolf. A column drifts only when its Benjamini-Hochberg-adjusted p-value is below
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mllife._cpus import usable_cpus
 from mllife.monitoring._statistics import categorical as _categorical
 from mllife.monitoring._statistics import numeric as _numeric
 from mllife.monitoring._statistics import scipy_stats
@@ -175,8 +175,6 @@ def _compare_columns(reference: pl.DataFrame, current: pl.DataFrame, names, min_
         return name, "categorical", _categorical(ref, cur), len(ref), len(cur)
 
     scipy_stats()  # imported here, not by several threads at once
-    # the CPUs this process may use (a container or taskset may allow fewer than exist)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = min(len(names), cpus or 1) or 1
+    workers = min(len(names), usable_cpus()) or 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(compare, names))

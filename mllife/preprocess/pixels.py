@@ -11,7 +11,6 @@ rows: memory holds one batch, not the data set.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import polars as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mllife._cpus import usable_cpus
 from mllife._errors import DataError
 from mllife.preprocess.images import ImagePreprocessor
 from mllife.storage.files import atomic_target
@@ -28,10 +28,11 @@ __all__ = ["PixelCache", "PixelSet", "loader_workers", "read_verified"]
 
 
 def loader_workers(setting: int | str = "auto") -> int:
-    """DataLoader worker processes: as configured, or one per core beyond two (max 8)."""
+    """DataLoader worker processes: as configured, or one per usable CPU beyond two
+    (max 8)."""
     if setting != "auto":
         return int(setting)
-    return max(0, min(8, (os.cpu_count() or 1) - 2))
+    return max(0, min(8, usable_cpus() - 2))
 
 
 def read_verified(path: str | Path, expected: str, *, root: Path) -> bytes:

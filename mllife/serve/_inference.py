@@ -11,7 +11,6 @@ true to the work in flight.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from typing import Any
 import anyio
 import numpy as np
 
+from mllife._cpus import usable_cpus
 from mllife._faults import slow_point
 from mllife.serve._requests import HTTPProblem
 
@@ -38,8 +38,7 @@ def inference_threads() -> int:
     """Worker threads for decoding and inference: the CPUs this process may run on (a
     container's or ``taskset``'s share, not the machine's), at most 4. More threads than
     CPUs only make forward passes take turns."""
-    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    return max(1, min(4, len(usable) if usable else os.cpu_count() or 1))
+    return min(4, usable_cpus())
 
 
 @contextlib.contextmanager
