@@ -18,7 +18,7 @@ PACKAGE = ROOT / "mllife"
 
 #: the floors, lowest first; a module may import its own floor and the ones below
 FLOORS = [
-    ("mllife._errors", "mllife._faults"),
+    ("mllife._errors", "mllife._faults", "mllife._cpus"),
     ("mllife.metrics",),
     ("mllife.config",),
     ("mllife.storage",),
