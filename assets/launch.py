@@ -208,6 +208,11 @@ def follow(
             if time.monotonic() - monitored >= MONITOR_EVERY_S:
                 monitor_runs(workspace, own_run=run_id)
                 monitored = time.monotonic()
+            # the status first: a run that had finished by now had written every event
+            # of it by now, so the read below gets them all (read the other way round, a
+            # run that finishes between the two reads loses its last events: the failed
+            # check, the failed step)
+            run = instance.get_run_by_id(run_id)
             connection = instance.get_records_for_run(run_id, cursor=cursor, limit=500)
             for record in connection.records:
                 event = record.event_log_entry.dagster_event
@@ -220,7 +225,6 @@ def follow(
                     print(f"[{len(done)}/{total} steps] {event.step_key} {word}",
                           file=sys.stderr, flush=True)  # fmt: skip
             cursor = connection.cursor
-            run = instance.get_run_by_id(run_id)
             if run.is_finished and not connection.has_more:
                 return FollowedRun(run, events)
             for line in worker_watch.check(events) if worker_watch is not None else []:
