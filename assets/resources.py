@@ -27,7 +27,7 @@ class MllifeProject(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Refuse to run a step against a config other than the one the run was
         submitted with: its graph and plan were built from that file."""
-        run = context.dagster_run
+        run = context.run  # None when the resource is built outside a run
         submitted = run.tags.get(CONFIG_DIGEST_TAG) if run is not None else None
         if submitted is not None and sha256_of(self.config.path) != submitted:
             raise ConfigError(
