@@ -5,9 +5,16 @@ Keyed the way Dagster keys staleness, from the instance's event log: an asset is
 when it was never materialized, when its code version (``assets/code_versions.py``: its
 code and the config it reads) differs from the one recorded with its latest
 materialization, or when an upstream asset's latest data version differs from the input
-data version recorded then. Two assets look at the world: ``raw_data`` (the data on disk,
-versioned through the stat caches) and ``served_predictions`` (log segments waiting to
-be ingested). The UI shows the same assets as stale.
+data version recorded then. A materialization counts only when it was accepted: every
+blocking check of the asset passed on *that* materialization and no later attempt to
+materialize it failed. Anything else is stale with everything below it, so a second run
+of a faulty project fails exactly as the first did instead of reusing what the checks
+refused.
+
+Three assets look at the world: ``raw_data`` (the data on disk, versioned through the
+stat caches), ``problem_scores`` (the known problems: files and registry) and
+``served_predictions`` (log segments waiting to be ingested). The UI shows the same
+assets as stale.
 """
 
 from __future__ import annotations
@@ -19,9 +26,28 @@ import dagster as dg
 
 from mllife.config.project import ProjectConfig
 
-__all__ = ["Plan", "plan_run", "up_to_date", "up_to_date_lines"]
+__all__ = [
+    "BLOCKING_CHECKS",
+    "Plan",
+    "not_accepted",
+    "plan_assets",
+    "plan_run",
+    "up_to_date",
+    "up_to_date_lines",
+]
 
 _INPUT_TAG = "dagster/input_data_version/"
+
+#: the tag on problem_scores' materializations: the known problems it scored
+PROBLEMS_VERSION_TAG = "mllife/problems_version"
+
+#: the blocking checks guarding each asset (a test holds this to the definitions): a
+#: materialization they did not pass on is never reused
+BLOCKING_CHECKS: dict[str, tuple[str, ...]] = {
+    "raw_data": ("raw_data_contract",),
+    "clean_data": ("class_set", "clean_data_contract"),
+    "splits": ("no_leakage", "problem_files"),
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +95,39 @@ def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[dict | None
     return dict(event.asset_materialization.tags or {}), event.run_id
 
 
+def _evaluation(record):
+    """The check evaluation a record holds, or None (planned, or never evaluated)."""
+    event = record.event if record is not None else None
+    if event is None or event.dagster_event is None:
+        return None
+    data = event.dagster_event.event_specific_data
+    return data if isinstance(data, dg.AssetCheckEvaluation) else None
+
+
+def not_accepted(
+    instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str, blocking: dict
+) -> str | None:
+    """Why the asset's latest materialization (made by ``run_id``) was not accepted: one
+    of its ``blocking`` checks failed on it or never ran on it, or a later attempt to
+    materialize the asset failed. None: accepted."""
+    for check_name in blocking.get(key.to_user_string(), ()):
+        record = instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(key, check_name)
+        )
+        evaluation = _evaluation(record)
+        target = evaluation.target_materialization_data if evaluation else None
+        if evaluation is None or target is None or target.run_id != run_id:
+            return f"its blocking check {check_name} never passed on its latest result"
+        if not evaluation.passed:
+            return f"its blocking check {check_name} failed (run {run_id[:8]})"
+    failed = instance.fetch_failed_materializations(key, limit=1).records
+    if failed and failed[0].run_id != run_id:
+        latest = instance.fetch_materializations(key, limit=1).records
+        if latest and failed[0].storage_id > latest[0].storage_id:
+            return f"its step failed in run {failed[0].run_id[:8]}"
+    return None
+
+
 def _unusable(name: str, key: dg.AssetKey, run_id: str, tags: dict, config) -> str | None:
     """Why the asset's stored result cannot be reused (gone, or failing its check), or
     None. A result that would be reused is verified first, never trusted blindly."""
@@ -92,6 +151,12 @@ def _world_changed(name: str, tags: dict[str, str], config: ProjectConfig) -> st
         now = current_data_version(config)
         if now != tags.get("dagster/data_version"):
             return f"the data changed (version {now})"
+    if name == "problem_scores":
+        from mllife.problems.fingerprint import problems_version
+
+        # a known problem added, edited or removed: score it for every model version
+        if problems_version(config) != tags.get(PROBLEMS_VERSION_TAG):
+            return "the known problems changed"
     if name == "served_predictions":
         from mllife.monitoring.traffic import pending_segments
 
@@ -130,8 +195,23 @@ def up_to_date(instance: dg.DagsterInstance, config: ProjectConfig) -> Plan | No
 
 
 def _plan(assets, instance: dg.DagsterInstance, config: ProjectConfig, found=None) -> Plan:
-    """``assets``: (key, code version, parent keys), upstream first; ``found``: their
-    latest materializations' (tags, run), when already read."""
+    def outside(name: str, key: dg.AssetKey, run_id: str, tags: dict) -> str | None:
+        if why := _world_changed(name, tags, config):
+            return why
+        if why := not_accepted(instance, key, run_id, BLOCKING_CHECKS):
+            return why
+        if why := _unusable(name, key, run_id, tags, config):
+            print(f"mllife: warning: {name}: {why}; recomputing it", file=sys.stderr)
+        return why
+
+    return plan_assets(assets, instance, found=found, outside=outside)
+
+
+def plan_assets(assets, instance: dg.DagsterInstance, *, found=None, outside) -> Plan:
+    """The plan over ``assets``: (key, code version, parent keys), upstream first.
+    ``found``: their latest materializations' (tags, run), when already read;
+    ``outside(name, key, run_id, tags)``: why an asset whose code and inputs are unchanged
+    must still rerun (the world changed, its result was not accepted or is gone), or None."""
     keys = [key for key, _, _ in assets]
     found = found or {key: _latest(instance, key) for key in keys}
     tags = {key: tags_and_run[0] for key, tags_and_run in found.items()}
@@ -144,11 +224,7 @@ def _plan(assets, instance: dg.DagsterInstance, config: ProjectConfig, found=Non
         elif recorded.get("dagster/code_version") != version:
             why = "its code or configuration changed"
         else:
-            why = _world_changed(name, recorded, config)
-            if why is None:
-                why = _unusable(name, key, found[key][1], recorded, config)
-                if why is not None:
-                    print(f"mllife: warning: {name}: {why}; recomputing it", file=sys.stderr)
+            why = outside(name, key, found[key][1], recorded)
             for parent in parents:
                 if why is not None:
                     break

@@ -5,10 +5,12 @@ import polars as pl
 
 from assets import pools
 from assets._metadata import frame_table, png
+from assets.memo import PROBLEMS_VERSION_TAG
 from assets.resources import MllifeProject
 from mllife._errors import ProblemError
 from mllife.data.split import SplitSet
 from mllife.models.training import TrainedCandidate, class_names
+from mllife.problems.fingerprint import problems_version
 from mllife.problems.registry import ProblemRegistry
 from mllife.problems.scoring import ProblemScores, score_all
 from mllife.reporting.plots import problem_history_png
@@ -82,6 +84,9 @@ def build_problem_scores_asset(candidate_names: list[str]) -> dg.AssetsDefinitio
         chart = problem_history_png(result.history)
         if chart:
             metadata["history"] = png(chart, "error rate per known problem by model version")
-        return dg.Output(result, metadata=metadata)
+        # what the problems were when scored: an addition or edit since makes this stale
+        version = problems_version(config, project.store)
+        metadata["problems_version"] = version
+        return dg.Output(result, metadata=metadata, tags={PROBLEMS_VERSION_TAG: version})
 
     return problem_scores

@@ -52,3 +52,17 @@ def test_the_quick_up_to_date_check_knows_every_assets_code_version(tmp_path):
     shutil.copy(REPO / "mllife.toml", tmp_path / "mllife.toml")
     config = tmp_path / "mllife.toml"
     assert expected_code_versions(load_config(config)) == _versions(config)
+
+
+def test_the_planner_knows_every_blocking_check(tmp_path):
+    """`mllife run` reuses a result only when its blocking checks passed on it, from a
+    table of those checks: it must name exactly the definitions' blocking checks."""
+    from assets.memo import BLOCKING_CHECKS
+
+    shutil.copy(REPO / "mllife.toml", tmp_path / "mllife.toml")
+    graph = build_definitions(str(tmp_path / "mllife.toml")).resolve_asset_graph()
+    blocking: dict[str, set[str]] = {}
+    for check_key in graph.asset_check_keys:
+        if graph.get_check_spec(check_key).blocking:
+            blocking.setdefault(check_key.asset_key.to_user_string(), set()).add(check_key.name)
+    assert blocking == {asset: set(names) for asset, names in BLOCKING_CHECKS.items()}

@@ -208,6 +208,12 @@ def test_table_example_runs_and_a_broken_table_stops_at_the_contract(tmp_path):
     assert not outcome.ok
     assert "check raw_data.raw_data_contract FAILED" in lines and "mean_radius" in lines
     assert store.champion() == before
+    # the same faulty table again: refused again, never reused as if it had passed
+    again = run_lifecycle(config_path, log_level="WARNING")
+    lines = "\n".join(again.lines)
+    assert not again.ok and "raw_data: its blocking check raw_data_contract failed" in lines
+    assert "check raw_data.raw_data_contract FAILED" in lines and "mean_radius" in lines
+    assert store.champion() == before
 
 
 def test_report_renders_in_a_real_browser(first_run, tmp_path):

@@ -12,6 +12,7 @@ import dagster as dg
 
 from assets.run import prepare_instance, run_lifecycle
 from mllife.config.project import load_config
+from mllife.storage.store import Store
 from tests.conftest import make_project
 
 CANDIDATES = ("candidate_baseline_majority", "candidate_cnn", "candidate_logreg")
@@ -48,6 +49,28 @@ def test_memoized_runs_rerun_exactly_what_changed(tmp_path, digits_folder, capfd
     after = _latest_runs(instance)
     assert all(after[k] == before[k] for k in (*CANDIDATES, "splits"))  # no retraining
     assert after["challenger"] == policy.run_id  # the gates were evaluated again
+
+    # a known problem added (a folder with its problem.toml): scored for every stored
+    # model version by the next run, without retraining; then the project is up to date
+    seven = sorted((config.data_path / "7").glob("*.png"))[-1]
+    problem = config.problems_dir / "late_sevens"
+    problem.mkdir()
+    shutil.copy(seven, problem / "seven.png")
+    (problem / "problem.toml").write_text(
+        'description = "A seven a client sent in."\n[[patterns]]\nfile = "seven.png"\n'
+        'expected = "7"\nkind = "positive"\nsource = "production"\n'
+    )
+    scored = run_lifecycle(config_path, log_level="WARNING")
+    assert scored.success and _fits(scored.lines) == 0, "\n".join(scored.lines)
+    assert "problem_scores: the known problems changed" in "\n".join(scored.lines)
+    assert _latest_runs(instance)["candidate_logreg"] == before["candidate_logreg"]
+    store = Store(config.store_path)
+    results = store.query(
+        "SELECT count(DISTINCT r.model_hash) AS n FROM pattern_results r"
+        " JOIN patterns p USING (pattern_hash) WHERE p.problem = 'late_sevens'"
+    )
+    assert results["n"][0] == store.models().height  # every stored version scored
+    assert run_lifecycle(config_path, log_level="WARNING").lines[0].startswith("up to date:")
 
     config_path.write_text(config_path.read_text().replace("C = 0.5", "C = 0.4"))
     spec = run_lifecycle(config_path, log_level="WARNING")
