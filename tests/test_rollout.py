@@ -16,6 +16,7 @@ from mllife.promotion.rollout import (
     Evidence,
     judge,
     promote_staged,
+    record_verdict,
     rollout_evidence,
     rollout_history,
     stage,
@@ -65,6 +66,7 @@ def _serve_and_label(project, n: int, *, client: str) -> None:
 def test_a_staged_challenger_is_judged_on_served_feedback(tmp_path, capsys):
     project = table_project(tmp_path / "p", serving=RULE)
     store, hashes = project["store"], project["hashes"]
+    _passed_every_gate(store, hashes["logreg_small"])
     staged = stage(store, model_hash=hashes["logreg_small"], name="logreg_small",
                    reason="passed every gate")  # fmt: skip
     assert staged_challenger(store) == staged
@@ -108,6 +110,46 @@ def test_a_staged_challenger_is_judged_on_served_feedback(tmp_path, capsys):
     assert "rollout history (newest first):" in out and "staged    logreg_small" in out
 
 
+def _passed_every_gate(store, model_hash: str, *, name: str = "logreg_small") -> None:
+    # what the lifecycle's challenger asset records for a challenger the gates passed
+    record_verdict(store, model_hash=model_hash, name=name, passed=True,
+                   summary="passed every gate", run_id="run-1")  # fmt: skip
+
+
+def test_only_a_model_whose_latest_verdict_passed_is_staged_or_promoted(tmp_path):
+    project = table_project(tmp_path / "p", serving='[serving.rollout]\nmode = "shadow"')
+    store, hashes, config = project["store"], project["hashes"], project["config"]
+    small = hashes["logreg_small"]
+    # never faced the gates (a baseline, a model trained by hand): not staged, by any path
+    with pytest.raises(PromotionError, match="never faced the promotion gates"):
+        stage(store, model_hash=small, name="logreg_small", reason="x")
+    assert cli(["--config", str(config.path), "stage", small[:10], "--reason", "x"]) != 0
+    assert staged_challenger(store) is None
+
+    # staged while it passed; a later run refuses it: withdrawn at once, in that write
+    _passed_every_gate(store, small)
+    staged = stage(store, model_hash=small, name="logreg_small", reason="passed")
+    record_verdict(store, model_hash=small, name="logreg_small", passed=False,
+                   summary="test accuracy 0.9665 < minimum 0.9999", run_id="run-2")  # fmt: skip
+    assert staged_challenger(store) is None
+    history = rollout_history(store)
+    assert history["state"].to_list() == ["withdrawn", "staged"]
+    assert "refused by the promotion policy" in history["reason"][0]
+    assert "0.9665" in history["reason"][0]
+
+    # the rollout's promotion re-checks the newest verdict in its own transaction
+    champion = store.champion()
+    with store.writing() as conn:  # staged again behind the check's back
+        conn.execute(
+            "INSERT INTO rollouts (model_hash, name, state, reason, evidence, run_id,"
+            " created_at) VALUES (?, 'logreg_small', 'staged', 'x', NULL, NULL, now())",
+            [small],
+        )
+    with pytest.raises(PromotionError, match="refused by the promotion policy"):
+        promote_staged(store, staged, reason="rule met", evidence=None, run_id=None)
+    assert store.champion() == champion
+
+
 def test_rule_decides_by_accuracy_within_the_allowed_drop():
     rule = load_rule(max_accuracy_drop=0.02)
     close = Evidence(500, 100, 100, 0.90, 0.91, None)
@@ -127,6 +169,7 @@ def load_rule(**settings):
 def test_transitions_by_hand_are_recorded(tmp_path):
     project = table_project(tmp_path / "p", serving='[serving.rollout]\nmode = "canary"')
     store, hashes, config = project["store"], project["hashes"], project["config"]
+    _passed_every_gate(store, hashes["logreg_small"])
     with pytest.raises(PromotionError, match="nothing to withdraw"):
         withdraw(store, reason="x")
     with pytest.raises(PromotionError, match="is the champion"):

@@ -19,7 +19,7 @@ from mllife.monitoring.traffic import (
     shadow_comparison,
     traffic_summary,
 )
-from mllife.promotion.rollout import stage
+from mllife.promotion.rollout import record_verdict, stage
 from mllife.serve.keys import create_key, revoke_key
 from tests.serving import ServerProcess, table_project
 
@@ -243,6 +243,8 @@ def test_shadow_rollout_logs_the_challenger_without_returning_it(tmp_path):
         "[serving]", '[serving.rollout]\nmode = "shadow"\n[serving]'
     )
     config_path.write_text(text)
+    record_verdict(project["store"], model_hash=challenger, name="logreg_small", passed=True,
+                   summary="passed every gate", run_id="run")  # fmt: skip
     stage(project["store"], model_hash=challenger, name="logreg_small", reason="test")
     key = create_key(project["store"], "alice")
     with ServerProcess(config_path) as server:
@@ -268,11 +270,10 @@ def _canary_project(tmp_path, *, passed: bool) -> dict:
     project = table_project(
         tmp_path / "p", serving='[serving.rollout]\nmode = "canary"\nshare = 0.5'
     )
-    with project["store"].writing() as conn:  # the lifecycle's challenger asset records this
-        conn.execute(
-            "INSERT INTO challengers VALUES ('run', ?, 'logreg_small', ?, 'test', now())",
-            [project["hashes"]["logreg_small"], passed],
-        )
+    record_verdict(  # as the lifecycle's challenger asset does
+        project["store"], model_hash=project["hashes"]["logreg_small"], name="logreg_small",
+        passed=passed, summary="test", run_id="run",
+    )  # fmt: skip
     return project
 
 

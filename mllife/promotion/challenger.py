@@ -18,6 +18,7 @@ from mllife.metrics import Comparison, compare
 from mllife.models.registry import champion_ref, load_model
 from mllife.preprocess.inputs import model_inputs, split_rows
 from mllife.promotion.policy import Decision, decide
+from mllife.promotion.rollout import record_verdict
 from mllife.storage.store import Store
 
 __all__ = [
@@ -170,19 +171,14 @@ def choose_challenger(
 
 def record_challenger(store: Store, challenger: Challenger, *, run_id: str | None) -> None:
     """Remember the run's challenger and its verdict: serving's shadow and canary
-    rollout pick the newest one up (``serving.rollout``)."""
-    from datetime import UTC, datetime
-
+    rollout pick the newest one up (``serving.rollout``); a refusal ends the model's
+    rollout if it was staged."""
     ref = challenger.evaluation.ref
-    with store.writing() as conn:
-        conn.execute(
-            "INSERT INTO challengers VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                run_id,
-                ref.model_hash,
-                ref.name,
-                challenger.decision.passed,
-                challenger.decision.summary(),
-                datetime.now(UTC).replace(tzinfo=None),
-            ],
-        )
+    record_verdict(
+        store,
+        model_hash=ref.model_hash,
+        name=ref.name,
+        passed=challenger.decision.passed,
+        summary=challenger.decision.summary(),
+        run_id=run_id,
+    )

@@ -30,6 +30,8 @@ __all__ = [
     "closing_rollout",
     "judge",
     "promote_staged",
+    "record_verdict",
+    "refusal",
     "rollout_evidence",
     "rollout_history",
     "stage",
@@ -108,22 +110,19 @@ def _record(
 def stage(
     store: Store, *, model_hash: str, name: str, reason: str, run_id: str | None = None
 ) -> Staged:
-    """Stage ``model_hash`` (withdrawing a model staged before it). A model whose newest
-    challenger verdict was a refusal is never staged."""
-    verdict = store.query(
-        "SELECT passed, summary FROM challengers WHERE model_hash = ?"
-        " ORDER BY created_at DESC LIMIT 1",
-        [model_hash],
-    )
-    if verdict.height and not verdict["passed"][0]:
-        raise PromotionError(
-            f"{name} {model_hash[:12]} was refused by the promotion policy"
-            f" ({verdict['summary'][0]}); a refused challenger never receives traffic"
-        )
+    """Stage ``model_hash`` (withdrawing a model staged before it). Only a model whose
+    newest challenger verdict passed every gate is staged: one refused, or one that never
+    faced the gates (a baseline, a model trained by hand), never receives traffic."""
     current = store.champion()
     if current is not None and current.model_hash == model_hash:
         raise PromotionError(f"{name} {model_hash[:12]} is the champion: nothing to stage")
     with store.writing() as conn:
+        # checked inside the write: a run refusing the model meanwhile cannot be missed
+        if why := refusal(conn, model_hash):
+            raise PromotionError(
+                f"{name} {model_hash[:12]} {why}; only a challenger that passed every gate"
+                " receives traffic"
+            )
         before = _staged_in(conn)
         if before is not None and before.model_hash != model_hash:
             why = f"replaced by {name} {model_hash[:12]}, staged after it"
@@ -131,6 +130,45 @@ def stage(
         if before is None or before.model_hash != model_hash:
             _record(conn, model_hash, name, "staged", reason, None, run_id)
         return _staged_in(conn)
+
+
+def refusal(conn, model_hash: str) -> str | None:
+    """Why ``model_hash`` may not be staged or promoted from staging (its newest
+    challenger verdict refused it, or it has none), or None: its newest verdict passed."""
+    verdict = conn.execute(
+        "SELECT passed, summary, run_id FROM challengers WHERE model_hash = ?"
+        " ORDER BY created_at DESC LIMIT 1",
+        [model_hash],
+    ).fetchone()
+    if verdict is None:
+        return "never faced the promotion gates (no challenger decision is recorded for it)"
+    if not verdict[0]:
+        return f"was refused by the promotion policy ({verdict[1]})"
+    return None
+
+
+def record_verdict(
+    store: Store, *, model_hash: str, name: str, passed: bool, summary: str, run_id: str | None
+) -> None:
+    """Record a challenger's verdict. A refusal of the staged model ends its rollout in
+    the same transaction (serving reads its lineup from this store), so a model refused
+    by any later decision never answers another request nor gets promoted."""
+    with store.writing() as conn:
+        conn.execute(
+            "INSERT INTO challengers VALUES (?, ?, ?, ?, ?, ?)",
+            [run_id, model_hash, name, passed, summary, _now()],
+        )
+        _withdraw_refused(conn, model_hash, run_id=run_id)
+
+
+def _withdraw_refused(conn, model_hash: str, *, run_id: str | None) -> None:
+    staged = _staged_in(conn)
+    if (
+        staged is not None
+        and staged.model_hash == model_hash
+        and (why := refusal(conn, model_hash))
+    ):
+        _record(conn, model_hash, staged.name, "withdrawn", f"it {why}", None, run_id)
 
 
 def _staged_in(conn) -> Staged | None:
@@ -173,7 +211,10 @@ def promote_staged(
         decision={"staged_rollout": True, "evidence": evidence and asdict(evidence)},
         run_id=run_id,
         expected_previous=current.model_hash if current else None,
-        also=closing_rollout(staged.model_hash, reason=reason, evidence=evidence, run_id=run_id),
+        also=_verified_staged(
+            staged.model_hash,
+            closing_rollout(staged.model_hash, reason=reason, evidence=evidence, run_id=run_id),
+        ),
     )
     return deployment
 
@@ -186,6 +227,20 @@ def closing_rollout(model_hash: str, *, reason: str, evidence: Evidence | None, 
         staged = _staged_in(conn)
         if staged is not None and staged.model_hash == model_hash:
             _record(conn, model_hash, staged.name, "promoted", reason, evidence, run_id)
+
+    return close
+
+
+def _verified_staged(model_hash: str, close):
+    """``close``, after checking in the same transaction that the staged model's newest
+    verdict still passes every gate (a later run may have refused it)."""
+
+    def check_then_close(conn) -> None:
+        if why := refusal(conn, model_hash):
+            raise PromotionError(f"staged model {model_hash[:12]} {why}: not promoted")
+        close(conn)
+
+    return check_then_close
 
     return close
 
