@@ -55,6 +55,27 @@ def project(tmp_path, digits_folder) -> Path:
     return make_project(tmp_path / "project", digits_folder)
 
 
+@pytest.fixture(scope="session")
+def deployed_digits(tmp_path_factory, digits_folder):
+    """The small digits project (``make_project``) after one successful lifecycle run on
+    its own Dagster instance: a champion deployed, the store, artifacts, report and event
+    log written. Made once per test worker; many tests read it. Never change it: a test
+    that runs again or edits anything works on ``copy_project(...)`` of it."""
+    from assets.run import run_lifecycle
+
+    config_path = make_project(tmp_path_factory.mktemp("deployed") / "project", digits_folder)
+    outcome = run_lifecycle(config_path, log_level="WARNING")
+    assert outcome.success, "\n".join(outcome.lines)
+    return config_path, outcome
+
+
+def copy_project(config_path: Path, target: Path) -> Path:
+    """A private copy of a project folder, its instance, store and artifacts included
+    (every path in them is relative to the folder): runs on it start where it stood."""
+    shutil.copytree(Path(config_path).parent, target, symlinks=True)
+    return target / Path(config_path).name
+
+
 class RecordedModels:
     """Small logistic regressions on a digits sample, saved and recorded in a store —
     the model versions that promotion and known-problem tests work with."""

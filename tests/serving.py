@@ -94,10 +94,29 @@ def table_project(root: Path, *, serving: str = "") -> dict:
     return {"config": config, "store": store, "hashes": hashes, "rows": rows, "labels": y}
 
 
+#: each pytest-xdist worker draws ports from its own block below the kernel's ephemeral
+#: range (32768+), so two workers never hand out the same port and a port the kernel gave
+#: a client connection is never handed out either
+_PORT_BLOCK, _PORT_BASE = 1000, 20000
+_next_port = 0
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free on 127.0.0.1 now, never the same twice in this process, never one
+    another test worker may hand out."""
+    global _next_port
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = _PORT_BASE + int(worker or 0) * _PORT_BLOCK
+    for _ in range(_PORT_BLOCK):
+        port = first + _next_port % _PORT_BLOCK
+        _next_port += 1
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken (a server of an earlier test still closing)
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + _PORT_BLOCK - 1}")
 
 
 class ServerProcess:

@@ -10,14 +10,13 @@ from mllife._errors import MllifeError
 from mllife.config.project import load_config
 from mllife.models.registry import champion_ref, load_model
 from mllife.storage.store import Store
-from tests.conftest import make_project
+from tests.conftest import copy_project, make_project
 
 
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory, digits_folder):
-    config_path = make_project(tmp_path_factory.mktemp("e2e") / "project", digits_folder)
-    outcome = run_lifecycle(config_path, log_level="WARNING")
-    return config_path, outcome
+@pytest.fixture
+def first_run(deployed_digits):
+    """The suite's shared first run (read only: tests that run again copy it)."""
+    return deployed_digits
 
 
 def test_first_run_promotes_a_champion_that_loads_and_predicts(first_run):
@@ -65,25 +64,37 @@ def test_first_run_wrote_the_report_and_summary(first_run):
     assert "data:image/png;base64," in html
 
 
-def test_second_run_on_the_same_data_keeps_the_champion(first_run):
-    config_path, _ = first_run
+@pytest.fixture(scope="module")
+def forced_rerun(deployed_digits, tmp_path_factory):
+    """A copy of the first run's project, run again with --force on the same data: what
+    it held before (champion, pattern results) and the second run's outcome."""
+    config_path = copy_project(deployed_digits[0], tmp_path_factory.mktemp("forced") / "p")
     store = Store(load_config(config_path).store_path)
-    before = store.champion()
+    before = {"champion": store.champion(), "pattern_results": _pattern_results(store)}
     # forced: an unchanged project is otherwise up to date and retrains nothing
-    outcome = run_lifecycle(config_path, log_level="WARNING", force=True)
+    return config_path, before, run_lifecycle(config_path, log_level="WARNING", force=True)
+
+
+def _pattern_results(store: Store) -> int:
+    return store.query("SELECT count(*) AS n FROM pattern_results")["n"][0]
+
+
+def test_second_run_on_the_same_data_keeps_the_champion(forced_rerun):
+    config_path, before, outcome = forced_rerun
+    store = Store(load_config(config_path).store_path)
     assert outcome.success, "\n".join(outcome.lines)
     after = store.champion()
     # Training is seeded: the same data and config reproduce the same sklearn model hash.
-    assert after.model_hash == before.model_hash and after.id == before.id
+    assert after.model_hash == before["champion"].model_hash
+    assert after.id == before["champion"].id
     assert any("champion (unchanged)" in line for line in outcome.lines)
     assert store.test_read_count() == 6
 
 
 def test_failing_candidate_is_visible_others_still_evaluated_champion_unchanged(
-    first_run, tmp_path, digits_folder
+    first_run, tmp_path
 ):
-    config_path = make_project(tmp_path / "p", digits_folder)
-    assert run_lifecycle(config_path, log_level="WARNING").success
+    config_path = copy_project(first_run[0], tmp_path / "p")
     store = Store(load_config(config_path).store_path)
     before = store.champion()
     text = config_path.read_text().replace("C = 0.5", "C = 0.5, not_a_param = 1")
@@ -127,11 +138,8 @@ def test_default_data_that_cannot_be_written_stops_the_run_before_it_starts(tmp_
         assert dg.DagsterInstance.from_config(str(home)).get_runs() == []
 
 
-def test_refused_challenger_leaves_the_champion_and_explains_every_failed_gate(
-    tmp_path, digits_folder
-):
-    config_path = make_project(tmp_path / "p", digits_folder)
-    assert run_lifecycle(config_path, log_level="WARNING").success
+def test_refused_challenger_leaves_the_champion_and_explains_every_failed_gate(first_run, tmp_path):
+    config_path = copy_project(first_run[0], tmp_path / "p")
     store = Store(load_config(config_path).store_path)
     before = store.champion()
     # A stricter baseline and different training: the new challenger must be refused.
@@ -244,7 +252,6 @@ def test_report_renders_in_a_real_browser(first_run, tmp_path):
 def test_dagster_ui_shows_the_graph_and_check_results(first_run, tmp_path):
     """The real webserver on the run's instance, looked at in headless Chromium."""
     import os
-    import socket
     import subprocess
     import sys
     import time
@@ -252,12 +259,11 @@ def test_dagster_ui_shows_the_graph_and_check_results(first_run, tmp_path):
     from pathlib import Path
 
     from tests.browser import Browser
+    from tests.serving import free_port
 
     config_path, _ = first_run
     config = load_config(config_path)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("dagster-webserver")),
@@ -348,31 +354,29 @@ def test_new_data_sensor_requests_one_run_per_data_version(first_run, tmp_path, 
     assert len(changed.run_requests) == 1 and changed.run_requests[0].run_key != key
 
 
-def test_known_problems_are_scored_for_every_version_with_history(first_run):
+def test_known_problems_are_scored_for_every_version_with_history(first_run, forced_rerun):
     from mllife.problems.registry import ProblemRegistry
 
-    config_path, outcome = first_run
+    config_path, _ = first_run
     config = load_config(config_path)
     registry = ProblemRegistry(config, Store(config.store_path))
     history = registry.history()
     assert set(history["problem"]) == {"inverted_colours", "one_vs_seven", "rotated_strokes"}
     # every model version of the store has a score on every problem
     assert history.group_by("problem").len()["len"].min() >= 3
-    before = Store(config.store_path).query("SELECT count(*) AS n FROM pattern_results")["n"][0]
-    assert run_lifecycle(config_path, log_level="WARNING", force=True).ok
-    after = Store(config.store_path).query("SELECT count(*) AS n FROM pattern_results")["n"][0]
-    assert after == before  # the same models again: nothing new to score
+    rerun_path, before, outcome = forced_rerun
+    assert outcome.ok
+    after = _pattern_results(Store(load_config(rerun_path).store_path))
+    assert after == before["pattern_results"]  # the same models again: nothing new to score
 
 
-def test_monitor_job_flags_drift_in_data_that_arrived_after_the_champion(tmp_path, digits_folder):
+def test_monitor_job_flags_drift_in_data_that_arrived_after_the_champion(first_run, tmp_path):
     import numpy as np
     from PIL import Image
 
     from mllife.data.defaults import encode_gray_png
 
-    config_path = make_project(tmp_path / "p", digits_folder)
-    outcome = run_lifecycle(config_path, log_level="WARNING")
-    assert outcome.success
+    config_path = copy_project(first_run[0], tmp_path / "p")
     quiet = run_lifecycle(config_path, job_name="monitor", log_level="WARNING")
     assert quiet.success  # no new data: nothing to compare, the check passes
     # a batch of colour-inverted digits lands (the "photo filter" arrives in production)
@@ -396,20 +400,20 @@ def test_monitor_job_flags_drift_in_data_that_arrived_after_the_champion(tmp_pat
     assert "Part of new data changed (brightness" in page  # said in the client part too
 
 
-def test_a_passing_challenger_is_staged_when_the_rollout_asks_for_it(tmp_path, digits_folder):
+def test_a_passing_challenger_is_staged_when_the_rollout_asks_for_it(first_run, tmp_path):
     from mllife.promotion.rollout import rollout_history, staged_challenger
     from mllife.serve._lineup import rollout_challenger
 
-    config_path = make_project(
-        tmp_path / "p", digits_folder, extra="min_improvement = -1\nmin_relative_improvement = -0.5"
-    )
-    assert run_lifecycle(config_path, log_level="WARNING").success
+    config_path = copy_project(first_run[0], tmp_path / "p")
     config = load_config(config_path)
     store = Store(config.store_path)
     before = store.champion()
     # Different training, a policy that lets it pass, and a rollout that stages.
     text = (
         config_path.read_text().replace("C = 0.5", "C = 0.05").replace("lr = 0.003", "lr = 0.004")
+    )
+    text = text.replace(  # a policy that lets it pass
+        "[promotion]", "[promotion]\nmin_improvement = -1\nmin_relative_improvement = -0.5"
     )
     config_path.write_text(text + '\n[serving.rollout]\nmode = "shadow"\nstage = true\n')
     outcome = run_lifecycle(config_path, log_level="WARNING")

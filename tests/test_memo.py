@@ -13,7 +13,7 @@ import dagster as dg
 from assets.run import prepare_instance, run_lifecycle
 from mllife.config.project import load_config
 from mllife.storage.store import Store
-from tests.conftest import make_project
+from tests.conftest import copy_project
 
 CANDIDATES = ("candidate_baseline_majority", "candidate_cnn", "candidate_logreg")
 
@@ -27,9 +27,8 @@ def _fits(lines: list[str]) -> int:
     return int(re.search(r"model fits: (\d+)", "\n".join(lines))[1])
 
 
-def test_memoized_runs_rerun_exactly_what_changed(tmp_path, digits_folder, capfd):
-    config_path = make_project(tmp_path / "p", digits_folder)
-    assert run_lifecycle(config_path, log_level="WARNING").success
+def test_memoized_runs_rerun_exactly_what_changed(tmp_path, deployed_digits, capfd):
+    config_path = copy_project(deployed_digits[0], tmp_path / "p")  # after a first run
     config = load_config(config_path)
     instance = prepare_instance(config)
     runs = len(instance.get_runs())

@@ -19,7 +19,6 @@ from mllife.data.defaults import write_breast_cancer
 from mllife.reporting.client import NO_WEAK_SPOT, in_words
 from mllife.storage.store import Store
 from tests.browser import Browser
-from tests.conftest import make_project
 
 TABLE_CONFIG = """
 [data]
@@ -49,7 +48,11 @@ def _page_text(path: str) -> dict[str, str]:
 
 
 def _run(config_path) -> tuple[dict[str, str], Store, str, str]:
-    outcome = run_lifecycle(config_path, log_level="WARNING")
+    return _read(config_path, run_lifecycle(config_path, log_level="WARNING"))
+
+
+def _read(config_path, outcome) -> tuple[dict[str, str], Store, str, str]:
+    """The report's sections as text, the store, the run and what `mllife run` printed."""
     assert outcome.success, "\n".join(outcome.lines)
     path = next(x for x in outcome.lines if x.startswith("report: ")).removeprefix("report: ")
     store = Store(load_config(config_path).store_path)
@@ -99,8 +102,8 @@ def _check_common(text: dict[str, str], store: Store, run_id: str, noun: str) ->
     assert "{" not in data and "'train'" not in data  # a table, not a printed dict
 
 
-def test_image_report_statements_match_the_store(tmp_path, digits_folder):
-    text, store, run_id, printed = _run(make_project(tmp_path / "p", digits_folder))
+def test_image_report_statements_match_the_store(deployed_digits):
+    text, store, run_id, printed = _read(*deployed_digits)  # the suite's first run
     assert "this run deployed the first champion" in printed
     _check_common(text, store, run_id, "images")
     client = text["client"]

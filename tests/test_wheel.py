@@ -21,6 +21,7 @@ import polars as pl
 import pytest
 
 from mllife.data.defaults import write_breast_cancer
+from tests.serving import free_port
 from tests.ui_graphql import poll_graphql
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +84,7 @@ def test_the_wheel_alone_makes_and_runs_a_project(wheel_env):
     ))  # fmt: skip
     assert "champion (promoted):" in run.stdout
 
-    port = _free_port()
+    port = free_port()
     ui = subprocess.Popen(
         [mllife, "ui", "--port", str(port)], cwd=project, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -94,14 +95,6 @@ def test_the_wheel_alone_makes_and_runs_a_project(wheel_env):
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=60)
     assert {"raw_data", "candidate_logreg", "candidate_boosting", "champion"} <= nodes
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _asset_nodes(port: int, *, deadline: float) -> set[str]:

@@ -25,7 +25,7 @@ from mllife._errors import ArtifactError, ConfigError, DataError, ProblemError
 from mllife.config.project import load_config
 from mllife.serve.keys import create_key
 from mllife.storage.store import Store
-from tests.conftest import REPO, RecordedModels, make_project
+from tests.conftest import REPO, RecordedModels, copy_project, make_project
 from tests.serving import ServerProcess, table_project
 
 
@@ -45,14 +45,10 @@ def _inverted_copies(folder: Path, label: str, count: int, prefix: str) -> None:
 # -- 1, 13: monitoring never blocks a deployment; a refusal gets its report ------------
 
 
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory, digits_folder):
-    config_path = make_project(
-        tmp_path_factory.mktemp("probed") / "project", digits_folder, epochs=1
-    )
-    outcome = run_lifecycle(config_path, log_level="WARNING")
-    assert outcome.success, "\n".join(outcome.lines)
-    return config_path
+@pytest.fixture
+def deployed(deployed_digits, tmp_path):
+    """A private copy of the suite's deployed digits project."""
+    return copy_project(deployed_digits[0], tmp_path / "deployed")
 
 
 def test_a_few_new_rows_and_served_predictions_are_not_enough_data_and_the_run_deploys(
