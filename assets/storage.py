@@ -40,6 +40,11 @@ def for_project(config: ProjectConfig) -> "RunScopedIOManager":
     )
 
 
+def _signed_as(run_id: str, asset_key: dg.AssetKey) -> str:
+    """What a step output's signature binds: the asset and the run that wrote it."""
+    return f"asset {asset_key.to_user_string()} of run {run_id}"
+
+
 def _is_local(path: UPath) -> bool:
     return path.protocol in ("", "file", "local")
 
@@ -64,7 +69,11 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
             return  # nothing to pass on (checks-only or observation steps)
         path = self.path_for(context.run_id, context.asset_key)
         payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        signed = sign(payload, key_path=Path(self.key_path))
+        signed = sign(
+            payload,
+            key_path=Path(self.key_path),
+            context=_signed_as(context.run_id, context.asset_key),
+        )
         if _is_local(path):
             write_atomically(Path(path.path), signed)
             return
@@ -76,9 +85,13 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         staged.write_bytes(signed)
         staged.rename(path)
 
-    def _load(self, path: UPath):
+    def _load(self, run_id: str, asset_key: dg.AssetKey):
+        path = self.path_for(run_id, asset_key)
         payload = unsign(
-            path.read_bytes(), key_path=Path(self.key_path), what=f"stored step output {path}"
+            path.read_bytes(),
+            key_path=Path(self.key_path),
+            what=f"stored step output {path}",
+            context=_signed_as(run_id, asset_key),
         )
         return legacy_loads(payload)  # pickles of the old layout load too
 
@@ -95,10 +108,9 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         if latest is not None:
             candidates.append(latest.run_id)
         for run_id in candidates:
-            path = self.path_for(run_id, key)
-            if path.is_file():
+            if self.path_for(run_id, key).is_file():
                 try:
-                    return self._load(path)
+                    return self._load(run_id, key)
                 except ArtifactError as exc:
                     raise dg.Failure(str(exc)) from None
         raise dg.Failure(
@@ -114,11 +126,20 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         if not path.is_file():
             return f"its stored result ({path}) is gone"
         try:
-            unsign(path.read_bytes(), key_path=Path(self.key_path), what=str(path))
+            self._load_bytes_checked(run_id, asset_key)
         except ArtifactError:
             return f"its stored result ({path}) fails its signature"
         return None
 
+    def _load_bytes_checked(self, run_id: str, asset_key: dg.AssetKey) -> bytes:
+        path = self.path_for(run_id, asset_key)
+        return unsign(
+            path.read_bytes(),
+            key_path=Path(self.key_path),
+            what=str(path),
+            context=_signed_as(run_id, asset_key),
+        )
+
     def load_value(self, run_id: str, asset_key: str):
         """The value ``run_id`` materialized for ``asset_key`` (for run summaries)."""
-        return self._load(self.path_for(run_id, dg.AssetKey(asset_key)))
+        return self._load(run_id, dg.AssetKey(asset_key))

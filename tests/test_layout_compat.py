@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.storage import RunScopedIOManager
+from assets.storage import RunScopedIOManager, _signed_as
 from mllife.data.split import SplitSet
 from mllife.models.sklearn_model import SklearnModel
 from mllife.monitoring.batch import BatchDrift
@@ -45,7 +45,8 @@ def test_a_signed_old_layout_step_output_loads_through_the_io_manager(tmp_path):
     path = manager.path_for("run1", __import__("dagster").AssetKey("splits"))
     path.parent.mkdir(parents=True)
     legacy = (LEGACY / "old_layout_values.pickle").read_bytes()
-    path.write_bytes(sign(legacy, key_path=Path(manager.key_path)))
+    context = _signed_as("run1", __import__("dagster").AssetKey("splits"))
+    path.write_bytes(sign(legacy, key_path=Path(manager.key_path), context=context))
     assert isinstance(manager.load_value("run1", "splits")["splits"], SplitSet)
 
 

@@ -11,7 +11,7 @@ import pytest
 from upath import UPath
 
 from assets.storage import RunScopedIOManager
-from mllife._errors import ConfigError, ServiceError
+from mllife._errors import ArtifactError, ConfigError, ServiceError
 from mllife.config.project import PROFILE_VARIABLE, load_config
 from mllife.storage.services import check_step_outputs, check_team_storage
 from tests.conftest import SMALL_CONFIG
@@ -44,6 +44,21 @@ def test_a_run_passes_values_through_an_fsspec_url(tmp_path, monkeypatch):
         # no temporary object is left beside the values
         names = sorted(p.name for p in stored.parent.iterdir())
         assert names == ["numbers", "total"]
+
+        # a genuine, validly signed value of another asset or run swapped in: refused,
+        # naming what it is and where it was put
+        genuine = stored.read_bytes()
+        stored.write_bytes(manager.path_for(result.run_id, dg.AssetKey("numbers")).read_bytes())
+        with pytest.raises(ArtifactError, match=r"genuine value of asset numbers of run .*"
+                           r"in the place of asset total of run"):  # fmt: skip
+            manager.load_value(result.run_id, "total")
+        other_run = manager.path_for("another-run", dg.AssetKey("total"))
+        other_run.parent.mkdir(parents=True, exist_ok=True)
+        other_run.write_bytes(genuine)
+        with pytest.raises(ArtifactError, match=r"in the place of asset total of run another-run"):
+            manager.load_value("another-run", "total")
+        stored.write_bytes(genuine)
+        assert manager.load_value(result.run_id, "total") == 6
 
         # a value swapped in on the bucket is refused, not unpickled
         stored.write_bytes(pickle.dumps(7))
