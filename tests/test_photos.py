@@ -159,6 +159,37 @@ def test_streaming_decodes_once_and_the_cache_serves_later_epochs_and_candidates
     assert other.decoded == rows.height  # other settings: their own cache entries
 
 
+def test_a_cache_entry_changed_on_disk_is_rebuilt_with_a_warning_naming_it(
+    photos, tmp_path, caplog
+):
+    import numpy as np
+
+    from mllife.models.embedding_model import EmbeddingCache
+
+    rows = _rows(photos)
+    pre = ImagePreprocessor(size=16, channels=3)
+    cache = PixelCache(tmp_path / "cache")
+    pixels = PixelSet(rows, root=tmp_path, preprocessor=pre, cache=cache).all()
+    entry = cache.path(rows["sha256"][0], pre.settings_key)
+    data = bytearray(entry.read_bytes())
+    data[-48:] = b"\xff" * 48  # the first image's last pixels made white on disk
+    entry.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="mllife.cache"):
+        again = PixelSet(rows, root=tmp_path, preprocessor=pre, cache=cache)
+        assert torch.equal(again.all(), pixels)  # never the edited pixels
+    assert again.decoded == 1  # that one entry decoded again, the others read
+    assert str(entry) in caplog.text and "does not match its content digest" in caplog.text
+
+    embeddings = EmbeddingCache(tmp_path / "embeddings")
+    embeddings.put("net", "s", "ab" * 32, np.arange(4, dtype=np.float32))
+    path = embeddings.path("net", "s", "ab" * 32)
+    np.save(path, np.zeros(4, dtype=np.float32))  # rewritten by another program
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mllife.cache"):
+        assert embeddings.get("net", "s", "ab" * 32) is None  # a miss: computed again
+    assert str(path) in caplog.text and not path.exists()
+
+
 _PEAK = """
 import resource, sys
 from pathlib import Path
@@ -449,10 +480,19 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
     assert "data:image/jpeg;base64," in page or "No validation example is misclassified" in page
     embeddings = sorted((config.state_dir / "cache" / "embeddings").rglob("*.npy"))
     assert len(embeddings) == 120  # every photo embedded once...
+    # one entry edited on disk: the next run computes it again and says so in its log
+    tampered = embeddings[0]
+    tampered.write_bytes(tampered.read_bytes()[:-4] + b"\0\0\0\0")
     stamps = [p.stat().st_mtime_ns for p in embeddings]
-    assert run_lifecycle(config.path, log_level="WARNING").ok
+    outcome = run_lifecycle(config.path, log_level="WARNING", force=True)  # trains again
+    assert outcome.ok
     again = sorted((config.state_dir / "cache" / "embeddings").rglob("*.npy"))
-    assert [p.stat().st_mtime_ns for p in again] == stamps  # ...and never again
+    changed = [p for p, stamp in zip(again, stamps, strict=True) if p.stat().st_mtime_ns != stamp]
+    assert changed == [tampered]  # ...and the others never again
+    from assets.run import prepare_instance
+
+    messages = [e.message for e in prepare_instance(config).all_logs(outcome.run_id)]
+    assert any(str(tampered) in m and "content digest" in m for m in messages), messages
 
     row = store.query("SELECT * FROM models WHERE name = 'embed'").row(0, named=True)
     ref = ModelRef.from_row(row)

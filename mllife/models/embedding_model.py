@@ -22,7 +22,7 @@ from mllife.models.base import FitResult, Model, ProgressLog
 from mllife.models.networks import build_network, classifier_head
 from mllife.models.sklearn_model import fit_estimator, library_versions
 from mllife.preprocess.pixels import PixelSet
-from mllife.storage.files import atomic_target
+from mllife.storage.array_cache import read_array, write_array
 from mllife.storage.pickles import loads as legacy_loads
 
 __all__ = ["EmbeddingCache", "EmbeddingModel"]
@@ -42,18 +42,11 @@ class EmbeddingCache:
         return self.folder / backbone / settings / sha256[:2] / f"{sha256}.npy"
 
     def get(self, backbone: str, settings: str, sha256: str) -> np.ndarray | None:
-        try:
-            return np.load(self.path(backbone, settings, sha256), allow_pickle=False)
-        except FileNotFoundError:
-            return None
-        except (ValueError, OSError):
-            self.path(backbone, settings, sha256).unlink(missing_ok=True)
-            return None
+        # verified: an entry changed on disk is computed again (with a warning)
+        return read_array(self.path(backbone, settings, sha256))
 
     def put(self, backbone: str, settings: str, sha256: str, vector: np.ndarray) -> None:
-        with atomic_target(self.path(backbone, settings, sha256), fsync=False) as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, vector, allow_pickle=False)
+        write_array(self.path(backbone, settings, sha256), vector)
 
 
 def _backbone(architecture: str, input_shape, n_classes: int) -> nn.Module:

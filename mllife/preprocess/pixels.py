@@ -14,7 +14,6 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -22,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from mllife._cpus import usable_cpus
 from mllife._errors import DataError
 from mllife.preprocess.images import ImagePreprocessor
-from mllife.storage.files import atomic_target
+from mllife.storage.array_cache import read_array, write_array
 
 __all__ = ["PixelCache", "PixelSet", "loader_workers", "read_verified"]
 
@@ -65,19 +64,12 @@ class PixelCache:
         return self.folder / settings_key / sha256[:2] / f"{sha256}.npy"
 
     def get(self, sha256: str, settings_key: str) -> torch.Tensor | None:
-        path = self.path(sha256, settings_key)
-        try:
-            return torch.from_numpy(np.load(path, allow_pickle=False))
-        except FileNotFoundError:
-            return None
-        except (ValueError, OSError):  # a damaged entry: decoded again and rewritten
-            path.unlink(missing_ok=True)
-            return None
+        # verified: an entry changed on disk is decoded again (with a warning), never used
+        pixels = read_array(self.path(sha256, settings_key))
+        return None if pixels is None else torch.from_numpy(pixels)
 
     def put(self, sha256: str, settings_key: str, pixels: torch.Tensor) -> None:
-        with atomic_target(self.path(sha256, settings_key), suffix=".npy", fsync=False) as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, pixels.numpy(), allow_pickle=False)
+        write_array(self.path(sha256, settings_key), pixels.numpy())
 
 
 class PixelSet(Dataset):

@@ -54,6 +54,11 @@ concurrency:
   pools:
     granularity: op
     default_limit: 1
+# mllife's own warnings (a cache entry that failed its check and was rebuilt...) go into
+# the run's log beside the steps' messages
+python_logs:
+  managed_python_loggers:
+    - mllife
 """
 
 TEAM_STORAGE = f"""\
