@@ -82,7 +82,13 @@ def infer_classes(folder: Path) -> tuple[str, ...]:
     """Class names from the subfolders of an image folder, sorted."""
     if not folder.is_dir():
         raise _missing_folder_error(folder)
-    return tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not _hidden(p)))
+    return tuple(
+        sorted(
+            p.name
+            for p in folder.iterdir()
+            if p.is_dir() and not p.is_symlink() and not _hidden(p)  # a linked folder: no class
+        )
+    )
 
 
 def _hidden(path: Path) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from mllife._errors import DataError
 from mllife.storage.files import write_atomically
 
 __all__ = ["StatCache", "folder_fingerprint", "walk_files"]
@@ -27,20 +28,34 @@ _KEY = {"inode": pl.Int64, "stat_size": pl.Int64, "mtime_ns": pl.Int64, "max_pix
 
 def walk_files(folder: Path) -> list[tuple[tuple[str, ...], os.stat_result]]:
     """Every file under ``folder`` (hidden entries skipped) as (relative parts, stat),
-    in path order, from one ``scandir`` per folder (no second stat per file)."""
+    in path order, from one ``scandir`` per folder (no second stat per file).
+
+    Symbolic links are never followed (a link can point anywhere, or at itself): any
+    link under ``folder``, to a file or a folder, is a ``DataError`` naming them."""
     found: list[tuple[tuple[str, ...], os.stat_result]] = []
+    links: list[str] = []
 
     def visit(path: str, parts: tuple[str, ...]) -> None:
         with os.scandir(path) as entries:
             for entry in entries:
                 if entry.name.startswith("."):
                     continue
-                if entry.is_dir():
+                if entry.is_symlink():
+                    links.append(entry.path)
+                elif entry.is_dir(follow_symlinks=False):
                     visit(entry.path, (*parts, entry.name))
-                elif entry.is_file():
-                    found.append(((*parts, entry.name), entry.stat()))
+                elif entry.is_file(follow_symlinks=False):
+                    found.append(((*parts, entry.name), entry.stat(follow_symlinks=False)))
 
     visit(str(folder), ())
+    if links:
+        links.sort()
+        shown = ", ".join(links[:5]) + (f" and {len(links) - 5} more" if len(links) > 5 else "")
+        raise DataError(
+            f"{len(links)} symbolic link(s) in the data folder {folder}: {shown}. Links are"
+            " not followed (they can point anywhere, outside the project or at themselves):"
+            " replace each with a copy of the file it points to, or remove it"
+        )
     found.sort(key=lambda item: item[0])
     return found
 

@@ -318,3 +318,47 @@ def test_problem_csv_rows_cannot_name_files_outside_the_csv_folder(tmp_path, dig
     with pytest.raises(ProblemError, match="lies outside"):
         registry.import_csv("sneaky", csv, classes=[str(i) for i in range(10)])
     assert registry.patterns("sneaky").height == 0
+
+
+# -- symbolic links in the data folder ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["file", "folder", "loop"])
+def test_links_in_the_data_folder_are_refused_by_name_never_followed(tmp_path, digits_folder, kind):
+    from mllife.data.images import infer_classes
+    from mllife.data.stage import current_data_version, read_raw
+
+    config = load_config(make_project(tmp_path / "p", digits_folder))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(PNG)
+    link = {
+        "file": config.data_path / "3" / "secret.png",
+        "folder": config.data_path / "secrets",
+        "loop": config.data_path / "3" / "loop",
+    }[kind]
+    target = {"file": outside / "secret.png", "folder": outside, "loop": link}[kind]
+    link.symlink_to(target)
+    for read in (read_raw, current_data_version):  # the data stage and `mllife run`'s planner
+        with pytest.raises(DataError, match="symbolic link") as caught:
+            read(config)
+        assert str(link) in str(caught.value) and "replace each with a copy" in str(caught.value)
+    assert "secrets" not in infer_classes(config.data_path)  # a linked folder is no class
+
+
+def test_a_run_on_data_with_a_link_loop_fails_clearly_and_keeps_the_champion(
+    deployed_digits, tmp_path, capfd
+):
+    from mllife.cli import main as cli
+    from tests.conftest import copy_project
+
+    config_path = copy_project(deployed_digits[0], tmp_path / "p")
+    config = load_config(config_path)
+    before = Store(config.store_path).champion()
+    (config.data_path / "3" / "loop.png").symlink_to(config.data_path / "3" / "loop.png")
+    assert cli(["--config", str(config_path), "run"]) != 0  # `mllife run`
+    said = capfd.readouterr()  # `mllife run` runs its run in a child process
+    text = said.out + said.err
+    assert "symbolic link" in text and "loop.png" in text, text
+    assert "Traceback" not in text and "Too many levels" not in text
+    assert Store(config.store_path).champion() == before
