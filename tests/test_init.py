@@ -124,6 +124,20 @@ BAD_INPUT = {
     "no target column": ("table", lambda d: d / "t.csv", "has no column 'target'"),
     "one target value": ("table", lambda d: d / "t.csv", "holds only 'yes' in 4 rows"),
     "only the target": ("table", lambda d: d / "t.csv", "holds only the target column"),
+    "a class folder name that is configuration": (
+        "images",
+        lambda d: d,
+        "cannot name a class: it holds control characters",
+    ),
+    "a link to a file outside": ("images", lambda d: d, "symbolic link(s): "),
+    "a link to a folder": ("images", lambda d: d, "symbolic link(s): "),
+    "a link loop": ("images", lambda d: d, "symbolic link(s): "),
+    "a 10-row table": (
+        "table",
+        lambda d: d / "t.csv",
+        "each class needs 10 or more, and 'a' has 5",
+    ),
+    "too few images of a class": ("images", lambda d: d, "each class needs 10 or more"),
 }
 
 
@@ -141,6 +155,27 @@ def test_bad_input_is_a_clear_error_and_leaves_nothing(tmp_path, case, digits_fo
         _write_csv(data / "t.csv", pl.DataFrame({"x": [1, 2, 3, 4], "target": ["yes"] * 4}))
     elif case == "only the target":
         _write_csv(data / "t.csv", pl.DataFrame({"target": ["a", "b", "a"]}))
+    elif case == "a 10-row table":
+        _write_csv(data / "t.csv", pl.DataFrame({"x": range(10), "target": ["a", "b"] * 5}))
+    elif case != "an empty folder":  # image folders: two good classes, then the case
+        for label in ("0", "1"):
+            (data / label).mkdir()
+            for file in sorted((digits_folder / label).iterdir())[:12]:
+                shutil.copy(file, data / label / file.name)
+        outside = tmp_path / "outside.png"
+        shutil.copy(next((digits_folder / "7").iterdir()), outside)
+        if case == "a class folder name that is configuration":
+            named = data / 'x\n[serving]\nhost = "0.0.0.0"\n#'
+            shutil.copytree(data / "1", named)
+        elif case == "a link to a file outside":
+            (data / "1" / "secret.png").symlink_to(outside)
+        elif case == "a link to a folder":
+            (data / "linked").symlink_to(data / "1")
+        elif case == "a link loop":
+            (data / "0" / "loop.png").symlink_to(data / "0" / "loop.png")
+        elif case == "too few images of a class":
+            (data / "7").mkdir()
+            shutil.copy(outside, data / "7" / "one.png")
     kind, source, message = BAD_INPUT[case]
     root = tmp_path / "project"
     args = ["init", str(root), f"--{kind}", str(source(data))]
@@ -151,6 +186,35 @@ def test_bad_input_is_a_clear_error_and_leaves_nothing(tmp_path, case, digits_fo
         init_project(root, **{kind if kind == "table" else "images": source(data)},
                      **({"target": "target"} if kind == "table" else {}))  # fmt: skip
     assert not root.exists()
+
+
+def test_data_derived_text_never_becomes_configuration_and_bombs_count_as_unreadable(
+    tmp_path, digits_folder
+):
+    import struct
+    import zlib
+
+    # a column name holding line breaks and TOML lands only in a comment
+    column = 'size\n[serving]\nhost = "0.0.0.0"'
+    table = pl.DataFrame({column: list(range(40)), "target": ["a", "b"] * 20})
+    root = tmp_path / "table_project"
+    init_project(root, table=_write_csv(tmp_path / "t.csv", table), target="target")
+    config = load_config(root / "mllife.toml")
+    assert config.serving.host == "127.0.0.1"
+    text = (root / "mllife.toml").read_text()
+    assert "\nhost =" not in text and "\\u000a" in text
+
+    # a PNG header claiming 40000 x 40000 pixels among the images: a file that cannot
+    # be read (the run's cleaning names it), not a traceback
+    images = tmp_path / "images"
+    shutil.copytree(digits_folder, images)
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + header
+    bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
+    bomb += struct.pack(">I", zlib.crc32(chunk))
+    (images / "0" / "bomb.png").write_bytes(bomb)
+    result = init_project(tmp_path / "image_project", images=images)
+    assert load_config(result.root / "mllife.toml").data.classes == ("0", "1", "7")
 
 
 def test_a_failure_while_writing_removes_what_init_created(tmp_path, cancer_csv, monkeypatch):

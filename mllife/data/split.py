@@ -27,6 +27,7 @@ from mllife.config.project import ProjectConfig, SplitConfig
 from mllife.storage.files import write_atomically
 
 __all__ = [
+    "MIN_PER_CLASS",
     "save_split_manifest",
     "SPLITS",
     "SplitSet",
@@ -35,6 +36,10 @@ __all__ = [
     "split_namespace",
     "split_version",
 ]
+
+#: rows (or images) of each class an 80/10/10 split needs so that validation and test
+#: each can hold at least one of them
+MIN_PER_CLASS = 10
 
 SPLITS = ("train", "validation", "test")
 

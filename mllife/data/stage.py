@@ -13,6 +13,7 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
+from mllife._errors import DataError
 from mllife.config.project import ProjectConfig
 from mllife.data.contract_file import (
     Contract,
@@ -34,7 +35,13 @@ from mllife.data.images import (
     infer_classes,
     scan_image_folder,
 )
-from mllife.data.split import SplitSet, assign_splits, split_namespace, split_version
+from mllife.data.split import (
+    MIN_PER_CLASS,
+    SplitSet,
+    assign_splits,
+    split_namespace,
+    split_version,
+)
 from mllife.data.stat_cache import StatCache, folder_fingerprint
 from mllife.data.tables import as_declared, clean_table, read_table, table_manifest
 from mllife.data.tables import table_schema as raw_table_schema
@@ -229,12 +236,33 @@ def class_balance(data: CleanData) -> ClassBalance:
     return ClassBalance(ratio <= MAX_IMBALANCE, float(ratio), counts)
 
 
+def _check_every_class_is_evaluated(assigned: pl.DataFrame) -> None:
+    """Each class has rows in validation and in test, or the models cannot be compared
+    or judged on it: a ``DataError`` naming the classes, their counts and what is needed."""
+    counts = assigned.group_by("label").agg(
+        pl.len().alias("rows"),
+        *[(pl.col("split") == s).sum().alias(s) for s in ("validation", "test")],
+    )
+    short = counts.filter((pl.col("validation") == 0) | (pl.col("test") == 0)).sort("label")
+    if short.height:
+        shown = ", ".join(
+            f"{r['label']!r} ({r['rows']} rows: {r['validation']} validation, {r['test']} test)"
+            for r in short.head(5).iter_rows(named=True)
+        )
+        raise DataError(
+            f"the 80/10/10 split leaves class(es) without validation or test rows: {shown}."
+            f" Each class needs about {MIN_PER_CLASS} rows or more so that validation and"
+            " test each hold one; add rows of these classes (or leave the class out)"
+        )
+
+
 def make_splits(config: ProjectConfig, data: CleanData, *, store) -> tuple[SplitSet, int]:
     """Assign splits (rows seen before keep theirs) and remember the new assignments."""
     key = config.data.id if config.data.kind == "table" and config.data.id else "sha256"
     namespace = split_namespace(config.split)
     previous = store.split_assignments(namespace)
     assigned = assign_splits(data.rows, config.split, key=key, previous=previous)
+    _check_every_class_is_evaluated(assigned)  # before anything is recorded
     new = store.record_split_assignments(
         namespace, assigned.select(pl.col(key).cast(pl.String).alias("key"), "label", "split")
     )

@@ -23,6 +23,12 @@ def toml_str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
+def _comment_text(text: str) -> str:
+    """Data-derived text for a comment: one line, whatever it holds (a line break would
+    end the comment and make the rest configuration)."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+
+
 def _toml_list(values) -> str:
     return "[" + ", ".join(toml_str(str(v)) for v in values) + "]"
 
@@ -40,7 +46,7 @@ def local_weights() -> Path | None:
 
 def _header(source: str) -> str:
     return (
-        f"# mllife project, made by `mllife init` from {source}.\n"
+        f"# mllife project, made by `mllife init` from {_comment_text(source)}.\n"
         "# Paths are relative to this file. Every key is explained in the mllife README.\n"
     )
 
@@ -120,7 +126,7 @@ def table_config(survey: TableSurvey, data_path: str) -> str:
         "# The feature contract inferred from the data (`mllife schema show` prints it).",
         "# It is frozen into mllife.schema.json after the first run whose contract passes",
         "# (or now, by `mllife schema freeze`); edit that file to change it.",
-        *[f"#   {line}" for line in contract_lines],
+        *[f"#   {_comment_text(line)}" for line in contract_lines],
         "",
         "[split]",
         "seed = 0                 # 80/10/10 train/validation/test; the test set is sealed",

@@ -19,9 +19,10 @@ import polars as pl
 from mllife._errors import DataError
 from mllife.data.contract_file import Contract, infer_contract
 from mllife.data.images import IMAGE_SUFFIXES
+from mllife.data.split import MIN_PER_CLASS
 from mllife.data.tables import RESERVED, read_table
 
-__all__ = ["ImageSurvey", "TableSurvey", "survey_images", "survey_table"]
+__all__ = ["MIN_PER_CLASS", "ImageSurvey", "TableSurvey", "survey_images", "survey_table"]
 
 #: image headers read to guess colour and a sensible size
 HEADER_SAMPLE = 300
@@ -61,11 +62,28 @@ def survey_images(folder: Path) -> ImageSurvey:
         )
     files: dict[str, list[str]] = {}
     loose: list[str] = []
+    links: list[str] = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.is_dir() and not entry.name.startswith("."):
-            files[entry.name] = [f.path for f in os.scandir(entry.path) if _is_image(f)]
+        if entry.is_symlink():
+            links.append(entry.path)
+        elif entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+            _check_class_name(entry.name, folder)
+            files[entry.name] = []
+            for item in os.scandir(entry.path):
+                if item.is_symlink():
+                    links.append(item.path)
+                elif _is_image(item):
+                    files[entry.name].append(item.path)
         elif _is_image(entry):
             loose.append(entry.name)
+    if links:
+        links.sort()
+        raise DataError(
+            f"{folder} holds {len(links)} symbolic link(s): {', '.join(links[:5])}"
+            f"{' ...' if len(links) > 5 else ''}. Links are not followed (they can point"
+            " anywhere, outside the folder or at themselves): replace each with a copy of"
+            " what it points to, or remove it"
+        )
     counts = {name: len(paths) for name, paths in files.items() if paths}
     suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
     if not counts:
@@ -84,14 +102,40 @@ def survey_images(folder: Path) -> ImageSurvey:
             f"{folder} has one class ({only!r}, {counts[only]} images); a classifier needs"
             f" at least two: add a subfolder of images per other class"
         )
+    _check_enough_per_class(counts, f"{folder}", "images")
     sample = [p for paths in files.values() for p in paths]
     random.Random(0).shuffle(sample)
     colour, side = _look_at(sample[:HEADER_SAMPLE])
     return ImageSurvey(folder.resolve(), counts, colour, side)
 
 
+def _check_class_name(name: str, folder: Path) -> None:
+    """A class name is written into mllife.toml and every report: no control characters
+    (a line break in a folder name must not become configuration)."""
+    bad = sorted({f"U+{ord(c):04X}" for c in name if not c.isprintable()})
+    if bad or not name.strip():
+        raise DataError(
+            f"{folder}: the class folder {name!r} cannot name a class: "
+            + (f"it holds control characters ({', '.join(bad)})" if bad else "it is blank")
+            + "; rename the folder to printable text"
+        )
+
+
+def _check_enough_per_class(counts: dict[str, int], where: str, what: str) -> None:
+    few = {name: n for name, n in counts.items() if n < MIN_PER_CLASS}
+    if few:
+        shown = ", ".join(f"{name!r} has {n}" for name, n in list(few.items())[:5])
+        raise DataError(
+            f"{where}: too few {what} to split 80/10/10 with at least one of each class in"
+            f" validation and test: each class needs {MIN_PER_CLASS} or more, and {shown}."
+            f" Add {what} of these classes (or leave the class out)"
+        )
+
+
 def _is_image(entry: os.DirEntry) -> bool:
-    return entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES
+    return (
+        entry.is_file(follow_symlinks=False) and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 def _look_at(paths: list[str]) -> tuple[bool, int]:
@@ -104,8 +148,8 @@ def _look_at(paths: list[str]) -> tuple[bool, int]:
             with Image.open(path) as image:
                 colour = colour or image.mode not in ("1", "L", "LA", "I", "I;16", "F")
                 sides.append(min(image.size))
-        except (UnidentifiedImageError, OSError):
-            continue  # the run's cleaning report names unreadable files
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+            continue  # unreadable or over the pixel limit: the run's cleaning names it
     if not sides:
         raise DataError(f"none of the {len(paths)} sampled images could be read: {paths[:3]}")
     return colour, int(statistics.median(sides))
@@ -137,6 +181,8 @@ def survey_table(file: Path, *, target: str, id: str | None = None) -> TableSurv
         )
     labels = frame[target].cast(pl.String).drop_nulls()
     classes = dict(labels.value_counts(sort=True).iter_rows())
+    for name in classes:
+        _check_class_name(name, file)
     if len(classes) < 2:
         seen = f"only {next(iter(classes))!r}" if classes else "no value at all"
         raise DataError(
@@ -149,5 +195,6 @@ def survey_table(file: Path, *, target: str, id: str | None = None) -> TableSurv
             f" {frame.height} rows; that is a number to predict, not classes"
             " (mllife does classification; choose a column of labels)"
         )
+    _check_enough_per_class(classes, f"{file} ({frame.height} rows)", "rows")
     contract = infer_contract(frame, features)
     return TableSurvey(file.resolve(), target, id, frame.height, classes, contract)
