@@ -45,7 +45,8 @@ PREDICTION_SCHEMA = {
 #: PREDICTION_ID, and ingestion derives the same ids from a segment (PREDICTION_ID_SQL,
 #: over the request row ``r`` and the input row ``i``). ``\Z``, not ``$``: ``$`` also
 #: matches before a trailing newline.
-PREDICTION_ID = re.compile(r"\A[0-9a-f]{32}-[0-9]{1,6}\Z")
+#: canonical form only: 32 lowercase hex digits, a dash, the position without leading zeros
+PREDICTION_ID = re.compile(r"\A[0-9a-f]{32}-(?:0|[1-9][0-9]{0,5})\Z")
 PREDICTION_ID_SQL = (
     "r.request_id || '-' || i.position::VARCHAR"
     " || CASE WHEN r.role = 'shadow' THEN '-shadow' ELSE '' END"

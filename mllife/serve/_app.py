@@ -27,7 +27,7 @@ from mllife._errors import DataError, MllifeError
 from mllife.config.project import ProjectConfig
 from mllife.preprocess.column_batch import ColumnBatch
 from mllife.serve._health import checked_feedback, health_body
-from mllife.serve._ids import RequestIds
+from mllife.serve._ids import AnsweredRequests, RequestIds
 from mllife.serve._images import ImageUploads, predict_images
 from mllife.serve._inference import (
     InferenceGate,
@@ -73,6 +73,7 @@ class ModelServer:
         self.lineup: Lineup = load_lineup(config, self.store)
         self.reload_error: str | None = None
         self.request_ids = RequestIds(config.state_dir / "serving.key")
+        self.answered = AnsweredRequests()
         self.decode_limiter = anyio.CapacityLimiter(inference_threads())
         self.gate = InferenceGate(
             max_queue=self.settings.max_queue,
@@ -197,6 +198,7 @@ class ModelServer:
         best, confidence, features = await self._predict(served, inputs, features)
         classes = served.model.classes
         request_id = self.request_ids.new(key.name, len(best))
+        self.answered.add(request_id, served.ref.name, len(best))
         latency = (time.perf_counter() - started) * 1000.0
         if self.predictions is not None:
             if not isinstance(features, ColumnBatch):
@@ -263,9 +265,27 @@ class ModelServer:
                 422, 'send {"prediction_id": "...", "label": "..."} or {"feedback": [...]}'
             )
         self.reader.bounded(items)
-        rows = checked_feedback(items, key, self._known_classes(), self.request_ids, _now())
+        rows = checked_feedback(
+            items, key, self._known_classes(), self.request_ids, _now(),
+            answered_by=self._answered_by,
+        )  # fmt: skip
         self.feedback.extend(rows)
         return json_response({"accepted": len(rows)}, status=202)
+
+    def _answered_by(self, prediction_id: str) -> str | None:
+        """The model that answered ``prediction_id`` (canonical form), from this server's
+        recent requests, else the store's ingested predictions; None: no such prediction."""
+        request_id, position = prediction_id.rsplit("-", 1)
+        recent = self.answered.get(request_id)
+        if recent is not None:
+            model, count = recent
+            return model if int(position) < count else None
+        logged = self.store.query(
+            "SELECT model_name FROM predictions WHERE request_id = ? AND position = ?"
+            " AND answered LIMIT 1",
+            [request_id, int(position)],
+        )
+        return logged["model_name"][0] if logged.height else None
 
     def _known_classes(self) -> set[str]:
         lineup = self.lineup

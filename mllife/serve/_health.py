@@ -13,17 +13,26 @@ from mllife.serve.keys import ApiKey
 __all__ = ["checked_feedback", "health_body"]
 
 
-def checked_feedback(items: list, key: ApiKey, classes: set[str], request_ids, received: datetime):
+def checked_feedback(
+    items: list, key: ApiKey, classes: set[str], request_ids, received: datetime, *, answered_by
+):
     """The feedback rows to log, or an HTTPProblem: 403 for predictions answered to
-    another key, 422 for ids or labels that are not valid."""
+    another key or by a model the key may not use, 422 for ids or labels that are not
+    valid. ``answered_by(prediction_id)``: the model that answered it, from the
+    prediction log, or None when the log holds no such prediction."""
     rows, problems, refused = [], [], []
     for i, item in enumerate(items):
         pid = item.get("prediction_id") if isinstance(item, dict) else None
         label = item.get("label") if isinstance(item, dict) else None
         if not isinstance(pid, str) or not PREDICTION_ID.match(pid):
             problems.append(f"item {i}: prediction_id {pid!r} is not an id /predict returned")
-        elif key.may_label_any() and not request_ids.exists(pid):
-            problems.append(f"item {i}: prediction {pid} does not exist")
+        elif key.may_label_any() and (model := answered_by(pid)) is None:
+            problems.append(f"item {i}: prediction {pid} is not in the prediction log")
+        elif key.may_label_any() and not key.may_use(model):
+            refused.append(
+                f"item {i}: prediction {pid} was answered by model {model!r}, which key"
+                f" {key.name!r} may not use"
+            )
         elif not key.may_label_any() and not request_ids.issued_to(pid, key.name):
             refused.append(
                 f"item {i}: prediction {pid} was not answered to key {key.name!r}; a key"

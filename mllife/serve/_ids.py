@@ -7,11 +7,37 @@ import hashlib
 import hmac
 import secrets
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from mllife.storage.signing import project_key
 
-__all__ = ["RequestIds"]
+__all__ = ["AnsweredRequests", "RequestIds"]
+
+#: requests remembered by the server that answered them (the newest; older ones are
+#: looked up in the store's ingested predictions)
+REMEMBERED = 200_000
+
+
+class AnsweredRequests:
+    """Who answered each recent request: its model and how many predictions it held.
+    Feedback from a key that may label any key's predictions is checked against this
+    log (then the store's), never against the id's own, unauthenticated count."""
+
+    def __init__(self, limit: int = REMEMBERED) -> None:
+        self._answered: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.limit = limit
+
+    def add(self, request_id: str, model_name: str, count: int) -> None:
+        with self._lock:
+            self._answered[request_id] = (model_name, count)
+            if len(self._answered) > self.limit:
+                self._answered.popitem(last=False)
+
+    def get(self, request_id: str) -> tuple[str, int] | None:
+        with self._lock:
+            return self._answered.get(request_id)
 
 
 class RequestIds:
@@ -52,9 +78,3 @@ class RequestIds:
         if not hmac.compare_digest(tag, self._tag(nonce, counted, key_name)):
             return False
         return int(prediction_id[33:]) < int(counted, 16)
-
-    def exists(self, prediction_id: str) -> bool:
-        """Whether the position is below the request's count (for keys that may label any
-        key's predictions: the count itself is then not authenticated, and labels of
-        predictions that do not exist count nowhere)."""
-        return int(prediction_id[33:]) < int(prediction_id[13:18], 16)

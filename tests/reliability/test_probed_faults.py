@@ -333,6 +333,9 @@ def test_feedback_is_bound_to_the_key_and_scope_of_its_prediction(tmp_path):
     alice = create_key(store, "alice")
     mallory = create_key(store, "mallory")
     labeller = create_key(store, "labeller", routes=("feedback_any",))
+    small_labeller = create_key(
+        store, "small_labeller", routes=("feedback_any",), models=("logreg_small",)
+    )
     small_only = create_key(store, "small", models=("logreg_small",))
     rows = project["rows"][:3]
     with ServerProcess(config.path) as server:
@@ -373,12 +376,46 @@ def test_feedback_is_bound_to_the_key_and_scope_of_its_prediction(tmp_path):
             "POST", "/feedback", {"prediction_id": ids[1], "label": truth[1]}, key=labeller
         )
         assert status == 202  # an explicit feedback_any scope
+        # ...within the models the key may use: logreg answered, the key has logreg_small
+        status, body = server.request(
+            "POST", "/feedback", {"prediction_id": ids[1], "label": truth[1]}, key=small_labeller
+        )
+        assert status == 403 and "answered by model 'logreg'" in body["error"]
+        # ids are parsed in their canonical form only, and checked against the log: a
+        # forged count (fffff) or a leading zero names no prediction
+        request_id, _ = ids[0].rsplit("-", 1)
+        forged = f"{request_id[:13]}fffff{request_id[18:]}-5"
+        for key, pid in (
+            (labeller, forged),
+            (labeller, f"{request_id}-01"),
+            (alice, f"{request_id}-01"),
+            (labeller, f"{request_id.upper()}-0"),
+        ):
+            status, _ = server.request(
+                "POST", "/feedback", {"prediction_id": pid, "label": truth[0]}, key=key
+            )
+            assert status == 422, (pid, status)  # fmt: skip
         # a key limited to logreg_small sees nothing of the logreg champion
         assert server.request("GET", "/model", key=small_only)[0] == 403
     ingest_segments(load(config.path), store)
     quality = served_quality(store)
     assert quality["labelled"].sum() == 3 and quality["accuracy"][0] > 0.6
     assert store.query("SELECT count(*) AS n FROM feedback")["n"][0] == 4
+    # a new server knows earlier predictions from the store's ingested log
+    with ServerProcess(config.path) as server:
+        status, _ = server.request(
+            "POST", "/feedback", {"prediction_id": ids[2], "label": truth[2]}, key=labeller
+        )
+        assert status == 202
+        status, body = server.request(
+            "POST", "/feedback", {"prediction_id": ids[2], "label": truth[2]}, key=small_labeller
+        )
+        assert status == 403 and "answered by model 'logreg'" in body["error"]
+        unknown = "0" * 32 + "-0"
+        status, _ = server.request(
+            "POST", "/feedback", {"prediction_id": unknown, "label": truth[0]}, key=labeller
+        )
+        assert status == 422
 
 
 # -- 5: data add -----------------------------------------------------------------------
