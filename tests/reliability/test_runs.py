@@ -22,6 +22,14 @@ from mllife.config.project import load_config
 from mllife.storage.store import Store
 from tests.conftest import make_project
 
+
+@pytest.fixture
+def digits_folder(small_digits_folder):
+    """Every run of this module works on the small digits: the invariants compare runs
+    with a clean run of the same data, not accuracies."""
+    return small_digits_folder
+
+
 #: every table a lifecycle run writes
 TABLES = [
     "datasets",

@@ -106,7 +106,8 @@ def steps_by_worker(config_path: Path, database_url: str) -> dict[str, str]:
         del os.environ[POSTGRES_URL_VARIABLE]
 
 
-def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, digits_folder):
+def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, small_digits_folder):
+    digits_folder = small_digits_folder  # both runs on the same small data: compared, not scored
     reference = make_project(tmp_path / "reference", digits_folder, epochs=2)
     done = mllife_run(reference)
     assert done.returncode == 0, done.stdout + done.stderr
