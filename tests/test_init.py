@@ -188,35 +188,6 @@ def test_bad_input_is_a_clear_error_and_leaves_nothing(tmp_path, case, digits_fo
     assert not root.exists()
 
 
-def test_data_derived_text_never_becomes_configuration_and_bombs_count_as_unreadable(
-    tmp_path, digits_folder
-):
-    import struct
-    import zlib
-
-    # a column name holding line breaks and TOML lands only in a comment
-    column = 'size\n[serving]\nhost = "0.0.0.0"'
-    table = pl.DataFrame({column: list(range(40)), "target": ["a", "b"] * 20})
-    root = tmp_path / "table_project"
-    init_project(root, table=_write_csv(tmp_path / "t.csv", table), target="target")
-    config = load_config(root / "mllife.toml")
-    assert config.serving.host == "127.0.0.1"
-    text = (root / "mllife.toml").read_text()
-    assert "\nhost =" not in text and "\\u000a" in text
-
-    # a PNG header claiming 40000 x 40000 pixels among the images: a file that cannot
-    # be read (the run's cleaning names it), not a traceback
-    images = tmp_path / "images"
-    shutil.copytree(digits_folder, images)
-    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0)
-    chunk = b"IHDR" + header
-    bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
-    bomb += struct.pack(">I", zlib.crc32(chunk))
-    (images / "0" / "bomb.png").write_bytes(bomb)
-    result = init_project(tmp_path / "image_project", images=images)
-    assert load_config(result.root / "mllife.toml").data.classes == ("0", "1", "7")
-
-
 def test_a_failure_while_writing_removes_what_init_created(tmp_path, cancer_csv, monkeypatch):
     import mllife.scaffold.create as create
 

@@ -159,37 +159,6 @@ def test_streaming_decodes_once_and_the_cache_serves_later_epochs_and_candidates
     assert other.decoded == rows.height  # other settings: their own cache entries
 
 
-def test_a_cache_entry_changed_on_disk_is_rebuilt_with_a_warning_naming_it(
-    photos, tmp_path, caplog
-):
-    import numpy as np
-
-    from mllife.models.embedding_model import EmbeddingCache
-
-    rows = _rows(photos)
-    pre = ImagePreprocessor(size=16, channels=3)
-    cache = PixelCache(tmp_path / "cache")
-    pixels = PixelSet(rows, root=tmp_path, preprocessor=pre, cache=cache).all()
-    entry = cache.path(rows["sha256"][0], pre.settings_key)
-    data = bytearray(entry.read_bytes())
-    data[-48:] = b"\xff" * 48  # the first image's last pixels made white on disk
-    entry.write_bytes(bytes(data))
-    with caplog.at_level("WARNING", logger="mllife.cache"):
-        again = PixelSet(rows, root=tmp_path, preprocessor=pre, cache=cache)
-        assert torch.equal(again.all(), pixels)  # never the edited pixels
-    assert again.decoded == 1  # that one entry decoded again, the others read
-    assert str(entry) in caplog.text and "does not match its content digest" in caplog.text
-
-    embeddings = EmbeddingCache(tmp_path / "embeddings")
-    embeddings.put("net", "s", "ab" * 32, np.arange(4, dtype=np.float32))
-    path = embeddings.path("net", "s", "ab" * 32)
-    np.save(path, np.zeros(4, dtype=np.float32))  # rewritten by another program
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="mllife.cache"):
-        assert embeddings.get("net", "s", "ab" * 32) is None  # a miss: computed again
-    assert str(path) in caplog.text and not path.exists()
-
-
 _PEAK = """
 import resource, sys
 from pathlib import Path

@@ -116,40 +116,6 @@ def _passed_every_gate(store, model_hash: str, *, name: str = "logreg_small") ->
                    summary="passed every gate", run_id="run-1")  # fmt: skip
 
 
-def test_only_a_model_whose_latest_verdict_passed_is_staged_or_promoted(tmp_path):
-    project = table_project(tmp_path / "p", serving='[serving.rollout]\nmode = "shadow"')
-    store, hashes, config = project["store"], project["hashes"], project["config"]
-    small = hashes["logreg_small"]
-    # never faced the gates (a baseline, a model trained by hand): not staged, by any path
-    with pytest.raises(PromotionError, match="never faced the promotion gates"):
-        stage(store, model_hash=small, name="logreg_small", reason="x")
-    assert cli(["--config", str(config.path), "stage", small[:10], "--reason", "x"]) != 0
-    assert staged_challenger(store) is None
-
-    # staged while it passed; a later run refuses it: withdrawn at once, in that write
-    _passed_every_gate(store, small)
-    staged = stage(store, model_hash=small, name="logreg_small", reason="passed")
-    record_verdict(store, model_hash=small, name="logreg_small", passed=False,
-                   summary="test accuracy 0.9665 < minimum 0.9999", run_id="run-2")  # fmt: skip
-    assert staged_challenger(store) is None
-    history = rollout_history(store)
-    assert history["state"].to_list() == ["withdrawn", "staged"]
-    assert "refused by the promotion policy" in history["reason"][0]
-    assert "0.9665" in history["reason"][0]
-
-    # the rollout's promotion re-checks the newest verdict in its own transaction
-    champion = store.champion()
-    with store.writing() as conn:  # staged again behind the check's back
-        conn.execute(
-            "INSERT INTO rollouts (model_hash, name, state, reason, evidence, run_id,"
-            " created_at) VALUES (?, 'logreg_small', 'staged', 'x', NULL, NULL, now())",
-            [small],
-        )
-    with pytest.raises(PromotionError, match="refused by the promotion policy"):
-        promote_staged(store, staged, reason="rule met", evidence=None, run_id=None)
-    assert store.champion() == champion
-
-
 def test_rule_decides_by_accuracy_within_the_allowed_drop():
     rule = load_rule(max_accuracy_drop=0.02)
     close = Evidence(500, 100, 100, 0.90, 0.91, None)

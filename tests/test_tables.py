@@ -163,24 +163,6 @@ def test_empty_table_is_a_clear_error(tmp_path):
         read_raw(config)
 
 
-@pytest.mark.parametrize("rows", [2, 10])
-def test_a_table_too_small_to_split_is_refused_by_the_data_stage(tmp_path, rows):
-    from mllife.data.stage import make_splits
-    from mllife.storage.store import Store
-
-    frame = pl.DataFrame({"x": [float(i) for i in range(rows)], "target": ["a", "b"] * (rows // 2)})
-    config = project(tmp_path, frame)
-    store = Store(config.store_path)
-    with pytest.raises(
-        DataError, match=r"without validation or test rows: 'a' \(\d+ rows"
-    ) as caught:
-        make_splits(config, clean(config, read_raw(config)), store=store)
-    assert "Each class needs about 10 rows or more" in str(caught.value)
-    from mllife.data.split import split_namespace
-
-    assert not store.split_assignments(split_namespace(config.split))  # none recorded
-
-
 def test_missing_target_column_is_a_clear_error(tmp_path):
     config = project(tmp_path, small().drop("target"))
     with pytest.raises(DataError, match="target column 'target' is missing"):

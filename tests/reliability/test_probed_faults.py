@@ -613,6 +613,11 @@ def test_a_swapped_step_output_is_refused_before_unpickling(deployed, tmp_path, 
         (run_dir / "splits").write_bytes(forged)
         with pytest.raises(ArtifactError, match="fails its integrity check"):
             storage.load_value(run_dir.name, "splits")
+        # a genuine, validly signed output of another asset swapped in: refused, named
+        (run_dir / "splits").write_bytes((run_dir / "clean_data").read_bytes())
+        with pytest.raises(ArtifactError, match=r"genuine value of asset clean_data of run"
+                           r" .* in the place of asset splits"):  # fmt: skip
+            storage.load_value(run_dir.name, "splits")
     finally:
         (run_dir / "splits").write_bytes(original)
     assert not marker.exists()
