@@ -144,11 +144,8 @@ def _unusable(name: str, key: dg.AssetKey, run_id: str, tags: dict, config) -> s
     return why
 
 
-def _world_changed(
-    name: str, tags: dict[str, str], config: ProjectConfig, scored: dict | None
-) -> str | None:
-    """Why the world outside the code and config makes ``name`` stale. ``scored``: the
-    tags of problem_scores' latest materialization (the known problems it scored)."""
+def _world_changed(name: str, tags: dict[str, str], config: ProjectConfig) -> str | None:
+    """Why the world outside the code and config makes ``name`` stale, or None."""
     if name == "raw_data":
         from mllife.data.stage import current_data_version
 
@@ -161,7 +158,7 @@ def _world_changed(
         # A known problem added, edited or removed: scored for every stored model version
         # (its files are read and checked whole first: one that does not fit fails the
         # step with the reason, and nothing of it is registered).
-        if problems_version(config) != (scored or {}).get(PROBLEMS_VERSION_TAG):
+        if problems_version(config) != tags.get(PROBLEMS_VERSION_TAG):
             return "the known problems changed"
     if name == "served_predictions":
         from mllife.monitoring.traffic import pending_segments
@@ -201,10 +198,8 @@ def up_to_date(instance: dg.DagsterInstance, config: ProjectConfig) -> Plan | No
 
 
 def _plan(assets, instance: dg.DagsterInstance, config: ProjectConfig, found=None) -> Plan:
-    scored = _latest(instance, dg.AssetKey("problem_scores"))[0]
-
     def outside(name: str, key: dg.AssetKey, run_id: str, tags: dict) -> str | None:
-        if why := _world_changed(name, tags, config, scored):
+        if why := _world_changed(name, tags, config):
             return why
         if why := not_accepted(instance, key, run_id, BLOCKING_CHECKS):
             return why
