@@ -136,7 +136,7 @@ def refusal(conn, model_hash: str) -> str | None:
     """Why ``model_hash`` may not be staged or promoted from staging (its newest
     challenger verdict refused it, or it has none), or None: its newest verdict passed."""
     verdict = conn.execute(
-        "SELECT passed, summary, run_id FROM challengers WHERE model_hash = ?"
+        "SELECT passed, summary FROM challengers WHERE model_hash = ?"
         " ORDER BY created_at DESC LIMIT 1",
         [model_hash],
     ).fetchone()
@@ -241,8 +241,6 @@ def _verified_staged(model_hash: str, close):
         close(conn)
 
     return check_then_close
-
-    return close
 
 
 def rollout_evidence(store: Store, staged: Staged, champion_hash: str) -> Evidence:
