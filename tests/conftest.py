@@ -34,22 +34,28 @@ max_val_test_gap = 0.08
 
 
 @pytest.fixture(scope="session")
-def digits_folder(tmp_path_factory) -> Path:
-    """The embedded digits, written once per test session."""
+def all_digits(tmp_path_factory) -> Path:
+    """The embedded digits (1,797 images), written once per test worker."""
     target = tmp_path_factory.mktemp("digits") / "digits"
     write_digits(target)
     return target
 
 
 @pytest.fixture(scope="session")
-def small_digits_folder(tmp_path_factory, digits_folder) -> Path:
+def digits_folder(all_digits) -> Path:
+    """The digits a test's project uses (a module may narrow it, as test_runs.py does)."""
+    return all_digits
+
+
+@pytest.fixture(scope="session")
+def small_digits_folder(tmp_path_factory, all_digits) -> Path:
     """40 digits of each class (400 images): for tests of run mechanics (crashes,
     resumes, concurrency, executors) whose assertions compare runs with each other, not
     accuracy; a run on it costs about three quarters of one on all 1,797."""
     target = tmp_path_factory.mktemp("small_digits") / "digits"
-    for label in sorted(p.name for p in digits_folder.iterdir()):
+    for label in sorted(p.name for p in all_digits.iterdir()):
         (target / label).mkdir(parents=True)
-        for file in sorted((digits_folder / label).iterdir())[:40]:
+        for file in sorted((all_digits / label).iterdir())[:40]:
             shutil.copy(file, target / label / file.name)
     return target
 
