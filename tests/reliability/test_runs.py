@@ -23,7 +23,7 @@ from mllife.storage.store import Store
 from tests.conftest import make_project
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def digits_folder(small_digits_folder):
     """Every run of this module works on the small digits: the invariants compare runs
     with a clean run of the same data, not accuracies."""
