@@ -188,10 +188,8 @@ def _run_config(executor: str, max_concurrent: int, log_level: str) -> dict:
     if executor == "celery":
         execution = celery_execution()
     elif executor == "multiprocess":
-        # Each step in its own process, forked from a server that imported the graph once
-        # (Dagster preloads the job's module): a step starts in well under a second
-        # instead of importing torch, polars and Dagster again (about 6 s each).
-        start = {"forkserver": {}}
+        # steps fork from a server that imported the graph once (no 6 s import each)
+        start = {"forkserver": {}}  # Dagster preloads the job's module there
         execution = {
             "config": {"multiprocess": {"max_concurrent": max_concurrent, "start_method": start}}
         }

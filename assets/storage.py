@@ -86,14 +86,8 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         staged.rename(path)
 
     def _load(self, run_id: str, asset_key: dg.AssetKey):
-        path = self.path_for(run_id, asset_key)
-        payload = unsign(
-            path.read_bytes(),
-            key_path=Path(self.key_path),
-            what=f"stored step output {path}",
-            context=_signed_as(run_id, asset_key),
-        )
-        return legacy_loads(payload)  # pickles of the old layout load too
+        # pickles of the old layout load too
+        return legacy_loads(self._verified_bytes(run_id, asset_key))
 
     def load_input(self, context: dg.InputContext):
         key = context.asset_key
@@ -126,17 +120,18 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         if not path.is_file():
             return f"its stored result ({path}) is gone"
         try:
-            self._load_bytes_checked(run_id, asset_key)
+            self._verified_bytes(run_id, asset_key)
         except ArtifactError:
             return f"its stored result ({path}) fails its signature"
         return None
 
-    def _load_bytes_checked(self, run_id: str, asset_key: dg.AssetKey) -> bytes:
+    def _verified_bytes(self, run_id: str, asset_key: dg.AssetKey) -> bytes:
+        """The stored pickle, its signature (key, asset and run) checked first."""
         path = self.path_for(run_id, asset_key)
         return unsign(
             path.read_bytes(),
             key_path=Path(self.key_path),
-            what=str(path),
+            what=f"stored step output {path}",
             context=_signed_as(run_id, asset_key),
         )
 

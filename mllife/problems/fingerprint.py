@@ -33,8 +33,6 @@ def problems_version(config: ProjectConfig, store: Store | None = None) -> str:
     store = store or Store(config.store_path)
     if store.path.exists():
         for table, order in (("problems", "name"), ("patterns", "problem, pattern_hash")):
-            frame = store.query(
-                f"SELECT * EXCLUDE (created_at) FROM {table} ORDER BY {order}"  # noqa: S608
-            )
+            frame = store.query(f"SELECT * EXCLUDE (created_at) FROM {table} ORDER BY {order}")
             digest.update(table.encode() + b"\0" + frame.write_csv().encode())
     return digest.hexdigest()[:16]

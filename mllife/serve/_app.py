@@ -267,25 +267,10 @@ class ModelServer:
         self.reader.bounded(items)
         rows = checked_feedback(
             items, key, self._known_classes(), self.request_ids, _now(),
-            answered_by=self._answered_by,
+            answered_by=lambda pid: self.answered.model_of(pid, self.store),
         )  # fmt: skip
         self.feedback.extend(rows)
         return json_response({"accepted": len(rows)}, status=202)
-
-    def _answered_by(self, prediction_id: str) -> str | None:
-        """The model that answered ``prediction_id`` (canonical form), from this server's
-        recent requests, else the store's ingested predictions; None: no such prediction."""
-        request_id, position = prediction_id.rsplit("-", 1)
-        recent = self.answered.get(request_id)
-        if recent is not None:
-            model, count = recent
-            return model if int(position) < count else None
-        logged = self.store.query(
-            "SELECT model_name FROM predictions WHERE request_id = ? AND position = ?"
-            " AND answered LIMIT 1",
-            [request_id, int(position)],
-        )
-        return logged["model_name"][0] if logged.height else None
 
     def _known_classes(self) -> set[str]:
         lineup = self.lineup

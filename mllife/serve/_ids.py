@@ -11,6 +11,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from mllife.storage.signing import project_key
+from mllife.storage.store import Store
 
 __all__ = ["AnsweredRequests", "RequestIds"]
 
@@ -35,9 +36,21 @@ class AnsweredRequests:
             if len(self._answered) > self.limit:
                 self._answered.popitem(last=False)
 
-    def get(self, request_id: str) -> tuple[str, int] | None:
+    def model_of(self, prediction_id: str, store: Store) -> str | None:
+        """The model that answered ``prediction_id`` (canonical form): from the recent
+        requests, else the store's ingested predictions; None: no such prediction."""
+        request_id, position = prediction_id.rsplit("-", 1)
         with self._lock:
-            return self._answered.get(request_id)
+            recent = self._answered.get(request_id)
+        if recent is not None:
+            model, count = recent
+            return model if int(position) < count else None
+        logged = store.query(
+            "SELECT model_name FROM predictions WHERE request_id = ? AND position = ?"
+            " AND answered LIMIT 1",
+            [request_id, int(position)],
+        )
+        return logged["model_name"][0] if logged.height else None
 
 
 class RequestIds:
