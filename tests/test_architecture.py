@@ -157,6 +157,32 @@ def test_the_data_stage_loads_without_torch_in_a_fresh_interpreter():
     assert out == "[]", f"importing the data stage loaded {out}"
 
 
+@pytest.mark.parametrize("module", ["assets.definitions", "assets.run", "mllife.cli"])
+def test_loading_the_graph_and_the_command_does_not_import_torch(module):
+    """The code server, the run planner and the command load these on every run: torch
+    and torchvision (seconds of CPU each time) load only in the steps that use a model.
+    On failure the message names the import chain that pulled torch in."""
+    import subprocess
+
+    code = (
+        "import sys, traceback, importlib, importlib.abc\n"
+        "class Trip(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'torchvision'):\n"
+        "            chain = [f'{f.filename}:{f.lineno}' for f in traceback.extract_stack()\n"
+        "                     if '/importlib/' not in f.filename and '<frozen' not in f.filename]\n"
+        "            if not any('polars/_dependencies' in f for f in chain):  # a probe only\n"
+        "                print(name, 'imported by', ' <- '.join(reversed(chain)))\n"
+        "sys.meta_path.insert(0, Trip())\n"
+        f"importlib.import_module({module!r})\n"
+        "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.strip()
+    assert out.endswith("[]"), f"importing {module} loaded torch:\n{out}"
+
+
 def test_the_rule_names_the_offending_import(tmp_path, monkeypatch):
     """The checker itself: a planted upward import is reported with file, line, target."""
     global PACKAGE, ROOT

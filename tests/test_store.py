@@ -2,6 +2,7 @@ import multiprocessing
 import time
 
 import duckdb
+import polars as pl
 import pytest
 
 from mllife import StoreError, StoreLockedError
@@ -139,3 +140,46 @@ def test_a_store_from_an_older_version_upgrades_in_place(tmp_path):
         ],
     )
     assert store.trials()["chosen"].to_list() == [True]
+
+
+def _search(run_id: str, lineage: str, candidate: str = "cnn") -> dict:
+    trial = {"params": {"lr": 0.1}, "score": 0.9, "validation_score": 0.9, "status": "ok",
+             "error": None, "seconds": 1.0}  # fmt: skip
+    return dict(
+        run_id=run_id, candidate=candidate, metric="macro_f1", chosen=1, model_hash="h",
+        data_version="d", split_version="s", lineage=lineage,
+        trials=[{**trial, "index": 0}, {**trial, "index": 1}],
+    )  # fmt: skip
+
+
+def test_a_re_executed_search_replaces_its_trials_in_the_store_and_through_the_inbox(tmp_path):
+    """A training step stopped after it wrote its trials (Ctrl-C, a killed worker) is
+    re-executed by the resume, in a run of its own with the same lineage: its trials are
+    counted once, directly or posted by a team worker; another training adds its own."""
+    from mllife.storage.inbox import PostingRecorder, StoreInbox, ingest_inbox
+
+    store = Store(tmp_path / "s.duckdb")
+    store.migrate()
+    store.record_trials(**_search("run-1", "run-1"))
+    store.record_trials(**_search("run-2", "run-1"))  # the resume of run-1
+    store.record_trials(**_search("run-2", "run-1", candidate="logreg"))
+    trials = store.trials()
+    assert trials.height == 4
+    assert trials.filter(pl.col("candidate") == "cnn")["run_id"].to_list() == ["run-2"] * 2
+    assert trials["lineage"].unique().to_list() == ["run-1"]
+    store.record_trials(**_search("run-3", "run-3"))  # a later training of its own
+    assert store.trials().height == 6
+
+    inbox = StoreInbox(tmp_path / "inbox")
+    worker = PostingRecorder(inbox, writer="host-b")
+    worker.record_trials(**_search("run-4", "run-4"))
+    worker.record_trials(**_search("run-5", "run-4"))  # resumed on another worker
+    # the newer set ingested first, the older one after it: the newer set stays
+    (older,) = [p for p in inbox.pending() if "run-4" in pl.read_parquet(p)["run_id"].to_list()]
+    older.rename(tmp_path / older.name)
+    ingest_inbox(store, inbox)
+    (tmp_path / older.name).rename(older)
+    ingest_inbox(store, inbox)
+    resumed = store.trials().filter(pl.col("lineage") == "run-4")
+    assert resumed["run_id"].to_list() == ["run-5"] * 2
+    assert store.trials().height == 8

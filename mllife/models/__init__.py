@@ -3,17 +3,35 @@ hyperparameter search, training, the content-addressed registry and DVC checkout
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mllife.config.project import CandidateConfig
-from mllife.models.base import FitResult, Model
-from mllife.models.embedding_model import EmbeddingModel
-from mllife.models.networks import load_weights, resolve_weights
-from mllife.models.sklearn_model import SklearnModel
-from mllife.models.torch_model import TorchModel
+
+if TYPE_CHECKING:
+    from mllife.models.base import FitResult, Model
+    from mllife.models.embedding_model import EmbeddingModel
+    from mllife.models.sklearn_model import SklearnModel
+    from mllife.models.torch_model import TorchModel
 
 __all__ = ["EmbeddingModel", "FitResult", "Model", "SklearnModel", "TorchModel", "build_model"]
+
+# Imported on first use (PEP 562): the Dagster code server and the run planner load the
+# graph, which names these types, without importing torch (seconds of CPU per process).
+_LAZY = {
+    "FitResult": "mllife.models.base",
+    "Model": "mllife.models.base",
+    "EmbeddingModel": "mllife.models.embedding_model",
+    "SklearnModel": "mllife.models.sklearn_model",
+    "TorchModel": "mllife.models.torch_model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_model(
@@ -22,6 +40,11 @@ def build_model(
     """An untrained model for a candidate spec from ``mllife.toml``; pretrained weights
     (``spec.weights``, relative to ``root``) are loaded now, and the model normalises its
     images as its backbone expects."""
+    from mllife.models.embedding_model import EmbeddingModel
+    from mllife.models.networks import load_weights, resolve_weights
+    from mllife.models.sklearn_model import SklearnModel
+    from mllife.models.torch_model import TorchModel
+
     common = {"name": spec.name, "classes": classes, "params": spec.params}
     if spec.kind == "sklearn":
         return SklearnModel(estimator_path=spec.estimator, preprocessor=preprocessor, **common)

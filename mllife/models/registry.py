@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mllife._errors import ArtifactError
-from mllife.models import EmbeddingModel, Model, SklearnModel, TorchModel
 from mllife.storage.files import sha256_of, write_atomically
 from mllife.storage.store import Store
+
+if TYPE_CHECKING:
+    from mllife.models.base import Model
 
 __all__ = ["ModelRef", "champion_ref", "load_model", "save_model"]
 
@@ -83,6 +86,8 @@ def load_model(ref: ModelRef, *, artifacts_dir: Path, store: Store | None) -> Mo
             " the file was changed or corrupted; refusing to load it"
         )
     if ref.kind == "torch":
+        from mllife.models.torch_model import TorchModel
+
         return TorchModel.from_bytes(data)
     if ref.kind in ("sklearn", "embedding"):
         if store is None or store.model_row(digest) is None:
@@ -90,6 +95,9 @@ def load_model(ref: ModelRef, *, artifacts_dir: Path, store: Store | None) -> Mo
                 f"refusing to unpickle {path}: its hash {digest[:12]} is not recorded in the"
                 " store, so this project did not write it"
             )
+        from mllife.models.embedding_model import EmbeddingModel
+        from mllife.models.sklearn_model import SklearnModel
+
         kind = SklearnModel if ref.kind == "sklearn" else EmbeddingModel
         return kind.from_trusted_bytes(data)
     raise ArtifactError(f"unknown model kind {ref.kind!r} for {path}")

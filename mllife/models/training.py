@@ -6,21 +6,20 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mllife.config.project import CandidateConfig, ProjectConfig
 from mllife.data.split import SplitSet
-from mllife.models import EmbeddingModel, TorchModel, build_model
-from mllife.models.base import ProgressLog
-from mllife.models.embedding_model import EmbeddingCache
 from mllife.models.registry import ModelRef, save_model
-from mllife.models.search import Trial, run_search
-from mllife.models.torch_model import pick_device
 from mllife.preprocess.inputs import make_preprocessor, model_inputs, pixel_set, split_rows
 from mllife.storage.inbox import PostingRecorder
 from mllife.storage.store import Store
+
+if TYPE_CHECKING:  # torch and friends load with the first model, not with the graph
+    from mllife.models.base import ProgressLog
+    from mllife.models.search import Trial
 
 __all__ = ["TrainedCandidate", "class_names", "place_model", "train_candidate"]
 
@@ -79,6 +78,9 @@ def _checkpoint_path(
 
 def place_model(model, config: ProjectConfig) -> None:
     """The project's device and caches for a model built or loaded in this process."""
+    from mllife.models.embedding_model import EmbeddingCache, EmbeddingModel
+    from mllife.models.torch_model import TorchModel, pick_device
+
     if isinstance(model, TorchModel):
         model.device_setting = config.training.device
     if isinstance(model, EmbeddingModel):
@@ -88,6 +90,8 @@ def place_model(model, config: ProjectConfig) -> None:
 
 def _place(model, config: ProjectConfig, checkpoint: Path, params: dict) -> None:
     """Device, caches and checkpoint for a freshly built model."""
+    from mllife.models.torch_model import TorchModel
+
     place_model(model, config)
     if isinstance(model, TorchModel):
         # one checkpoint per trial's parameters (a search trains several)
@@ -98,7 +102,13 @@ def _place(model, config: ProjectConfig, checkpoint: Path, params: dict) -> None
 
 
 def _record(
-    store: Store | PostingRecorder, spec: CandidateConfig, result, ref: ModelRef, splits, run_id
+    store: Store | PostingRecorder,
+    spec: CandidateConfig,
+    result,
+    ref: ModelRef,
+    splits,
+    run_id,
+    lineage,
 ) -> None:
     """The kept model and every trial of its search, in the store."""
     store.record_model(
@@ -122,6 +132,7 @@ def _record(
         model_hash=ref.model_hash,
         data_version=splits.data_version,
         split_version=splits.split_version,
+        lineage=lineage,
     )
 
 
@@ -141,6 +152,9 @@ def train_candidate(
 
     The test split is never read here.
     """
+    from mllife.models import build_model
+    from mllife.models.search import run_search
+
     classes = class_names(config, splits)
     index = {label: i for i, label in enumerate(classes)}
     train = split_rows(splits.rows, "train")
@@ -165,7 +179,7 @@ def train_candidate(
         spec, build=build, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, log=log
     )
     ref = save_model(result.model, artifacts_dir=config.artifacts_dir)
-    _record(store, spec, result, ref, splits, run_id)
+    _record(store, spec, result, ref, splits, run_id, lineage or run_id)
     failed = sum(t.status == "failed" for t in result.trials)
     log(
         f"{spec.name}: kept trial {result.best.index} of {len(result.trials)}"

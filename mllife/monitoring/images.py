@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import torch
-
-from mllife.models.networks import classifier_head
 
 __all__ = ["embedding_columns", "image_statistics", "model_embeddings", "pixel_statistics"]
 
@@ -63,6 +60,10 @@ def model_embeddings(model, inputs) -> np.ndarray | None:
     network = getattr(model, "network", None)
     if network is None:
         return None
+    import torch  # here: this module is loaded with the graph, which never needs torch
+
+    from mllife.models.networks import classifier_head
+
     _, _, head = classifier_head(network)
     captured: list = []
     hook = head.register_forward_hook(lambda _m, args, _out: captured.append(args[0].detach()))

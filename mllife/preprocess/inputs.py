@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from mllife._errors import DataError
 from mllife.data.decode import COLOUR_MODES
 from mllife.data.split import SPLITS
-from mllife.preprocess.images import ImagePreprocessor
-from mllife.preprocess.pixels import PixelCache, PixelSet, loader_workers, read_verified
+
+if TYPE_CHECKING:  # both import torch: loaded with the first images, not with the graph
+    from mllife.preprocess.images import ImagePreprocessor
+    from mllife.preprocess.pixels import PixelSet
 
 __all__ = [
     "image_channels",
@@ -36,6 +39,8 @@ def split_rows(splits: pl.DataFrame, name: str) -> pl.DataFrame:
 
 def load_inputs(rows: pl.DataFrame, *, root: Path) -> list[bytes]:
     """The encoded bytes of each row's file, verified against its manifest hash."""
+    from mllife.preprocess.pixels import read_verified
+
     return [read_verified(p, h, root=root) for p, h in rows.select("path", "sha256").iter_rows()]
 
 
@@ -53,6 +58,8 @@ def model_inputs(rows: pl.DataFrame, *, config, columns=None, preprocessor=None)
 
 def pixel_set(rows: pl.DataFrame, *, config, preprocessor: ImagePreprocessor) -> PixelSet:
     """``rows``' images streamed through ``preprocessor``, cached under ``.mllife/cache``."""
+    from mllife.preprocess.pixels import PixelCache, PixelSet, loader_workers
+
     pixels = PixelSet(
         rows,
         root=config.root,
@@ -78,6 +85,8 @@ def make_preprocessor(config, columns=None, rows: pl.DataFrame | None = None):
     """The project's preprocessing, unfitted: for images its size, channels (from
     ``rows``' modes when "auto") and resize rule; for tables its column contract."""
     if config.data.kind == "images":
+        from mllife.preprocess.images import ImagePreprocessor
+
         return ImagePreprocessor(
             size=config.data.image_size,
             channels=image_channels(config, rows),

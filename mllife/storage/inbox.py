@@ -28,7 +28,12 @@ import polars as pl
 from mllife._errors import DataError
 from mllife.storage.files import atomic_target, temp_suffix
 from mllife.storage.ledger import ingest_once
-from mllife.storage.records import MODEL_COLUMNS, TRIAL_COLUMNS, model_row, trial_rows
+from mllife.storage.records import (
+    MODEL_COLUMNS,
+    TRIAL_COLUMNS,
+    model_row,
+    trial_rows,
+)
 from mllife.storage.store import Store
 
 __all__ = ["POSTABLE_TABLES", "InboxResult", "PostingRecorder", "StoreInbox", "ingest_inbox"]
@@ -113,7 +118,8 @@ _MODEL_TYPES = dict(zip(MODEL_COLUMNS, (pl.String,) * 7 + (pl.Int64, pl.Float64,
                          pl.Datetime("us")), strict=True))  # fmt: skip
 _TRIAL_TYPES = dict(zip(TRIAL_COLUMNS, (pl.String, pl.String, pl.Int64, pl.String, pl.String,
                          pl.Float64, pl.Float64, pl.String, pl.String, pl.Float64,
-                         pl.Boolean, pl.String, pl.String, pl.String, pl.Datetime("us")),
+                         pl.Boolean, pl.String, pl.String, pl.String, pl.Datetime("us"),
+                         pl.String),
                         strict=True))  # fmt: skip
 
 
@@ -154,6 +160,8 @@ def _insert(conn, table: str, path: Path) -> int:
             f" its columns are {sorted(known)}"
         )
     names = ", ".join(f'"{c}"' for c in columns)
+    if table == "trials" and "lineage" in columns:
+        return _insert_trials(conn, names, path)
     (keyed,) = conn.execute(
         "SELECT count(*) FROM duckdb_constraints()"
         " WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
@@ -162,6 +170,24 @@ def _insert(conn, table: str, path: Path) -> int:
     verb = "INSERT OR IGNORE" if keyed else "INSERT"
     (inserted,) = conn.execute(
         f"{verb} INTO {table} ({names}) SELECT {names} FROM read_parquet(?)",
+        [str(path)],
+    ).fetchone()
+    return int(inserted)
+
+
+def _insert_trials(conn, names: str, path: Path) -> int:
+    """A search's trials replace the older ones of its candidate and lineage (a step
+    re-executed after it had posted them); segments are ingested in any order, so an
+    older set arriving after a newer one is not inserted."""
+    conn.execute(
+        "DELETE FROM trials t USING read_parquet(?) s WHERE t.lineage = s.lineage"
+        " AND t.candidate = s.candidate AND t.created_at <= s.created_at",
+        [str(path)],
+    )
+    (inserted,) = conn.execute(
+        f"INSERT INTO trials ({names}) SELECT {names} FROM read_parquet(?) s"
+        " WHERE s.lineage IS NULL OR NOT EXISTS (SELECT 1 FROM trials t"
+        " WHERE t.lineage = s.lineage AND t.candidate = s.candidate)",
         [str(path)],
     ).fetchone()
     return int(inserted)

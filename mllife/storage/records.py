@@ -16,7 +16,14 @@ from mllife._errors import ChampionChangedError
 from mllife._faults import crash_point
 from mllife.storage.queries import Deployment, current_champion
 
-__all__ = ["MODEL_COLUMNS", "TRIAL_COLUMNS", "StoreRecords", "model_row", "trial_rows"]
+__all__ = [
+    "MODEL_COLUMNS",
+    "TRIAL_COLUMNS",
+    "StoreRecords",
+    "model_row",
+    "replace_trials",
+    "trial_rows",
+]
 
 
 def _now() -> datetime:
@@ -28,7 +35,7 @@ MODEL_COLUMNS = ("model_hash", "name", "kind", "spec", "data_version", "split_ve
                  "artifact_path", "size_bytes", "fit_seconds", "run_id", "created_at")  # fmt: skip
 TRIAL_COLUMNS = ("run_id", "candidate", "trial", "params", "metric", "score",
                  "validation_score", "status", "error", "seconds", "chosen", "model_hash",
-                 "data_version", "split_version", "created_at")  # fmt: skip
+                 "data_version", "split_version", "created_at", "lineage")  # fmt: skip
 
 
 def model_row(
@@ -50,6 +57,15 @@ def model_row(
             size_bytes, fit_seconds, run_id, _now()]  # fmt: skip
 
 
+def replace_trials(conn, keys) -> None:
+    """Remove the trials of these (lineage, candidate) pairs, inside the caller's
+    transaction: a training step that wrote its trials and was then stopped before it
+    finished (Ctrl-C, a killed worker) is re-executed by the resume and writes them
+    again; its trials are counted once."""
+    for lineage, candidate in set(keys):
+        conn.execute("DELETE FROM trials WHERE lineage = ? AND candidate = ?", [lineage, candidate])
+
+
 def trial_rows(
     *,
     run_id: str | None,
@@ -60,8 +76,10 @@ def trial_rows(
     model_hash: str,
     data_version: str,
     split_version: str,
+    lineage: str | None = None,
 ) -> list[list]:
-    """The ``trials`` rows of one search (``TRIAL_COLUMNS``); ``chosen``: the kept one."""
+    """The ``trials`` rows of one search (``TRIAL_COLUMNS``); ``chosen``: the kept one;
+    ``lineage``: the training they belong to (default: ``run_id``)."""
     now = _now()
     return [
         [
@@ -80,6 +98,7 @@ def trial_rows(
             data_version,
             split_version,
             now,
+            lineage or run_id,
         ]
         for t in trials
     ]
@@ -131,11 +150,15 @@ class StoreRecords:
             )
 
     def record_trials(self, **fields: Any) -> None:
-        """Every trial of one search, in one transaction (see :func:`trial_rows`)."""
+        """Every trial of one search, in one transaction (see :func:`trial_rows`); they
+        replace the trials of the same candidate and lineage (a re-executed step)."""
+        rows = trial_rows(**fields)
         with self.writing() as conn:
+            replace_trials(conn, [(row[-1], row[1]) for row in rows])
+            columns = ", ".join(TRIAL_COLUMNS)
             conn.executemany(
-                "INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                trial_rows(**fields),
+                f"INSERT INTO trials ({columns}) VALUES ({', '.join('?' * len(TRIAL_COLUMNS))})",
+                rows,
             )
 
     def record_split_assignments(self, namespace: str, rows: pl.DataFrame) -> int:

@@ -98,4 +98,10 @@ MIGRATIONS: tuple[str, ...] = (
         name VARCHAR, state VARCHAR, reason VARCHAR, evidence VARCHAR, run_id VARCHAR,
         created_at TIMESTAMP);
     """,
+    # 8: the training a trial belongs to (a run and the re-executions that resume it): a
+    # step re-executed after its trials were written replaces them instead of adding a
+    # second set
+    """
+    ALTER TABLE trials ADD COLUMN lineage VARCHAR;
+    """,
 )
