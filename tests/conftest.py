@@ -6,6 +6,7 @@ import pytest
 
 from mllife._cpus import usable_cpus
 from mllife.data.defaults import write_digits  # torch-free: torch is not loaded yet
+from mllife.storage.locks import file_lock
 
 
 def _share_the_cpus_between_workers() -> None:
@@ -103,6 +104,26 @@ def deployed_digits(tmp_path_factory, digits_folder):
     outcome = run_lifecycle(config_path, log_level="WARNING")
     assert outcome.success, "\n".join(outcome.lines)
     return config_path, outcome
+
+
+def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """A folder that ``build(folder)`` fills once per test session, whichever worker asks
+    first (the others wait for it under a file lock, then find it done): for expensive
+    setups that tests only copy. Tests never change it: each works on a ``copy_project``."""
+    if worker_id == "master":  # not under xdist: this session's own temp folder
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    shared = tmp_path_factory.getbasetemp().parent  # the session's, above each worker's
+    folder = shared / name
+    with file_lock(shared / f"{name}.lock", timeout=900, what=f"building {name}"):
+        if not (folder / ".built").is_file():
+            if folder.exists():  # a build that failed on another worker: start afresh
+                shutil.rmtree(folder)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
 
 
 def copy_project(config_path: Path, target: Path) -> Path:

@@ -66,3 +66,36 @@ def test_the_planner_knows_every_blocking_check(tmp_path):
         if graph.get_check_spec(check_key).blocking:
             blocking.setdefault(check_key.asset_key.to_user_string(), set()).add(check_key.name)
     assert blocking == {asset: set(names) for asset, names in BLOCKING_CHECKS.items()}
+
+
+def _ast_imports(source: str) -> set[str]:
+    """What the Python parser says a module imports from mllife or assets (the reference
+    the text reading is held to)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return {name for name in names if name.split(".")[0] in ("mllife", "assets")}
+
+
+def test_imports_read_as_text_are_what_the_parser_finds_in_every_module():
+    from assets.code_versions import imported_names
+
+    files = sorted([*REPO.glob("mllife/**/*.py"), *REPO.glob("assets/**/*.py")])
+    assert len(files) > 100
+    for file in files:
+        source = file.read_text()
+        assert set(imported_names(source)) == _ast_imports(source), file
+    tricky = (
+        "from mllife.models import (\n    TorchModel,  # a comment\n    build_model as b,\n)\n"
+        "def f():\n    import assets.memo, mllife.cli as c\n"
+        "    from assets.run import \\\n        main\n"
+    )
+    assert set(imported_names(tricky)) == _ast_imports(tricky) == {
+        "mllife.models", "mllife.models.TorchModel", "mllife.models.build_model",
+        "assets.memo", "mllife.cli", "assets.run", "assets.run.main",
+    }  # fmt: skip

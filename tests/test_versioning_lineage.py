@@ -11,7 +11,7 @@ from mllife.cli import main as cli
 from mllife.config.project import load_config
 from mllife.models.registry import champion_ref
 from mllife.storage.store import Store
-from tests.conftest import make_project
+from tests.conftest import built_once, copy_project, make_project
 
 
 def _sh(root, *args):
@@ -29,15 +29,26 @@ def _dvc_project(root, digits):
     return config_path
 
 
-@pytest.fixture(scope="module")
-def dvc_runs(tmp_path_factory, digits_folder):
-    base = tmp_path_factory.mktemp("dvc")
-    first = _dvc_project(base / "a", digits_folder)
-    second = _dvc_project(base / "b", digits_folder)
-    outcomes = [run_lifecycle(p, log_level="WARNING") for p in (first, second)]
-    for outcome in outcomes:
-        assert outcome.success, "\n".join(outcome.lines)
-    return first, second
+@pytest.fixture(scope="session")
+def dvc_projects(tmp_path_factory, worker_id, digits_folder):
+    """Two projects in git + DVC repositories, each after one successful run, made once
+    per session (the second shows that the same data and config reproduce the first)."""
+
+    def build(base):
+        first = _dvc_project(base / "a", digits_folder)
+        second = _dvc_project(base / "b", digits_folder)
+        outcomes = [run_lifecycle(p, log_level="WARNING") for p in (first, second)]
+        for outcome in outcomes:
+            assert outcome.success, "\n".join(outcome.lines)
+
+    base = built_once(tmp_path_factory, worker_id, "dvc_projects", build)
+    return base / "a" / "mllife.toml", base / "b" / "mllife.toml"
+
+
+@pytest.fixture
+def dvc_runs(dvc_projects, tmp_path):
+    """Private copies of both projects (repositories, stores and instances included)."""
+    return tuple(copy_project(p, tmp_path / p.parent.name) for p in dvc_projects)
 
 
 def test_run_tracks_artifacts_and_dvc_status_is_clean(dvc_runs):
