@@ -6,6 +6,7 @@ from assets.resources import MllifeProject
 from mllife.data.images import CleanData
 from mllife.data.split import SplitSet
 from mllife.evaluation.test_budget import sealed_set_wear
+from mllife.models.registry import recorded_backbone
 from mllife.monitoring.batch import BatchDrift, staleness
 from mllife.monitoring.traffic import served_quality, shadow_comparison, traffic_summary
 from mllife.preprocess.inputs import split_rows
@@ -67,6 +68,16 @@ def _data_facts(kind: str, splits: SplitSet, clean_data: CleanData) -> DataFacts
     )
 
 
+def _training_notes(store, config, evaluations: dict) -> dict[str, str]:
+    """How each candidate was trained, with where its pretrained backbone came from."""
+    notes = {}
+    for spec in config.models_to_train:
+        evaluation = evaluations.get(f"evaluation_{spec.name}")
+        backbone = evaluation and recorded_backbone(store, evaluation.ref.model_hash)
+        notes[spec.name] = describe_training(spec, backbone)
+    return notes
+
+
 def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
     ins = {f"evaluation_{n}": dg.AssetIn() for n in candidate_names}
 
@@ -111,7 +122,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
             deployments=store.deployments(),
             rollouts=rollout_history(store),
             gate_descriptions=gate_descriptions(config.promotion),
-            training_notes={s.name: describe_training(s) for s in config.models_to_train},
+            training_notes=_training_notes(store, config, evaluations),
             **_sections(project, splits, challenger, problem_scores, drift_report, champion.action),
         )
         return dg.Output(

@@ -406,7 +406,7 @@ max_val_test_gap = 0.5
 
 
 def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
-    photos, backbones, tmp_path
+    photos, backbones, tmp_path, capsys
 ):
     import shutil
 
@@ -446,6 +446,10 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
     page = Path(report.removeprefix("report: ")).read_text()
     assert "augmented: h-flip" in page and "embeddings + LogisticRegression" in page
     assert "color_jitter = 0.3" in page
+    # where the backbone came from, exactly: every tensor but the (unused) head
+    weights_file = backbones["pretrained"]
+    said = f"backbone: 120 of 120 tensors from {weights_file} (sha256 "
+    assert said in page and "head not used (embeddings)" in page
     assert "data:image/jpeg;base64," in page or "No validation example is misclassified" in page
     embeddings = sorted((config.state_dir / "cache" / "embeddings").rglob("*.npy"))
     assert len(embeddings) == 120  # every photo embedded once...
@@ -462,6 +466,7 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
 
     messages = [e.message for e in prepare_instance(config).all_logs(outcome.run_id)]
     assert any(str(tampered) in m and "content digest" in m for m in messages), messages
+    assert any(m.startswith(f"embed: {said}") for m in messages), messages  # the training log
 
     row = store.query("SELECT * FROM models WHERE name = 'embed'").row(0, named=True)
     ref = ModelRef.from_row(row)
@@ -472,6 +477,12 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
     if store.champion().model_hash != ref.model_hash:
         promote_model(ref.model_hash, config=config, store=store, reason="test: embedding")
     model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
+    assert model.backbone_summary.startswith(said)  # it travels in the artifact
+    from mllife.cli import main as cli
+
+    capsys.readouterr()
+    assert cli(["--config", str(config.path), "status"]) == 0
+    assert f"  {said}" in capsys.readouterr().out
     from assets.storage import for_project
 
     splits = for_project(config).load_value(outcome.run_id, "splits")
@@ -484,6 +495,20 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
         status, body = server.request("POST", "/predict", payload, key=key)
     assert status == 200 and body["model"] == "embed"
     assert [p["label"] for p in body["predictions"]] == evaluated
+
+    # weights that do not fit the architecture: the candidate stops before training with
+    # the reason, nothing new is recorded, the champion stays
+    import torchvision
+
+    wrong = tmp_path / "resnet34.pt"
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), wrong)
+    config.path.write_text(config.path.read_text().replace(str(weights_file), str(wrong)))
+    models, champion = store.models().height, store.champion().model_hash
+    outcome = run_lifecycle(config.path, log_level="WARNING")
+    assert not outcome.ok
+    messages = [e.message or "" for e in prepare_instance(config).all_logs(outcome.run_id)]
+    assert any(f"weights file {wrong} does not fit resnet18" in m for m in messages)
+    assert store.models().height == models and store.champion().model_hash == champion
 
 
 _CHECKPOINTED = """

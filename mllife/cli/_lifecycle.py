@@ -143,6 +143,7 @@ def _code_location(config) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from mllife.models.registry import recorded_backbone
     from mllife.storage.store import Store
 
     config = load_config(args.config)
@@ -159,6 +160,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             f" since {current.created_at:%Y-%m-%d %H:%M} (data {current.data_version})"
         )
         print(f"  why: {current.reason}")
+        if (backbone := recorded_backbone(store, current.model_hash)) is not None:
+            print(f"  {backbone}")
         metrics = store.evaluations(model_hash=current.model_hash)
         for split in ("validation", "test"):
             part = {

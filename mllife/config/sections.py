@@ -193,6 +193,15 @@ class CandidateConfig(_Section):
     #: pretrained weights: a local file (relative to mllife.toml), or a torchvision weights
     #: name (``DEFAULT``, ``IMAGENET1K_V1``) found in the torch hub cache; never downloaded
     weights: str | None = None
+    #: how the weights file's tensor names map onto the architecture's: "names" (the
+    #: same names), "order" (the same tensors in the same order, every shape checked:
+    #: weights from another implementation of the network), or a table of name prefixes
+    #: (``{ "encoder." = "features." }``)
+    weights_map: Literal["names", "order"] | dict[str, str] = "names"
+    #: the input normalisation (per channel) the weights expect, instead of what their
+    #: architecture's pretrained configuration says
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     #: the user's own ``nn.Module`` class by import path (torch), built with
     #: ``num_classes=`` and the candidate's architecture params
     module: str | None = None
@@ -225,6 +234,20 @@ class CandidateConfig(_Section):
                 f"candidate {self.name!r} of kind 'embedding' needs 'architecture' (the"
                 " backbone, e.g. resnet18) and 'weights' (a local file or a torchvision"
                 " weights name in the torch hub cache)"
+            )
+        if not self.weights and (self.weights_map != "names" or self.mean or self.std):
+            raise ValueError(
+                f"candidate {self.name!r}: 'weights_map', 'mean' and 'std' describe pretrained"
+                " weights; set 'weights' too"
+            )
+        if (self.mean is None) != (self.std is None):
+            raise ValueError(f"candidate {self.name!r}: give both 'mean' and 'std', or neither")
+        if self.std is not None and (
+            len(self.mean) != len(self.std) or len(self.std) not in (1, 3) or min(self.std) <= 0
+        ):
+            raise ValueError(
+                f"candidate {self.name!r}: 'mean' {list(self.mean)} and 'std' {list(self.std)}"
+                " need 1 or 3 values each (per channel), every std above 0"
             )
         if self.augment is not None and self.kind != "torch":
             raise ValueError(f"candidate {self.name!r}: 'augment' applies to torch candidates")

@@ -41,9 +41,10 @@ def build_model(
     (``spec.weights``, relative to ``root``) are loaded now, and the model normalises its
     images as its backbone expects."""
     from mllife.models.embedding_model import EmbeddingModel
-    from mllife.models.networks import load_weights, resolve_weights
+    from mllife.models.networks import resolve_weights
     from mllife.models.sklearn_model import SklearnModel
     from mllife.models.torch_model import TorchModel
+    from mllife.models.weights import load_backbone
 
     common = {"name": spec.name, "classes": classes, "params": spec.params}
     if spec.kind == "sklearn":
@@ -51,7 +52,8 @@ def build_model(
     backbone = None
     if spec.weights:
         backbone = resolve_weights(spec.architecture, spec.weights, root=root or Path.cwd())
-        preprocessor = preprocessor.with_normalization(backbone.mean, backbone.std)
+        mean, std = (spec.mean, spec.std) if spec.mean else (backbone.mean, backbone.std)
+        preprocessor = preprocessor.with_normalization(mean, std)
     if spec.kind == "embedding":
         model = EmbeddingModel(
             architecture=spec.architecture,
@@ -71,5 +73,13 @@ def build_model(
             **common,
         )  # fmt: skip
     if backbone is not None:
-        load_weights(model.network, backbone)
+        loaded = load_backbone(
+            model.network, backbone.path, architecture=spec.architecture or spec.module,
+            weights_map=spec.weights_map,
+        )  # fmt: skip
+        model.backbone_summary = loaded.summary(root)
+        if backbone.input_size and preprocessor.size != backbone.input_size:
+            model.backbone_summary += (
+                f"; trained at {backbone.input_size} px, fed {preprocessor.size} px"
+            )
     return model

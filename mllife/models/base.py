@@ -34,6 +34,9 @@ class Model(ABC):
     """
 
     kind: str
+    #: where a pretrained backbone came from ("backbone: 245 of 245 tensors from ...");
+    #: None for a model trained from scratch
+    backbone_summary: str | None = None
 
     def __init__(
         self,
@@ -49,14 +52,22 @@ class Model(ABC):
         self.params = dict(params)
 
     def saved_common(self, artifact_format: str) -> dict[str, Any]:
-        """What every artifact format stores the same way (read back by saved_fields)."""
-        return {
+        """What every artifact format stores the same way (read back by saved_fields and
+        restore_common)."""
+        common = {
             "format": artifact_format,
             "name": self.name,
             "classes": self.classes,
             "preprocessor": self.preprocessor.state(),
             "params": self.params,
         }
+        if self.backbone_summary is not None:  # absent otherwise: the same bytes as before
+            common["backbone_summary"] = self.backbone_summary
+        return common
+
+    def restore_common(self, payload: dict[str, Any]) -> None:
+        """What ``saved_common`` stored that is not a constructor argument."""
+        self.backbone_summary = payload.get("backbone_summary")
 
     @staticmethod
     def saved_fields(payload: dict[str, Any]) -> dict[str, Any]:

@@ -58,8 +58,11 @@ def _backbone(architecture: str, input_shape, n_classes: int) -> nn.Module:
         pretrained=True,
         params={},
     )
+    target = getattr(network, "inner", network)  # inside a grey-to-colour wrapper
+    head = [name for name, m in target.named_modules() if isinstance(m, nn.Linear)][-1]
     parent, attribute, _ = classifier_head(network)
     setattr(parent, attribute, nn.Identity())  # the vector before the head
+    target.replaced_head = head  # the weights file's head is not loaded, not missing
     return network.eval()
 
 
@@ -166,4 +169,5 @@ class EmbeddingModel(Model):
         state = {k: torch.from_numpy(v) for k, v in payload["backbone_state"].items()}
         model.network.load_state_dict(state)
         model.estimator = payload["estimator"]
+        model.restore_common(payload)
         return model

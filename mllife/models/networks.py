@@ -33,7 +33,6 @@ __all__ = [
     "Backbone",
     "build_network",
     "classifier_head",
-    "load_weights",
     "resolve_weights",
 ]
 
@@ -217,8 +216,10 @@ def build_network(
 class Backbone:
     """A weights source, resolved: the file and what the network expects as input."""
 
-    def __init__(self, path: Path, mean, std, label: str) -> None:
+    def __init__(self, path: Path, mean, std, label: str, input_size: int | None = None) -> None:
         self.path, self.mean, self.std, self.label = path, tuple(mean), tuple(std), label
+        #: the image size the weights were trained at (None: not known)
+        self.input_size = input_size
 
     @property
     def identity(self) -> str:
@@ -245,7 +246,8 @@ def resolve_weights(architecture: str, weights: str, *, root: Path) -> Backbone:
                 ' torchvision weights (e.g. weights = "DEFAULT") already in the torch hub'
                 " cache"
             )
-        return Backbone(local, IMAGENET_MEAN, IMAGENET_STD, f"{architecture}-file")
+        mean, std, size = _expected_input(architecture)
+        return Backbone(local, mean, std, f"{architecture}-file", input_size=size)
     import torchvision
 
     try:
@@ -266,22 +268,28 @@ def resolve_weights(architecture: str, weights: str, *, root: Path) -> Backbone:
             f" (or download {entry.url} there)"
         )
     preset = entry.transforms()
-    return Backbone(cached, preset.mean, preset.std, f"{architecture}-{entry.name}")
+    size = getattr(preset, "crop_size", [None])[0]
+    return Backbone(cached, preset.mean, preset.std, f"{architecture}-{entry.name}", size)
 
 
-def load_weights(network: nn.Module, backbone: Backbone) -> tuple[int, int]:
-    """Load the backbone's tensors into ``network``; a classification head of another
-    shape (another number of classes) is left as built. Returns (loaded, skipped)."""
-    state = torch.load(backbone.path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    target = network.inner if isinstance(network, _GrayToColour) else network
-    own = target.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not usable:
-        raise ConfigError(
-            f"{backbone.path} holds no tensor that fits {type(target).__name__}: is it a"
-            " state dict of this architecture?"
-        )
-    target.load_state_dict(usable, strict=False)
-    return len(usable), len(own) - len(usable)
+def _expected_input(architecture: str) -> tuple[tuple, tuple, int | None]:
+    """(mean, std, input size) a local weights file of ``architecture`` expects, from the
+    architecture's own pretrained configuration: timm's ``pretrained_cfg`` (EfficientNet
+    ports from TensorFlow expect 0.5/0.5, not ImageNet's statistics), torchvision's
+    default weights' transforms; ImageNet's statistics for anything else."""
+    if architecture.startswith("timm:"):
+        try:
+            from timm.models import get_pretrained_cfg
+        except ImportError:
+            return IMAGENET_MEAN, IMAGENET_STD, None
+        cfg = get_pretrained_cfg(architecture.removeprefix("timm:"))
+        if cfg is not None:
+            return tuple(cfg.mean), tuple(cfg.std), cfg.input_size[-1]
+        return IMAGENET_MEAN, IMAGENET_STD, None
+    import torchvision
+
+    try:
+        preset = torchvision.models.get_model_weights(architecture).DEFAULT.transforms()
+    except (ValueError, KeyError, AttributeError):
+        return IMAGENET_MEAN, IMAGENET_STD, None
+    return tuple(preset.mean), tuple(preset.std), getattr(preset, "crop_size", [None])[0]

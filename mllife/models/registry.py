@@ -115,3 +115,12 @@ def champion_ref(store: Store) -> ModelRef | None:
             " the store is inconsistent: restore it from a backup"
         )
     return ModelRef.from_row(row)
+
+
+def recorded_backbone(store: Store, model_hash: str) -> str | None:
+    """Where a model's pretrained backbone came from, as training recorded it with the
+    model ("backbone: 294 of 294 tensors from ..."); None for a model without one."""
+    import json
+
+    row = store.model_row(model_hash)
+    return json.loads(row["spec"] or "{}").get("backbone") if row else None

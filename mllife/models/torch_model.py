@@ -223,4 +223,5 @@ class TorchModel(Model):
         )
         model.network.load_state_dict(payload["state_dict"])
         model.network.eval()
+        model.restore_common(payload)
         return model

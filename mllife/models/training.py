@@ -111,11 +111,13 @@ def _record(
     lineage,
 ) -> None:
     """The kept model and every trial of its search, in the store."""
+    summary = result.model.backbone_summary
+    backbone = {"backbone": summary} if summary else {}  # where its weights came from
     store.record_model(
         model_hash=ref.model_hash,
         name=spec.name,
         kind=spec.kind,
-        spec={**spec.model_dump(mode="json"), "params": result.best.params},
+        spec={**spec.model_dump(mode="json"), "params": result.best.params, **backbone},
         data_version=splits.data_version,
         split_version=splits.split_version,
         artifact_path=ref.relative_path,
@@ -178,6 +180,8 @@ def train_candidate(
     result = run_search(
         spec, build=build, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, log=log
     )
+    if result.model.backbone_summary:
+        log(f"{spec.name}: {result.model.backbone_summary}")
     ref = save_model(result.model, artifacts_dir=config.artifacts_dir)
     _record(store, spec, result, ref, splits, run_id, lineage or run_id)
     failed = sum(t.status == "failed" for t in result.trials)

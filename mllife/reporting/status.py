@@ -55,11 +55,12 @@ class DataFacts:
     dropped: pl.DataFrame
 
 
-def describe_training(spec) -> str:
-    """How a candidate was trained, in a few words (the leaderboard's last column)."""
+def describe_training(spec, backbone: str | None = None) -> str:
+    """How a candidate was trained, in a few words (the leaderboard's last column);
+    ``backbone``: where its pretrained tensors came from, as training recorded it."""
     parts = []
     if spec.weights:
-        parts.append(f"pretrained {spec.architecture} ({spec.weights})")
+        parts.append(backbone or f"pretrained {spec.architecture} ({spec.weights})")
     if spec.kind == "embedding":
         parts.append(f"embeddings + {(spec.estimator or 'LogisticRegression').split('.')[-1]}")
     augment = spec.augment.model_dump() if spec.augment is not None else {}
