@@ -529,12 +529,21 @@ model = build_model(spec, classes=['dark', 'light'], preprocessor=pre)
 model.checkpoint_path = Path(sys.argv[1])
 fit = model.fit(x, y, x, y, log=print)
 print('epochs', [h['epoch'] for h in fit.history])
+print('losses', [round(h['train_loss'], 6) for h in fit.history])
+import hashlib
+print('model', hashlib.sha256(model.to_bytes()).hexdigest())
 """
 
 
 def test_a_training_killed_mid_way_resumes_from_its_last_finished_epoch(tmp_path):
+    """...and ends with the very model an uninterrupted fit makes (same weights, same
+    artifact hash): the checkpoint keeps the random state (shuffle, dropout)."""
     import os
 
+    uninterrupted = subprocess.run(
+        [sys.executable, "-c", _CHECKPOINTED, str(tmp_path / "other.pt")],
+        capture_output=True, text=True, cwd=REPO, check=True,
+    ).stdout.splitlines()[-2:]  # fmt: skip
     checkpoint = tmp_path / "cnn.pt"
     command = [sys.executable, "-c", _CHECKPOINTED, str(checkpoint)]
     env = {**os.environ, "MLLIFE_CRASH_AT": "training:epoch#3"}
@@ -544,6 +553,8 @@ def test_a_training_killed_mid_way_resumes_from_its_last_finished_epoch(tmp_path
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=True)
     assert "resuming from the checkpoint of epoch 2" in done.stdout
     assert "epochs [1, 2, 3, 4]" in done.stdout and "epoch   1/4" not in done.stdout
+    # every epoch's training loss (the resumed ones too) and the model's hash
+    assert done.stdout.splitlines()[-2:] == uninterrupted
     assert not checkpoint.exists()  # the artifact takes over once training finished
 
 

@@ -119,6 +119,21 @@ def test_diverging_torch_trial_is_recorded_as_failed(data):
     assert "loss became" in next(t.error for t in result.trials if t.status == "failed")
 
 
+def test_a_never_finite_validation_loss_names_the_candidate_trial_and_epoch(data):
+    """Validation inputs the network turns into NaN (the training ones are fine): a
+    training error with the reason, not a TypeError from an empty best state."""
+    pre, xt, yt, xv, yv = data
+    broken = xv.clone()
+    broken[0, 0, 0, 0] = float("nan")
+    candidate = CandidateConfig(name="net", kind="torch", architecture="mlp",
+                                params={"epochs": 2, "lr": 0.001})  # fmt: skip
+    with pytest.raises(TrainingError) as failed:
+        _run(candidate, (pre, xt, yt, broken, yv))
+    said = str(failed.value)
+    assert "candidate 'net': every trial failed: trial 0" in said
+    assert "validation loss is nan at epoch 1" in said
+
+
 def test_cross_validation_scores_sklearn_trials(data):
     candidate = spec(search=SearchConfig(space={"C": [0.1]}, cv=3))
     result, _ = _run(candidate, data)

@@ -75,9 +75,10 @@ class Labelled(Dataset):
 class Loop:
     """One fit: epochs of training and validation, early stopping, checkpoints."""
 
-    def __init__(self, model, device, optimizer, scheduler, scaler, amp, log):
-        """``model``: the TorchModel being fitted (its network, settings, preprocessing)."""
-        self.model, self.device, self.log = model, device, log
+    def __init__(self, model, device, optimizer, scheduler, scaler, amp, log, generator=None):
+        """``model``: the TorchModel being fitted (its network, settings, preprocessing);
+        ``generator``: the one that shuffles the training batches."""
+        self.model, self.device, self.log, self.generator = model, device, log, generator
         self.optimizer, self.scheduler, self.scaler, self.amp = optimizer, scheduler, scaler, amp
         self.loss_fn = nn.CrossEntropyLoss()
         s = model.settings
@@ -137,9 +138,31 @@ class Loop:
             "best_state": self.best_state,
             "stale": self.stale,
             "history": self.history,
+            # where every random draw stands, so a resumed fit goes on exactly as the
+            # uninterrupted one would (the next epoch's shuffle, dropout, augmentation)
+            "rng": self._rng_states(),
         }
         with atomic_target(path, fsync=False) as tmp:
             torch.save(state, tmp)
+
+    def _rng_states(self) -> dict:
+        states = {"torch": torch.get_rng_state()}
+        if self.generator is not None:
+            states["shuffle"] = self.generator.get_state()
+        if torch.cuda.is_available():
+            states["cuda"] = torch.cuda.get_rng_state_all()
+        return states
+
+    def _restore_rng(self, states: dict | None) -> None:
+        if states is None:  # a checkpoint of an earlier version: resumes, not exactly
+            self.log(f"{self.model.name}: the checkpoint has no random state: the resumed"
+                     " epochs will differ from an uninterrupted fit")  # fmt: skip
+            return
+        torch.set_rng_state(states["torch"].cpu())
+        if self.generator is not None and "shuffle" in states:
+            self.generator.set_state(states["shuffle"].cpu())
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
 
     def _resume(self) -> None:
         path = self.model.checkpoint_path
@@ -153,6 +176,7 @@ class Loop:
             self.scheduler.load_state_dict(state["scheduler"])
         self.best_loss, self.best_state = state["best_loss"], state["best_state"]
         self.stale, self.history = state["stale"], state["history"]
+        self._restore_rng(state.get("rng"))
         self.first_epoch = state["epoch"] + 1
         self.log(f"{self.model.name}: resuming from the checkpoint of epoch {state['epoch']}")
 
@@ -170,6 +194,13 @@ class Loop:
                     f" {epoch} (lr={model.settings['lr']}); lower the learning rate"
                 )
             val_loss, val_acc = self._validate(val_loader)
+            if not math.isfinite(val_loss):
+                raise TrainingError(
+                    f"candidate {model.name!r}: validation loss is {val_loss} at epoch {epoch}"
+                    f" (train loss {train_loss:.4f}, lr={model.settings['lr']}): the network"
+                    " gives non-finite outputs on the validation split; lower the learning"
+                    " rate, or look for non-finite values in the validation inputs"
+                )
             self.history.append(
                 {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                  "val_accuracy": val_acc}
@@ -182,6 +213,10 @@ class Loop:
             self._checkpoint(epoch)
             if stop:
                 break
+        if self.best_state is None:
+            raise TrainingError(
+                f"candidate {model.name!r}: no epoch was trained (epochs = {self.epochs})"
+            )
         model.network.load_state_dict(self.best_state)
         model.network.to("cpu").eval()
         if model.checkpoint_path is not None:

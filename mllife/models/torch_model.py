@@ -166,7 +166,7 @@ class TorchModel(Model):
         scheduler = self._scheduler(optimizer, len(train_loader))
         amp = bool(s["amp"]) and device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
-        loop = Loop(self, device, optimizer, scheduler, scaler, amp, log)
+        loop = Loop(self, device, optimizer, scheduler, scaler, amp, log, generator)
         return loop.run(train_loader, val_loader)
 
     # -- prediction --------------------------------------------------------------------
