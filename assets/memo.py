@@ -71,20 +71,34 @@ class Plan:
 
 def up_to_date_lines(config: ProjectConfig, last_run_id: str, plan: Plan) -> list[str]:
     """What `mllife run` says when nothing changed: no run, which champion stands."""
+    from mllife.monitoring.batch import staleness
     from mllife.storage.store import Store
 
-    champion = Store(config.store_path).champion()
+    store = Store(config.store_path)
+    champion = store.champion()
     stands = (
         f"champion {champion.name} {champion.model_hash[:12]} stands"
         if champion is not None
         else "no champion is deployed"
     )
-    return [
+    lines = [
         "up to date: the data, code and configuration are unchanged since the last run"
         f" ({last_run_id or 'none'}); {stands}",
         f"{plan.skipped} assets up to date, 0 rerun; model fits: 0"
         " (`mllife run --force` reruns all)",
     ]
+    # an unchanged project starts no run, so the champion's age is checked here too
+    age = staleness(config, store)
+    if champion is not None and not age.passed:
+        lines.append(f"warning: stale: {age.reason}; {STALE_ADVICE}")
+    return lines
+
+
+#: what to do about a champion past its age limits
+STALE_ADVICE = (
+    "add newer labelled data and run again (`mllife data add`), or raise [monitoring]"
+    " max_champion_age_days / max_data_age_days"
+)
 
 
 def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[dict | None, str | None]:

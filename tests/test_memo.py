@@ -104,3 +104,26 @@ def test_memoized_runs_rerun_exactly_what_changed(tmp_path, deployed_digits, cap
     assert "status_report: its stored result" in warnings and "fails its signature" in warnings
     assert _fits(repaired.lines) == 1
     assert _latest_runs(instance)["status_report"] == repaired.run_id
+
+
+def test_an_unchanged_project_still_says_when_its_champion_is_stale(
+    tmp_path, deployed_digits, capsys
+):
+    """An unchanged project starts no run, so the monitoring job's champion-age check
+    never runs: the up-to-date answer of `mllife run` and `mllife status` check it."""
+    from mllife.cli import main as cli
+
+    config_path = copy_project(deployed_digits[0], tmp_path / "p")
+    config = load_config(config_path)
+    fresh = run_lifecycle(config_path, log_level="WARNING")
+    assert fresh.lines[0].startswith("up to date:")
+    assert not any("stale" in line for line in fresh.lines)
+    with Store(config.store_path).writing() as conn:  # deployed 100 days ago
+        conn.execute("UPDATE deployments SET created_at = created_at - INTERVAL 100 DAY")
+    old = run_lifecycle(config_path, log_level="WARNING")
+    assert old.lines[0].startswith("up to date:")  # still no run...
+    said = "warning: stale: the champion was deployed 100.0 days ago (limit 30)"
+    assert said in "\n".join(old.lines)  # ...but said
+    capsys.readouterr()
+    assert cli(["--config", str(config_path), "status"]) == 0
+    assert "  " + said in capsys.readouterr().out

@@ -144,6 +144,7 @@ def _code_location(config) -> list[str]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from mllife.models.registry import recorded_backbone
+    from mllife.monitoring.batch import staleness
     from mllife.storage.store import Store
 
     config = load_config(args.config)
@@ -162,6 +163,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  why: {current.reason}")
         if (backbone := recorded_backbone(store, current.model_hash)) is not None:
             print(f"  {backbone}")
+        age = staleness(config, store)
+        if not age.passed:
+            print(f"  warning: stale: {age.reason}; add newer labelled data and run again")
         metrics = store.evaluations(model_hash=current.model_hash)
         for split in ("validation", "test"):
             part = {
