@@ -122,3 +122,27 @@ def test_the_bounded_ks_search_of_large_samples_is_exact(shape):
         statistic = _ks_statistic(keys_a, keys_b)
         assert statistic == _ks_full(keys_a, keys_b)
         assert statistic == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-12)
+
+
+def test_a_column_going_missing_drifts_even_when_its_present_values_do_not():
+    """A nullable column from 0% to 60% missing in serving, its other values alike: the
+    missing-share test (corrected with the rest) makes it drift; the same share on both
+    sides does not."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    reference = pl.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n),
+                              "z": rng.normal(size=n)})  # fmt: skip
+    values = rng.normal(size=n)
+    current = pl.DataFrame({
+        "x": pl.Series(values).scatter(np.arange(int(0.6 * n)), None),
+        "y": rng.normal(size=n), "z": rng.normal(size=n),
+    })  # fmt: skip
+    report = drift(reference, current)
+    assert report.drifted_columns == ["x"] and report.dataset_drift
+    (missing,) = [c for c in report.columns if c.kind == "missing"]
+    assert missing.column == "x" and missing.effect == pytest.approx(0.6)
+    assert missing.p_adjusted < 1e-10 and missing.psi > 1
+    assert "1 of 3 columns drifted (x)" in report.summary()
+    same = reference.with_columns(reference["x"].scatter(np.arange(100), None))
+    alike = current.with_columns(pl.Series("x", rng.normal(size=n)).scatter(np.arange(100), None))
+    assert not drift(same, alike).drifted_columns  # 5% missing on both sides
