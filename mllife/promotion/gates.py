@@ -111,12 +111,14 @@ def _threshold(metric: str, bar: float, split: str) -> GateSpec:
 
 def _agreement(e: Evidence) -> Gate:
     tolerance = e.policy.setting("max_val_test_gap")
-    gap, ok = e.agreement.gap, e.agreement.gap <= tolerance
+    gap, ok = e.agreement.gap, e.agreement.agrees(tolerance)
+    compared = "<=" if gap <= tolerance else ">"
+    chance = ", within chance at these sizes" if ok and gap > tolerance else ""
     reason = (
         e.agreement.reason
         if e.agreement.tolerance == tolerance
-        else f"validation and test accuracy differ by {gap:.4f} ({'<=' if ok else '>'}"
-        f" {tolerance:.4f})"
+        else f"validation and test accuracy differ by {gap:.4f} ({compared}"
+        f" {tolerance:.4f}{chance})"
     )
     return Gate("val_test_agreement", ok, gap, tolerance, reason, split="validation + test")
 

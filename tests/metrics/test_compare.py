@@ -58,3 +58,26 @@ def test_agreement_verdicts():
     assert not bad.passed and "validation is higher" in bad.reason
     with pytest.raises(ValueError, match="unknown metric"):
         agreement(evaluate([0], [0]), evaluate([0], [0]), metric="auc")
+
+
+def test_agreement_is_sample_size_aware():
+    """One row of 18 is a gap of 0.056 > 0.05 that chance explains (the old rule refused
+    every champion of a 178-row table); on 10,000 rows a 6-point gap is refused."""
+    small = agreement(evaluate(["a"] * 17 + ["b"], ["a"] * 18), evaluate(["a"] * 18, ["a"] * 18),
+                      tolerance=0.05)  # fmt: skip
+    assert small.gap > 0.05 and small.passed and small.p_value == pytest.approx(0.31, abs=0.01)
+    assert "chance explains that on 18 and 18 rows" in small.reason
+    assert small.agrees(0.05) and small.agrees(0.0)  # any tolerance: chance explains it
+
+    n = 10_000
+    truth = np.ones(n)
+    validation = evaluate(truth, np.r_[np.ones(9000), np.zeros(1000)])
+    test = evaluate(truth, np.r_[np.ones(8400), np.zeros(1600)])
+    large = agreement(validation, test, tolerance=0.05)
+    assert not large.passed and large.p_value < 1e-20
+    assert "not chance on 10000 and 10000 rows" in large.reason
+    assert agreement(validation, test, tolerance=0.07).passed  # within the tolerance
+
+    by_f1 = agreement(evaluate(["a"] * 17 + ["b"], ["a"] * 18), evaluate(["a"] * 18, ["a"] * 18),
+                      tolerance=0.05, metric="macro_f1")  # fmt: skip
+    assert by_f1.p_value is None and not by_f1.passed  # not a proportion: the gap alone
