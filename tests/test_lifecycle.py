@@ -32,6 +32,24 @@ def test_first_run_promotes_a_champion_that_loads_and_predicts(first_run):
     assert np.mean(predicted == "7") > 0.8
 
 
+def test_latency_is_timed_only_against_a_budget(first_run):
+    """No [promotion] max_p95_latency_ms in the project: no 200 timed predictions on
+    every run; the gate says no budget is set. With a budget set only after the
+    challenger was chosen, the gate cannot pass on a measurement it never made."""
+    from assets.storage import for_project
+    from mllife.config.policy import PromotionConfig
+    from mllife.promotion.challenger import reevaluate
+
+    config_path, outcome = first_run
+    challenger = for_project(load_config(config_path)).load_value(outcome.run_id, "challenger")
+    assert challenger.evidence["latency_p95_ms"] is None
+    (gate,) = [g for g in challenger.decision.gates if g.name == "latency"]
+    assert gate.passed and gate.reason == "no latency budget set"
+    budget = PromotionConfig(min_accuracy=0.8, max_val_test_gap=0.08, max_p95_latency_ms=50)
+    (gate,) = [g for g in reevaluate(challenger, budget).gates if g.name == "latency"]
+    assert not gate.passed and "materialize challenger again" in gate.reason
+
+
 def test_first_run_recorded_everything_in_the_store(first_run):
     config_path, _ = first_run
     config = load_config(config_path)

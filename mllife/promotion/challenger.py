@@ -158,7 +158,10 @@ def choose_challenger(
             if e.ref.name in baseline_names
         },
         artifact_bytes=best.ref.size_bytes,
-        latency_p95_ms=p95_latency_ms(model, inputs),
+        # timed only against a budget: 200+ single predictions cost seconds every run
+        latency_p95_ms=(
+            p95_latency_ms(model, inputs) if config.promotion.max_p95_latency_ms else None
+        ),
         human_accuracy=human_level(config),
         problem_scores=problems.of(best.ref.model_hash) if problems else None,
         champion_problem_scores=(problems.of(current.model_hash) if problems and current else None),

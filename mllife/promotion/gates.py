@@ -241,9 +241,14 @@ def _budget(name: str, what: str, observed: float | None, budget: float | None, 
     if budget is None:
         reason = f"no {name.replace('_', ' ')} budget set" + measured
         return Gate(name, True, observed, None, reason, False)
-    ok = observed is not None and observed <= budget
-    shown = "not measured" if observed is None else f"{observed:.2f} {unit}"
-    reason = f"{what} {shown} {'<=' if ok else '>'} budget {budget:g} {unit}"
+    if observed is None:
+        reason = (
+            f"{what} not measured: the budget of {budget:g} {unit} was set after the"
+            " challenger was chosen; materialize challenger again"
+        )
+        return Gate(name, False, None, budget, reason)
+    ok = observed <= budget
+    reason = f"{what} {observed:.2f} {unit} {'<=' if ok else '>'} budget {budget:g} {unit}"
     return Gate(name, ok, observed, budget, reason)
 
 
