@@ -146,3 +146,20 @@ def test_the_absolute_gates_read_the_split_the_policy_names():
     assert with_baseline.gate("beats_champion").split == "test"
     with pytest.raises(ValueError, match="needs the challenger's test report"):
         run(PromotionConfig(), test=None)
+
+
+def test_the_simpler_model_gate_fails_a_barely_better_challenger_and_says_when_it_cannot_fail():
+    """The challenger is chosen over the baselines on the same validation score, so at the
+    default margin of 0 the gate could never fail: it says it is not informative. With a
+    margin, a challenger that leads the best baseline by less fails it."""
+    probe = run(PromotionConfig(), baseline_scores={"baseline_majority": 0.0})
+    ours = probe.gate("simpler_not_better").observed  # the challenger's lead over 0.0
+    baselines = {"baseline_majority": 0.3, "baseline_logreg": ours - 0.01}
+    default = run(PromotionConfig(), baseline_scores=baselines).gate("simpler_not_better")
+    assert default.passed and not default.applies
+    assert "not informative at simpler_margin = 0" in default.reason
+    assert "leads baseline_logreg by +0.0100" in default.reason
+    strict = run(PromotionConfig(simpler_margin=0.02), baseline_scores=baselines)
+    gate = strict.gate("simpler_not_better")
+    assert not gate.passed and gate.applies and not strict.passed
+    assert "margin +0.0100 < 0.0200" in gate.reason

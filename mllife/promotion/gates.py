@@ -187,6 +187,15 @@ def _simpler_not_better(e: Evidence) -> Gate:
     ours = e.validation.metrics[e.metric]
     best_name, best = max(e.baseline_scores.items(), key=lambda kv: kv[1])
     margin = ours - best
+    if margin_needed == 0 and margin >= 0:
+        # the challenger was chosen over the baselines on this very score: at a margin
+        # of 0 the gate cannot fail, so it does not pretend to have checked anything
+        reason = (
+            f"not informative at simpler_margin = 0: the challenger was chosen over the"
+            f" baselines on validation {e.metric}, so it cannot trail them (it leads"
+            f" {best_name} by {margin:+.4f}); set [promotion] simpler_margin to require a lead"
+        )
+        return Gate("simpler_not_better", True, margin, 0.0, reason, False, split="validation")
     ok = margin >= margin_needed
     reason = (
         f"validation {e.metric}: challenger {ours:.4f} vs simpler {best_name} {best:.4f}:"
