@@ -19,7 +19,7 @@ from torch import nn
 from mllife._errors import ArtifactError, TrainingError
 from mllife.models._layout import for_inference
 from mllife.models.base import FitResult, Model, ProgressLog
-from mllife.models.networks import build_network, classifier_head
+from mllife.models.networks import build_network, classifier_head, unwrapped
 from mllife.models.sklearn_model import fit_estimator, library_versions
 from mllife.preprocess.pixels import PixelSet
 from mllife.storage.array_cache import read_array, write_array
@@ -58,7 +58,7 @@ def _backbone(architecture: str, input_shape, n_classes: int) -> nn.Module:
         pretrained=True,
         params={},
     )
-    target = getattr(network, "inner", network)  # inside a grey-to-colour wrapper
+    target = unwrapped(network)
     head = [name for name, m in target.named_modules() if isinstance(m, nn.Linear)][-1]
     parent, attribute, _ = classifier_head(network)
     setattr(parent, attribute, nn.Identity())  # the vector before the head

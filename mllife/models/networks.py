@@ -126,6 +126,11 @@ class _GrayToColour(nn.Module):
         return self.inner(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
 
 
+def unwrapped(network: nn.Module) -> nn.Module:
+    """The network itself, inside the grey-to-colour wrapper mllife may have put around it."""
+    return network.inner if isinstance(network, _GrayToColour) else network
+
+
 def classifier_head(network: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     """(parent module, attribute, the last ``nn.Linear``): the classification head."""
     found = None

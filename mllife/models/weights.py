@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from mllife._errors import ConfigError
+from mllife.models.networks import unwrapped
 
 __all__ = ["LoadedWeights", "load_backbone", "read_state_dict"]
 
@@ -210,7 +211,7 @@ def load_backbone(
     weights_map: str | Mapping[str, str] = "names",
 ) -> LoadedWeights:
     """Load ``path`` into ``network`` exactly (see the module's docstring)."""
-    target = getattr(network, "inner", network)  # a grey-to-colour wrapper's network
+    target = unwrapped(network)
     own = target.state_dict()
     head, replaced = _head_keys(target, own)
     head_set = set(head)
