@@ -71,7 +71,7 @@ class Plan:
 
 def up_to_date_lines(config: ProjectConfig, last_run_id: str, plan: Plan) -> list[str]:
     """What `mllife run` says when nothing changed: no run, which champion stands."""
-    from mllife.monitoring.batch import staleness
+    from mllife.monitoring.batch import STALE_ADVICE, staleness
     from mllife.storage.store import Store
 
     store = Store(config.store_path)
@@ -92,13 +92,6 @@ def up_to_date_lines(config: ProjectConfig, last_run_id: str, plan: Plan) -> lis
     if champion is not None and not age.passed:
         lines.append(f"warning: stale: {age.reason}; {STALE_ADVICE}")
     return lines
-
-
-#: what to do about a champion past its age limits
-STALE_ADVICE = (
-    "add newer labelled data and run again (`mllife data add`), or raise [monitoring]"
-    " max_champion_age_days / max_data_age_days"
-)
 
 
 def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[dict | None, str | None]:

@@ -22,11 +22,12 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
+from assets.execution import run_config_for
 from assets.launch import ProjectWorkspace, follow, monitor_runs, project_workspace, worker_alive
 from assets.memo import plan_run, up_to_date, up_to_date_lines
 from assets.resources import CONFIG_DIGEST_TAG
 from assets.summary import StoredValues, summarize
-from assets.team import BROKER_VARIABLE, celery_execution, data_pin, use_celery, use_team_services
+from assets.team import BROKER_VARIABLE, data_pin, use_celery, use_team_services
 from mllife._errors import MllifeError
 from mllife.config.project import PROFILE_VARIABLE, ProjectConfig, load_config
 from mllife.storage.files import sha256_of
@@ -77,16 +78,6 @@ class RunOutcome:
 
 
 EXECUTORS = ("in_process", "multiprocess", "celery")
-
-#: what the multiprocess executor's fork server imports before forking a step: the
-#: graph (which loads torch lazily) and the modules that do load torch
-STEP_PRELOAD = (
-    "assets.definitions",
-    "mllife.models.torch_model",
-    "mllife.models.sklearn_model",
-    "mllife.models.embedding_model",
-    "mllife.preprocess.pixels",
-)
 
 
 def run_lifecycle(
@@ -141,7 +132,7 @@ def run_lifecycle(
                 if not plan.selection:
                     return _no_run(config, instance, plan, timings)
                 selection = plan.selection if plan.skipped else None
-            run_config = _run_config(executor, max_concurrent, log_level)
+            run_config = run_config_for(executor, max_concurrent, log_level)
             run = workspace.submit(
                 job_name, run_config=run_config, tags=tags, asset_selection=selection
             )
@@ -192,24 +183,6 @@ def _workspace_beside_data_init(instance, config: ProjectConfig, timings: dict[s
                 _finish_data_init(data_init, config)  # after a load error too: never orphaned
             timings["data_init_wait"] = time.perf_counter() - clock
         yield workspace
-
-
-def _run_config(executor: str, max_concurrent: int, log_level: str) -> dict:
-    if executor == "celery":
-        execution = celery_execution()
-    elif executor == "multiprocess":
-        # steps fork from a server that imported the graph and the model code once (no
-        # 6 s import of torch and friends in each step)
-        start = {"forkserver": {"preload_modules": list(STEP_PRELOAD)}}
-        execution = {
-            "config": {"multiprocess": {"max_concurrent": max_concurrent, "start_method": start}}
-        }
-    else:
-        execution = {"config": {"in_process": {}}}
-    return {
-        "loggers": {"console": {"config": {"log_level": log_level}}},
-        "execution": execution,
-    }
 
 
 def _start_data_init(config: ProjectConfig) -> subprocess.Popen | None:

@@ -144,7 +144,7 @@ def _code_location(config) -> list[str]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from mllife.models.registry import recorded_backbone
-    from mllife.monitoring.batch import staleness
+    from mllife.monitoring.batch import STALE_ADVICE, staleness
     from mllife.storage.store import Store
 
     config = load_config(args.config)
@@ -165,7 +165,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  {backbone}")
         age = staleness(config, store)
         if not age.passed:
-            print(f"  warning: stale: {age.reason}; add newer labelled data and run again")
+            print(f"  warning: stale: {age.reason}; {STALE_ADVICE}")
         metrics = store.evaluations(model_hash=current.model_hash)
         for split in ("validation", "test"):
             part = {

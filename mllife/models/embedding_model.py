@@ -19,7 +19,7 @@ from torch import nn
 from mllife._errors import ArtifactError, TrainingError
 from mllife.models._layout import for_inference
 from mllife.models.base import FitResult, Model, ProgressLog
-from mllife.models.networks import build_network, classifier_head, unwrapped
+from mllife.models.networks import build_network, classifier_head, head_name, unwrapped
 from mllife.models.sklearn_model import fit_estimator, library_versions
 from mllife.preprocess.pixels import PixelSet
 from mllife.storage.array_cache import read_array, write_array
@@ -59,7 +59,7 @@ def _backbone(architecture: str, input_shape, n_classes: int) -> nn.Module:
         params={},
     )
     target = unwrapped(network)
-    head = [name for name, m in target.named_modules() if isinstance(m, nn.Linear)][-1]
+    head = head_name(target)
     parent, attribute, _ = classifier_head(network)
     setattr(parent, attribute, nn.Identity())  # the vector before the head
     target.replaced_head = head  # the weights file's head is not loaded, not missing

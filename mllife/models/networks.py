@@ -33,7 +33,10 @@ __all__ = [
     "Backbone",
     "build_network",
     "classifier_head",
+    "file_sha256",
+    "head_name",
     "resolve_weights",
+    "unwrapped",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -131,15 +134,20 @@ def unwrapped(network: nn.Module) -> nn.Module:
     return network.inner if isinstance(network, _GrayToColour) else network
 
 
-def classifier_head(network: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
-    """(parent module, attribute, the last ``nn.Linear``): the classification head."""
+def head_name(network: nn.Module) -> str:
+    """The name of the classification head: the network's last ``nn.Linear``."""
     found = None
     for name, module in network.named_modules():
         if isinstance(module, nn.Linear):
             found = name
     if found is None:
         raise ConfigError(f"{type(network).__name__} has no nn.Linear classification head")
-    parent_name, _, attribute = found.rpartition(".")
+    return found
+
+
+def classifier_head(network: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
+    """(parent module, attribute, the last ``nn.Linear``): the classification head."""
+    parent_name, _, attribute = head_name(network).rpartition(".")
     parent = network.get_submodule(parent_name) if parent_name else network
     return parent, attribute, getattr(parent, attribute)
 
@@ -229,15 +237,24 @@ class Backbone:
     @property
     def identity(self) -> str:
         """Name plus content hash: what an embedding cache entry depends on."""
-        stat = self.path.stat()
-        return f"{self.label}-{_file_digest(self.path, stat.st_size, stat.st_mtime_ns)}"
+        return f"{self.label}-{file_sha256(self.path)[:16]}"
+
+
+def file_sha256(path: Path) -> str:
+    """A weights file's sha256, computed once per (path, size, mtime)."""
+    stat = Path(path).stat()
+    return _file_digest(Path(path), stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=32)
 def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
-    """A weights file's hash, once per (path, size, mtime): a search builds the same
-    backbone for every trial, and a large file takes a while to hash."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    """A search builds the same backbone for every trial (its identity and its loading
+    both name the hash), and a large file takes a while to hash."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def resolve_weights(architecture: str, weights: str, *, root: Path) -> Backbone:

@@ -13,7 +13,6 @@ every shape equal) or a table of name prefixes.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import torch
 from torch import nn
 
 from mllife._errors import ConfigError
-from mllife.models.networks import unwrapped
+from mllife.models.networks import file_sha256, head_name, unwrapped
 
 __all__ = ["LoadedWeights", "load_backbone", "read_state_dict"]
 
@@ -170,7 +169,7 @@ def _head_keys(target: nn.Module, own: dict) -> tuple[list[str], bool]:
     replaced = getattr(target, "replaced_head", None)
     if replaced is not None:
         return [f"{replaced}.weight", f"{replaced}.bias"], True
-    name = [n for n, m in target.named_modules() if isinstance(m, nn.Linear)][-1]
+    name = head_name(target)
     return [k for k in own if k.startswith(name + ".")], False
 
 
@@ -256,12 +255,4 @@ def load_backbone(
         said = "not used (embeddings)"
     else:
         said = "from the file" if head_fits else f"new ({own[head[0]].shape[0]} classes)"
-    return LoadedWeights(Path(path), _sha256(Path(path)), len(backbone), len(backbone), said)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return LoadedWeights(Path(path), file_sha256(Path(path)), len(backbone), len(backbone), said)

@@ -204,6 +204,13 @@ def dataset_drift_in_run(store: Store, run_id: str) -> bool:
     return rows.height > 0
 
 
+#: what to do about a champion past its age limits
+STALE_ADVICE = (
+    "add newer labelled data and run again (`mllife data add`), or raise [monitoring]"
+    " max_champion_age_days / max_data_age_days"
+)
+
+
 @dataclass(frozen=True)
 class Staleness:
     champion_age_days: float | None
