@@ -46,10 +46,11 @@ def test_first_run_applies_only_absolute_gates_and_says_so():
 
 
 def test_beats_champion_absolute_and_relative():
-    assert run(PromotionConfig(min_improvement=0.04)).gate("beats_champion").passed  # +0.0495
-    gate = run(PromotionConfig(min_improvement=0.2)).gate("beats_champion")
+    point = {"evidence": "point"}  # the margins on the observed change alone
+    assert run(PromotionConfig(min_improvement=0.04, **point)).gate("beats_champion").passed
+    gate = run(PromotionConfig(min_improvement=0.2, **point)).gate("beats_champion")
     assert not gate.passed and gate.threshold == 0.2
-    gate = run(PromotionConfig(min_relative_improvement=0.5)).gate("beats_champion")
+    gate = run(PromotionConfig(min_relative_improvement=0.5, **point)).gate("beats_champion")
     assert not gate.passed  # +0.05 of macro F1 is less than half the champion's 0.80
 
 
@@ -163,3 +164,92 @@ def test_the_simpler_model_gate_fails_a_barely_better_challenger_and_says_when_i
     gate = strict.gate("simpler_not_better")
     assert not gate.passed and gate.applies and not strict.passed
     assert "margin +0.0100 < 0.0200" in gate.reason
+
+
+def _paired_predictions(n: int, fixed: int, broken: int, both_wrong: int = 10):
+    """Three classes on ``n`` rows; the champion wrong on ``fixed`` rows the challenger
+    gets right, the challenger wrong on ``broken`` rows the champion gets right."""
+    y = [i % 3 for i in range(n)]
+    champion, challenger = list(y), list(y)
+    for i in range(fixed):
+        champion[i] = (y[i] + 1) % 3
+    for i in range(fixed, fixed + broken):
+        challenger[i] = (y[i] + 1) % 3
+    for i in range(n - both_wrong, n):
+        champion[i] = challenger[i] = (y[i] + 2) % 3
+    return y, champion, challenger
+
+
+def _decide_on(y, champion, challenger, policy):
+    val = evaluate(y, challenger, n_bootstrap=0)
+    return decide(
+        policy=policy,
+        challenger_hash="new",
+        validation=val,
+        test=val,
+        agreement=agreement(val, val),
+        champion_hash="old",
+        comparison=compare(y, champion, challenger),
+    )
+
+
+def test_a_difference_chance_explains_is_not_promoted_by_default():
+    # the issue's reproduction: 180 test rows, 3 fixed and 2 broken: +0.0056, McNemar p=1
+    y, champion, challenger = _paired_predictions(180, fixed=3, broken=2)
+    decision = _decide_on(y, champion, challenger, PromotionConfig(selection_metric="accuracy"))
+    gate = decision.gate("beats_champion")
+    assert not decision.passed and not gate.passed and gate.observed == pytest.approx(1 / 180)
+    assert "better by 0.56 points, but that could be chance" in gate.reason
+    assert "5 of 180 rows differ: 3 fixed, 2 broken" in gate.reason
+    assert "collect more labelled data" in gate.reason and "evidence" in gate.reason
+    # the old rule, on request: any observed gain
+    point = PromotionConfig(selection_metric="accuracy", evidence="point")
+    assert _decide_on(y, champion, challenger, point).passed
+
+
+def test_a_clear_improvement_is_promoted_and_the_margin_moves_the_bar():
+    y, champion, challenger = _paired_predictions(400, fixed=30, broken=2)
+    decision = _decide_on(y, champion, challenger, PromotionConfig(selection_metric="accuracy"))
+    gate = decision.gate("beats_champion")
+    assert decision.passed and "beyond chance" in gate.reason, gate.reason
+    # the same gain must clear a 5-point margin with its lower bound: it does not
+    strict = PromotionConfig(selection_metric="accuracy", min_improvement=0.05)
+    assert not _decide_on(y, champion, challenger, strict).gate("beats_champion").passed
+    # a negative margin is non-inferiority: a slightly worse model within it passes
+    y, champion, challenger = _paired_predictions(400, fixed=2, broken=3)
+    loose = PromotionConfig(
+        selection_metric="accuracy", min_improvement=-0.03, min_relative_improvement=-1
+    )
+    assert _decide_on(y, champion, challenger, loose).gate("beats_champion").passed
+
+
+def test_without_an_interval_mcnemar_decides():
+    y, champion, challenger = _paired_predictions(180, fixed=3, broken=2)
+    val = evaluate(y, challenger, n_bootstrap=0)
+    no_interval = compare(y, champion, challenger, n_bootstrap=0)
+    decision = decide(
+        policy=PromotionConfig(selection_metric="accuracy"), challenger_hash="new",
+        validation=val, test=val, agreement=agreement(val, val), champion_hash="old",
+        comparison=no_interval,
+    )  # fmt: skip
+    gate = decision.gate("beats_champion")
+    assert not gate.passed and "McNemar p=1" in gate.reason
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("min_improvement", 1.5), ("simpler_margin", -0.1), ("max_val_test_gap", 2),
+     ("evidence", "maybe")],
+)  # fmt: skip
+def test_a_policy_value_out_of_range_is_a_config_error_naming_the_key(tmp_path, key, value):
+    from mllife import load_config
+
+    path = tmp_path / "mllife.toml"
+    rendered = f'"{value}"' if isinstance(value, str) else value
+    path.write_text(
+        '[[candidates]]\nname = "lr"\nkind = "sklearn"\n'
+        'estimator = "sklearn.linear_model.LogisticRegression"\n'
+        f"[promotion]\n{key} = {rendered}\n"
+    )
+    with pytest.raises(ConfigError, match=rf"promotion\.{key}"):
+        load_config(path)

@@ -41,7 +41,12 @@ POLICY_METRICS = (
 LOWER_IS_BETTER = frozenset({"log_loss", "brier_score", "expected_calibration_error"})
 PER_CLASS_METRICS = ("precision", "recall", "f1")
 #: defaults by risk level: a model that decides must clear a higher bar than one that
-#: suggests (explicit settings always win)
+#: suggests (explicit settings always win). Both promote only on an improvement chance
+#: does not explain (``evidence = "interval"``). "suggest" trades a false promotion now
+#: and then (about 1 in 40 when the two models are equally good) for taking a real gain
+#: as soon as the data shows it; "decide" waits for a gain of half a point beyond chance,
+#: McNemar's p <= 0.05 and closer validation/test agreement, so small real gains wait
+#: for more labelled data.
 RISK_DEFAULTS = {
     "suggest": {"max_val_test_gap": 0.05, "min_improvement": 0.0, "max_p_value": None},
     "decide": {"max_val_test_gap": 0.03, "min_improvement": 0.005, "max_p_value": 0.05},
@@ -93,6 +98,12 @@ class PromotionConfig(_Section):
     #: (absolute), and by ``min_relative_improvement`` of the champion's value.
     min_improvement: float | None = Field(default=None, ge=-1, le=1)
     min_relative_improvement: float = Field(default=0.0, ge=-1, le=10)
+    #: How sure the comparison with the champion must be. "interval" (default): the lower
+    #: bound of the paired 95% bootstrap interval of the change in the selection metric
+    #: must be above min_improvement (at or above it when the margin is not 0; a negative
+    #: margin makes it a non-inferiority test), so a difference chance explains is not
+    #: promoted. "point": the observed change alone, however few rows differ.
+    evidence: Literal["interval", "point"] = "interval"
     #: McNemar's test of challenger vs champion on the same rows: p must be <= this.
     max_p_value: float | None = Field(default=None, gt=0, le=1)
     #: "A simpler model is not better": the challenger must beat every baseline's

@@ -35,6 +35,9 @@ class Comparison(_PicklableProxies):
     per_class: tuple[dict[str, Any], ...]
     right_to_wrong: np.ndarray  # row indices the champion got right and the challenger wrong
     wrong_to_right: np.ndarray
+    #: rows compared, and the level of ``intervals``
+    n_rows: int = 0
+    confidence: float = 0.95
 
     def summary(self) -> str:
         d = self.deltas
@@ -151,6 +154,8 @@ def compare(
         per_class=_per_class_deltas(cm_a, cm_b, champ.labels),
         right_to_wrong=right_to_wrong,
         wrong_to_right=wrong_to_right,
+        n_rows=len(true),
+        confidence=confidence,
     )
 
 

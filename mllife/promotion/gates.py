@@ -134,6 +134,11 @@ def _no_comparison(e: Evidence) -> str | None:
     return None
 
 
+def _points(x: float) -> str:
+    """A change in a [0, 1] metric in points: 0.0056 -> "0.56 points"."""
+    return f"{abs(x) * 100:.2f} points"
+
+
 def _beats_champion(e: Evidence) -> Gate:
     why_not = _no_comparison(e)
     if why_not is not None:
@@ -142,18 +147,52 @@ def _beats_champion(e: Evidence) -> Gate:
     c, metric = e.comparison, e.metric
     delta, before = c.deltas[metric], c.champion[metric]
     need = max(e.policy.setting("min_improvement"), e.policy.min_relative_improvement * abs(before))
-    ok = delta >= need and (delta > 0 or need < 0)
     versus = f"{e.split} {metric} {c.challenger[metric]:.4f} vs champion {before:.4f}"
-    if not ok and delta <= 0 and need <= 0:
+    point_ok = delta >= need and (delta > 0 or need < 0)
+    if not point_ok and delta <= 0 and need <= 0:
         # "change +0.0000 < required +0.0000" reads like a bug; say what it means
         change = "the same" if delta == 0 else f"lower by {-delta:.4f}"
         reason = f"{versus}: {change}, and a challenger must improve on the champion"
-    elif need > 0:
-        reason = f"{versus}: change {delta:+.4f} {'>=' if ok else '<'} required {need:+.4f}"
+        return Gate("beats_champion", False, delta, need, reason, split=e.split)
+    if e.policy.evidence == "interval":
+        return _beats_beyond_chance(e, versus, delta, need)
+    if need > 0:
+        reason = f"{versus}: change {delta:+.4f} {'>=' if point_ok else '<'} required {need:+.4f}"
     elif delta > 0:
         reason = f"{versus}: better by {delta:.4f}"
     else:
         reason = f"{versus}: change {delta:+.4f}, within the allowed {need:+.4f}"
+    return Gate("beats_champion", point_ok, delta, need, reason, split=e.split)
+
+
+def _beats_beyond_chance(e: Evidence, versus: str, delta: float, need: float) -> Gate:
+    """``evidence = "interval"``: the paired interval's lower bound must clear ``need``
+    (McNemar's test stands in where no interval could be computed)."""
+    c = e.comparison
+    fixed, broken = len(c.wrong_to_right), len(c.right_to_wrong)
+    rows = f"{fixed + broken} of {c.n_rows} rows differ: {fixed} fixed, {broken} broken"
+    interval = c.intervals.get(e.metric)
+    if interval is not None:
+        low, high = interval
+        ok = low > need if need == 0 else low >= need
+        evidence = (
+            f"{c.confidence:.0%} interval of the change [{low * 100:+.2f}, {high * 100:+.2f}]"
+            f" points, lower bound {'above' if ok else 'not above'} the required"
+            f" {need * 100:+.2f}; {rows}"
+        )
+    else:
+        p = c.mcnemar_p_value
+        ok = delta >= need and p <= 0.05
+        evidence = f"no interval for {e.metric}; McNemar p={p:.3g} (needs <= 0.05); {rows}"
+    change = f"better by {_points(delta)}" if delta > 0 else f"worse by {_points(delta)}"
+    if ok:
+        reason = f"{versus}: {change}, beyond chance ({evidence})"
+    else:
+        reason = (
+            f"{versus}: {change}, but that could be chance ({evidence}) — not promoted;"
+            " collect more labelled data (a larger test split narrows the interval), or set"
+            ' [promotion] evidence = "point" to promote on the observed change alone'
+        )
     return Gate("beats_champion", ok, delta, need, reason, split=e.split)
 
 
@@ -279,8 +318,9 @@ FIXED_GATES: tuple[GateSpec, ...] = (
     GateSpec(
         "beats_champion",
         "Better than the deployed champion on the same rows of the gate split (paired), by"
-        " the required absolute and relative change (passes on the first run: no champion"
-        " yet).",
+        " the required absolute and relative change, beyond chance: the paired interval's"
+        ' lower bound clears it (evidence = "interval", the default; passes on the first'
+        " run: no champion yet).",
         _beats_champion,
     ),
     GateSpec(
