@@ -142,6 +142,30 @@ def test_nan_target_and_duplicates_are_dropped_with_row_numbers(tmp_path):
     assert data.rows.height == 9
 
 
+def test_rows_that_differ_never_hash_alike_and_ordinary_rows_keep_their_hash(tmp_path):
+    from mllife.data.tables import row_hashes
+
+    # the reproduction: text joined with an unescaped separator made these equal
+    frame = pl.DataFrame(
+        {
+            "a": ["p\x1fq", "p", None, "\x00", "", None],
+            "b": ["r", "q\x1fr", "s", "s", "\x00", "\x00\x1f"],
+            "target": ["yes", "no", "yes", "no", "yes", "no"],
+        }
+    )
+    hashes = row_hashes(frame, ["a", "b"])
+    assert len(set(hashes)) == 6, hashes
+    config = project(tmp_path, frame, name="t.parquet")
+    data = clean(config, read_raw(config))
+    assert data.rows.height == 6 and data.dropped.height == 0
+    # split keys of existing projects stay: an ordinary row hashes as it always has
+    ordinary = pl.DataFrame({"a": ["x", None], "n": [1.5, None], "c": ["p", "q"]})
+    assert row_hashes(ordinary, ["a", "n", "c"]) == [
+        "2c3ad0c6c99e6d9d5f5f4f57caf1918b",
+        "0eac5de57cc2b11fc962e053f45ed80d",
+    ]
+
+
 def test_missing_values_policy_drop(tmp_path):
     frame = small(10).with_columns(
         pl.when(pl.int_range(pl.len()) == 4).then(None).otherwise(pl.col("x")).alias("x")

@@ -124,13 +124,19 @@ def row_hashes(frame: pl.DataFrame, columns: list[str]) -> list[str]:
     Numbers are hashed as their 8 raw bytes plus a null flag (no float formatting), text
     as UTF-8; rows are processed in chunks so memory stays bounded. The same values in
     the same column types give the same hash on any machine and any polars version.
+
+    The bytes hashed are an unambiguous encoding of the row (two different rows never
+    hash the same input): text values are joined with a unit separator and a null is a
+    lone NUL, which is unambiguous while no value contains either character; a row whose
+    text does is encoded length-prefixed instead, behind a marker no joined row can start
+    with. Ordinary rows thus keep the hashes they always had (their split keys stay).
     """
     out: list[str] = []
     sha256 = hashlib.sha256
     for start in range(0, frame.height, HASH_CHUNK):
         part = frame.slice(start, HASH_CHUNK).select(columns)
         blocks: list[np.ndarray] = []
-        texts: list[list[str]] = []
+        texts: list[list[str | None]] = []
         for name in columns:
             column = part[name]
             if column.dtype.is_numeric() or column.dtype == pl.Boolean:
@@ -142,12 +148,12 @@ def row_hashes(frame: pl.DataFrame, columns: list[str]) -> list[str]:
                     values = values + 0.0  # -0.0 and 0.0 are the same value
                 blocks.append(np.ascontiguousarray(values).view(np.uint8).reshape(-1, 8))
             else:
-                texts.append(column.cast(pl.String).fill_null("\x00").to_list())
+                texts.append(column.cast(pl.String).to_list())
         fixed = np.hstack(blocks) if blocks else np.zeros((part.height, 0), np.uint8)
         data, width = fixed.tobytes(), fixed.shape[1]
         if texts:
             for i, values in enumerate(zip(*texts, strict=True)):
-                row = data[i * width : (i + 1) * width] + "\x1f".join(values).encode()
+                row = data[i * width : (i + 1) * width] + _text_bytes(values)
                 out.append(sha256(row).hexdigest()[:32])
         else:
             out.extend(
@@ -155,6 +161,24 @@ def row_hashes(frame: pl.DataFrame, columns: list[str]) -> list[str]:
                 for i in range(part.height)
             )
     return out
+
+
+#: starts every length-prefixed text part; a joined part never starts with two NULs
+#: (a leading null is one NUL followed by a separator or by nothing)
+_ESCAPED = b"\x00\x00"
+
+
+def _text_bytes(values: tuple[str | None, ...]) -> bytes:
+    if not any(v is not None and ("\x1f" in v or "\x00" in v) for v in values):
+        return "\x1f".join("\x00" if v is None else v for v in values).encode()
+    parts = [_ESCAPED]
+    for value in values:
+        if value is None:
+            parts.append(b"\x00")
+        else:
+            encoded = value.encode()
+            parts.append(b"\x01" + len(encoded).to_bytes(8, "little") + encoded)
+    return b"".join(parts)
 
 
 def table_schema(
