@@ -35,6 +35,9 @@ BASE = '[[candidates]]\nname = "lr"\nkind = "sklearn"\nestimator = "a.B"\n'
         ("stage = true", "serving.rollout.stage = true needs serving.rollout.mode"),
         ('mode = "canary"\nshare = 1.5', "serving.rollout.share"),
         ('mode = "canary"\nshare = 0', "serving.rollout.share"),
+        ('mode = "canary"\nshare = -0.1', "serving.rollout.share"),
+        ('mode = "canary"\nmax_days = 0', "serving.rollout.max_days"),
+        ('mode = "canary"\nmax_accuracy_drop = 1.5', "serving.rollout.max_accuracy_drop"),
         ('challenger = "abc123"', "mllife stage abc123"),
     ],
 )
@@ -91,9 +94,15 @@ def test_a_staged_challenger_is_judged_on_served_feedback(tmp_path, capsys):
         expected = float(np.mean(predicted.astype(str) == labels))
         assert getattr(evidence, field) == pytest.approx(expected)
     assert 0.5 < evidence.agreement <= 1.0
+    # two requests each, none failed, latencies logged for both models
+    assert (evidence.requests, evidence.champion_requests, evidence.failures) == (2, 2, 0)
+    assert evidence.p95_ms > 0 and evidence.champion_p95_ms > 0
     verdict, why = judge(evidence, project["config"].serving.rollout)
-    better = evidence.accuracy >= evidence.champion_accuracy
-    assert verdict == ("promote" if better else "withdraw")
+    _, low, high = evidence.accuracy_difference()
+    drop = project["config"].serving.rollout.max_accuracy_drop
+    expected = "promote" if low >= -drop else "withdraw" if high < -drop else "wait"
+    assert verdict == expected and "95% interval" in why, why
+    better = verdict == "promote"
     if better:
         promote_staged(store, staged, reason=why, evidence=evidence, run_id=None)
         assert store.champion().model_hash == hashes["logreg_small"]
@@ -116,13 +125,44 @@ def _passed_every_gate(store, model_hash: str, *, name: str = "logreg_small") ->
                    summary="passed every gate", run_id="run-1")  # fmt: skip
 
 
-def test_rule_decides_by_accuracy_within_the_allowed_drop():
+def test_rule_decides_by_the_interval_of_the_accuracy_difference():
     rule = load_rule(max_accuracy_drop=0.02)
-    close = Evidence(500, 100, 100, 0.90, 0.91, None)
-    assert judge(close, rule)[0] == "promote"
-    worse = Evidence(500, 100, 100, 0.85, 0.91, None)
+    # 1 point below the champion on 10,000 labels each: within the allowed 2, surely
+    close = Evidence(20000, 10000, 10000, 0.90, 0.91, None)
+    verdict, why = judge(close, rule)
+    assert verdict == "promote" and "difference -1.0 points" in why, why
+    worse = Evidence(2000, 1000, 1000, 0.85, 0.91, None)
     verdict, why = judge(worse, rule)
-    assert verdict == "withdraw" and "0.850 < 0.890" in why
+    assert verdict == "withdraw" and "worse than the allowed drop -2.0 beyond chance" in why
+    # the old rule promoted this on 100 labels: the interval spans the allowed drop
+    unsure = Evidence(500, 100, 100, 0.90, 0.91, None)
+    verdict, why = judge(unsure, rule)
+    assert verdict == "wait" and "too close to call" in why
+
+
+def test_a_challenger_never_judged_ends_with_a_clear_verdict():
+    rule = load_rule(max_days=7)
+    starved = Evidence(3, 0, 0, None, None, None, requests=3, staged_days=8.5)
+    verdict, why = judge(starved, rule)
+    assert verdict == "withdraw" and why.startswith("never judged: after 8.5 days (7 allowed)")
+    assert "3 of 10 predictions" in why and "larger [serving.rollout] share" in why
+    assert judge(Evidence(3, 0, 0, None, None, None, staged_days=6.0), rule)[0] == "wait"
+    unsure = Evidence(500, 100, 100, 0.90, 0.91, None, staged_days=30)
+    verdict, why = judge(unsure, rule)
+    assert verdict == "withdraw" and "never judged" in why and "too close to call" in why
+
+
+def test_errors_and_latency_withdraw_before_labels_arrive():
+    rule = load_rule()
+    failing = Evidence(480, 0, 0, None, None, None, requests=480, failures=20,
+                       champion_requests=4500, champion_failures=1)  # fmt: skip
+    verdict, why = judge(failing, rule)
+    assert verdict == "withdraw" and why.startswith("5xx rate 4.0% (20 of 500 requests)")
+    slow = Evidence(480, 0, 0, None, None, None, requests=480, p95_ms=31.0, champion_p95_ms=10.0)
+    verdict, why = judge(slow, rule)
+    assert verdict == "withdraw" and "p95 latency 31.0 ms vs champion 10.0 ms" in why
+    fine = Evidence(480, 0, 0, None, None, None, requests=480, p95_ms=11.0, champion_p95_ms=10.0)
+    assert judge(fine, rule)[0] == "wait"
 
 
 def load_rule(**settings):

@@ -302,16 +302,59 @@ def test_a_refused_challenger_never_receives_canary_traffic(tmp_path):
     assert {pair for v in answered.values() for pair in v} == {("champion", "logreg")}
 
 
-def test_canary_share_is_sticky_per_key(tmp_path):
-    project = _canary_project(tmp_path, passed=True)
+def test_canary_traffic_is_split_per_request_at_the_share(tmp_path):
+    from types import SimpleNamespace
+
+    from mllife.serve._ids import RequestIds
+    from mllife.serve._lineup import Lineup
+
+    def served(name: str, digit: str):
+        return SimpleNamespace(ref=SimpleNamespace(name=name, model_hash=digit * 64))
+
+    lineup = Lineup(served("champion", "c"), served("challenger", "d"), "canary", 0.1, [])
+    ids = RequestIds(tmp_path / "serving.key")
+    for i in range(3):  # three keys: each one's traffic is split, none is all-or-nothing
+        key = SimpleNamespace(name=f"client{i}", may_use=lambda name: True)
+        roles = [lineup.answering(key, ids.new(key.name, 1))[1] for _ in range(10_000)]
+        assert abs(roles.count("canary") / 10_000 - 0.1) <= 0.02
+    request_id = ids.new("client0", 1)
+    assert len({lineup.answering(key, request_id)[1] for _ in range(5)}) == 1  # stable
+
+
+def test_a_failing_canary_is_logged_per_request_and_withdrawn(tmp_path):
+    from mllife.config.ops import RolloutConfig
+    from mllife.config.project import load_config
+    from mllife.promotion.rollout import judge, rollout_evidence, staged_challenger
+
+    project = _canary_project(tmp_path, passed=True)  # share 0.5
     store = project["store"]
     stage(store, model_hash=project["hashes"]["logreg_small"], name="logreg_small",
           reason="passed every gate")  # fmt: skip
-    keys = {f"client{i}": create_key(store, f"client{i}") for i in range(16)}
-    answered = _answers(project, keys)
-    assert all(len(v) == 1 for v in answered.values())  # sticky
-    roles = [next(iter(v))[0] for v in answered.values()]
-    assert 0 < roles.count("canary") < len(keys)
+    keys = {f"client{i}": create_key(store, f"client{i}") for i in range(3)}
+    statuses: dict[str, list[int]] = {}
+    failing = {"MLLIFE_FAIL_AT": "serve:predict:logreg_small"}
+    with ServerProcess(project["config"].path, env=failing) as server:
+        for _ in range(20):
+            for name, key in keys.items():
+                status, body = server.request(
+                    "POST", "/predict", {"row": project["rows"][0]}, key=key
+                )
+                assert status in (200, 500)
+                assert status == 500 or body["role"] == "champion"
+                statuses.setdefault(name, []).append(status)
+    # per request, not per key: every key saw both the champion and the failing canary
+    assert all(200 in seen and 500 in seen for seen in statuses.values()), statuses
+    failed = sum(seen.count(500) for seen in statuses.values())
+    assert ingest_segments(load_config(project["config"].path), store).failures == failed
+    logged = store.query("SELECT role, model_name, error FROM served_failures")
+    assert set(logged["role"]) == {"canary"} and set(logged["model_name"]) == {"logreg_small"}
+    assert "injected failure" in logged["error"][0]
+    evidence = rollout_evidence(store, staged_challenger(store), store.champion().model_hash)
+    assert (evidence.failures, evidence.champion_failures) == (failed, 0)
+    assert evidence.champion_requests == 60 - failed
+    rule = RolloutConfig(mode="canary", stage=True, min_predictions=10, min_feedback=10)
+    verdict, why = judge(evidence, rule)
+    assert verdict == "withdraw" and why.startswith("5xx rate 100.0%"), why
 
 
 def test_images_as_base64_or_upload_and_hostile_images(tmp_path, digits_folder):

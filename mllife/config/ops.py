@@ -24,8 +24,8 @@ class RolloutConfig(_Section):
     """How a challenger earns trust before it takes over.
 
     ``shadow``: the staged challenger predicts on every request too; logged, never
-    returned. ``canary``: a ``share`` of API keys (sticky: the same key always gets the
-    same model) is answered by the staged challenger. Only a challenger that passed every
+    returned. ``canary``: a ``share`` of requests (chosen by a stable hash of the request
+    id, so every key's traffic is split) is answered by the staged challenger. Only a challenger that passed every
     gate is ever staged (or one staged by hand with ``mllife stage``): a refused one never
     receives traffic.
     """
@@ -41,9 +41,18 @@ class RolloutConfig(_Section):
     min_predictions: int = Field(200, ge=1)
     #: ...and this many of them labelled by feedback (the champion's too, to compare)...
     min_feedback: int = Field(30, ge=1)
-    #: ...and its accuracy on that feedback at most this much below the champion's
-    #: (promoted), else withdrawn
-    max_accuracy_drop: float = Field(0.0, ge=0.0, le=1.0)
+    #: ...then the 95% interval of (challenger - champion) accuracy on that feedback
+    #: decides: its lower bound at or above -max_accuracy_drop promotes (no worse than
+    #: this, beyond chance), its upper bound below it withdraws, otherwise it waits
+    max_accuracy_drop: float = Field(0.02, ge=0.0, le=1.0)
+    #: withdrawn at once (after min_predictions) when its 5xx rate exceeds the
+    #: champion's by more than this, or its p95 latency the champion's by more than
+    #: this fraction (0.5: 50% slower)
+    max_error_increase: float = Field(0.01, ge=0.0, le=1.0)
+    max_latency_increase: float = Field(0.5, ge=0.0)
+    #: a challenger the traffic has not settled after this many days is withdrawn, with
+    #: a verdict that says so (it never waits forever)
+    max_days: float = Field(14.0, gt=0.0)
     #: kept for old configurations: only "latest" (the staged challenger) is accepted;
     #: stage a model by hand with `mllife stage HASH --reason ...`
     challenger: str = "latest"

@@ -13,6 +13,7 @@ import polars as pl
 from mllife.storage.files import remove_orphaned_temp_files, temp_suffix
 
 __all__ = [
+    "FAILURE_SCHEMA",
     "FEEDBACK_SCHEMA",
     "PREDICTION_ID",
     "PREDICTION_ID_SQL",
@@ -57,6 +58,19 @@ def prediction_ids(request_id: str, count: int) -> list[str]:
     """The ids of a request's ``count`` answered predictions, in input order."""
     return [f"{request_id}-{position}" for position in range(count)]
 
+
+#: a request the model failed to answer (the caller got a 5xx), or a shadow model's
+#: failure (the caller got the champion's answer)
+FAILURE_SCHEMA = {
+    "request_id": pl.String,
+    "received_at": pl.Datetime("us"),
+    "key_name": pl.String,
+    "model_hash": pl.String,
+    "model_name": pl.String,
+    "role": pl.String,
+    "latency_ms": pl.Float64,
+    "error": pl.String,
+}
 
 FEEDBACK_SCHEMA = {
     "prediction_id": pl.String,

@@ -17,6 +17,7 @@ import polars as pl
 
 from mllife.config.project import ProjectConfig
 from mllife.monitoring.log_format import (
+    FAILURE_SCHEMA,
     FEEDBACK_SCHEMA,
     PREDICTION_ID_SQL,
     PREDICTION_SCHEMA,
@@ -35,7 +36,11 @@ __all__ = [
     "traffic_summary",
 ]
 
-_TABLES = {"pred": ("predictions", PREDICTION_SCHEMA), "feedback": ("feedback", FEEDBACK_SCHEMA)}
+_TABLES = {
+    "pred": ("predictions", PREDICTION_SCHEMA),
+    "feedback": ("feedback", FEEDBACK_SCHEMA),
+    "failed": ("served_failures", FAILURE_SCHEMA),
+}
 _SCHEMAS = dict(_TABLES.values())
 
 
@@ -48,6 +53,8 @@ class IngestResult:
     already_ingested: int
     #: half-written temp files of killed servers, removed (their rows were never logged)
     orphans_removed: int = 0
+    #: requests a model failed to answer
+    failures: int = 0
 
 
 def _segments(folder: Path) -> list[tuple[str, Path]]:
@@ -115,8 +122,9 @@ def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
     tables = [(_TABLES[prefix][0], path) for prefix, path in segments]
     rows, ingested, already = ingest_once(store, tables, _insert, crash_prefix="ingest")
     return IngestResult(
-        rows.get("predictions", 0), rows.get("feedback", 0), ingested, already, len(orphans)
-    )
+        rows.get("predictions", 0), rows.get("feedback", 0), ingested, already, len(orphans),
+        rows.get("served_failures", 0),
+    )  # fmt: skip
 
 
 def _insert(conn, table: str, path: Path) -> int:

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 
 import anyio
@@ -24,6 +25,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from mllife._errors import DataError, MllifeError
+from mllife._faults import fail_point
 from mllife.config.project import ProjectConfig
 from mllife.preprocess.column_batch import ColumnBatch
 from mllife.serve._health import checked_feedback, health_body
@@ -39,6 +41,7 @@ from mllife.serve._inference import (
 from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
 from mllife.serve._log import (
+    FAILURE_SCHEMA,
     FEEDBACK_SCHEMA,
     PredictionLog,
     SegmentLog,
@@ -98,12 +101,25 @@ class ModelServer:
             flush_rows=log.flush_rows,
             flush_seconds=log.flush_seconds,
         )
+        # requests a model failed to answer: the rollout judge compares error rates
+        self.failures_seen: set[tuple[str, str]] = set()
+        self.failures = (
+            SegmentLog(
+                folder,
+                prefix="failed",
+                schema=FAILURE_SCHEMA,
+                flush_rows=log.flush_rows,
+                flush_seconds=log.flush_seconds,
+            )
+            if log.enabled
+            else None
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app):
-        for log in (self.predictions, self.feedback):
+        for log in (self.predictions, self.feedback, self.failures):
             if log is not None:
                 log.start()
         watcher = asyncio.get_running_loop().create_task(self._watch())
@@ -118,7 +134,7 @@ class ModelServer:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            for log in (self.predictions, self.feedback):
+            for log in (self.predictions, self.feedback, self.failures):
                 if log is not None:
                     await anyio.to_thread.run_sync(log.close)
 
@@ -160,9 +176,11 @@ class ModelServer:
 
     # -- routes ------------------------------------------------------------------------
 
-    def _answering(self, lineup: Lineup, key: ApiKey) -> tuple[ServedModel, str]:
-        """The model (and its role) that answers ``key``, or the refusal."""
-        chosen = lineup.answering(key)
+    def _answering(
+        self, lineup: Lineup, key: ApiKey, request_id: str | None = None
+    ) -> tuple[ServedModel, str]:
+        """The model (and its role) that answers this request, or the refusal."""
+        chosen = lineup.answering(key, request_id)
         if chosen is None:
             raise HTTPProblem(503, "no champion is deployed yet: run `mllife run` first")
         served, role = chosen
@@ -176,6 +194,7 @@ class ModelServer:
 
     async def _predict(self, served: ServedModel, inputs, features):
         """(class indices, probabilities, features to log)."""
+        fail_point("serve:predict:" + served.ref.name)  # a failing model, in tests
         if isinstance(inputs, ImageUploads):
             # decoded by the model's preprocessing, off the event loop, bounded; with
             # concurrent requests for the same model sharing one forward pass
@@ -193,11 +212,23 @@ class ModelServer:
         received = _now()
         key = self.authorize(request, "predict")
         lineup = self.lineup
-        served, role = self._answering(lineup, key)
+        self._answering(lineup, key)  # refused before the body is read
         inputs, hashes, features = await self.reader.inputs(request, limiter=self.decode_limiter)
-        best, confidence, features = await self._predict(served, inputs, features)
+        request_id = self.request_ids.new(key.name, len(inputs))
+        served, role = self._answering(lineup, key, request_id)  # canary: per request
+        try:
+            best, confidence, features = await self._predict(served, inputs, features)
+        except (DataError, HTTPProblem) as exc:
+            if _server_fault(exc):
+                self._log_failure(request_id, received, key.name, served, role, started, exc)
+            raise
+        except Exception as exc:  # the model failed: logged per model, a 500 problem
+            self._log_failure(request_id, received, key.name, served, role, started, exc)
+            self._report_model_failure(served, exc)
+            raise HTTPProblem(
+                500, f"model {served.ref.name!r} failed to predict ({type(exc).__name__})"
+            ) from exc
         classes = served.model.classes
-        request_id = self.request_ids.new(key.name, len(best))
         self.answered.add(request_id, served.ref.name, len(best))
         latency = (time.perf_counter() - started) * 1000.0
         if self.predictions is not None:
@@ -242,6 +273,7 @@ class ModelServer:
             self.shadow_errors += 1
             self.last_shadow_error = f"{type(exc).__name__}: {exc}"
             print(f"mllife serve: shadow model failed: {exc}", file=sys.stderr)
+            self._log_failure(request_id, received, key_name, shadow, "shadow", started, exc)
             return
         latency = (time.perf_counter() - started) * 1000.0
         self.predictions.append(
@@ -249,6 +281,25 @@ class ModelServer:
              "shadow", False, latency, features, hashes, best, confidence,
              shadow.model.classes),
             size=len(best),
+        )  # fmt: skip
+
+    def _report_model_failure(self, served: ServedModel, exc: Exception) -> None:
+        """The whole traceback the first time a model fails this way, one line after."""
+        seen = (served.ref.model_hash, type(exc).__name__)
+        if seen in self.failures_seen:
+            print(f"mllife serve: {served.ref.name} failed again: {exc}", file=sys.stderr)
+            return
+        self.failures_seen.add(seen)
+        print(f"mllife serve: {served.ref.name} failed to predict:", file=sys.stderr)
+        traceback.print_exception(exc, file=sys.stderr)
+
+    def _log_failure(self, request_id, received, key_name, served, role, started, exc) -> None:
+        if self.failures is None:
+            return
+        latency = (time.perf_counter() - started) * 1000.0
+        self.failures.append(
+            (request_id, received, key_name, served.ref.model_hash, served.ref.name, role,
+             latency, f"{type(exc).__name__}: {exc}"[:500])
         )  # fmt: skip
 
     async def feedback_route(self, request: Request) -> Response:
@@ -325,6 +376,13 @@ class ModelServer:
         except HTTPProblem:
             return False
         return True
+
+
+def _server_fault(exc: Exception) -> bool:
+    """Whether the caller gets a 5xx for ``exc`` (a bad input is the caller's fault)."""
+    if isinstance(exc, HTTPProblem):
+        return exc.status >= 500
+    return not isinstance(exc, DataError)
 
 
 def create_app(config: ProjectConfig, *, store: Store | None = None) -> Starlette:

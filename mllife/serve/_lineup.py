@@ -20,7 +20,7 @@ from mllife.promotion.rollout import staged_challenger
 from mllife.serve.keys import ApiKey, list_keys
 from mllife.storage.store import Store
 
-__all__ = ["Lineup", "ServedModel", "load_lineup", "rollout_challenger", "store_fingerprint"]
+__all__ = ["Lineup", "ServedModel", "canary_bucket", "load_lineup", "rollout_challenger", "store_fingerprint"]
 
 
 @dataclass(frozen=True)
@@ -51,16 +51,24 @@ class Lineup:
     share: float
     keys: list[ApiKey] = field(default_factory=list)
 
-    def answering(self, key: ApiKey) -> tuple[ServedModel, str] | None:
-        """The model that answers this key, and its role (champion or canary)."""
+    def answering(
+        self, key: ApiKey, request_id: str | None = None
+    ) -> tuple[ServedModel, str] | None:
+        """The model that answers this request, and its role (champion or canary).
+
+        Canary traffic is split per request: a stable hash of the request id (salted
+        with the challenger's hash) below ``share`` goes to the challenger, so every
+        key's traffic is split at the configured share, however few keys there are.
+        Without a request id (before one is issued) the champion is named."""
         if self.champion is None:
             return None
         challenger = self.challenger
         if (
             self.mode == "canary"
             and challenger is not None
+            and request_id is not None
             and key.may_use(challenger.ref.name)
-            and _bucket(key.name, challenger.ref.model_hash) < self.share
+            and canary_bucket(request_id, challenger.ref.model_hash) < self.share
         ):
             return challenger, "canary"
         return self.champion, "champion"
@@ -70,9 +78,9 @@ class Lineup:
         return self.challenger if self.mode == "shadow" else None
 
 
-def _bucket(key_name: str, salt: str) -> float:
-    """A key's fixed place in [0, 1): canary routing is sticky per key."""
-    digest = hashlib.sha256(f"{salt}:{key_name}".encode()).digest()
+def canary_bucket(request_id: str, salt: str) -> float:
+    """A request's fixed place in [0, 1) (the same id always lands in the same place)."""
+    digest = hashlib.blake2b(f"{salt}:{request_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 

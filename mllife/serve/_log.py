@@ -30,6 +30,7 @@ import numpy as np
 import polars as pl
 
 from mllife.monitoring.log_format import (
+    FAILURE_SCHEMA,
     FEEDBACK_SCHEMA,
     PREDICTION_ID,
     PREDICTION_SCHEMA,
@@ -41,6 +42,7 @@ from mllife.preprocess.column_batch import ColumnBatch
 from mllife.storage.files import atomic_target
 
 __all__ = [
+    "FAILURE_SCHEMA",
     "FEEDBACK_SCHEMA",
     "PREDICTION_ID",
     "PredictionLog",

@@ -104,4 +104,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE trials ADD COLUMN lineage VARCHAR;
     """,
+    # 9: requests the server failed to answer (5xx), per model and role: the rollout
+    # judge compares error rates
+    """
+    CREATE TABLE served_failures (
+        request_id VARCHAR, received_at TIMESTAMP, key_name VARCHAR, model_hash VARCHAR,
+        model_name VARCHAR, role VARCHAR, latency_ms DOUBLE, error VARCHAR,
+        segment VARCHAR);
+    """,
 )
