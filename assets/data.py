@@ -63,6 +63,7 @@ def raw_data_contract(project: MllifeProject, raw_data: RawData) -> dg.AssetChec
 
 
 @dg.asset(
+    pool=pools.STORE,  # records the dataset in the store: one writer at a time
     group_name="data",
     kinds={"polars", "duckdb"},
     description="Rows fit for training. Dropped, each with its reason: unreadable files,"

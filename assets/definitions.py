@@ -1,7 +1,8 @@
 """The Definitions Dagster loads (workspace.yaml): the whole lifecycle graph.
 
 The candidates come from mllife.toml, found from $MLLIFE_CONFIG or the working
-directory, so the graph always matches the project's configuration.
+directory when Dagster loads the code location (``defs`` is lazy), so the graph always
+matches the project's configuration.
 """
 
 import os
@@ -119,4 +120,9 @@ def _config_path() -> Path:
     return Path(os.environ["MLLIFE_CONFIG"]) if os.environ.get("MLLIFE_CONFIG") else find_config()
 
 
-defs = build_definitions(_config_path())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Built when Dagster loads the code location, not on import: importing this module
+    (a test, a script, a worker's preload) needs no mllife.toml; loading it without one
+    fails with the ConfigError that says where it looked and what to do."""
+    return build_definitions(_config_path())

@@ -1,4 +1,5 @@
-"""Evaluation stage: ``evaluation_<name>`` per candidate, with agreement and baseline checks."""
+"""Evaluation stage: ``evaluation_<name>`` per candidate on validation, with its baseline
+check (the sealed test set is read by the challenger step, for the chosen one only)."""
 
 from collections.abc import Iterator
 
@@ -14,39 +15,30 @@ from mllife.models.training import TrainedCandidate
 
 
 def _check_specs(spec: CandidateConfig, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
-    specs = [
+    if spec.baseline:  # a baseline is the floor, not expected to reach the bar
+        return []
+    return [
         dg.AssetCheckSpec(
-            "val_test_agreement",
+            "accuracy_baseline",
             asset=key,
-            description="Validation and test accuracy agree within the"
-            " configured tolerance (promotion.max_val_test_gap).",
-        ),
-    ]
-    if not spec.baseline:  # a baseline is the floor, not expected to reach the bar
-        specs.append(
-            dg.AssetCheckSpec(
-                "accuracy_baseline",
-                asset=key,
-                description="Validation accuracy reaches promotion.min_accuracy (without"
-                " it: beats always answering the largest class).",
-            )
+            description="Validation accuracy reaches promotion.min_accuracy (without"
+            " it: beats always answering the largest class).",
         )
-    return specs
+    ]
 
 
 def _metadata(spec: CandidateConfig, result: CandidateEvaluation) -> dict:
+    # validation only: the sealed test set is read for the chosen challenger alone
     return {
         "model_hash": result.ref.model_hash,
         "validation_accuracy": result.validation.accuracy,
         "validation_macro_f1": result.validation.macro_f1,
-        "test_accuracy": result.test.accuracy,
-        "test_macro_f1": result.test.macro_f1,
         "validation": dg.MetadataValue.md(result.validation.to_markdown()),
         "confusion_validation": png(
             result.validation.plot_confusion(title=f"{spec.name}: validation"),
             "confusion matrix",
         ),
-        "agreement": result.agreement.reason,
+        "test": "sealed: read only for the chosen challenger (see the challenger asset)",
     }
 
 
@@ -61,19 +53,6 @@ def _accuracy_floor(min_accuracy: float | None, splits: SplitSet) -> tuple[float
 
 
 def _checks(spec: CandidateConfig, result: CandidateEvaluation, floor: tuple[float, str]):
-    a = result.agreement
-    yield dg.AssetCheckResult(
-        check_name="val_test_agreement",
-        passed=a.passed,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "validation": a.validation,
-            "test": a.test,
-            "gap": a.gap,
-            "tolerance": a.tolerance,
-            "reason": a.reason,
-        },
-    )
     if not spec.baseline:
         baseline, meaning = floor
         yield dg.AssetCheckResult(
@@ -100,9 +79,9 @@ def build_evaluation_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         ins={"candidate": dg.AssetIn(f"candidate_{spec.name}"), "splits": dg.AssetIn()},
         check_specs=_check_specs(spec, dg.AssetKey(name)),
-        description=f"Candidate '{spec.name}' on validation and on the sealed test split"
-        " (every test read is recorded): metrics with bootstrap intervals, per class, class"
-        " bias, confusion matrix. Values go to the store.",
+        description=f"Candidate '{spec.name}' on validation: metrics with bootstrap"
+        " intervals, per class, class bias, confusion matrix. Values go to the store. The"
+        " sealed test set is read only for the chosen challenger.",
     )
     def _evaluation(
         context: dg.AssetExecutionContext,
@@ -119,7 +98,6 @@ def build_evaluation_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
             asset=name,
         )
         context.log.info(f"{name} validation: {result.validation.summary()}")
-        context.log.info(f"{name} test: {result.test.summary()}")
         yield dg.Output(result, metadata=_metadata(spec, result))
         floor = _accuracy_floor(project.config.promotion.min_accuracy, splits)
         yield from _checks(spec, result, floor)

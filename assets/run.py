@@ -27,11 +27,18 @@ from assets.launch import ProjectWorkspace, follow, monitor_runs, project_worksp
 from assets.memo import plan_run, up_to_date, up_to_date_lines
 from assets.resources import CONFIG_DIGEST_TAG
 from assets.summary import StoredValues, summarize
-from assets.team import BROKER_VARIABLE, data_pin, use_celery, use_team_services
+from assets.team import (
+    BROKER_VARIABLE,
+    EXECUTOR_VARIABLE,
+    data_pin,
+    use_celery,
+    use_team_services,
+)
 from mllife._errors import MllifeError
 from mllife.config.project import PROFILE_VARIABLE, ProjectConfig, load_config
 from mllife.storage.files import sha256_of
 from mllife.storage.instance_settings import (
+    POSTGRES_URL_VARIABLE,
     PROFILES,
     instance_home,
     write_instance_settings,
@@ -80,6 +87,28 @@ class RunOutcome:
 EXECUTORS = ("in_process", "multiprocess", "celery")
 
 
+#: what a run sets in this process's environment for the code server and the steps
+#: it starts; restored when the run ends, so a script that runs two projects in turn
+#: (or a test) sees its own environment again
+RUN_ENVIRONMENT = (
+    "DAGSTER_HOME", "MLLIFE_CONFIG", PROFILE_VARIABLE, BROKER_VARIABLE, EXECUTOR_VARIABLE,
+    POSTGRES_URL_VARIABLE,
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def restored_environment(names=RUN_ENVIRONMENT):
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run_lifecycle(
     config_path: Path | str,
     *,
@@ -94,7 +123,18 @@ def run_lifecycle(
     """Submit ``job_name`` to the instance and follow the run to its end; ``resume``
     re-executes that run from its failure (Dagster's re-execution: the steps it finished
     are not rerun). The lifecycle job materializes only what changed since
-    (``assets.memo``) unless ``force``."""
+    (``assets.memo``) unless ``force``. The environment variables the run sets for its
+    processes are restored when it returns."""
+    with restored_environment():
+        return _run_lifecycle(
+            config_path, job_name=job_name, log_level=log_level, executor=executor,
+            max_concurrent=max_concurrent, resume=resume, force=force, profile=profile,
+        )  # fmt: skip
+
+
+def _run_lifecycle(
+    config_path, *, job_name, log_level, executor, max_concurrent, resume, force, profile
+) -> RunOutcome:
     if executor not in EXECUTORS:
         raise MllifeError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     os.environ[PROFILE_VARIABLE] = profile  # for this process, the code server, the steps

@@ -88,10 +88,15 @@ def _candidate_lines(
                 why = "not part of this run"
             lines.append(f"  {name}  not evaluated ({why})")
             continue
-        v, t = evaluation.validation, evaluation.test
+        v = evaluation.validation
+        chosen = value("challenger")
+        if chosen is not None and chosen.evaluation.ref.model_hash == evaluation.ref.model_hash:
+            t = chosen.evaluation.test
+            test = f" | test accuracy {t.accuracy:.4f} macro F1 {t.macro_f1:.4f} (challenger)"
+        else:
+            test = ""  # sealed: read for the chosen challenger only
         lines.append(
-            f"  {name}  validation accuracy {v.accuracy:.4f} macro F1 {v.macro_f1:.4f}"
-            f" | test accuracy {t.accuracy:.4f} macro F1 {t.macro_f1:.4f}"
+            f"  {name}  validation accuracy {v.accuracy:.4f} macro F1 {v.macro_f1:.4f}{test}"
         )
     return lines
 

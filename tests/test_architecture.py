@@ -174,7 +174,8 @@ def test_loading_the_graph_and_the_command_does_not_import_torch(module):
         "            if not any('polars/_dependencies' in f for f in chain):  # a probe only\n"
         "                print(name, 'imported by', ' <- '.join(reversed(chain)))\n"
         "sys.meta_path.insert(0, Trip())\n"
-        f"importlib.import_module({module!r})\n"
+        f"loaded = importlib.import_module({module!r})\n"
+        "if hasattr(loaded, 'defs'): loaded.defs()  # the graph is built when Dagster loads it\n"
         "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))\n"
     )
     out = subprocess.run(
@@ -195,3 +196,43 @@ def test_the_rule_names_the_offending_import(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     violations = _violations(lambda m, i: "up" if (_floor(i) or 0) > (_floor(m) or 0) else None)
     assert violations == ["mllife/data/bad.py:4 imports mllife.models: up"]
+
+
+def test_importing_the_graph_needs_no_project_and_loading_it_says_what_is_missing(tmp_path):
+    """Importing ``assets.definitions`` (a script, a worker's preload) builds nothing;
+    Dagster loading it outside a project gets the ConfigError naming what to do."""
+    import subprocess
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MLLIFE_CONFIG"}
+    env["PYTHONPATH"] = str(ROOT)
+    code = "import assets.definitions as d\nprint('imported')\nd.defs()\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert done.stdout.strip() == "imported", done.stderr[-2000:]
+    assert done.returncode != 0
+    assert "ConfigError: no mllife.toml in" in done.stderr and "pass --config" in done.stderr
+
+
+def test_every_asset_that_writes_the_store_itself_runs_in_a_one_writer_pool():
+    """DuckDB allows one writing process: an asset whose own body records into the store
+    takes the store's pool (or the champion's, which also serializes). Training and
+    evaluation write only briefly after minutes of compute, through the library, and stay
+    parallel by design (assets/pools.py)."""
+    import inspect
+    import shutil
+    import tempfile
+
+    from assets import pools
+    from assets.definitions import build_definitions
+
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copy(ROOT / "mllife.toml", Path(folder) / "mllife.toml")
+        definitions = build_definitions(Path(folder) / "mllife.toml")
+    offenders = []
+    for asset in definitions.assets:
+        body = inspect.getsource(asset.op.compute_fn.decorated_fn)
+        if ".store.record_" in body or ".store.writing(" in body:
+            if asset.op.pool not in (pools.STORE, pools.CHAMPION):
+                offenders.append(f"{asset.op.name} (pool {asset.op.pool})")
+    assert not offenders, f"write the store outside a one-writer pool: {offenders}"

@@ -111,13 +111,18 @@ def test_an_unchanged_project_still_says_when_its_champion_is_stale(
 ):
     """An unchanged project starts no run, so the monitoring job's champion-age check
     never runs: the up-to-date answer of `mllife run` and `mllife status` check it."""
+    import os
+
     from mllife.cli import main as cli
 
     config_path = copy_project(deployed_digits[0], tmp_path / "p")
     config = load_config(config_path)
+    environment = {name: os.environ.get(name) for name in ("DAGSTER_HOME", "MLLIFE_CONFIG")}
     fresh = run_lifecycle(config_path, log_level="WARNING")
     assert fresh.lines[0].startswith("up to date:")
     assert not any("stale" in line for line in fresh.lines)
+    # the run set them for its processes, and put them back
+    assert {name: os.environ.get(name) for name in environment} == environment
     with Store(config.store_path).writing() as conn:  # deployed 100 days ago
         conn.execute("UPDATE deployments SET created_at = created_at - INTERVAL 100 DAY")
     old = run_lifecycle(config_path, log_level="WARNING")
@@ -127,3 +132,28 @@ def test_an_unchanged_project_still_says_when_its_champion_is_stale(
     capsys.readouterr()
     assert cli(["--config", str(config_path), "status"]) == 0
     assert "  " + said in capsys.readouterr().out
+
+
+def test_test_scores_of_the_other_candidates_only_on_request(tmp_path, deployed_digits, capfd):
+    """A run reads the sealed test set for its chosen challenger only; `mllife status
+    --show-test` reads it for the others, each read recorded."""
+    from mllife.cli import main as cli
+
+    config_path = copy_project(deployed_digits[0], tmp_path / "p")
+    store = Store(load_config(config_path).store_path)
+    reads = store.query("SELECT model_hash, asset FROM test_reads")
+    chosen = store.champion().model_hash
+    assert reads["model_hash"].to_list() == [chosen]  # the first run: the challenger's read
+    assert reads["asset"].to_list() == ["challenger"]
+    capfd.readouterr()
+    assert cli(["--config", str(config_path), "status"]) == 0
+    assert "read now" not in capfd.readouterr().out  # nothing shown, nothing read
+    assert store.test_read_count() == 1
+    assert cli(["--config", str(config_path), "status", "--show-test"]) == 0
+    out = capfd.readouterr().out
+    assert "sealed test set, shown on request" in out
+    assert out.count("(read now)") == 2 and out.count("(challenger, read by its run)") == 1
+    assert re.search(r"logreg\s+test accuracy 0\.\d{4} \[", out), out
+    assert "has been read 3 times" in out
+    shown = store.query("SELECT model_hash FROM test_reads WHERE asset = 'show-test'")
+    assert shown.height == 2 and chosen not in shown["model_hash"].to_list()

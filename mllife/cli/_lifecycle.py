@@ -61,7 +61,19 @@ def register(sub) -> None:
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     ui.add_argument("--port", type=port, default=3000, help="port to listen on (3000)")
     ui.set_defaults(func=cmd_ui)
-    status = sub.add_parser("status", help="the current champion and the deployment history")
+    status = sub.add_parser(
+        "status",
+        help="the current champion and the deployment history",
+        description="The champion, its metrics and age, the deployment and rollout history,"
+        " and refused challengers.",
+    )
+    status.add_argument(
+        "--show-test",
+        action="store_true",
+        help="also every candidate's sealed test score (a run reads the test set for its"
+        " chosen challenger only; each read here is recorded and wears the test set)",
+    )
+    _profile_option(status)
     status.set_defaults(func=cmd_status)
     report = sub.add_parser("report", help="the latest status report (path, or --open it)")
     report.add_argument("--open", action="store_true", help="open it in a browser")
@@ -196,6 +208,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"  {row['created_at']:%Y-%m-%d %H:%M} {row['name']} {row['model_hash'][:12]}"
                 f" (run {str(row['run_id'])[:8]}): {row['summary']}"
             )
+    if getattr(args, "show_test", False):
+        sys.stdout.flush()  # the child's lines come after these
+        return _orchestrate(args, "assets.sealed_test", "--profile", args.profile)
     return 0
 
 

@@ -112,7 +112,7 @@ def _check_graph_loads(config, env: dict[str, str]) -> None:
     """Build the project's graph here once, as each task will: a worker that cannot (the
     project not installed, a broken mllife.toml, a missing dependency) says so now,
     instead of failing every step it takes."""
-    load = [sys.executable, "-c", "import assets.definitions"]
+    load = [sys.executable, "-c", "from assets.definitions import defs; defs()"]
     done = subprocess.run(load, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()

@@ -25,9 +25,9 @@ class RolloutConfig(_Section):
 
     ``shadow``: the staged challenger predicts on every request too; logged, never
     returned. ``canary``: a ``share`` of requests (chosen by a stable hash of the request
-    id, so every key's traffic is split) is answered by the staged challenger. Only a challenger that passed every
-    gate is ever staged (or one staged by hand with ``mllife stage``): a refused one never
-    receives traffic.
+    id, so every key's traffic is split) is answered by the staged challenger. Only a
+    challenger that passed every gate is ever staged (or one staged by hand with
+    ``mllife stage``): a refused one never receives traffic.
     """
 
     mode: Literal["off", "shadow", "canary"] = "off"

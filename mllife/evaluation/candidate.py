@@ -1,8 +1,15 @@
-"""Evaluate a saved model on validation and (sealed) test rows, and record the results."""
+"""Evaluate a saved model on validation rows and, for the chosen challenger only, on the
+sealed test rows; record the results.
+
+Every candidate is evaluated on validation, which chooses among them. The sealed test
+set is read for the one candidate chosen (:func:`with_test`, called by the challenger
+step): showing every candidate's test score invites choosing by it, which turns the
+test set into a second validation set. ``mllife status --show-test`` reads it for all
+of them on request, each read recorded."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -14,15 +21,16 @@ from mllife.models.training import place_model
 from mllife.preprocess.inputs import model_inputs, split_rows
 from mllife.storage.store import Store
 
-__all__ = ["CandidateEvaluation", "evaluate_candidate", "read_sealed_test"]
+__all__ = ["CandidateEvaluation", "evaluate_candidate", "read_sealed_test", "with_test"]
 
 
 @dataclass(frozen=True)
 class CandidateEvaluation:
     ref: ModelRef
     validation: EvaluationReport
-    test: EvaluationReport
-    agreement: Agreement
+    #: None while sealed: only the chosen challenger is evaluated on test (with_test)
+    test: EvaluationReport | None
+    agreement: Agreement | None
     #: predictions on the validation rows, in split order (the champion check replays them)
     validation_predictions: tuple[str, ...]
     split_version: str
@@ -75,6 +83,13 @@ def _confusion_rows(report: EvaluationReport) -> list[tuple[str, str, int]]:
     ]
 
 
+def _placed(ref: ModelRef, config: ProjectConfig, store: Store):
+    model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
+    place_model(model, config)  # the device, and the embedding cache training filled
+    # images stream through the model's own preprocessing, from the pixel cache
+    return model, model.preprocessor if config.data.kind == "images" else None
+
+
 def evaluate_candidate(
     ref: ModelRef,
     splits: SplitSet,
@@ -83,15 +98,44 @@ def evaluate_candidate(
     store: Store,
     run_id: str | None,
     asset: str,
+    read_test: bool = False,
 ) -> CandidateEvaluation:
-    model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
-    place_model(model, config)  # the device, and the embedding cache training filled
-    split_version = splits.split_version
+    """``ref`` on validation (and, with ``read_test``, on the sealed test set: a
+    recorded read under ``asset``)."""
+    model, pre = _placed(ref, config, store)
     val_rows = split_rows(splits.rows, "validation")
-    # images stream through the model's own preprocessing, from the pixel cache
-    pre = model.preprocessor if config.data.kind == "images" else None
     val_inputs = model_inputs(val_rows, config=config, columns=splits.columns, preprocessor=pre)
     validation, val_pred, val_confidence = _report(model, val_rows, val_inputs)
+    _record(store, ref, "validation", validation, splits.split_version, run_id)
+    evaluation = CandidateEvaluation(
+        ref=ref,
+        validation=validation,
+        test=None,
+        agreement=None,
+        validation_predictions=tuple(val_pred),
+        validation_confidence=tuple(val_confidence),
+        split_version=splits.split_version,
+    )
+    if read_test:
+        return with_test(evaluation, splits, config=config, store=store, run_id=run_id,
+                         asset=asset, model=(model, pre))  # fmt: skip
+    return evaluation
+
+
+def with_test(
+    evaluation: CandidateEvaluation,
+    splits: SplitSet,
+    *,
+    config: ProjectConfig,
+    store: Store,
+    run_id: str | None,
+    asset: str,
+    model=None,
+) -> CandidateEvaluation:
+    """``evaluation`` with its sealed test report, predictions and val/test agreement:
+    one recorded read of the test set under ``asset``."""
+    ref = evaluation.ref
+    model, pre = model or _placed(ref, config, store)
     test_rows, test_inputs = read_sealed_test(
         splits,
         config=config,
@@ -102,24 +146,23 @@ def evaluate_candidate(
         preprocessor=pre,
     )
     test, test_pred, _ = _report(model, test_rows, test_inputs)
-    for name, report in (("validation", validation), ("test", test)):
-        store.record_evaluation(
-            model_hash=ref.model_hash,
-            split=name,
-            split_version=split_version,
-            metrics=dict(report.metrics),
-            confusion=_confusion_rows(report),
-            run_id=run_id,
-        )
-    return CandidateEvaluation(
-        ref=ref,
-        validation=validation,
+    _record(store, ref, "test", test, splits.split_version, run_id)
+    return replace(
+        evaluation,
         test=test,
         agreement=agreement(
-            validation, test, tolerance=config.promotion.setting("max_val_test_gap")
+            evaluation.validation, test, tolerance=config.promotion.setting("max_val_test_gap")
         ),
-        validation_predictions=tuple(val_pred),
-        validation_confidence=tuple(val_confidence),
-        split_version=split_version,
         test_predictions=tuple(test_pred),
+    )
+
+
+def _record(store: Store, ref: ModelRef, split: str, report, split_version: str, run_id) -> None:
+    store.record_evaluation(
+        model_hash=ref.model_hash,
+        split=split,
+        split_version=split_version,
+        metrics=dict(report.metrics),
+        confusion=_confusion_rows(report),
+        run_id=run_id,
     )

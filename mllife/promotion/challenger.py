@@ -12,7 +12,7 @@ import numpy as np
 from mllife._errors import PromotionError
 from mllife.config.project import ProjectConfig
 from mllife.data.split import SplitSet
-from mllife.evaluation.candidate import CandidateEvaluation, read_sealed_test
+from mllife.evaluation.candidate import CandidateEvaluation, read_sealed_test, with_test
 from mllife.evaluation.latency import p95_latency_ms
 from mllife.metrics import Comparison, compare
 from mllife.models.registry import champion_ref, load_model
@@ -134,6 +134,9 @@ def choose_challenger(
     rows of the gate split."""
     metric = config.promotion.selection_metric
     best, ranking = select_challenger(evaluations, metric=metric)
+    if best.test is None:  # the one candidate whose sealed test read counts
+        best = with_test(best, splits, config=config, store=store, run_id=run_id,
+                         asset="challenger")  # fmt: skip
     baseline_names = {c.name for c in config.models_to_train if c.baseline}
     rows = split_rows(splits.rows, "validation")
     inputs = model_inputs(rows, config=config, columns=splits.columns)

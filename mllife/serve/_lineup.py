@@ -20,7 +20,14 @@ from mllife.promotion.rollout import staged_challenger
 from mllife.serve.keys import ApiKey, list_keys
 from mllife.storage.store import Store
 
-__all__ = ["Lineup", "ServedModel", "canary_bucket", "load_lineup", "rollout_challenger", "store_fingerprint"]
+__all__ = [
+    "Lineup",
+    "ServedModel",
+    "canary_bucket",
+    "load_lineup",
+    "rollout_challenger",
+    "store_fingerprint",
+]
 
 
 @dataclass(frozen=True)
