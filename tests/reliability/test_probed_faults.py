@@ -51,7 +51,7 @@ def deployed(deployed_digits, tmp_path):
     return copy_project(deployed_digits[0], tmp_path / "deployed")
 
 
-def test_a_few_new_rows_and_served_predictions_are_not_enough_data_and_the_run_deploys(
+def test_a_few_new_rows_and_served_predictions_are_not_enough_data_and_the_run_completes(
     deployed,
 ):
     config = load_config(deployed)
@@ -72,7 +72,11 @@ def test_a_few_new_rows_and_served_predictions_are_not_enough_data_and_the_run_d
     outcome = run_lifecycle(deployed, log_level="WARNING")
     lines = "\n".join(outcome.lines)
     assert outcome.ok, lines
-    assert "FAILED" not in lines and "champion (" in lines and "report: " in lines
+    # no step and no check failed; the champion and report steps ran (the retrained
+    # challenger differs from the champion on a row or two: promoted only on evidence)
+    failures = [line for line in outcome.lines if "FAILED" in line and "gate " not in line]
+    assert not failures and "report: " in lines, lines
+    assert "champion (" in lines or "could be chance" in lines, lines
     results = store.query(
         "SELECT scope, test, n_current FROM drift_results WHERE column_name IS NULL ORDER BY scope"
     )
