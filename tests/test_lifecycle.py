@@ -67,7 +67,9 @@ def test_first_run_recorded_everything_in_the_store(first_run):
     by_name = dict(zip(models["name"], models["model_hash"], strict=True))
     assert accuracy[by_name["logreg"]] > 0.8 and accuracy[by_name["cnn"]] > 0.8
     assert accuracy[by_name["baseline_majority"]] < 0.2  # the floor a model must beat
-    assert store.test_read_count() == 3  # one sealed read per candidate evaluation
+    # the sealed test set is read for the chosen challenger only (no champion to compare)
+    reads = store.query("SELECT model_hash, asset FROM test_reads")
+    assert reads.rows() == [(store.champion().model_hash, "challenger")]
     deployments = store.deployments()
     assert deployments.height == 1 and deployments["action"][0] == "promote"
 
@@ -106,7 +108,7 @@ def test_second_run_on_the_same_data_keeps_the_champion(forced_rerun):
     assert after.model_hash == before["champion"].model_hash
     assert after.id == before["champion"].id
     assert any("champion (unchanged)" in line for line in outcome.lines)
-    assert store.test_read_count() == 6
+    assert store.test_read_count() == 2  # one challenger read per run (it is the champion)
 
 
 def test_failing_candidate_is_visible_others_still_evaluated_champion_unchanged(
@@ -171,7 +173,9 @@ def test_refused_challenger_leaves_the_champion_and_explains_every_failed_gate(f
     # and the champion's predictions on it are one more recorded read
     assert re.search(r"threshold_accuracy FAILED.*test accuracy 0\.\d+ < minimum", lines)
     reads = store.query("SELECT model_hash FROM test_reads WHERE asset = 'challenger'")
-    assert reads["model_hash"].to_list() == [before.model_hash]
+    refused = store.query("SELECT model_hash FROM challengers ORDER BY created_at DESC LIMIT 1")
+    # the challenger's own read, and the champion's predictions for the paired comparison
+    assert sorted(reads["model_hash"]) == sorted([refused["model_hash"][0], before.model_hash])
     assert f"champion unchanged: {before.model_hash[:12]}" in lines
     assert store.champion() == before
 

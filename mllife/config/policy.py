@@ -118,8 +118,8 @@ class PromotionConfig(_Section):
     max_problem_regression: float | None = Field(default=None, ge=0, le=1)
     max_artifact_mb: float | None = Field(default=None, gt=0)
     max_p95_latency_ms: float | None = Field(default=None, gt=0)
-    #: reads of one split version's sealed test set (one per candidate evaluated) past
-    #: which the report and `mllife status` warn that it is worn out
+    #: reads of one split version's sealed test set (the challenger's and the champion's
+    #: each run) past which the report and `mllife status` warn that it is worn out
     max_test_reads: int | None = Field(default=50, ge=1)
 
     @field_validator("thresholds")
