@@ -172,7 +172,10 @@ def test_refused_challenger_leaves_the_champion_and_explains_every_failed_gate(f
     # the policy gates on the sealed test set: the bar and the paired comparison read it,
     # and the champion's predictions on it are one more recorded read
     assert re.search(r"threshold_accuracy FAILED.*test accuracy 0\.\d+ < minimum", lines)
-    reads = store.query("SELECT model_hash FROM test_reads WHERE asset = 'challenger'")
+    reads = store.query(
+        "SELECT model_hash FROM test_reads WHERE asset = 'challenger' AND run_id = ?",
+        [outcome.run_id],
+    )
     refused = store.query("SELECT model_hash FROM challengers ORDER BY created_at DESC LIMIT 1")
     # the challenger's own read, and the champion's predictions for the paired comparison
     assert sorted(reads["model_hash"]) == sorted([refused["model_hash"][0], before.model_hash])

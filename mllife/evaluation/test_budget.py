@@ -1,8 +1,9 @@
 """How worn the sealed test set is: each run reads it for its chosen challenger (and
 the champion's predictions for the paired comparison), ``mllife status --show-test`` for
 the other candidates; every read is recorded in ``test_reads``, and each read that
-informs a decision spends some of its independence. Past ``[promotion] max_test_reads`` reads of one split version, the
-report and ``mllife status`` say that the test set is worn out and what to do."""
+informs a decision spends some of its independence. Past ``[promotion] max_test_reads``
+reads of one split version, the report and ``mllife status`` say that the test set is
+worn out and what to do."""
 
 from __future__ import annotations
 
