@@ -5,10 +5,15 @@ task failed in the result backend once its worker stops answering, and the execu
 fails the step and the run the way it fails any step a worker raised on."""
 
 import dagster as dg
-from dagster._core.events import EngineEventData
-from dagster._core.execution.retries import RetryMode
-from dagster_celery.core_execution_loop import core_celery_execution_loop
-from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor, _submit_task
+
+from assets.dagster_private import (
+    CELERY_CONFIG,
+    CeleryExecutor,
+    EngineEventData,
+    RetryMode,
+    core_celery_execution_loop,
+    submit_task,
+)
 
 __all__ = ["TASK_ID_LABEL", "mllife_celery_executor"]
 
@@ -17,7 +22,7 @@ TASK_ID_LABEL = "Celery task id"
 
 
 def _submit_and_record(app, plan_context, step, queue, priority, known_state):
-    result = _submit_task(app, plan_context, step, queue, priority, known_state)
+    result = submit_task(app, plan_context, step, queue, priority, known_state)
     plan_context.instance.report_engine_event(
         f'Step "{step.key}" is Celery task {result.id} on queue "{queue}".',
         plan_context.dagster_run,

@@ -11,7 +11,8 @@ worker process dies, and the UI's "re-execute from failure" resumes them.
 
 Dagster has no public Python API for launching from a workspace (its own ``dagster job
 launch`` CLI has no asset selection or re-execution), so this module uses the same
-internals that CLI and the sensor daemon use; they are confined here.
+internals that CLI and the sensor daemon use, through ``assets.dagster_private`` (the
+one module that names them, with the versions they were checked against).
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.definitions.selector import JobSubsetSelector
-from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
-from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.workspace.load_target import ModuleTarget, WorkspaceFileTarget
 
+from assets.dagster_private import (
+    JobSubsetSelector,
+    ModuleTarget,
+    ReexecutionStrategy,
+    WorkspaceFileTarget,
+    WorkspaceProcessContext,
+    can_cancel_execution,
+    concurrency_slots_iteration,
+)
 from mllife._errors import MllifeError
 
 __all__ = ["FollowedRun", "ProjectWorkspace", "follow", "project_workspace"]
@@ -144,20 +150,7 @@ def project_workspace(instance: dg.DagsterInstance, root: Path) -> Iterator[Proj
 def worker_alive(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool | None:
     """Whether the code server that launched ``run`` (its address is in the run's tags)
     still executes it; None when the run was not launched that way (another launcher)."""
-    from dagster._core.errors import DagsterUserCodeUnreachableError
-    from dagster._grpc.types import CanCancelExecutionRequest, CanCancelExecutionResult
-    from dagster._serdes import deserialize_value
-
-    client = instance.run_launcher._get_grpc_client_for_termination(run.run_id)
-    if client is None:
-        return None
-    try:
-        answer = client.can_cancel_execution(
-            CanCancelExecutionRequest(run_id=run.run_id), timeout=10
-        )
-    except DagsterUserCodeUnreachableError:
-        return False  # the server is gone, and the run's worker was its child
-    return deserialize_value(answer, CanCancelExecutionResult).can_cancel
+    return can_cancel_execution(instance, run.run_id)
 
 
 def monitor_runs(workspace: ProjectWorkspace, *, own_run: str | None = None) -> None:
@@ -166,8 +159,6 @@ def monitor_runs(workspace: ProjectWorkspace, *, own_run: str | None = None) -> 
     launcher cannot report a dead worker once its code server died too), and the pool
     slots of ended runs are freed (Dagster's own iteration), so no step waits on a slot
     that a dead run still holds."""
-    from dagster._daemon.monitoring.concurrency import execute_concurrency_slots_iteration
-
     instance = workspace.instance
     for record in instance.get_run_records(
         dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=50
@@ -177,7 +168,7 @@ def monitor_runs(workspace: ProjectWorkspace, *, own_run: str | None = None) -> 
             instance.report_run_failed(
                 run, message="its run worker is gone: no code server runs it any more"
             )
-    for _ in execute_concurrency_slots_iteration(workspace.process, _quiet):
+    for _ in concurrency_slots_iteration(workspace.process, _quiet):
         pass
 
 

@@ -236,3 +236,32 @@ def test_every_asset_that_writes_the_store_itself_runs_in_a_one_writer_pool():
             if asset.op.pool not in (pools.STORE, pools.CHAMPION):
                 offenders.append(f"{asset.op.name} (pool {asset.op.pool})")
     assert not offenders, f"write the store outside a one-writer pool: {offenders}"
+
+
+def test_private_dagster_names_are_used_in_one_module_only():
+    """Dagster's private API (``dagster._*``, a library's ``_name``, a method starting
+    with an underscore on a Dagster object) only in ``assets/dagster_private.py``, where
+    each use names the versions it was checked against: an upgrade is checked there."""
+    allowed = ROOT / "assets" / "dagster_private.py"
+    found = []
+    for path in sorted([*(ROOT / "assets").rglob("*.py"), *PACKAGE.rglob("*.py")]):
+        if path == allowed:
+            continue
+        for line, imported in _imports(path):
+            top = imported.split(".")
+            private = top[0].startswith("dagster") and any(p.startswith("_") for p in top[1:])
+            if private:
+                found.append(f"{path.relative_to(ROOT)}:{line} imports {imported}")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dagster"):
+                names = [a.name for a in node.names if a.name.startswith("_")]
+                found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names]
+    assert not found, "private Dagster API outside assets/dagster_private.py:\n" + "\n".join(found)
+    text = allowed.read_text()
+    assert "Checked against: dagster 1.13" in text
+    import dagster
+
+    assert dagster.__version__.startswith("1.13."), (
+        f"Dagster {dagster.__version__} is installed; assets/dagster_private.py was checked"
+        " against 1.13: check each name there, then update the pin and this test"
+    )

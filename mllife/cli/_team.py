@@ -119,5 +119,6 @@ def _check_graph_loads(config, env: dict[str, str]) -> None:
         raise MllifeError(
             f"this worker cannot load the project's graph from {config.path}:"
             f" {lines[-1] if lines else 'no message'}; install the project here"
-            " (pip install -e '.[team]') with the same code and mllife.toml as the runs"
+            " (pip install -c requirements.lock -e '.[team]') with the same code and"
+            " mllife.toml as the runs"
         )
