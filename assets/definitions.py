@@ -12,6 +12,7 @@ import dagster as dg
 
 from assets import data, deployment, storage
 from assets._metadata import accepting_beta
+from assets.alerting import build_alerts_sensor
 from assets.code_versions import with_code_version
 from assets.evaluation import build_evaluation_asset
 from assets.monitoring import drift_report, served_predictions
@@ -27,7 +28,7 @@ from assets.sensors import (
 from assets.team import executor_for_environment, training_tags
 from assets.training import build_candidate_asset
 from assets.versioning import artifact_versions
-from mllife.config.project import find_config, load_config
+from mllife.config.project import PROFILE_VARIABLE, find_config, load_config
 
 
 def _assets(config) -> list:
@@ -102,8 +103,19 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
     ]
     lifecycle, retrain, monitor = _jobs()
     return dg.Definitions(
-        sensors=[build_new_data_sensor(lifecycle), build_retrain_on_drift_sensor(monitor, retrain)],
-        schedules=[build_monitoring_schedule(monitor, config.monitoring.drift_check_minutes)],
+        sensors=[
+            build_new_data_sensor(lifecycle),
+            build_retrain_on_drift_sensor(monitor, retrain),
+            build_alerts_sensor(config),
+        ],
+        schedules=[
+            build_monitoring_schedule(
+                monitor,
+                config.monitoring.drift_check_minutes,
+                # the team deployment has a daemon: drift is measured without asking
+                on=os.environ.get(PROFILE_VARIABLE) == "team",
+            )
+        ],
         assets=_assets(config),
         asset_checks=checks,
         jobs=[lifecycle, retrain, monitor],

@@ -22,6 +22,7 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
+from assets.alerting import failed_check_alerts, send_alerts
 from assets.execution import run_config_for
 from assets.launch import ProjectWorkspace, follow, monitor_runs, project_workspace, worker_alive
 from assets.memo import plan_run, up_to_date, up_to_date_lines
@@ -197,7 +198,8 @@ def _no_run(config, instance, plan, timings) -> RunOutcome:
     """Nothing changed: no run; the outcome names the latest run and the champion."""
     latest = instance.get_runs(limit=1)
     run_id = latest[0].run_id if latest else ""
-    return RunOutcome(True, False, run_id, up_to_date_lines(config, run_id, plan), timings)
+    lines = up_to_date_lines(config, run_id, plan) + send_alerts(config)
+    return RunOutcome(True, False, run_id, lines, timings)
 
 
 def _count_steps(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int:
@@ -307,6 +309,7 @@ def _outcome(
     # every step ran and the champion step kept the champion because a gate refused
     refused = result.success and champion is not None and champion.action == "not promoted"
     lines = summarize(result, config, values, refused=refused)
+    lines += send_alerts(config, failed_check_alerts(result.run_id, result.all_events))
     timings["summary"] = time.perf_counter() - clock
     return RunOutcome(result.success and not refused, refused, result.run_id, lines, timings)
 

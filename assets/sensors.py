@@ -42,16 +42,19 @@ def every_minutes_cron(minutes: int) -> str:
     )
 
 
-def build_monitoring_schedule(monitor_job, minutes: int) -> dg.ScheduleDefinition:
-    """The one periodic drift check: the monitor job on a clock."""
+def build_monitoring_schedule(
+    monitor_job, minutes: int, *, on: bool = False
+) -> dg.ScheduleDefinition:
+    """The one periodic drift check: the monitor job on a clock (on by default in the
+    team profile, whose daemon runs it)."""
     return dg.ScheduleDefinition(
         name="monitoring_schedule",
         job=monitor_job,
         cron_schedule=every_minutes_cron(minutes),
-        default_status=dg.DefaultScheduleStatus.STOPPED,
+        default_status=dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED,
         description="Runs the monitor job (ingest served traffic, measure drift; a drift check"
-        " fails with WARN or ERROR severity) every [monitoring] drift_check_minutes. Off by"
-        " default: turn it on in the UI (Automation).",
+        " fails with WARN or ERROR severity) every [monitoring] drift_check_minutes. On by"
+        " default in the team profile; locally, turn it on in the UI (Automation).",
     )
 
 

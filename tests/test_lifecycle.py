@@ -219,6 +219,7 @@ def test_table_example_runs_and_a_broken_table_stops_at_the_contract(tmp_path):
     import polars as pl
 
     from tests.conftest import REPO
+    from tests.serving import Receiver
 
     example = (REPO / "examples" / "breast_cancer" / "mllife.toml").read_text()
     config_path = tmp_path / "mllife.toml"
@@ -235,6 +236,9 @@ def test_table_example_runs_and_a_broken_table_stops_at_the_contract(tmp_path):
     rows = pl.read_parquet(config.data_path).drop("id", "target").head(20)
     assert set(model.predict(rows)) <= {"malignant", "benign"}
 
+    hook = Receiver()  # alerts go to a webhook (as to Slack or Teams)
+    with config_path.open("a") as file:
+        file.write(f'\n[alerts]\nwebhook = "{hook.url}"\n')
     pl.read_parquet(config.data_path).drop("mean_radius").write_parquet(config.data_path)
     outcome = run_lifecycle(config_path, log_level="WARNING")
     lines = "\n".join(outcome.lines)
@@ -247,6 +251,13 @@ def test_table_example_runs_and_a_broken_table_stops_at_the_contract(tmp_path):
     assert not again.ok and "raw_data: its blocking check raw_data_contract failed" in lines
     assert "check raw_data.raw_data_contract FAILED" in lines and "mean_radius" in lines
     assert store.champion() == before
+    # each failed run's blocking check reached the webhook once, naming the run and column
+    hook.close()
+    assert hook.kinds() == ["check_failed", "check_failed"]
+    for run, body in zip((outcome, again), hook.bodies, strict=True):
+        assert f"raw_data.raw_data_contract failed in run {run.run_id[:8]}" in body["text"]
+        assert "mean_radius" in body["text"]
+        assert "alert sent: blocking check raw_data.raw_data_contract" in "\n".join(run.lines)
 
 
 def test_report_renders_in_a_real_browser(first_run, tmp_path):

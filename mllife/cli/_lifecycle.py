@@ -155,7 +155,9 @@ def _code_location(config) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from mllife.models.environment import describe_changes, environment_changes
     from mllife.models.registry import recorded_backbone
+    from mllife.monitoring.alerts import undelivered_alerts
     from mllife.monitoring.batch import STALE_ADVICE, staleness
     from mllife.storage.store import Store
 
@@ -175,6 +177,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  why: {current.reason}")
         if (backbone := recorded_backbone(store, current.model_hash)) is not None:
             print(f"  {backbone}")
+        row = store.model_row(current.model_hash)
+        if changes := environment_changes(row["spec"] if row else None):
+            print(
+                f"  warning: other library versions than it was trained with:"
+                f" {describe_changes(changes)}; retrain (`mllife run --force`) or install"
+                " those versions (requirements.lock)"
+            )
         age = staleness(config, store)
         if not age.passed:
             print(f"  warning: stale: {age.reason}; {STALE_ADVICE}")
@@ -208,6 +217,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"  {row['created_at']:%Y-%m-%d %H:%M} {row['name']} {row['model_hash'][:12]}"
                 f" (run {str(row['run_id'])[:8]}): {row['summary']}"
             )
+    undelivered = undelivered_alerts(store)
+    if undelivered.height:
+        print("alerts NOT delivered (newest first; see [alerts]):")
+        for row in undelivered.iter_rows(named=True):
+            print(f"  {row['created_at']:%Y-%m-%d %H:%M} {row['kind']}: {row['error']}")
+            print(f"    {row['text']}")
     if getattr(args, "show_test", False):
         sys.stdout.flush()  # the child's lines come after these
         return _orchestrate(args, "assets.sealed_test", "--profile", args.profile)

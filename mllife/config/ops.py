@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "AlertsConfig",
     "LogConfig",
     "MonitoringConfig",
     "RolloutConfig",
@@ -159,6 +160,58 @@ class MonitoringConfig(_Section):
     #: the champion_freshness check fails past these ages
     max_champion_age_days: float = Field(30.0, gt=0)
     max_data_age_days: float = Field(90.0, gt=0)
+
+
+class AlertsConfig(_Section):
+    """Where alerts go (any of them, all of them): a webhook URL (Slack's and Teams'
+    incoming webhooks accept the JSON ``{"text": ...}`` posted), an email through an
+    SMTP server, a command (the alert as JSON on its standard input). Each alert says
+    what happened, which model, the figure and the next step, and is sent once (the
+    store remembers it). An unreachable channel is retried with backoff, then the alert
+    is recorded as undelivered (``mllife status`` lists it); a run never fails for it."""
+
+    webhook: str | None = None
+    email: str | None = None
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_from: str = "mllife@localhost"
+    #: run with the alert as JSON on stdin, e.g. ["notify-send", "mllife"]
+    command: tuple[str, ...] = ()
+    #: seconds per delivery attempt, and attempts per alert and channel
+    timeout_seconds: float = Field(5.0, gt=0, le=120)
+    attempts: int = Field(3, ge=1, le=10)
+    #: a new champion's served p95 latency more than this fraction above the previous
+    #: champion's is an alert (0.5: 50% slower)
+    max_latency_increase: float = Field(0.5, ge=0)
+    #: served predictions (and labelled ones) each figure needs before it can alert
+    min_served: int = Field(100, ge=1)
+    min_labelled: int = Field(30, ge=1)
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{value!r} is not an http(s) URL with a host; Slack and Teams give one"
+                " (https://hooks.slack.com/services/...)"
+            )
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and ("@" not in value or value.startswith("@") or " " in value):
+            raise ValueError(f"{value!r} is not an email address")
+        return value
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.webhook or self.email or self.command)
 
 
 class VersioningConfig(_Section):

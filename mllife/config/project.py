@@ -14,7 +14,13 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mllife._errors import ConfigError
-from mllife.config.ops import MonitoringConfig, ServingConfig, TeamConfig, VersioningConfig
+from mllife.config.ops import (
+    AlertsConfig,
+    MonitoringConfig,
+    ServingConfig,
+    TeamConfig,
+    VersioningConfig,
+)
 from mllife.config.policy import (  # noqa: F401  (part of this module's interface)
     LOWER_IS_BETTER,
     PER_CLASS_METRICS,
@@ -72,6 +78,7 @@ class _File(_Section):
     store: StoreConfig = StoreConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    alerts: AlertsConfig = AlertsConfig()
     versioning: VersioningConfig = VersioningConfig()
     team: TeamConfig = TeamConfig()
 
@@ -124,6 +131,7 @@ class ProjectConfig:
     training = property(lambda self: self._file.training)
     serving = property(lambda self: self._file.serving)
     monitoring = property(lambda self: self._file.monitoring)
+    alerts = property(lambda self: self._file.alerts)
     versioning = property(lambda self: self._file.versioning)
     team = property(lambda self: self._file.team)
 

@@ -1,6 +1,7 @@
 """Classification evaluation: fast, validated, compared against scikit-learn in tests."""
 
 from mllife.metrics._compare import Agreement, Comparison, agreement, compare, mcnemar_test
+from mllife.metrics._intervals import wilson_interval
 from mllife.metrics._report import (
     ClassBias,
     ClassMetrics,
@@ -20,4 +21,5 @@ __all__ = [
     "compare",
     "evaluate",
     "mcnemar_test",
+    "wilson_interval",
 ]

@@ -12,6 +12,7 @@ import numpy as np
 
 from mllife.config.project import CandidateConfig, ProjectConfig
 from mllife.data.split import SplitSet
+from mllife.models.environment import library_versions
 from mllife.models.registry import ModelRef, save_model
 from mllife.preprocess.inputs import make_preprocessor, model_inputs, pixel_set, split_rows
 from mllife.storage.inbox import PostingRecorder
@@ -117,7 +118,12 @@ def _record(
         model_hash=ref.model_hash,
         name=spec.name,
         kind=spec.kind,
-        spec={**spec.model_dump(mode="json"), "params": result.best.params, **backbone},
+        spec={
+            **spec.model_dump(mode="json"),
+            "params": result.best.params,
+            **backbone,
+            "environment": library_versions(),
+        },  # fmt: skip
         data_version=splits.data_version,
         split_version=splits.split_version,
         artifact_path=ref.relative_path,

@@ -86,7 +86,7 @@ class Evidence:
         """(challenger - champion, low, high): Newcombe's interval of the difference of
         two proportions from their Wilson intervals. With shadow traffic the rows are
         the same, and this unpaired interval is the cautious (wider) one."""
-        from mllife.metrics._intervals import wilson_interval
+        from mllife.metrics import wilson_interval
 
         p1, p2 = self.accuracy, self.champion_accuracy
         assert p1 is not None and p2 is not None

@@ -8,12 +8,14 @@ a request in flight finishes with the models it started with and none is dropped
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from mllife.config.project import ProjectConfig
 from mllife.models import Model
+from mllife.models.environment import describe_changes, environment_changes
 from mllife.models.registry import ModelRef, load_model
 from mllife.models.training import place_model
 from mllife.promotion.rollout import staged_challenger
@@ -126,6 +128,12 @@ def _served(
 
         raise ArtifactError(f"model {model_hash[:12]} is not recorded in the store")
     ref = ModelRef.from_row(row)
+    if changes := environment_changes(row["spec"]):
+        print(
+            f"mllife serve: warning: {ref.name} {model_hash[:12]} was trained with other"
+            f" library versions ({describe_changes(changes)}); `mllife status` says more",
+            file=sys.stderr,
+        )
     model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
     place_model(model, config)  # [training] device, and the embedding cache
     metrics: dict[str, dict[str, float]] = {}

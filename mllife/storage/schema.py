@@ -112,4 +112,10 @@ MIGRATIONS: tuple[str, ...] = (
         model_name VARCHAR, role VARCHAR, latency_ms DOUBLE, error VARCHAR,
         segment VARCHAR);
     """,
+    # 10: alerts sent (or not) to [alerts] channels, once per key
+    """
+    CREATE TABLE alerts (
+        alert_key VARCHAR PRIMARY KEY, kind VARCHAR, model_hash VARCHAR, text VARCHAR,
+        delivered BOOLEAN, error VARCHAR, created_at TIMESTAMP, sent_at TIMESTAMP);
+    """,
 )
