@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import importlib
 
-# launching from a workspace (assets/launch.py): what `dagster job launch` and the
+# launching from a workspace (assets/runtime/launch.py): what `dagster job launch` and the
 # sensor daemon use
 from dagster._core.definitions.selector import JobSubsetSelector
 from dagster._core.errors import DagsterUserCodeUnreachableError
 
-# engine events and retries of the Celery executor (assets/celery_executor.py)
+# engine events and retries of the Celery executor (assets/executors/celery_executor.py)
 from dagster._core.events import EngineEventData
 from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
 from dagster._core.execution.retries import RetryMode

@@ -10,24 +10,24 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import data, deployment, storage
-from assets._metadata import accepting_beta
-from assets.alerting import build_alerts_sensor
-from assets.code_versions import with_code_version
-from assets.evaluation import build_evaluation_asset
-from assets.monitoring import drift_report, served_predictions
-from assets.problems import build_problem_scores_asset, problem_files
-from assets.reports import build_status_report_asset
-from assets.resources import MllifeProject
-from assets.rollout import staged_rollout
-from assets.sensors import (
+from assets.executors.team import executor_for_environment, training_tags
+from assets.graph import data, deployment, step_outputs
+from assets.graph._metadata import accepting_beta
+from assets.graph.alerts import build_alerts_sensor
+from assets.graph.code_versions import with_code_version
+from assets.graph.evaluation import build_evaluation_asset
+from assets.graph.monitoring import drift_report, served_predictions
+from assets.graph.problems import build_problem_scores_asset, problem_files
+from assets.graph.reports import build_status_report_asset
+from assets.graph.resources import MllifeProject
+from assets.graph.rollout import staged_rollout
+from assets.graph.sensors import (
     build_monitoring_schedule,
     build_new_data_sensor,
     build_retrain_on_drift_sensor,
 )
-from assets.team import executor_for_environment, training_tags
-from assets.training import build_candidate_asset
-from assets.versioning import artifact_versions
+from assets.graph.training import build_candidate_asset
+from assets.graph.versioning import artifact_versions
 from mllife.config.project import PROFILE_VARIABLE, find_config, load_config
 
 
@@ -123,7 +123,7 @@ def build_definitions(config_path: Path | str) -> dg.Definitions:
         executor=executor_for_environment(),
         resources={
             "project": MllifeProject(config_path=str(config.path)),
-            "io_manager": storage.for_project(config),
+            "io_manager": step_outputs.for_project(config),
         },
     )
 

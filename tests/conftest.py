@@ -98,7 +98,7 @@ def deployed_digits(tmp_path_factory, digits_folder):
     its own Dagster instance: a champion deployed, the store, artifacts, report and event
     log written. Made once per test worker; many tests read it. Never change it: a test
     that runs again or edits anything works on ``copy_project(...)`` of it."""
-    from assets.run import run_lifecycle
+    from assets.runtime.run import run_lifecycle
 
     config_path = make_project(tmp_path_factory.mktemp("deployed") / "project", digits_folder)
     outcome = run_lifecycle(config_path, log_level="WARNING")

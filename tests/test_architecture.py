@@ -157,7 +157,7 @@ def test_the_data_stage_loads_without_torch_in_a_fresh_interpreter():
     assert out == "[]", f"importing the data stage loaded {out}"
 
 
-@pytest.mark.parametrize("module", ["assets.definitions", "assets.run", "mllife.cli"])
+@pytest.mark.parametrize("module", ["assets.definitions", "assets.runtime.run", "mllife.cli"])
 def test_loading_the_graph_and_the_command_does_not_import_torch(module):
     """The code server, the run planner and the command load these on every run: torch
     and torchvision (seconds of CPU each time) load only in the steps that use a model.
@@ -218,13 +218,13 @@ def test_every_asset_that_writes_the_store_itself_runs_in_a_one_writer_pool():
     """DuckDB allows one writing process: an asset whose own body records into the store
     takes the store's pool (or the champion's, which also serializes). Training and
     evaluation write only briefly after minutes of compute, through the library, and stay
-    parallel by design (assets/pools.py)."""
+    parallel by design (assets/graph/pools.py)."""
     import inspect
     import shutil
     import tempfile
 
-    from assets import pools
     from assets.definitions import build_definitions
+    from assets.graph import pools
 
     with tempfile.TemporaryDirectory() as folder:
         shutil.copy(ROOT / "mllife.toml", Path(folder) / "mllife.toml")
@@ -265,3 +265,30 @@ def test_private_dagster_names_are_used_in_one_module_only():
         f"Dagster {dagster.__version__} is installed; assets/dagster_private.py was checked"
         " against 1.13: check each name there, then update the pin and this test"
     )
+
+
+#: assets/ by role: the Dagster definitions (graph), the command-line runtime and the
+#: executors; a role may import the ones after it in this table, never the ones before
+ASSET_ROLES = ("assets.runtime", "assets.executors", "assets.graph")
+
+
+def test_the_asset_graph_reads_like_the_lifecycle_and_its_roles_stay_apart():
+    """Three subpackages with one role each; the graph never imports the runtime or the
+    executors (a step never needs the command line), the executors never the runtime."""
+    top = sorted(p.name for p in (ROOT / "assets").glob("*.py"))
+    assert top == ["__init__.py", "dagster_private.py", "definitions.py"], top
+    found = []
+    for path in sorted((ROOT / "assets").rglob("*.py")):
+        module = _module_name(path)
+        role = next((r for r in ASSET_ROLES if module.startswith(r + ".")), None)
+        if role is None:
+            continue
+        for line, imported in _imports(path):
+            other = next((r for r in ASSET_ROLES if imported.startswith(r)), None)
+            if other and ASSET_ROLES.index(other) < ASSET_ROLES.index(role):
+                found.append(f"{path.relative_to(ROOT)}:{line} imports {imported}")
+    assert not found, "an asset role imports one above it:\n" + "\n".join(found)
+    stages = {p.stem for p in (ROOT / "assets" / "graph").glob("*.py")}
+    lifecycle = {"data", "training", "evaluation", "problems", "deployment", "rollout",
+                 "monitoring", "reports", "versioning"}  # fmt: skip
+    assert lifecycle <= stages

@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from assets.code_versions import module_closure
 from assets.definitions import build_definitions
+from assets.graph.code_versions import module_closure
 from tests.conftest import REPO
 
 
@@ -34,10 +34,9 @@ def test_an_edit_makes_stale_only_what_reads_it(tmp_path):
 
 
 def test_the_code_of_a_step_is_what_its_module_reaches():
-    data = {p.relative_to(REPO).as_posix() for p in module_closure(REPO / "assets" / "data.py")}
-    training = {
-        p.relative_to(REPO).as_posix() for p in module_closure(REPO / "assets" / "training.py")
-    }
+    graph = REPO / "assets" / "graph"
+    data = {p.relative_to(REPO).as_posix() for p in module_closure(graph / "data.py")}
+    training = {p.relative_to(REPO).as_posix() for p in module_closure(graph / "training.py")}
     assert "mllife/data/images.py" in data and "mllife/models/torch_model.py" in training
     assert "mllife/models/torch_model.py" not in data  # the data stage runs no model code
     assert "mllife/serve/_app.py" not in data | training  # the server is not in the graph
@@ -46,7 +45,7 @@ def test_the_code_of_a_step_is_what_its_module_reaches():
 def test_the_quick_up_to_date_check_knows_every_assets_code_version(tmp_path):
     """`mllife run` tells an unchanged project without importing the graph, from a table
     of the modules computing each asset: it must give the definitions' own versions."""
-    from assets.code_versions import expected_code_versions
+    from assets.graph.code_versions import expected_code_versions
     from mllife.config.project import load_config
 
     shutil.copy(REPO / "mllife.toml", tmp_path / "mllife.toml")
@@ -57,7 +56,7 @@ def test_the_quick_up_to_date_check_knows_every_assets_code_version(tmp_path):
 def test_the_planner_knows_every_blocking_check(tmp_path):
     """`mllife run` reuses a result only when its blocking checks passed on it, from a
     table of those checks: it must name exactly the definitions' blocking checks."""
-    from assets.memo import BLOCKING_CHECKS
+    from assets.graph.acceptance import BLOCKING_CHECKS
 
     shutil.copy(REPO / "mllife.toml", tmp_path / "mllife.toml")
     graph = build_definitions(str(tmp_path / "mllife.toml")).resolve_asset_graph()
@@ -83,7 +82,7 @@ def _ast_imports(source: str) -> set[str]:
 
 
 def test_imports_read_as_text_are_what_the_parser_finds_in_every_module():
-    from assets.code_versions import imported_names
+    from assets.graph.code_versions import imported_names
 
     files = sorted([*REPO.glob("mllife/**/*.py"), *REPO.glob("assets/**/*.py")])
     assert len(files) > 100
@@ -92,10 +91,10 @@ def test_imports_read_as_text_are_what_the_parser_finds_in_every_module():
         assert set(imported_names(source)) == _ast_imports(source), file
     tricky = (
         "from mllife.models import (\n    TorchModel,  # a comment\n    build_model as b,\n)\n"
-        "def f():\n    import assets.memo, mllife.cli as c\n"
-        "    from assets.run import \\\n        main\n"
+        "def f():\n    import assets.runtime.memo, mllife.cli as c\n"
+        "    from assets.runtime.run import \\\n        main\n"
     )
     assert set(imported_names(tricky)) == _ast_imports(tricky) == {
         "mllife.models", "mllife.models.TorchModel", "mllife.models.build_model",
-        "assets.memo", "mllife.cli", "assets.run", "assets.run.main",
+        "assets.runtime.memo", "mllife.cli", "assets.runtime.run", "assets.runtime.run.main",
     }  # fmt: skip

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from assets.definitions import build_definitions
-from assets.resources import MllifeProject
-from assets.sensors import every_minutes_cron
+from assets.graph.resources import MllifeProject
+from assets.graph.sensors import every_minutes_cron
 from mllife._errors import ConfigError
 from mllife.config.project import load_config
 from mllife.monitoring.batch import BatchDrift, record_drift

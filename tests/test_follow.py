@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import dagster as dg
 
-from assets import launch
+from assets.runtime import launch
 
 
 @dg.asset

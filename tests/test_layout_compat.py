@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.storage import RunScopedIOManager, _signed_as
+from assets.graph.step_outputs import RunScopedIOManager, _signed_as
 from mllife.data.split import SplitSet
 from mllife.models.sklearn_model import SklearnModel
 from mllife.monitoring.batch import BatchDrift

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from assets.run import run_lifecycle
+from assets.runtime.run import run_lifecycle
 from mllife._errors import MllifeError
 from mllife.config.project import load_config
 from mllife.models.registry import champion_ref, load_model
@@ -36,7 +36,7 @@ def test_latency_is_timed_only_against_a_budget(first_run):
     """No [promotion] max_p95_latency_ms in the project: no 200 timed predictions on
     every run; the gate says no budget is set. With a budget set only after the
     challenger was chosen, the gate cannot pass on a measurement it never made."""
-    from assets.storage import for_project
+    from assets.graph.step_outputs import for_project
     from mllife.config.policy import PromotionConfig
     from mllife.promotion.challenger import reevaluate
 
@@ -367,7 +367,7 @@ def test_new_data_sensor_requests_one_run_per_data_version(first_run, tmp_path, 
     import dagster as dg
 
     from assets.definitions import build_definitions
-    from assets.resources import MllifeProject
+    from assets.graph.resources import MllifeProject
 
     config_path = make_project(tmp_path / "p", digits_folder)
     defs = build_definitions(config_path)
@@ -467,14 +467,14 @@ def test_a_passing_challenger_is_staged_when_the_rollout_asks_for_it(first_run, 
 
 
 def test_the_policy_checks_evaluate_the_policy_as_edited(first_run):
-    from assets import storage
+    from assets.graph import step_outputs
     from mllife._errors import PromotionError
     from mllife.config.project import PromotionConfig
     from mllife.promotion.challenger import reevaluate
 
     config_path, outcome = first_run
     config = load_config(config_path)
-    challenger = storage.for_project(config).load_value(outcome.run_id, "challenger")
+    challenger = step_outputs.for_project(config).load_value(outcome.run_id, "challenger")
     same = reevaluate(challenger, config.promotion)
     assert [g.passed for g in same.gates] == [g.passed for g in challenger.decision.gates]
     stricter = reevaluate(challenger, config.promotion.model_copy(update={"min_accuracy": 0.9999}))

@@ -10,7 +10,7 @@ import shutil
 
 import dagster as dg
 
-from assets.run import prepare_instance, run_lifecycle
+from assets.runtime.run import prepare_instance, run_lifecycle
 from mllife.config.project import load_config
 from mllife.storage.store import Store
 from tests.conftest import copy_project

@@ -410,7 +410,7 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
 ):
     import shutil
 
-    from assets.run import run_lifecycle
+    from assets.runtime.run import run_lifecycle
     from mllife.config.project import load_config
     from mllife.models.registry import ModelRef, load_model
     from mllife.preprocess.inputs import split_rows
@@ -466,7 +466,7 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
     again = sorted((config.state_dir / "cache" / "embeddings").rglob("*.npy"))
     changed = [p for p, stamp in zip(again, stamps, strict=True) if p.stat().st_mtime_ns != stamp]
     assert changed == [tampered]  # ...and the others never again
-    from assets.run import prepare_instance
+    from assets.runtime.run import prepare_instance
 
     messages = [e.message for e in prepare_instance(config).all_logs(outcome.run_id)]
     assert any(str(tampered) in m and "content digest" in m for m in messages), messages
@@ -487,7 +487,7 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
     capsys.readouterr()
     assert cli(["--config", str(config.path), "status"]) == 0
     assert f"  {said}" in capsys.readouterr().out
-    from assets.storage import for_project
+    from assets.graph.step_outputs import for_project
 
     splits = for_project(config).load_value(outcome.run_id, "splits")
     validation = split_rows(splits.rows, "validation")

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import polars as pl
 
-from assets.run import run_lifecycle
+from assets.runtime.run import run_lifecycle
 
 HOSTILE = [
     "<script>window.__pwned = 1</script>",

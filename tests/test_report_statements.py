@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from assets.run import run_lifecycle
+from assets.runtime.run import run_lifecycle
 from mllife.config.project import load_config
 from mllife.data.defaults import write_breast_cancer
 from mllife.reporting.client import NO_WEAK_SPOT, in_words

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from assets.run import run_lifecycle
+from assets.runtime.run import run_lifecycle
 from mllife.cli import main as cli
 from mllife.config.project import load_config
 from mllife.models.registry import champion_ref

@@ -112,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra += ["--resume", args.resume]
     if args.force:
         extra.append("--force")
-    return _orchestrate(args, "assets.run", *extra)
+    return _orchestrate(args, "assets.runtime.run", *extra)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -225,7 +225,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"    {row['text']}")
     if getattr(args, "show_test", False):
         sys.stdout.flush()  # the child's lines come after these
-        return _orchestrate(args, "assets.sealed_test", "--profile", args.profile)
+        return _orchestrate(args, "assets.runtime.sealed_test", "--profile", args.profile)
     return 0
 
 

@@ -70,7 +70,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if DEFAULT_QUEUE in queues:
         _check_one_store_host(env["MLLIFE_BROKER_URL"], config.team.training_queue)
     command = [
-        sys.executable, "-m", "celery", "-A", "assets.celery_app", "worker",
+        sys.executable, "-m", "celery", "-A", "assets.executors.celery_app", "worker",
         "--queues", ",".join(queues), "--concurrency", str(args.concurrency),
         "--hostname", f"{name}@{socket.gethostname()}", "--loglevel", "INFO",
         "--without-gossip", "--without-mingle",

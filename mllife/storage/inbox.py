@@ -127,7 +127,7 @@ class PostingRecorder:
     """How a training step records its model where it must not open the store (a worker
     of the team profile, on another host): ``record_model`` and ``record_trials`` post
     the very rows the store would write; the next step that opens the store ingests them
-    (``assets.resources``) before it reads."""
+    (``assets.graph.resources``) before it reads."""
 
     def __init__(self, inbox: StoreInbox, *, writer: str) -> None:
         self.inbox, self.writer = inbox, writer

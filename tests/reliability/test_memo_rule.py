@@ -3,7 +3,7 @@ run) on a real Dagster instance: no asset below a failed blocking check is ever 
 
 A toy graph stands in for the lifecycle (a -> b -> c, d beside c; blocking checks on a
 and b) so that hypothesis can try many sequences in seconds; the planner under test is
-the lifecycle's own (``assets.memo.plan_assets`` with ``not_accepted``)."""
+the lifecycle's own (``assets.runtime.memo.plan_assets`` with ``not_accepted``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assets.memo import not_accepted, plan_assets
+from assets.runtime.memo import not_accepted, plan_assets
 
 PARENTS = {"a": [], "b": ["a"], "c": ["b"], "d": ["b"]}
 BLOCKING = {"a": ("a_ok",), "b": ("b_ok",)}

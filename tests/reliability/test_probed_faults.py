@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from assets.run import run_lifecycle
+from assets.runtime.run import run_lifecycle
 from mllife._errors import ArtifactError, ConfigError, DataError, ProblemError
 from mllife.config.project import load_config
 from mllife.serve.keys import create_key
@@ -117,7 +117,7 @@ def test_a_refused_challenger_gets_a_report_a_history_line_and_tracked_artifacts
     # the artifacts step ran too (this project is no DVC repo: it says so, not skipped)
     import dagster as dg
 
-    from assets.run import prepare_instance
+    from assets.runtime.run import prepare_instance
 
     instance = prepare_instance(config)
     event = instance.get_latest_materialization_event(dg.AssetKey("artifact_versions"))
@@ -600,7 +600,7 @@ class _Planted:
 
 
 def test_a_swapped_step_output_is_refused_before_unpickling(deployed, tmp_path, monkeypatch):
-    from assets.storage import for_project
+    from assets.graph.step_outputs import for_project
 
     config = load_config(deployed)
     storage = for_project(config)

@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.run import prepare_instance, run_lifecycle
+from assets.runtime.run import prepare_instance, run_lifecycle
 from mllife.config.project import load_config
 from mllife.storage.store import Store
 from tests.conftest import make_project
@@ -53,9 +53,9 @@ def row_counts(config_path: Path) -> dict[str, int]:
 
 
 def run_process(config_path: Path, *args: str, crash_at: str = "") -> subprocess.Popen:
-    """``python -m assets.run`` -- what ``mllife run`` starts -- as its own process."""
+    """``python -m assets.runtime.run`` -- what ``mllife run`` starts -- as its own process."""
     return subprocess.Popen(
-        [sys.executable, "-m", "assets.run", "--config", str(config_path), *args],
+        [sys.executable, "-m", "assets.runtime.run", "--config", str(config_path), *args],
         cwd=config_path.parent,
         env={**os.environ, "MLLIFE_CRASH_AT": crash_at},
         stdout=subprocess.PIPE,

@@ -303,7 +303,7 @@ def test_a_second_host_may_serve_training_but_not_the_default_queue(tmp_path, di
         env = {"TEAM_DB": pg.url, "TEAM_BROKER": broker}
         log = tmp_path / "elsewhere.log"
         elsewhere = subprocess.Popen(  # a worker of another host, on the default queue
-            [sys.executable, "-m", "celery", "-A", "assets.celery_app", "worker",
+            [sys.executable, "-m", "celery", "-A", "assets.executors.celery_app", "worker",
              "--hostname", "w9@elsewhere.example", "--queues", "dagster", "--pool", "solo",
              "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
             cwd=tmp_path, env={**os.environ, "MLLIFE_BROKER_URL": broker},

@@ -13,7 +13,12 @@ from dagster_k8s import K8sRunLauncher
 from dagster_postgres import DagsterPostgresStorage
 
 from assets.definitions import build_definitions
-from assets.team import EXECUTOR_VARIABLE, K8S_CONFIG_TAG, executor_for_environment, training_tags
+from assets.executors.team import (
+    EXECUTOR_VARIABLE,
+    K8S_CONFIG_TAG,
+    executor_for_environment,
+    training_tags,
+)
 from tests.conftest import make_project
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"

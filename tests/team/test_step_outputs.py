@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 from upath import UPath
 
-from assets.storage import RunScopedIOManager
+from assets.graph.step_outputs import RunScopedIOManager
 from mllife._errors import ArtifactError, ConfigError, ServiceError
 from mllife.config.project import PROFILE_VARIABLE, load_config
 from mllife.storage.services import check_step_outputs, check_team_storage

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.memo import BLOCKING_CHECKS
-from assets.resources import MllifeProject
+from assets.graph.acceptance import BLOCKING_CHECKS
+from assets.graph.resources import MllifeProject
 from mllife.config.project import ProjectConfig
 from mllife.monitoring.alerts import (
     Alert,

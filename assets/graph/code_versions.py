@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository: assets/graph/ is two down
 _OWN = ("mllife", "assets")
 
 
@@ -149,6 +149,6 @@ def expected_code_versions(config) -> dict[str, str]:
         names[f"candidate_{spec.name}"] = "training"
         names[f"evaluation_{spec.name}"] = "evaluation"
     return {
-        name: code_version(name, ROOT / "assets" / f"{module}.py", config)
+        name: code_version(name, ROOT / "assets" / "graph" / f"{module}.py", config)
         for name, module in names.items()
     }

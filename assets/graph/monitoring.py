@@ -3,9 +3,9 @@ staleness of the champion."""
 
 import dagster as dg
 
-from assets import pools
-from assets._metadata import frame_table
-from assets.resources import MllifeProject
+from assets.graph import pools
+from assets.graph._metadata import frame_table
+from assets.graph.resources import MllifeProject
 from mllife.data.split import SplitSet
 from mllife.monitoring.batch import BatchDrift, batch_drift, record_drift, served_drift, staleness
 from mllife.monitoring.traffic import IngestResult, ingest_segments, served_quality, traffic_summary

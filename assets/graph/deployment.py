@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from assets import pools
-from assets._metadata import frame_table, versioned_output
-from assets.resources import MllifeProject
+from assets.graph import pools
+from assets.graph._metadata import frame_table, versioned_output
+from assets.graph.resources import MllifeProject
 from mllife._errors import PromotionError
 from mllife.config.project import PromotionConfig
 from mllife.data.split import SplitSet

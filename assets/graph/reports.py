@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.resources import MllifeProject
+from assets.graph.resources import MllifeProject
 from mllife.data.images import CleanData
 from mllife.data.split import SplitSet
 from mllife.evaluation.test_budget import sealed_set_wear

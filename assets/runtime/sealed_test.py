@@ -11,8 +11,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import storage
-from assets.run import prepare_instance
+from assets.graph import step_outputs
+from assets.runtime.run import prepare_instance
 from mllife.config.project import load_config
 from mllife.evaluation.candidate import with_test
 from mllife.evaluation.test_budget import sealed_set_wear
@@ -28,7 +28,7 @@ def sealed_test_scores(config_path: Path | str, *, profile: str = "local") -> li
     from its run, the others read now), then how worn the test set is."""
     config = load_config(config_path)
     instance = prepare_instance(config, profile)
-    values = storage.for_project(config)
+    values = step_outputs.for_project(config)
 
     def latest(key: str):
         # the newest materialization's own value (lineage), not "the newest file"
@@ -70,7 +70,7 @@ def sealed_test_scores(config_path: Path | str, *, profile: str = "local") -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m assets.sealed_test --config PATH``: what ``mllife status --show-test``
+    """``python -m assets.runtime.sealed_test --config PATH``: what ``mllife status --show-test``
     runs (the library never imports Dagster)."""
     from mllife.storage.instance_settings import PROFILES
 

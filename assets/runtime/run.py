@@ -1,11 +1,11 @@
-"""``python -m assets.run``: submit a lifecycle job's run to the project's instance and
+"""``python -m assets.runtime.run``: submit a lifecycle job's run to the project's instance and
 follow it.
 
 ``mllife run`` calls this in a child process (the library never imports Dagster). The
 instance lives in ``.mllife/dagster`` (settings: ``dagster.yaml`` there), or with
 ``--profile team`` in ``.mllife/dagster-team`` with its storage in the team's PostgreSQL
 database, so ``mllife ui`` (with the same profile) shows the same runs; the run itself
-is launched by the instance's run launcher (``assets.launch``), like a run started from
+is launched by the instance's run launcher (``assets.runtime.launch``), like a run started from
 the UI, a schedule or a sensor.
 """
 
@@ -22,19 +22,25 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
-from assets.alerting import failed_check_alerts, send_alerts
-from assets.execution import run_config_for
-from assets.launch import ProjectWorkspace, follow, monitor_runs, project_workspace, worker_alive
-from assets.memo import plan_run, up_to_date, up_to_date_lines
-from assets.resources import CONFIG_DIGEST_TAG
-from assets.summary import StoredValues, summarize
-from assets.team import (
+from assets.executors.execution import run_config_for
+from assets.executors.team import (
     BROKER_VARIABLE,
     EXECUTOR_VARIABLE,
     data_pin,
     use_celery,
     use_team_services,
 )
+from assets.graph.alerts import failed_check_alerts, send_alerts
+from assets.graph.resources import CONFIG_DIGEST_TAG
+from assets.runtime.launch import (
+    ProjectWorkspace,
+    follow,
+    monitor_runs,
+    project_workspace,
+    worker_alive,
+)
+from assets.runtime.memo import plan_run, up_to_date, up_to_date_lines
+from assets.runtime.summary import StoredValues, summarize
 from mllife._errors import MllifeError
 from mllife.config.project import PROFILE_VARIABLE, ProjectConfig, load_config
 from mllife.storage.files import sha256_of
@@ -124,7 +130,7 @@ def run_lifecycle(
     """Submit ``job_name`` to the instance and follow the run to its end; ``resume``
     re-executes that run from its failure (Dagster's re-execution: the steps it finished
     are not rerun). The lifecycle job materializes only what changed since
-    (``assets.memo``) unless ``force``. The environment variables the run sets for its
+    (``assets.runtime.memo``) unless ``force``. The environment variables the run sets for its
     processes are restored when it returns."""
     with restored_environment():
         return _run_lifecycle(
@@ -162,7 +168,7 @@ def _run_lifecycle(
         monitor_runs(workspace)  # no daemon here: runs that died leave no stale state
         if resume is not None:
             # the parent's tags, its config digest among them: a config edited since is
-            # refused by the steps (assets.resources), as during the run itself
+            # refused by the steps (assets.graph.resources), as during the run itself
             started_by = {"mllife/started_by": tags["mllife/started_by"]}
             run = workspace.resubmit_from_failure(_resumable(workspace, resume), started_by)
             plan = None
@@ -181,7 +187,7 @@ def _run_lifecycle(
         clock = time.perf_counter()
         watch = None
         if executor == "celery":
-            from assets.celery_watch import CeleryWorkerWatch
+            from assets.executors.celery_watch import CeleryWorkerWatch
 
             watch = CeleryWorkerWatch(os.environ[BROKER_VARIABLE])
         result = follow(
@@ -338,7 +344,7 @@ def _remember_last_run(config: ProjectConfig, outcome: RunOutcome) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m assets.run")
+    parser = argparse.ArgumentParser(prog="python -m assets.runtime.run")
     parser.add_argument("--config", default=None)
     parser.add_argument("--job", default="lifecycle", choices=["lifecycle", "retrain", "monitor"])
     parser.add_argument("--executor", default="in_process", choices=EXECUTORS)

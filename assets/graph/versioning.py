@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from assets import pools
-from assets._metadata import versioned_output
-from assets.resources import MllifeProject
+from assets.graph import pools
+from assets.graph._metadata import versioned_output
+from assets.graph.resources import MllifeProject
 from mllife.storage.artifacts import TrackResult, track_artifacts
 
 

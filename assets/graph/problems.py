@@ -3,10 +3,10 @@
 import dagster as dg
 import polars as pl
 
-from assets import pools
-from assets._metadata import frame_table, png
-from assets.memo import PROBLEMS_VERSION_TAG
-from assets.resources import MllifeProject
+from assets.graph import pools
+from assets.graph._metadata import frame_table, png
+from assets.graph.acceptance import PROBLEMS_VERSION_TAG
+from assets.graph.resources import MllifeProject
 from mllife._errors import ProblemError
 from mllife.data.split import SplitSet
 from mllife.models.training import TrainedCandidate, class_names

@@ -3,9 +3,9 @@
 import dagster as dg
 import polars as pl
 
-from assets import pools
-from assets._metadata import column_schema, contract_check, frame_table, versioned_output
-from assets.resources import MllifeProject
+from assets.graph import pools
+from assets.graph._metadata import column_schema, contract_check, frame_table, versioned_output
+from assets.graph.resources import MllifeProject
 from mllife.data.class_set import class_set_change
 from mllife.data.images import CleanData, RawData
 from mllife.data.split import SplitSet, leaking_keys, save_split_manifest

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import storage
+from assets.graph import step_outputs
 from mllife.config.project import ProjectConfig
 from mllife.data.dropped import describe_dropped
 
@@ -24,7 +24,7 @@ class StoredValues:
         self.result, self.failed, self.resumed = result, failed, resumed
         self.instance = instance
 
-        self._storage = storage.for_project(config)
+        self._storage = step_outputs.for_project(config)
         self._materialized = {
             e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
         }

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from assets import pools
-from assets.resources import MllifeProject
+from assets.graph import pools
+from assets.graph.resources import MllifeProject
 from mllife.promotion.rollout import (
     judge,
     promote_staged,

@@ -1,5 +1,5 @@
 """The Celery app a team worker runs (``mllife worker`` starts
-``celery -A assets.celery_app worker``): dagster-celery's step task on the broker of
+``celery -A assets.executors.celery_app worker``): dagster-celery's step task on the broker of
 ``[team] broker_url``. A task names its run's job by module (``assets.definitions``),
 which the worker builds from its own checkout's ``mllife.toml`` (``MLLIFE_CONFIG``)."""
 
@@ -9,7 +9,7 @@ from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_task
 
-from assets.team import BROKER_VARIABLE, CELERY_SETTINGS
+from assets.executors.team import BROKER_VARIABLE, CELERY_SETTINGS
 
 _broker = os.environ[BROKER_VARIABLE]
 app = make_app(

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.resources import MllifeProject
+from assets.graph.resources import MllifeProject
 from mllife._errors import ConfigError
 from mllife.data.stage import current_data_version
 from mllife.monitoring.batch import dataset_drift_in_run

@@ -67,7 +67,7 @@ def executor_for_environment() -> dg.ExecutorDefinition | None:
 
     from celery.exceptions import DuplicateTaskNameWarning
 
-    from assets.celery_executor import mllife_celery_executor
+    from assets.executors.celery_executor import mllife_celery_executor
 
     # dagster-celery registers its one task again for every step it submits: the same
     # callable each time, so the warning says nothing to a user
@@ -126,7 +126,7 @@ def data_pin(config) -> dict[str, str]:
     """Run tags pinning the data for the workers: on team storage with ``[versioning]
     push``, the data's ``.dvc`` file, its data pushed to the remote first (each worker
     pulls that version into its checkout before a step reads a file)."""
-    from assets.resources import DATA_PIN_TAG
+    from assets.graph.resources import DATA_PIN_TAG
     from mllife.storage.team_data import publish_data
 
     if config.team_storage is None or not config.versioning.push:

@@ -1,6 +1,6 @@
 """How a lifecycle run executes its steps: the run config for each executor."""
 
-from assets.team import celery_execution
+from assets.executors.team import celery_execution
 
 __all__ = ["STEP_PRELOAD", "run_config_for"]
 

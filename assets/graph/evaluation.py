@@ -6,8 +6,8 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from assets._metadata import png
-from assets.resources import MllifeProject
+from assets.graph._metadata import png
+from assets.graph.resources import MllifeProject
 from mllife.config.project import CandidateConfig
 from mllife.data.split import SplitSet
 from mllife.evaluation.candidate import CandidateEvaluation, evaluate_candidate

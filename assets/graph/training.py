@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from assets._metadata import frame_table, versioned_output
-from assets.resources import MllifeProject
+from assets.graph._metadata import frame_table, versioned_output
+from assets.graph.resources import MllifeProject
 from mllife.config.project import CandidateConfig
 from mllife.data.split import SplitSet
 from mllife.models.training import TrainedCandidate, train_candidate

@@ -2,7 +2,7 @@
 inputs changed since their latest materialization, and everything downstream of them.
 
 Keyed the way Dagster keys staleness, from the instance's event log: an asset is stale
-when it was never materialized, when its code version (``assets/code_versions.py``: its
+when it was never materialized, when its code version (``assets/graph/code_versions.py``: its
 code and the config it reads) differs from the one recorded with its latest
 materialization, or when an upstream asset's latest data version differs from the input
 data version recorded then. A materialization counts only when it was accepted: every
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from assets.graph.acceptance import BLOCKING_CHECKS, PROBLEMS_VERSION_TAG
 from mllife.config.project import ProjectConfig
 
 __all__ = [
@@ -37,17 +38,6 @@ __all__ = [
 ]
 
 _INPUT_TAG = "dagster/input_data_version/"
-
-#: the tag on problem_scores' materializations: the known problems it scored
-PROBLEMS_VERSION_TAG = "mllife/problems_version"
-
-#: the blocking checks guarding each asset (a test holds this to the definitions): a
-#: materialization they did not pass on is never reused
-BLOCKING_CHECKS: dict[str, tuple[str, ...]] = {
-    "raw_data": ("raw_data_contract",),
-    "clean_data": ("class_set", "clean_data_contract"),
-    "splits": ("no_leakage", "problem_files"),
-}
 
 
 @dataclass(frozen=True)
@@ -138,9 +128,9 @@ def not_accepted(
 def _unusable(name: str, key: dg.AssetKey, run_id: str, tags: dict, config) -> str | None:
     """Why the asset's stored result cannot be reused (gone, or failing its check), or
     None. A result that would be reused is verified first, never trusted blindly."""
-    from assets import storage
+    from assets.graph import step_outputs
 
-    why = storage.for_project(config).unusable(run_id, key)
+    why = step_outputs.for_project(config).unusable(run_id, key)
     if why is None and name.startswith("candidate_"):
         from mllife.storage.files import sha256_of
 
@@ -187,7 +177,7 @@ def up_to_date(instance: dg.DagsterInstance, config: ProjectConfig) -> Plan | No
     imports take seconds): code versions from the files, each asset's inputs from the
     tags of its latest materialization. None: something changed (or the graph is new),
     so the full plan decides."""
-    from assets.code_versions import expected_code_versions
+    from assets.graph.code_versions import expected_code_versions
 
     assets, found = [], {}
     for name, version in expected_code_versions(config).items():

@@ -4,7 +4,7 @@ comes back only after the broker's visibility timeout, an hour on Redis). While 
 run`` follows a celery run, it asks the workers that run its steps whether they are
 still there (Celery's ``ping``); a worker that misses two rounds in a row is gone, and
 its step's task is marked failed in the result backend (the task id is in the run's
-event log, ``assets.celery_executor``). The executor then fails the step and the run as
+event log, ``assets.executors.celery_executor``). The executor then fails the step and the run as
 for any step that raised on a worker, so the run ends instead of hanging, and ``mllife
 run --resume`` re-executes what did not finish. No step after the lost one ran, so the
 champion is unchanged.
@@ -14,7 +14,7 @@ import time
 
 import dagster as dg
 
-from assets.celery_executor import TASK_ID_LABEL
+from assets.executors.celery_executor import TASK_ID_LABEL
 
 __all__ = ["CeleryWorkerWatch", "running_steps"]
 

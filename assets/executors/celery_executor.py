@@ -1,6 +1,6 @@
 """dagster-celery's executor, with each step's Celery task id recorded in the run's event
 log as it is submitted. Celery cannot tell that a worker died with a task (the result
-simply never comes); with the task id, ``mllife run`` (``assets.celery_watch``) marks that
+simply never comes); with the task id, ``mllife run`` (``assets.executors.celery_watch``) marks that
 task failed in the result backend once its worker stops answering, and the executor then
 fails the step and the run the way it fails any step a worker raised on."""
 
