@@ -50,31 +50,44 @@ def confusion_counts(
 DENSE_LIMIT = 1 << 10
 
 
+#: rows per pass of :func:`dense_confusion`: its int64 codes and the inputs' slices
+#: stay in the CPU's L2 cache (256 KiB each). On this project's 2-core machine, 10 M
+#: labels: 32 K rows 20 ms, 256 K rows 28 ms (benchmarks/bench_metrics.py)
+DENSE_CHUNK = 1 << 15
+
+
 def dense_confusion(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, int] | None:
     """For non-negative integer labels below ``DENSE_LIMIT``: (the confusion matrix over
-    0..max, max), from one chunked pass that finds the range and counts together (the
-    usual way reads the data twice more for min and max). None when a value is negative
-    or too large: the caller then encodes the labels the general way."""
-    size, high = 16, 0
-    counts = np.zeros((size, size), dtype=np.int64)
-    for start in range(0, len(true), CHUNK):
-        a, b = true[start : start + CHUNK], pred[start : start + CHUNK]
-        if min(int(a.min()), int(b.min())) < 0:
+    0..max, max), from one chunked pass that checks the range and counts together. The
+    range check is one OR-reduction per chunk (the OR of non-negative values bounds their
+    maximum; a negative value makes it negative) instead of a min and a max of each
+    array. None when a value is negative or too large: the caller then encodes the
+    labels the general way."""
+    size = 16
+    counts = np.zeros(size * size, dtype=np.int64)
+    buffer = np.empty(min(DENSE_CHUNK, len(true)), dtype=np.int64)
+    for start in range(0, len(true), DENSE_CHUNK):
+        a, b = true[start : start + DENSE_CHUNK], pred[start : start + DENSE_CHUNK]
+        # int64 codes feed bincount without its own conversion; a uint64 beyond int64
+        # wraps negative here and is refused below
+        a = a if a.dtype == np.int64 else a.astype(np.int64)
+        b = b if b.dtype == np.int64 else b.astype(np.int64)
+        codes = buffer[: len(a)]
+        np.bitwise_or(a, b, out=codes)
+        bits = int(np.bitwise_or.reduce(codes))
+        if bits < 0 or bits >= DENSE_LIMIT:  # DENSE_LIMIT is a power of two
             return None
-        high = max(high, int(a.max()), int(b.max()))
-        if high >= DENSE_LIMIT:
-            return None
-        if high >= size:  # grow: the pairs counted so far keep their cells
-            grown = np.zeros((2 ** high.bit_length(),) * 2, dtype=np.int64)
-            grown[:size, :size] = counts
-            counts, size = grown, len(grown)
-        cells = size * size
-        dtype = np.uint8 if cells <= 256 else np.uint16 if cells <= 65536 else np.int32
-        codes = a.astype(dtype)
-        codes *= dtype(size)
-        codes += b.astype(dtype, copy=False)
-        counts += np.bincount(codes, minlength=cells).reshape(size, size)
-    return counts[: high + 1, : high + 1], high
+        if bits >= size:  # grow: the pairs counted so far keep their cells
+            grown = np.zeros((2 ** bits.bit_length(),) * 2, dtype=np.int64)
+            grown[:size, :size] = counts.reshape(size, size)
+            counts, size = grown.ravel(), len(grown)
+        np.multiply(a, size, out=codes)
+        codes += b
+        counts += np.bincount(codes, minlength=size * size)
+    matrix = counts.reshape(size, size)
+    used = np.flatnonzero(matrix.any(axis=0) | matrix.any(axis=1))
+    high = int(used[-1]) if len(used) else 0
+    return matrix[: high + 1, : high + 1], high
 
 
 def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:

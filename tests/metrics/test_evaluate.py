@@ -336,9 +336,11 @@ def test_large_label_vectors_are_evaluated_without_torch_or_polars():
     assert done.stdout.strip() == "[]"  # neither is imported on the way
 
 
-@pytest.mark.parametrize("case", ["grows", "negative", "too_large", "narrow_dtypes"])
+@pytest.mark.parametrize(
+    "case", ["grows", "negative", "too_large", "narrow_dtypes", "huge_unsigned", "top_unused"]
+)
 def test_the_fused_dense_confusion_matches_scikit_learn(case):
-    from mllife.metrics._classification import CHUNK
+    from mllife.metrics._classification import DENSE_CHUNK as CHUNK
 
     rng = np.random.default_rng(5)
     n = CHUNK * 3 + 17  # several chunks and a ragged end
@@ -352,6 +354,11 @@ def test_the_fused_dense_confusion_matches_scikit_learn(case):
         p[CHUNK * 2] = 5000
     elif case == "narrow_dtypes":
         y, p = y.astype(np.uint8), p.astype(np.int16)
+    elif case == "huge_unsigned":  # wraps negative as int64: the general path takes it
+        y, p = y.astype(np.uint64), p.astype(np.uint64)
+        y[5] = 2**63 + 3
+    elif case == "top_unused":  # 9 and 6 OR to 15: the matrix still ends at 9
+        y[:2], p[:2] = [9, 6], [6, 9]
     report = evaluate(y, p, n_bootstrap=0)
     labels = np.union1d(y, p)
     assert list(report.labels) == labels.tolist()
