@@ -101,3 +101,75 @@ def test_a_batch_limit_past_what_a_prediction_id_can_number_is_refused(tmp_path)
         load_config(write(tmp_path, MINIMAL + "\n[serving]\nmax_batch = 2000000\n"))
     assert "mllife.toml" in str(caught.value)
     assert load_config(write(tmp_path, MINIMAL + "\n[serving]\nmax_batch = 1000000\n"))
+
+
+NAMES = """
+[[candidates]]
+name = "lr"
+kind = "sklearn"
+estimator = "sklearn.linear_model.LogisticRegresion"
+
+[[candidates]]
+name = "forest"
+kind = "sklearn"
+estimator = "sklearn.ensmble.RandomForestClassifier"
+
+[[candidates]]
+name = "cnn"
+kind = "torch"
+architecture = "resnet15"
+
+[[candidates]]
+name = "fine"
+kind = "torch"
+architecture = "efficientnet_b0"
+"""
+
+
+def test_every_model_name_is_checked_before_anything_runs_with_suggestions(tmp_path):
+    """A misspelled estimator failed a minute into the run, once per trial, inside
+    Dagster's stack traces: now the run refuses at once, naming each wrong name and the
+    closest real ones, and writes nothing."""
+    from assets.runtime.run import run_lifecycle
+
+    (tmp_path / "mllife.toml").write_text(NAMES)
+    with pytest.raises(ConfigError) as caught:
+        run_lifecycle(tmp_path / "mllife.toml")
+    message = str(caught.value)
+    assert "candidates[0] ('lr').estimator: module 'sklearn.linear_model' has no" in message
+    assert "did you mean 'LogisticRegression'" in message
+    assert "no module 'sklearn.ensmble'" in message and "did you mean 'ensemble'" in message
+    assert "candidates[2] ('cnn').architecture: unknown architecture 'resnet15'" in message
+    assert "'fine'" not in message  # a real torchvision architecture passes
+    assert not (tmp_path / ".mllife").exists()  # nothing written
+
+
+def test_the_name_tables_match_the_libraries():
+    import torchvision
+
+    from mllife.models.names import BUILT_IN_ARCHITECTURES, torchvision_architectures
+    from mllife.models.networks import BUILT_IN
+
+    assert set(BUILT_IN_ARCHITECTURES) == set(BUILT_IN)
+    classification = set(torchvision.models.list_models(module=torchvision.models))
+    assert torchvision_architectures() == classification
+
+
+def test_the_name_check_imports_neither_torch_nor_scikit_learn(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "mllife.toml").write_text(NAMES)
+    code = (
+        "import sys\n"
+        "from mllife import load_config\n"
+        "from mllife.models.names import check_model_names\n"
+        f"config = load_config({str(tmp_path / 'mllife.toml')!r})\n"
+        "try:\n"
+        "    check_model_names(config.models_to_train)\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__)\n"
+        "print(sorted(m for m in ('torch', 'torchvision', 'sklearn') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["ConfigError", "[]"], done.stderr

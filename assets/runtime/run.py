@@ -43,6 +43,7 @@ from assets.runtime.memo import plan_run, up_to_date, up_to_date_lines
 from assets.runtime.summary import StoredValues, summarize
 from mllife._errors import MllifeError
 from mllife.config.project import PROFILE_VARIABLE, ProjectConfig, load_config
+from mllife.models.names import check_model_names
 from mllife.storage.files import sha256_of
 from mllife.storage.instance_settings import (
     POSTGRES_URL_VARIABLE,
@@ -146,6 +147,8 @@ def _run_lifecycle(
         raise MllifeError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     os.environ[PROFILE_VARIABLE] = profile  # for this process, the code server, the steps
     config = load_config(config_path)
+    # every estimator, architecture and module name, before anything runs (milliseconds)
+    check_model_names(config.models_to_train)
     os.environ["MLLIFE_CONFIG"] = str(config.path)  # the code server builds this graph
     if executor == "celery":
         use_celery(config, profile)
