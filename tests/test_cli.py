@@ -148,3 +148,34 @@ def test_report_says_when_the_latest_run_failed(tmp_path, capsys):
     assert main(["--config", str(config), "report"]) == 0
     err = capsys.readouterr().err
     assert "the latest run, bbbb" in err and "failed and wrote no report" in err
+
+
+def test_newcomers_mistakes_get_one_line_naming_the_wrong_thing_and_the_fix(
+    tmp_path, monkeypatch, capsys
+):
+    import argparse
+
+    from mllife.cli import build_parser
+
+    monkeypatch.chdir(tmp_path)  # no project here
+    cases = [
+        (["init", "--tabel", "x.csv"], "init: unknown option --tabel; did you mean --table?"),
+        (["run", "--forse"], "mllife run: unknown option --forse; did you mean --force?"),
+        (["keys", "create", "--nmae", "x"], "unknown option --nmae; did you mean --name?"),
+        (["init", "--table", "missing.csv", "--target", "y"],
+         f"mllife init --table: {tmp_path / 'missing.csv'} does not exist"),
+        (["status"], "or create a project for your data: `mllife init --images FOLDER`"),
+    ]  # fmt: skip
+    for argv, said in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing written
+    # an abbreviation argparse accepts is not a mistake
+    assert main(["init", "--tab", "missing.csv", "--target", "y"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    # every command's --help opens with what it is for
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        assert command.description, f"mllife {name} --help has no description"

@@ -263,7 +263,8 @@ def find_config(start: Path | str | None = None) -> Path:
             return candidate
     raise ConfigError(
         f"no {CONFIG_FILENAME} in {here} or any folder above it; run mllife from a project"
-        f" folder, or pass --config PATH"
+        f" folder, pass --config PATH, or create a project for your data: `mllife init"
+        f" --images FOLDER` or `mllife init --table FILE --target COLUMN`"
     )
 
 

@@ -98,6 +98,16 @@ def init_project(
         raise ConfigError("mllife init --table needs --target COLUMN (the label column)")
     _refuse_existing(root)
     source = Path(images if images is not None else table).expanduser().resolve()
+    if not source.exists():
+        option, what = (
+            ("--images", "a folder with one subfolder per class")
+            if images
+            else ("--table", "a .csv or .parquet file")
+        )
+        raise ConfigError(
+            f"mllife init {option}: {source} does not exist; give the path of {what}"
+            " (relative to this folder, or absolute)"
+        )
     survey = (
         survey_images(source) if images is not None else survey_table(source, target=target, id=id)
     )
