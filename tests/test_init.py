@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -301,3 +302,24 @@ def test_row_patterns_must_match_the_table_contract(tmp_path, cancer_csv, capsys
         Exception, match=r"odd_rows/problem.toml, pattern 1: .*unknown \['colour'\]"
     ):
         registry.read_problem_files(config.problems_dir, classes=["benign", "malignant"])
+
+
+def test_init_states_what_the_split_sizes_allow_and_warns_on_a_small_test_split(tmp_path):
+    """178 rows (sklearn's wine table): 18 test rows know an accuracy to about ±14 points,
+    too wide for the default 5-point gates: said at init, with the rows that would do."""
+    from mllife.config.project import load_config
+    from mllife.scaffold.create import split_outlook
+
+    (tmp_path / "mllife.toml").write_text(
+        '[data]\nkind = "table"\npath = "t.csv"\ntarget = "y"\n'
+        '[[candidates]]\nname = "lr"\nkind = "sklearn"\nestimator = "a.B"\n'
+    )
+    config = load_config(tmp_path / "mllife.toml")
+    small = split_outlook(178, config)
+    assert small[0].startswith("split 80/10/10: about 142 train, 18 validation and 18 test")
+    assert "known to about ±14 points" in small[0]
+    assert small[1].startswith("warning: the test split is small for the default gates")
+    assert "[promotion] max_val_test_gap" in small[1] and "[split] test" in small[1]
+    needed = int(re.search(r"about (\d+) test rows", small[1])[1])
+    assert split_outlook(needed * 10, config)[1:] == []  # that many rows: no warning
+    assert len(split_outlook(20_000, config)) == 1

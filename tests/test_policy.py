@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from mllife import ConfigError, agreement, compare, decide, evaluate
@@ -135,7 +137,10 @@ def test_the_absolute_gates_read_the_split_the_policy_names():
     on_test = run(PromotionConfig(min_accuracy=0.85), champion=False, validation=val, test=test)
     gate = on_test.gate("threshold_accuracy")
     assert not gate.passed and gate.split == "test" and gate.observed == 0.8
-    assert gate.reason == "test accuracy 0.8000 < minimum 0.8500"
+    assert gate.reason.startswith("test accuracy 0.8000 < minimum 0.8500")
+    # on 10 rows the bar lies inside the interval: the reason says so and what would tell
+    assert "but on 10 rows its 95% interval [0.4902, 0.9433] holds the bar" in gate.reason
+    assert "a larger [split] test" in gate.reason
     on_val = run(
         PromotionConfig(min_accuracy=0.85, gate_split="validation"),
         champion=False, validation=val, test=test,
@@ -202,6 +207,9 @@ def test_a_difference_chance_explains_is_not_promoted_by_default():
     assert "better by 0.56 points, but that could be chance" in gate.reason
     assert "5 of 180 rows differ: 3 fixed, 2 broken" in gate.reason
     assert "collect more labelled data" in gate.reason and "evidence" in gate.reason
+    # the rows at which a change this size is told from chance, by the interval's width
+    needed = int(re.search(r"needs about (\d+) rows of the 180", gate.reason)[1])
+    assert 1000 < needed < 10_000, gate.reason
     # the old rule, on request: any observed gain
     point = PromotionConfig(selection_metric="accuracy", evidence="point")
     assert _decide_on(y, champion, challenger, point).passed

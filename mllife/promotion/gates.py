@@ -102,6 +102,14 @@ def _threshold(metric: str, bar: float, split: str) -> GateSpec:
         ok = value <= bar if lower else value >= bar
         relation = ("<=" if ok else ">") if lower else (">=" if ok else "<")
         reason = f"{e.split} {metric} {value:.4f} {relation} {kind} {bar:.4f}"
+        interval = e.gated.intervals.get(metric)
+        if not ok and interval is not None and interval[0] <= bar <= interval[1]:
+            # a small split: the bar lies within what chance allows; say what would tell
+            reason += (
+                f", but on {e.gated.n_samples} rows its 95% interval [{interval[0]:.4f},"
+                f" {interval[1]:.4f}] holds the bar: add labelled data (a larger"
+                f" [split] {e.split}) to tell, or review [promotion] thresholds.{metric}"
+            )
         return Gate(threshold_gate_name(metric), ok, value, bar, reason, split=e.split)
 
     return GateSpec(
@@ -165,6 +173,19 @@ def _beats_champion(e: Evidence) -> Gate:
     return Gate("beats_champion", point_ok, delta, need, reason, split=e.split)
 
 
+def _rows_to_tell(n_rows: int, interval, delta: float, need: float) -> str:
+    """" (about N rows would tell ...)": the rows at which an interval as wide, relative
+    to its rows, would clear the margin (its width shrinks as one over the square root)."""
+    if interval is None or not n_rows or delta <= need:
+        return ""
+    half = (interval[1] - interval[0]) / 2
+    needed = int(n_rows * (half / (delta - need)) ** 2) + 1
+    return (
+        f" (a change this size needs about {needed} rows of the {n_rows} to be told from"
+        " chance)"
+    )
+
+
 def _beats_beyond_chance(e: Evidence, versus: str, delta: float, need: float) -> Gate:
     """``evidence = "interval"``: the paired interval's lower bound must clear ``need``
     (McNemar's test stands in where no interval could be computed)."""
@@ -188,10 +209,11 @@ def _beats_beyond_chance(e: Evidence, versus: str, delta: float, need: float) ->
     if ok:
         reason = f"{versus}: {change}, beyond chance ({evidence})"
     else:
+        more = _rows_to_tell(c.n_rows, interval, delta, need)
         reason = (
             f"{versus}: {change}, but that could be chance ({evidence}) — not promoted;"
-            " collect more labelled data (a larger test split narrows the interval), or set"
-            ' [promotion] evidence = "point" to promote on the observed change alone'
+            f" collect more labelled data{more}, or set [promotion] evidence = \"point\" to"
+            " promote on the observed change alone"
         )
     return Gate("beats_champion", ok, delta, need, reason, split=e.split)
 

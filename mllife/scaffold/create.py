@@ -127,6 +127,38 @@ def init_project(
     return result
 
 
+def split_outlook(n: int, config) -> list[str]:
+    """What the split sizes mean for the numbers a run will show: the test split's
+    interval width for an accuracy near 90%, and a warning when it is too wide for the
+    default gates to tell models apart."""
+    from mllife.metrics import wilson_interval
+
+    ratios = config.split
+    sizes = {name: round(n * getattr(ratios, name)) for name in ("train", "validation", "test")}
+    n_test = max(sizes["test"], 1)
+    low, high = wilson_interval(0.9 * n_test, n_test, 0.95)
+    width = (high - low) / 2
+    shares = "/".join(f"{getattr(ratios, k) * 100:g}" for k in sizes)
+    lines = [
+        f"split {shares}: about {sizes['train']} train, {sizes['validation']} validation and"
+        f" {sizes['test']} test {'rows' if config.data.kind == 'table' else 'images'}; on"
+        f" {sizes['test']} test rows an accuracy near 90% is known to about"
+        f" ±{width * 100:.0f} points (95%)"
+    ]
+    gap = config.promotion.setting("max_val_test_gap")
+    if width > gap:
+        needed = int(n_test * (width / gap) ** 2) + 1
+        lines.append(
+            f"warning: the test split is small for the default gates: they compare"
+            f" accuracies to {gap * 100:g} points ([promotion] max_val_test_gap), and a"
+            f" challenger must beat the champion beyond about ±{width * 100:.0f} points of"
+            f" chance; about {needed} test rows ({needed * n // n_test} in all) would"
+            f" tell {gap * 100:g} points apart. Add labelled data, or give the test split"
+            " more ([split] test)"
+        )
+    return lines
+
+
 def _refuse_existing(root: Path) -> None:
     if (root / CONFIG_FILENAME).exists():
         raise ConfigError(
@@ -146,7 +178,9 @@ def _write(root: Path, source: Path, survey, undo: _Undo, result: InitResult) ->
         else table_config(survey, data_rel)
     )
     _write_new(undo.new(root / CONFIG_FILENAME), text)
-    load_config(root / CONFIG_FILENAME)  # what was written must load: a bug otherwise
+    config = load_config(root / CONFIG_FILENAME)  # what was written must load
+    n = survey.n_images if isinstance(survey, ImageSurvey) else survey.n_rows
+    result.steps += split_outlook(n, config)
     if not (root / "workspace.yaml").exists():
         _write_new(undo.new(root / "workspace.yaml"), WORKSPACE)
     _append_gitignore(root, undo)
