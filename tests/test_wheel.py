@@ -9,6 +9,7 @@ environment's site-packages through a .pth file, so nothing is downloaded, while
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import site
@@ -91,10 +92,27 @@ def test_the_wheel_alone_makes_and_runs_a_project(wheel_env):
     )  # fmt: skip
     try:
         nodes = _asset_nodes(port, deadline=time.monotonic() + 180)
+        # SIGTERM to `mllife ui` alone (what a service manager sends): it takes
+        # `dagster dev` and its webserver, daemon and code servers down with it
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while _serving(port) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _serving(port), "dagster dev outlived mllife ui"
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(ui.pid, signal.SIGKILL)
         ui.wait(timeout=60)
     assert {"raw_data", "candidate_logreg", "candidate_boosting", "champion"} <= nodes
+
+
+def _serving(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _asset_nodes(port: int, *, deadline: float) -> set[str]:

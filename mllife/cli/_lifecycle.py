@@ -4,6 +4,7 @@ report, promote, rollback."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -144,7 +145,44 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "-p",
         str(args.port),
     ]
-    return subprocess.call(command, cwd=config.root, env=env)
+    print(
+        f"mllife ui: the lineage graph at http://{args.host}:{args.port}/asset-groups"
+        " (Ctrl-C stops the UI, its daemon and code servers)",
+        flush=True,
+    )
+    return run_until_signalled(command, cwd=config.root, env=env)
+
+
+def run_until_signalled(command: list[str], **popen) -> int:
+    """Run ``command`` in its own process group and pass SIGINT, SIGTERM and SIGHUP on
+    to it; when it has not ended 20 s later, the whole group is killed. `dagster dev`
+    starts a webserver, a daemon and code servers: killed alone (as the default SIGTERM
+    of this process would leave them), they keep serving the port."""
+    import signal
+
+    process = subprocess.Popen(command, start_new_session=True, **popen)
+    received: list[int] = []
+
+    def forward(signum, frame):
+        received.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, forward) for s in handled}
+    try:
+        while True:
+            try:
+                return process.wait(timeout=None if not received else 20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        # whatever the group left behind (a code server that ignored the signal)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
 
 
 def _code_location(config) -> list[str]:

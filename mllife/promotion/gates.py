@@ -174,16 +174,13 @@ def _beats_champion(e: Evidence) -> Gate:
 
 
 def _rows_to_tell(n_rows: int, interval, delta: float, need: float) -> str:
-    """" (about N rows would tell ...)": the rows at which an interval as wide, relative
+    """ " (about N rows would tell ...)": the rows at which an interval as wide, relative
     to its rows, would clear the margin (its width shrinks as one over the square root)."""
     if interval is None or not n_rows or delta <= need:
         return ""
     half = (interval[1] - interval[0]) / 2
     needed = int(n_rows * (half / (delta - need)) ** 2) + 1
-    return (
-        f" (a change this size needs about {needed} rows of the {n_rows} to be told from"
-        " chance)"
-    )
+    return f" (a change this size needs about {needed} rows of the {n_rows} to be told from chance)"
 
 
 def _beats_beyond_chance(e: Evidence, versus: str, delta: float, need: float) -> Gate:
@@ -212,7 +209,7 @@ def _beats_beyond_chance(e: Evidence, versus: str, delta: float, need: float) ->
         more = _rows_to_tell(c.n_rows, interval, delta, need)
         reason = (
             f"{versus}: {change}, but that could be chance ({evidence}) — not promoted;"
-            f" collect more labelled data{more}, or set [promotion] evidence = \"point\" to"
+            f' collect more labelled data{more}, or set [promotion] evidence = "point" to'
             " promote on the observed change alone"
         )
     return Gate("beats_champion", ok, delta, need, reason, split=e.split)
