@@ -78,6 +78,10 @@ def test_first_run_wrote_the_report_and_summary(first_run):
     _, outcome = first_run
     text = "\n".join(outcome.lines)
     assert "data version" in text and "champion (promoted)" in text
+    # how many models the run fit, its candidates and their search trials
+    assert re.search(
+        r"models fit: 3 candidates \(baseline_majority, cnn, logreg\), \d+ trials", text
+    )
     report_line = next(line for line in outcome.lines if line.startswith("report: "))
     html = open(report_line.removeprefix("report: ")).read()
     assert "Status for the client" in html and "in 10" in html or "in 20" in html

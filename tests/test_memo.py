@@ -45,6 +45,7 @@ def test_memoized_runs_rerun_exactly_what_changed(tmp_path, deployed_digits, cap
     )
     policy = run_lifecycle(config_path, log_level="WARNING")
     assert policy.success and _fits(policy.lines) == 0
+    assert "models fit: none in this run" in policy.lines
     after = _latest_runs(instance)
     assert all(after[k] == before[k] for k in (*CANDIDATES, "splits"))  # no retraining
     assert after["challenger"] == policy.run_id  # the gates were evaluated again
@@ -74,6 +75,8 @@ def test_memoized_runs_rerun_exactly_what_changed(tmp_path, deployed_digits, cap
     config_path.write_text(config_path.read_text().replace("C = 0.5", "C = 0.4"))
     spec = run_lifecycle(config_path, log_level="WARNING")
     assert spec.ok and _fits(spec.lines) == 1
+    fit = next(line for line in spec.lines if line.startswith("models fit: "))
+    assert re.fullmatch(r"models fit: 1 candidate \(logreg\), \d+ trials", fit), fit
     latest = _latest_runs(instance)
     assert latest["candidate_logreg"] == spec.run_id
     assert latest["candidate_cnn"] == after["candidate_cnn"]

@@ -33,6 +33,11 @@ class StoredValues:
         #: assets loaded from an earlier run's materialization (up to date): key -> run
         self.reused: dict[str, str] = {}
 
+    @property
+    def materialized(self) -> set[str]:
+        """The assets this run materialized itself."""
+        return set(self._materialized)
+
     def _planned(self) -> set[str]:
         """The steps the run was to execute (an asset's step key is its name)."""
         if self._steps is None:
@@ -99,6 +104,24 @@ def _candidate_lines(
             f"  {name}  validation accuracy {v.accuracy:.4f} macro F1 {v.macro_f1:.4f}{test}"
         )
     return lines
+
+
+def _fit_lines(config: ProjectConfig, result, values: StoredValues) -> list[str]:
+    """How many models this run fit: its candidate steps and their search trials."""
+    trained = sorted(
+        key.removeprefix("candidate_")
+        for key in values.materialized
+        if key.startswith("candidate_")
+    )
+    if not trained:
+        return ["models fit: none in this run"]
+    from mllife.storage.store import Store
+
+    trials = Store(config.store_path).query(
+        "SELECT count(*) AS n FROM trials WHERE run_id = ?", [result.run_id]
+    )["n"][0]
+    plural = "s" if len(trained) != 1 else ""
+    return [f"models fit: {len(trained)} candidate{plural} ({', '.join(trained)}), {trials} trials"]
 
 
 def _decision_lines(challenger, champion) -> list[str]:
@@ -189,7 +212,21 @@ def summarize(result, config: ProjectConfig, values: StoredValues, *, refused: b
     lines += _candidate_lines(
         config, value, values.failed, skipped, ended_early=not result.success and not values.failed
     )
-    lines += _decision_lines(value("challenger"), value("champion"))
+    lines += _fit_lines(config, result, values)
+    if "challenger" in values.reused:
+        # up to date: the decision was made by an earlier run, not this one
+        champion = value("champion")
+        standing = (
+            ""
+            if champion is None or champion.champion is None
+            else (f"; champion {champion.champion.name} {champion.champion.model_hash[:12]}")
+        )
+        lines.append(
+            f"no new decision: the challenger is up to date since run"
+            f" {values.reused['challenger'][:8]}{standing}"
+        )
+    else:
+        lines += _decision_lines(value("challenger"), value("champion"))
     rollout = value("staged_rollout")
     if rollout is not None and rollout["state"] != "none":
         lines.append(
