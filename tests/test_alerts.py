@@ -175,3 +175,26 @@ def test_a_malformed_alert_setting_is_a_config_error_naming_the_key(tmp_path, se
     )
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path / "mllife.toml")
+
+
+def test_the_alerts_sensor_sends_what_is_due_once(tmp_path, receiver):
+    import dagster as dg
+
+    from assets.definitions import build_definitions
+    from assets.graph.resources import MllifeProject
+
+    hook = receiver()
+    project = table_project(tmp_path / "p", serving=_alerts_section(hook.url))
+    config, store = project["config"], project["store"]
+    record_verdict(store, model_hash=project["hashes"]["logreg_small"], name="logreg_small",
+                   passed=False, summary="not promoted: v", run_id="run-1")  # fmt: skip
+    sensor = build_definitions(config.path).resolve_sensor_def("alerts")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING  # a channel is set
+    with dg.instance_for_test() as instance:
+        for _ in range(2):  # the second tick finds it sent
+            context = dg.build_sensor_context(
+                instance=instance,
+                resources={"project": MllifeProject(config_path=str(config.path))},
+            )
+            sensor(context)
+    assert hook.kinds() == ["refused"]

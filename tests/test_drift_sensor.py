@@ -53,7 +53,7 @@ def finished_monitor_run(instance) -> tuple[dg.DagsterRun, dg.DagsterEvent]:
     return result.dagster_run, result.get_run_success_event()
 
 
-def test_the_monitor_job_runs_on_one_schedule(tmp_path, digits_folder):
+def test_the_monitor_job_runs_on_one_schedule(tmp_path, digits_folder, monkeypatch):
     config_path = make_project(tmp_path / "p", digits_folder, extra="[monitoring]\n"
                                "drift_check_minutes = 15\n")  # fmt: skip
     defs = build_definitions(config_path)
@@ -61,7 +61,14 @@ def test_the_monitor_job_runs_on_one_schedule(tmp_path, digits_folder):
     assert schedule.cron_schedule == "*/15 * * * *" and schedule.job_name == "monitor"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert [s.name for s in defs.schedules] == ["monitoring_schedule"]
-    assert {s.name for s in defs.sensors} == {"new_data_sensor", "retrain_on_drift"}
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {"new_data_sensor", "retrain_on_drift", "alerts"}
+    # alerts: on once [alerts] names a channel, off without one
+    assert sensors["alerts"].default_status == dg.DefaultSensorStatus.STOPPED
+    # the team profile's daemon measures drift without being asked
+    monkeypatch.setenv("MLLIFE_PROFILE", "team")
+    on = build_definitions(config_path).resolve_schedule_def("monitoring_schedule")
+    assert on.default_status == dg.DefaultScheduleStatus.RUNNING
     assert every_minutes_cron(60) == "0 * * * *" and every_minutes_cron(360) == "0 */6 * * *"
     with pytest.raises(ConfigError, match="drift_check_minutes = 7 "):
         every_minutes_cron(7)
