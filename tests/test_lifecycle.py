@@ -284,9 +284,38 @@ def test_report_renders_in_a_real_browser(first_run, tmp_path):
         assert images >= 3 and broken == []  # confusion matrix, history, thumbnails
         text = browser.evaluate("document.body.innerText")
         assert "Status for the client" in text and "predicted as" in text
-        shot = browser.screenshot(tmp_path / "report.png")
+        card = browser.evaluate(
+            "Array.from(document.querySelectorAll('.card dt')).map(d => d.innerText)"
+        )
+        assert card == ["model", "decision", "accuracy on the sealed test set", "what changed"]
+        assert "every time times" not in text
+        # technical sections fold; the first opens; every one opened for the layout check
+        assert browser.evaluate("document.querySelectorAll('details.technical').length") >= 3
+        browser.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        for width in (1280, 390):  # a laptop and a phone
+            browser.call("Emulation.setDeviceMetricsOverride", width=width, height=900,
+                         deviceScaleFactor=1, mobile=width < 600)  # fmt: skip
+            assert browser.evaluate(OVERFLOWING) == [], f"overflow at {width} px"
+            shot = browser.screenshot(tmp_path / f"report-{width}.png")
+            assert shot.stat().st_size > 10_000
         assert browser.console_errors == []
-    assert shot.stat().st_size > 10_000
+
+
+#: elements wider than their container (tables scroll inside their own box instead), and
+#: a page wider than the window
+OVERFLOWING = """(() => {
+  const found = [];
+  if (document.documentElement.scrollWidth > window.innerWidth + 1)
+    found.push('page ' + document.documentElement.scrollWidth + ' > ' + window.innerWidth);
+  for (const el of document.body.querySelectorAll('*')) {
+    const parent = el.parentElement;
+    if (!parent || (el.closest('.scroll') && !el.classList.contains('scroll'))) continue;
+    const r = el.getBoundingClientRect(), p = parent.getBoundingClientRect();
+    if (r.width && (r.right > p.right + 1 || r.left < p.left - 1))
+      found.push(`${el.tagName}.${el.className}: ${(el.innerText || el.alt || '').slice(0, 40)}`);
+  }
+  return found.slice(0, 10);
+})()"""
 
 
 def test_dagster_ui_shows_the_graph_and_check_results(first_run, tmp_path):
@@ -434,7 +463,7 @@ def test_monitor_job_flags_drift_in_data_that_arrived_after_the_champion(first_r
     assert outcome.ok, "\n".join(outcome.lines)
     report_line = next(line for line in outcome.lines if line.startswith("report: "))
     page = open(report_line.removeprefix("report: ")).read()
-    monitoring = page[page.index('<section id="monitoring">') :]
+    monitoring = page[page.index('<details id="monitoring"') :]
     assert 'alt="drift effect per column: New data since the deployment"' in monitoring
     assert "brightness" in monitoring and "DRIFT" in monitoring
     assert "Part of new data changed (brightness" in page  # said in the client part too

@@ -59,9 +59,15 @@ class Table:
 
     @classmethod
     def of(cls, header: list[str], rows: list[list[Any]], *, markdown_rows=None) -> Table:
-        """Cells become text here; the templates escape them."""
-        cells = tuple(tuple(str(c) for c in row) for row in rows)
-        return cls(tuple(header), cells, markdown_rows)
+        """Cells become text here; the templates escape them. A column empty in every row
+        is left out (a "training" column with nothing to say is noise)."""
+        cells = [tuple("" if c is None else str(c) for c in row) for row in rows]
+        keep = [i for i in range(len(header)) if not cells or any(row[i] for row in cells)]
+        return cls(
+            tuple(header[i] for i in keep),
+            tuple(tuple(row[i] for i in keep) for row in cells),
+            markdown_rows,
+        )
 
     @property
     def markdown_part(self) -> tuple[tuple[str, ...], ...]:

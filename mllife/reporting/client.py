@@ -4,7 +4,7 @@ person can read ("about 49 in 50") and next steps derived from every finding."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mllife.evaluation.candidate import CandidateEvaluation
 from mllife.promotion.challenger import Challenger
@@ -52,9 +52,11 @@ def _accuracy_sentence(best: CandidateEvaluation, kind: str) -> str:
     band = (
         f"; with 95% confidence between {interval[0]:.1%} and {interval[1]:.1%}" if interval else ""
     )
+    often = in_words(test.accuracy)
+    times = "" if often in ("every time", "never") else " times"
     return (
         f"On {test.n_samples} new {noun} it had never seen (the sealed test set), it was"
-        f" right {in_words(test.accuracy)} times ({test.accuracy:.1%}{band})."
+        f" right {often}{times} ({test.accuracy:.1%}{band})."
     )
 
 
@@ -122,6 +124,8 @@ def _human_line(challenger: Challenger) -> list[str]:
 class ClientPart:
     lines: list[str]
     steps: list[str]
+    #: the summary card at the top of the page: (what, figure) pairs
+    card: list[tuple[str, str]] = field(default_factory=list)
 
 
 def client_part(
@@ -148,4 +152,33 @@ def client_part(
             "Add fresh labelled data: the test set has been used too often to trust its"
             " numbers alone."
         )
-    return ClientPart(lines, steps or [NO_WEAK_SPOT])
+    return ClientPart(lines, steps or [NO_WEAK_SPOT], _card(challenger, action))
+
+
+def _card(challenger: Challenger, action: str) -> list[tuple[str, str]]:
+    """Model, decision, accuracy with its interval, what changed: the page's first look."""
+    best = challenger.evaluation
+    test = best.test
+    interval = test.intervals.get("accuracy")
+    band = f" (95%: {interval[0]:.1%} to {interval[1]:.1%})" if interval else ""
+    decided = {
+        "promoted": "deployed",
+        "unchanged": "already deployed",
+        "staged": "on trial beside the deployed model",
+        "not promoted": "not deployed",
+    }[action]
+    c = challenger.comparison
+    changed = (
+        f"{c.deltas['accuracy']:+.1%} accuracy on the same rows ({len(c.wrong_to_right)} newly"
+        f" right, {len(c.right_to_wrong)} newly wrong)"
+        if c is not None
+        else "the first model"
+        if challenger.decision.first_run
+        else "nothing"
+    )
+    return [
+        ("model", f"{best.ref.name} {best.ref.model_hash[:12]}"),
+        ("decision", decided),
+        ("accuracy on the sealed test set", f"{test.accuracy:.1%}{band}"),
+        ("what changed", changed),
+    ]

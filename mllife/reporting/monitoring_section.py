@@ -71,6 +71,20 @@ class _Parts:
 
 
 def _drift(parts: _Parts, drift: dict[str, BatchDrift], first_champion: bool, deployed: bool):
+    if (
+        first_champion
+        and drift
+        and all(d.report is None and d.before_any_champion for d in drift.values())
+    ):
+        # one sentence for both scopes, not the same one under each heading
+        parts.add(
+            Heading("Drift", 4),
+            Paragraph(
+                "The first champion was deployed by this run: new data and served inputs are"
+                " compared with its training data from the next run on."
+            ),
+        )
+        return
     for scope in ("new_data", "served"):
         if scope not in drift:
             continue
