@@ -101,6 +101,14 @@ def test_init_on_a_csv_then_run_deploys_a_champion(tmp_path, cancer_csv):
     run = _mllife("run", cwd=root)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert _champion(root) is not None
+    # the console: a line per step and each trial, no Dagster log lines (timestamps, run
+    # ids); those are in the run's log file, named at the end
+    assert "[1/" in run.stderr and " - dagster - " not in run.stderr + run.stdout
+    assert re.search(r"^  logreg: trial 1/\d+ ", run.stderr, re.MULTILINE), run.stderr[-2000:]
+    log = Path(re.search(r"^log: (.+)$", run.stdout, re.MULTILINE)[1])
+    text = log.read_text()
+    assert "STEP_SUCCESS" in text or "Finished execution of step" in text
+    assert "logreg: trial 1/" in text
     frozen = json.loads(config.schema_path.read_text())["columns"]
     assert frozen["mean_radius"]["dtype"] == "float" and len(frozen) == 30
 

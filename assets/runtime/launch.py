@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -191,6 +192,7 @@ def follow(
     run through the instance (its launcher) and waits for it to stop. ``worker_watch``
     (a celery run's ``CeleryWorkerWatch``) fails the steps whose worker is gone."""
     instance = workspace.instance
+    progress = Progress(sys.stderr)
     cursor, done, queued_said, terminating = None, set(), False, False
     events = []  # every event of the run, read once
     monitored = 0.0
@@ -206,33 +208,67 @@ def follow(
             run = instance.get_run_by_id(run_id)
             connection = instance.get_records_for_run(run_id, cursor=cursor, limit=500)
             for record in connection.records:
-                event = record.event_log_entry.dagster_event
+                entry = record.event_log_entry
+                event = entry.dagster_event
                 if event is not None:
                     events.append(event)
                 if event and event.event_type in _FINISHED and event.step_key:
                     done.add(event.step_key)
                     total = max(total_steps, len(done))
                     word = _FINISHED[event.event_type]
-                    print(f"[{len(done)}/{total} steps] {event.step_key} {word}",
-                          file=sys.stderr, flush=True)  # fmt: skip
+                    progress.line(f"[{len(done)}/{total} steps] {event.step_key} {word}")
+                elif event is None and entry.user_message:
+                    progress.message(entry.step_key, entry.user_message)
             cursor = connection.cursor
             if run.is_finished and not connection.has_more:
                 return FollowedRun(run, events)
             for line in worker_watch.check(events) if worker_watch is not None else []:
-                print(line, file=sys.stderr, flush=True)
+                progress.line(line)
             if run.status == dg.DagsterRunStatus.QUEUED and not queued_said:
                 queued_said = True
-                print(f"run {run_id} is queued: the Dagster daemon (`mllife ui` starts one)"
-                      " launches it", file=sys.stderr, flush=True)  # fmt: skip
+                progress.line(
+                    f"run {run_id} is queued: the Dagster daemon (`mllife ui` starts one)"
+                    " launches it"
+                )
             if not connection.has_more:
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
             if terminating:
                 raise  # a second Ctrl-C: stop following; the run ends on its own
             terminating = True
-            print(f"\nterminating run {run_id} (Ctrl-C again to stop waiting)...",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            progress.line(f"\nterminating run {run_id} (Ctrl-C again to stop waiting)...")
             instance.run_coordinator.cancel_run(run_id)
+
+
+class Progress:
+    """What `mllife run` shows while a run goes: a line per finished step; the steps'
+    own messages (trials, epochs) as one line rewritten in place on a terminal, and only
+    each trial's result elsewhere (a log, CI). Dagster's full log lines go to the run's
+    log file (and to the console with ``-v``)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+        self._status = False
+
+    def line(self, text: str) -> None:
+        self._clear()
+        print(text, file=self.stream, flush=True)
+
+    def message(self, step: str | None, text: str) -> None:
+        text = " ".join(text.split())  # one line
+        if self.live:
+            width = shutil.get_terminal_size((100, 20)).columns - 1
+            shown = f"  {step or ''}: {text}"[:width]
+            print(f"\r\033[K{shown}", end="", file=self.stream, flush=True)
+            self._status = True
+        elif ": trial " in text:
+            self.line(f"  {text}")
+
+    def _clear(self) -> None:
+        if self._status:
+            print("\r\033[K", end="", file=self.stream)
+            self._status = False
 
 
 class FollowedRun:

@@ -319,8 +319,31 @@ def _outcome(
     refused = result.success and champion is not None and champion.action == "not promoted"
     lines = summarize(result, config, values, refused=refused)
     lines += send_alerts(config, failed_check_alerts(result.run_id, result.all_events))
+    lines.append(f"log: {write_run_log(config, instance, result.run_id)}")
     timings["summary"] = time.perf_counter() - clock
     return RunOutcome(result.success and not refused, refused, result.run_id, lines, timings)
+
+
+def write_run_log(config: ProjectConfig, instance: dg.DagsterInstance, run_id: str) -> Path:
+    """Every line the run logged (Dagster's and the steps'), with time, level and step,
+    in ``.mllife/logs/<run_id>.log``: what the console leaves out without ``-v``."""
+    from datetime import datetime
+
+    from mllife.storage.files import write_atomically
+
+    lines = []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        message = entry.user_message or (event.message if event is not None else "") or ""
+        if not message:
+            continue
+        when = datetime.fromtimestamp(entry.timestamp).isoformat(timespec="milliseconds")
+        level = logging.getLevelName(entry.level)
+        lines.append(f"{when} {level:<7} {entry.step_key or '-'}: {message}")
+    path = config.state_dir / "logs" / f"{run_id}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, ("\n".join(lines) + "\n").encode())
+    return path
 
 
 def _resumed_runs(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
@@ -354,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_ID")
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--profile", default="local", choices=PROFILES)
+    parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     startup = _seconds_since_process_start()  # interpreter + imports
     try:
@@ -364,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run_lifecycle(
             config.path, job_name=args.job, executor=args.executor, resume=resume,
             force=args.force, profile=profile,
+            # Dagster's own lines on the console only when asked: they all go to the log
+            log_level="INFO" if args.verbose else "WARNING",
         )  # fmt: skip
     except MllifeError as exc:
         print(f"mllife: error: {exc}", file=sys.stderr)

@@ -55,6 +55,13 @@ def register(sub) -> None:
         help="materialize every asset, even those up to date (the lifecycle job otherwise"
         " reruns only what changed: data, code or configuration)",
     )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print Dagster's own log lines as the steps write them (they always go"
+        " to the run's log file, .mllife/logs/)",
+    )
     _profile_option(run)
     run.set_defaults(func=cmd_run)
     ui = sub.add_parser("ui", help="open the Dagster UI on this project's instance")
@@ -113,6 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra += ["--resume", args.resume]
     if args.force:
         extra.append("--force")
+    if args.verbose:
+        extra.append("--verbose")
     return _orchestrate(args, "assets.runtime.run", *extra)
 
 
