@@ -113,6 +113,9 @@ def test_unknown_metric_or_class_is_a_config_error(tmp_path):
     path.write_text(base + "[promotion]\nthresholds = { auc = 0.9 }\n")
     with pytest.raises(ConfigError, match=r"promotion\.thresholds.*unknown metric 'auc'"):
         load_config(path)
+    path.write_text(base + "[promotion]\nthresholds = { acurracy = 0.9 }\n")
+    with pytest.raises(ConfigError, match=r"unknown metric 'acurracy'; did you mean 'accuracy'"):
+        load_config(path)
     path.write_text(
         '[data]\nclasses = ["a", "b"]\n' + base + "[promotion]\nthresholds = { 'recall:c' = 0.9 }\n"
     )

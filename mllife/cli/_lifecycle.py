@@ -137,6 +137,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     home = instance_home(config.state_dir, args.profile)
     write_instance_settings(home, profile=args.profile)
     env = {**os.environ, "DAGSTER_HOME": str(home), "MLLIFE_CONFIG": str(config.path)}
+    # `dagster dev` warns that `dg dev` supersedes it; `dg dev` needs a dg project layout
+    # this project does not have, so the warning says nothing the user can act on
+    superseded = "ignore:Function `dev_command` is superseded:Warning"
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"), superseded]))
     if args.profile == "team":
         from mllife.storage.services import check_postgres, for_dagster, team_postgres_url
 

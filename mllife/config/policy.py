@@ -64,8 +64,12 @@ def parse_policy_metric(name: str) -> tuple[str, str | None]:
             )
         return metric, label
     if name not in POLICY_METRICS:
+        import difflib
+
+        close = difflib.get_close_matches(name, POLICY_METRICS, n=2)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
         raise ValueError(
-            f"unknown metric {name!r}; known: {', '.join(POLICY_METRICS)},"
+            f"unknown metric {name!r}; {hint}known: {', '.join(POLICY_METRICS)},"
             " or precision/recall/f1:<class>"
         )
     return name, None
