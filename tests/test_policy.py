@@ -264,3 +264,18 @@ def test_a_policy_value_out_of_range_is_a_config_error_naming_the_key(tmp_path, 
     )
     with pytest.raises(ConfigError, match=rf"promotion\.{key}"):
         load_config(path)
+
+
+def test_the_report_says_why_a_tie_went_to_the_smaller_model():
+    from types import SimpleNamespace
+
+    from mllife.reporting.status import _tie_note
+
+    tied = SimpleNamespace(
+        ranking=(("baseline_logreg", 0.9779), ("cnn", 0.9779), ("mlp", 0.95)),
+        evidence={"basis": {"selection_metric": "macro_f1"}},
+    )
+    (note,) = _tie_note(tied)
+    assert note.text.startswith("baseline_logreg ties with cnn on validation macro_f1 (0.9779)")
+    assert "smaller artifact" in note.text
+    assert _tie_note(SimpleNamespace(ranking=(("a", 0.9), ("b", 0.8)), evidence={})) == ()

@@ -121,6 +121,22 @@ def _gate_table(challenger: Challenger, descriptions: dict[str, str]) -> Table:
     return Table.of(header, rows)
 
 
+def _tie_note(challenger: Challenger) -> tuple:
+    """Why the challenger won when another candidate scored the same on validation."""
+    ranking = challenger.ranking
+    tied = [name for name, score in ranking[1:] if score == ranking[0][1]]
+    if not tied:
+        return ()
+    metric = (challenger.evidence or {}).get("basis", {}).get("selection_metric", "score")
+    return (
+        Paragraph(
+            f"{ranking[0][0]} ties with {', '.join(tied)} on validation {metric}"
+            f" ({ranking[0][1]:.4f}): the smaller artifact is chosen, since a simpler"
+            " model that does as well is not worse."
+        ),
+    )
+
+
 def _technical_section(
     challenger: Challenger, board: Table, gates: Table, history_png: bytes | None
 ) -> ReportSection:
@@ -133,6 +149,7 @@ def _technical_section(
     blocks = (
         Heading("Leaderboard"),
         board,
+        *_tie_note(challenger),
         Heading("Promotion decision"),
         Paragraph(decision.summary()),
         gates,
