@@ -77,12 +77,38 @@ def describe_training(spec, backbone: str | None = None) -> str:
     return "; ".join(parts)
 
 
+class _Footnotes:
+    """Long notes out of table cells: a cell gets a mark, the note goes under the table."""
+
+    MARKS = ("*", "†", "‡", "§", "¶")
+
+    def __init__(self) -> None:
+        self.notes: dict[str, str] = {}
+
+    def cell(self, report, metric: str) -> str:
+        value = f"{report.metrics[metric]:.4f}"
+        if report.intervals.get(metric) is not None:
+            return f"{value} {report.interval_text(metric)}"
+        note = report.interval_text(metric)[1:-1]  # "(no interval: ...)" unwrapped
+        if note not in self.notes:
+            self.notes[note] = self.MARKS[len(self.notes) % len(self.MARKS)] * (
+                1 + len(self.notes) // len(self.MARKS)
+            )
+        return f"{value} {self.notes[note]}"
+
+    def blocks(self) -> tuple:
+        if not self.notes:
+            return ()
+        return (Paragraph("; ".join(f"{mark} {note}" for note, mark in self.notes.items())),)
+
+
 def _leaderboard(
     evaluations: list[CandidateEvaluation], notes: dict[str, str], chosen: CandidateEvaluation
-) -> Table:
+) -> tuple:
     """Every candidate on validation; the sealed test figures of the chosen challenger
-    only (the others' were never read: choosing by them would wear the test set out)."""
-    rows = []
+    only (the others' were never read: choosing by them would wear the test set out).
+    The table, then its footnotes."""
+    rows, footnotes = [], _Footnotes()
     for e in sorted(evaluations, key=lambda e: -e.validation.macro_f1):
         v = e.validation
         t = chosen.test if e.ref.model_hash == chosen.ref.model_hash else None
@@ -90,10 +116,10 @@ def _leaderboard(
         rows.append(
             [
                 e.ref.name,
-                f"{v.accuracy:.4f} {v.interval_text('accuracy')}",
-                f"{v.macro_f1:.4f} {v.interval_text('macro_f1')}",
-                sealed if t is None else f"{t.accuracy:.4f} {t.interval_text('accuracy')}",
-                sealed if t is None else f"{t.macro_f1:.4f} {t.interval_text('macro_f1')}",
+                footnotes.cell(v, "accuracy"),
+                footnotes.cell(v, "macro_f1"),
+                sealed if t is None else footnotes.cell(t, "accuracy"),
+                sealed if t is None else footnotes.cell(t, "macro_f1"),
                 e.ref.model_hash[:12],
                 notes.get(e.ref.name, ""),
             ]
@@ -101,7 +127,7 @@ def _leaderboard(
     header = ["candidate", "val accuracy [95% CI]", "val macro F1",
               "test accuracy (challenger only)", "test macro F1", "model hash",
               "training"]  # fmt: skip
-    return Table.of(header, rows)
+    return (Table.of(header, rows), *footnotes.blocks())
 
 
 def _gate_table(challenger: Challenger, descriptions: dict[str, str]) -> Table:
@@ -138,7 +164,7 @@ def _tie_note(challenger: Challenger) -> tuple:
 
 
 def _technical_section(
-    challenger: Challenger, board: Table, gates: Table, history_png: bytes | None
+    challenger: Challenger, board: tuple, gates: Table, history_png: bytes | None
 ) -> ReportSection:
     best, decision = challenger.evaluation, challenger.decision
     class_rows = [
@@ -148,7 +174,7 @@ def _technical_section(
     bias = [p.sentence() for p in best.validation.asymmetric_pairs] or ["none"]
     blocks = (
         Heading("Leaderboard"),
-        board,
+        *board,
         *_tie_note(challenger),
         Heading("Promotion decision"),
         Paragraph(decision.summary()),
