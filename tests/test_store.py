@@ -183,3 +183,16 @@ def test_a_re_executed_search_replaces_its_trials_in_the_store_and_through_the_i
     resumed = store.trials().filter(pl.col("lineage") == "run-4")
     assert resumed["run_id"].to_list() == ["run-5"] * 2
     assert store.trials().height == 8
+
+
+def test_the_instance_settings_turn_dagsters_dialog_off_and_upgrade_unedited_files(tmp_path):
+    from mllife.storage import instance_settings as settings
+
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(settings._PREVIOUS_SETTINGS)  # last version's file
+    written = settings.write_instance_settings(home).read_text()
+    assert "nux:\n  enabled: false" in written and "telemetry:\n  enabled: false" in written
+    edited = written.replace("granularity: op", "granularity: run")  # a person's edit
+    (home / "dagster.yaml").write_text(edited)
+    assert settings.write_instance_settings(home).read_text() == edited  # kept as it is

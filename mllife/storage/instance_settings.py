@@ -76,40 +76,9 @@ storage:
 """
 
 #: what earlier versions wrote; upgraded in place since nobody edited it
-_PREVIOUS_SETTINGS = """\
-# The Dagster instance of this mllife project. `mllife run`, `mllife ui`, schedules and
-# sensors all submit their runs here. Edit freely: mllife writes this file only when it
-# is missing.
-telemetry:
-  enabled: false
-# Runs start as soon as they are submitted; the default launcher starts each run's
-# worker process from the project's code server. (A queue -- QueuedRunCoordinator, the
-# `run_queue` setting -- needs the Dagster daemon running: `mllife ui` starts one.)
-run_coordinator:
-  module: dagster._core.run_coordinator
-  class: DefaultRunCoordinator
-# A run whose worker process dies is marked failed by the code server that launched it
-# (or, when that server died too, by the next `mllife run`); the pool slots of ended runs
-# are freed after free_slots_after_run_end_seconds. The Dagster daemon (`mllife ui`)
-# and every `mllife run` while it follows its run do this monitoring.
-run_monitoring:
-  enabled: true
-  start_timeout_seconds: 300
-  cancel_timeout_seconds: 180
-  max_resume_run_attempts: 0
-  free_slots_after_run_end_seconds: 5
-# Steps that write the metrics store, run DVC or switch the champion each name a pool
-# (mllife_store, mllife_dvc, mllife_champion); one step per pool at a time, across runs.
-concurrency:
-  pools:
-    granularity: op
-    default_limit: 1
-# mllife's own warnings (a cache entry that failed its check and was rebuilt...) go into
-# the run's log beside the steps' messages
-python_logs:
-  managed_python_loggers:
-    - mllife
-"""
+_NUX = "# no newsletter and onboarding dialog over the UI\nnux:\n  enabled: false\n"
+#: the settings before the onboarding dialog was turned off (upgraded in place)
+_PREVIOUS_SETTINGS = INSTANCE_SETTINGS.replace(_NUX, "")
 _EARLIER = (
     "telemetry:\n  enabled: false\n",
     _PREVIOUS_SETTINGS,
