@@ -92,6 +92,19 @@ class _File(_Section):
         return self
 
     @model_validator(mode="after")
+    def _group_fits_the_data(self) -> _File:
+        split, kind = self.split, self.data.kind
+        if split.group and split.group_pattern:
+            raise ValueError("split: give 'group' (a table column) or 'group_pattern' (images)")
+        if split.group and kind != "table":
+            raise ValueError("split.group names a table column; for images use split.group_pattern")
+        if split.group_pattern and kind != "images":
+            raise ValueError("split.group_pattern reads image paths; for tables use split.group")
+        if split.group and split.group == self.data.target:
+            raise ValueError(f"split.group {split.group!r} is the target column")
+        return self
+
+    @model_validator(mode="after")
     def _policy_classes_exist(self) -> _File:
         declared = set(self.data.classes)
         for name in self.promotion.thresholds:

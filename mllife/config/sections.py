@@ -106,6 +106,27 @@ class SplitConfig(_Section):
     validation: float = Field(default=0.1, gt=0, lt=1)
     test: float = Field(default=0.1, gt=0, lt=1)
     seed: int = 0
+    #: keep each group in one split: a table column (a patient, a customer, a camera) whose
+    #: rows all go to the same split...
+    group: str | None = None
+    #: ...or, for images, a regular expression whose first group, searched in each
+    #: file's path as the manifest lists it (``data/photos/cat/cam3_0001.jpg``), names
+    #: its group (``"/(\\w+)_\\d+\\.jpg$"`` -> "cam3"). A group's split follows from
+    #: its name and the seed alone: stable as data grows, no group ever in two splits.
+    group_pattern: str | None = None
+
+    @field_validator("group_pattern")
+    @classmethod
+    def _one_capture_group(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            groups = re.compile(value).groups
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+        if groups < 1:
+            raise ValueError(f"{value!r} has no capture group: put the group's name in (...)")
+        return value
 
     @model_validator(mode="after")
     def _ratios_sum_to_one(self) -> SplitConfig:

@@ -61,8 +61,23 @@ class SplitSet:
 
 
 def split_namespace(config: SplitConfig) -> str:
-    """Remembered assignments are only reused under the same seed and ratios."""
-    return f"seed={config.seed};ratios={config.train:g}/{config.validation:g}/{config.test:g}"
+    """Remembered assignments are only reused under the same seed, ratios and grouping."""
+    ratios = f"{config.train:g}/{config.validation:g}/{config.test:g}"
+    grouping = config.group or config.group_pattern
+    return f"seed={config.seed};ratios={ratios}" + (f";group={grouping}" if grouping else "")
+
+
+def assign_groups(groups: pl.Series, config: SplitConfig) -> np.ndarray:
+    """Each row's split from its group's name and the seed alone: every row of a group
+    lands in the same split, a group never moves as data grows, and the shares of
+    groups follow the ratios (of rows only as far as groups are alike in size)."""
+    names = groups.cast(pl.String)
+    unique = names.unique(maintain_order=True)
+    u = _unit_interval(unique, config.seed)
+    edges = np.cumsum([config.train, config.validation])
+    chosen = np.array(SPLITS, dtype=object)[np.searchsorted(edges, u, side="right")]
+    by_group = dict(zip(unique.to_list(), chosen, strict=True))
+    return np.array([by_group[n] for n in names.to_list()], dtype=object)
 
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -115,14 +130,19 @@ def assign_splits(
     key: str = "sha256",
     label: str = "label",
     previous: Mapping[str, str] | None = None,
+    groups: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Return ``frame`` with a ``split`` column: ``train``, ``validation`` or ``test``.
 
     ``previous`` maps keys to the split they were given before (same namespace); those
     rows keep it. New rows fill each class's shortfall towards the configured ratios.
+    With ``groups`` (one name per row) whole groups are assigned (:func:`assign_groups`).
     """
     if key not in frame.columns:
         raise KeyError(f"cannot split: the frame has no key column {key!r} ({frame.columns})")
+    if groups is not None:
+        split = assign_groups(groups, config)
+        return frame.with_columns(pl.Series("split", split.astype(str), dtype=pl.String))
     previous = previous or {}
     ratios = np.array([config.train, config.validation, config.test])
     u = _unit_interval(frame[key], config.seed)
