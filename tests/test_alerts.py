@@ -198,3 +198,24 @@ def test_the_alerts_sensor_sends_what_is_due_once(tmp_path, receiver):
             )
             sensor(context)
     assert hook.kinds() == ["refused"]
+
+
+def test_served_rows_older_than_keep_days_are_forgotten_at_ingestion(tmp_path):
+    from mllife.monitoring.traffic import ingest_segments
+
+    project = table_project(tmp_path / "p", serving="[monitoring]\nkeep_days = 30\n")
+    config, store = project["config"], project["store"]
+    champion = project["hashes"]["logreg"]
+    _served(store, champion, "logreg", 3, latency=1.0, right=3)
+    _served(store, champion, "logreg", 2, latency=1.0, right=2, start=100)
+    with store.writing() as conn:  # two of them (and their labels) 40 days old
+        for table in ("predictions", "feedback"):
+            conn.execute(
+                f"UPDATE {table} SET received_at = received_at - INTERVAL 40 DAY"
+                " WHERE prediction_id LIKE '00000000000000000000000000000064-%'"
+                " OR prediction_id LIKE '00000000000000000000000000000065-%'"
+            )
+    ingest_segments(config, store)  # nothing pending; the retention still applies
+    kept = store.query("SELECT prediction_id FROM predictions ORDER BY 1")["prediction_id"]
+    assert kept.to_list() == [f"{i:032x}-0" for i in range(3)]
+    assert store.query("SELECT count(*) AS n FROM feedback")["n"][0] == 3

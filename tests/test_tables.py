@@ -238,3 +238,14 @@ def test_dropped_inputs_are_listed_by_reason_with_row_ranges():
     assert describe_dropped(files, limit=2) == [
         "unreadable (4): a/0.png, a/1.png and 2 more (all in the report)"
     ]
+
+
+def test_a_forbidden_column_stops_the_run_at_the_contract_naming_it(tmp_path):
+    frame = small().with_columns(pl.Series("ssn", [f"{i:09d}" for i in range(40)]))
+    config = project(tmp_path, frame, extra='forbidden = ["ssn"]')
+    result = raw_contract(config, read_raw(config))
+    assert not result.passed
+    assert "forbidden column 'ssn' ([data] forbidden): remove it" in result.describe()
+    # the same table without it passes
+    config = project(tmp_path, frame.drop("ssn"), extra='forbidden = ["ssn"]')
+    assert raw_contract(config, read_raw(config)).passed

@@ -160,6 +160,9 @@ class MonitoringConfig(_Section):
     #: the champion_freshness check fails past these ages
     max_champion_age_days: float = Field(30.0, gt=0)
     max_data_age_days: float = Field(90.0, gt=0)
+    #: served predictions, feedback and failures older than this many days are deleted
+    #: from the store at every ingestion (None: kept)
+    keep_days: float | None = Field(None, gt=0)
 
 
 class AlertsConfig(_Section):

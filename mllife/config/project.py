@@ -100,6 +100,10 @@ class _File(_Section):
             raise ValueError("split.group names a table column; for images use split.group_pattern")
         if split.group_pattern and kind != "images":
             raise ValueError("split.group_pattern reads image paths; for tables use split.group")
+        if self.data.forbidden and kind != "table":
+            raise ValueError("data.forbidden names table columns")
+        if self.data.target in self.data.forbidden:
+            raise ValueError(f"data.forbidden names the target column {self.data.target!r}")
         if split.group and split.group == self.data.target:
             raise ValueError(f"split.group {split.group!r} is the target column")
         return self

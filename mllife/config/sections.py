@@ -67,6 +67,9 @@ class DataConfig(_Section):
     #: Tables: the label column, and an optional stable row id (the split key).
     target: str = "target"
     id: str | None = None
+    #: Tables: columns that must never be in the training data (a national id, a raw
+    #: postcode...): their presence fails the blocking raw-data contract, naming them
+    forbidden: tuple[str, ...] = ()
     #: Tables: rows with a missing feature are dropped, or kept and imputed (median or
     #: most frequent value, learned on the train split).
     missing: Literal["drop", "impute"] = "impute"

@@ -173,6 +173,19 @@ def raw_contract(config: ProjectConfig, raw: RawData) -> ContractResult:
     classes = classes_of(config, raw)
     if config.data.kind == "images":
         return check_contract(raw.manifest, raw_image_schema(classes))
+    present = [c for c in config.data.forbidden if c in raw.manifest.columns]
+    if present:  # before anything reads them: the run stops here, naming them
+        return ContractResult(
+            schema="raw_table",
+            n_rows=raw.manifest.height,
+            passed=False,
+            counts={
+                f"forbidden column '{c}' ([data] forbidden): remove it from the data": (
+                    raw.manifest.height
+                )
+                for c in present
+            },
+        )
     original = as_declared(raw.manifest.drop("row", "label", "sha256"), raw.columns)
     schema = raw_table_schema(raw.columns, config.data, classes=classes)
     return check_contract(original, schema, locate=raw.manifest["row"])

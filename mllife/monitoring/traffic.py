@@ -28,6 +28,7 @@ from mllife.storage.store import Store
 
 __all__ = [
     "IngestResult",
+    "forget_older_than",
     "ingest_segments",
     "pending_segments",
     "served_features",
@@ -121,10 +122,29 @@ def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
     orphans = remove_orphaned_temp_files(folder) if folder.is_dir() else []
     tables = [(_TABLES[prefix][0], path) for prefix, path in segments]
     rows, ingested, already = ingest_once(store, tables, _insert, crash_prefix="ingest")
+    if config.monitoring.keep_days is not None:
+        forget_older_than(store, config.monitoring.keep_days)
     return IngestResult(
         rows.get("predictions", 0), rows.get("feedback", 0), ingested, already, len(orphans),
         rows.get("served_failures", 0),
     )  # fmt: skip
+
+
+def forget_older_than(store: Store, days: float) -> dict[str, int]:
+    """Delete served predictions, feedback and failures received more than ``days`` ago
+    (``[monitoring] keep_days``), in one transaction; the rows deleted per table."""
+    from datetime import UTC, datetime, timedelta
+
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=days)
+    deleted = {}
+    with store.writing() as conn:
+        for table in ("predictions", "feedback", "served_failures"):
+            (n,) = conn.execute(
+                f"SELECT count(*) FROM {table} WHERE received_at < ?", [cutoff]
+            ).fetchone()
+            conn.execute(f"DELETE FROM {table} WHERE received_at < ?", [cutoff])
+            deleted[table] = int(n)
+    return deleted
 
 
 def _insert(conn, table: str, path: Path) -> int:
