@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.graph.resources import MllifeProject
+from mllife._errors import ConfigError
 from mllife.data.images import CleanData
 from mllife.data.split import SplitSet
 from mllife.evaluation.test_budget import sealed_set_wear
@@ -16,6 +17,7 @@ from mllife.promotion.challenger import Challenger
 from mllife.promotion.deploy import PromotionResult
 from mllife.promotion.policy import gate_descriptions
 from mllife.promotion.rollout import rollout_history
+from mllife.reporting.fairness_section import fairness_section
 from mllife.reporting.gallery import gallery_section
 from mllife.reporting.monitoring_section import monitoring_section
 from mllife.reporting.problem_section import problem_section
@@ -28,7 +30,7 @@ from mllife.reporting.status import (
 
 
 def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_report, action):
-    """The report's gallery, known-problems and monitoring sections."""
+    """The report's gallery, known-problems, monitoring and per-group sections."""
     store, config = project.store, project.config
     best = challenger.evaluation
     gallery = gallery_section(
@@ -54,7 +56,18 @@ def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_
         first_champion=action == "promoted" and challenger.decision.first_run,
         deployed=store.champion() is not None,
     )
-    return {"gallery": gallery, "problems": problems, "monitoring": monitoring}
+    fairness = None
+    if config.fairness.groups:
+        rows = split_rows(splits.rows, "validation")
+        missing = [c for c in config.fairness.groups if c not in rows.columns]
+        if missing:
+            raise ConfigError(
+                f"fairness.groups names {missing}, not columns of the table; columns are"
+                f" {list(splits.columns or {})[:20]}"
+            )
+        fairness = fairness_section(rows, best.validation_predictions, config.fairness.groups)
+    return {"gallery": gallery, "problems": problems, "monitoring": monitoring,
+            "fairness": fairness}  # fmt: skip
 
 
 def _data_facts(kind: str, splits: SplitSet, clean_data: CleanData) -> DataFacts:

@@ -36,6 +36,7 @@ from mllife.config.sections import (  # noqa: F401  (part of this module's inter
     CandidateConfig,
     ColumnConfig,
     DataConfig,
+    FairnessConfig,
     ProblemsConfig,
     RangeConfig,
     SearchConfig,
@@ -79,6 +80,7 @@ class _File(_Section):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     alerts: AlertsConfig = AlertsConfig()
+    fairness: FairnessConfig = FairnessConfig()
     versioning: VersioningConfig = VersioningConfig()
     team: TeamConfig = TeamConfig()
 
@@ -100,6 +102,10 @@ class _File(_Section):
             raise ValueError("split.group names a table column; for images use split.group_pattern")
         if split.group_pattern and kind != "images":
             raise ValueError("split.group_pattern reads image paths; for tables use split.group")
+        if self.fairness.groups and kind != "table":
+            raise ValueError("fairness.groups names table columns")
+        if self.data.target in self.fairness.groups:
+            raise ValueError(f"fairness.groups names the target column {self.data.target!r}")
         if self.data.forbidden and kind != "table":
             raise ValueError("data.forbidden names table columns")
         if self.data.target in self.data.forbidden:
@@ -149,6 +155,7 @@ class ProjectConfig:
     serving = property(lambda self: self._file.serving)
     monitoring = property(lambda self: self._file.monitoring)
     alerts = property(lambda self: self._file.alerts)
+    fairness = property(lambda self: self._file.fairness)
     versioning = property(lambda self: self._file.versioning)
     team = property(lambda self: self._file.team)
 

@@ -319,3 +319,11 @@ class ProblemsConfig(_Section):
 
 class StoreConfig(_Section):
     path: str = ".mllife/store.duckdb"
+
+
+class FairnessConfig(_Section):
+    """Quality per group of people: the report shows, for each column named, accuracy
+    and recall per class for every value, and the largest gap between two groups with
+    its interval (tables; the columns stay what the model sees)."""
+
+    groups: tuple[str, ...] = ()

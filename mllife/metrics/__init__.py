@@ -1,7 +1,7 @@
 """Classification evaluation: fast, validated, compared against scikit-learn in tests."""
 
 from mllife.metrics._compare import Agreement, Comparison, agreement, compare, mcnemar_test
-from mllife.metrics._intervals import wilson_interval
+from mllife.metrics._intervals import difference_interval, wilson_interval
 from mllife.metrics._report import (
     ClassBias,
     ClassMetrics,
@@ -19,6 +19,7 @@ __all__ = [
     "EvaluationReport",
     "agreement",
     "compare",
+    "difference_interval",
     "evaluate",
     "mcnemar_test",
     "wilson_interval",

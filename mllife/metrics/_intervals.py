@@ -53,6 +53,18 @@ def wilson_interval(successes: float, n: float, confidence: float) -> tuple[floa
     return (0.0 if p == 0 else low), (1.0 if p == 1 else high)
 
 
+def difference_interval(
+    p1: float, n1: float, p2: float, n2: float, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """(p1 - p2, low, high): Newcombe's hybrid score interval of the difference of two
+    independent proportions, from their Wilson intervals (sound at small n and near 0
+    or 1, unlike the normal approximation)."""
+    l1, u1 = wilson_interval(p1 * n1, n1, confidence)
+    l2, u2 = wilson_interval(p2 * n2, n2, confidence)
+    d = p1 - p2
+    return d, d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
+
+
 def wilson_intervals(successes: np.ndarray, n: np.ndarray, confidence: float) -> list:
     pairs = zip(successes, n, strict=True)
     return [wilson_interval(float(s), float(m), confidence) for s, m in pairs]

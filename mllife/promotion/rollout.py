@@ -18,7 +18,6 @@ with a verdict that says so, instead of waiting forever.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -86,14 +85,11 @@ class Evidence:
         """(challenger - champion, low, high): Newcombe's interval of the difference of
         two proportions from their Wilson intervals. With shadow traffic the rows are
         the same, and this unpaired interval is the cautious (wider) one."""
-        from mllife.metrics import wilson_interval
+        from mllife.metrics import difference_interval
 
         p1, p2 = self.accuracy, self.champion_accuracy
         assert p1 is not None and p2 is not None
-        l1, u1 = wilson_interval(p1 * self.feedback, self.feedback, confidence)
-        l2, u2 = wilson_interval(p2 * self.champion_feedback, self.champion_feedback, confidence)
-        d = p1 - p2
-        return d, d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
+        return difference_interval(p1, self.feedback, p2, self.champion_feedback, confidence)
 
     def describe(self) -> str:
         def acc(value: float | None) -> str:
