@@ -12,7 +12,8 @@ import pytest
 
 from mllife import ConfigError
 from mllife.config.project import load_config
-from mllife.monitoring.alerts import current_alerts, deliver_alerts, undelivered_alerts
+from mllife.monitoring.alert_delivery import deliver_alerts, undelivered_alerts
+from mllife.monitoring.alerts import current_alerts
 from mllife.promotion.deploy import promote_model
 from mllife.promotion.rollout import record_verdict
 from tests.serving import Receiver, free_port, table_project

@@ -13,16 +13,14 @@ from mllife.config.project import load_config
 from mllife.monitoring.traffic import ingest_segments
 from mllife.promotion.deploy import promote_model
 from mllife.promotion.rollout import (
-    Evidence,
-    judge,
     promote_staged,
     record_verdict,
-    rollout_evidence,
     rollout_history,
     stage,
     staged_challenger,
     withdraw,
 )
+from mllife.promotion.rollout_rule import Evidence, judge, rollout_evidence
 from mllife.serve.keys import create_key
 from tests.serving import ServerProcess, table_project
 

@@ -324,7 +324,8 @@ def test_canary_traffic_is_split_per_request_at_the_share(tmp_path):
 def test_a_failing_canary_is_logged_per_request_and_withdrawn(tmp_path):
     from mllife.config.ops import RolloutConfig
     from mllife.config.project import load_config
-    from mllife.promotion.rollout import judge, rollout_evidence, staged_challenger
+    from mllife.promotion.rollout import staged_challenger
+    from mllife.promotion.rollout_rule import judge, rollout_evidence
 
     project = _canary_project(tmp_path, passed=True)  # share 0.5
     store = project["store"]

@@ -10,12 +10,8 @@ import dagster as dg
 from assets.graph.acceptance import BLOCKING_CHECKS
 from assets.graph.resources import MllifeProject
 from mllife.config.project import ProjectConfig
-from mllife.monitoring.alerts import (
-    Alert,
-    check_failed_alert,
-    current_alerts,
-    deliver_alerts,
-)
+from mllife.monitoring.alert_delivery import deliver_alerts
+from mllife.monitoring.alerts import Alert, check_failed_alert, current_alerts
 from mllife.storage.store import Store
 
 __all__ = ["build_alerts_sensor", "failed_check_alerts", "send_alerts"]

@@ -4,13 +4,8 @@ import dagster as dg
 
 from assets.graph import pools
 from assets.graph.resources import MllifeProject
-from mllife.promotion.rollout import (
-    judge,
-    promote_staged,
-    rollout_evidence,
-    staged_challenger,
-    withdraw,
-)
+from mllife.promotion.rollout import promote_staged, staged_challenger, withdraw
+from mllife.promotion.rollout_rule import judge, rollout_evidence
 
 
 @dg.asset(

@@ -12,7 +12,6 @@ import contextlib
 import gc
 import sys
 import time
-import traceback
 from datetime import UTC, datetime
 
 import anyio
@@ -28,7 +27,8 @@ from mllife._errors import DataError, MllifeError
 from mllife._faults import fail_point
 from mllife.config.project import ProjectConfig
 from mllife.preprocess.column_batch import ColumnBatch
-from mllife.serve._health import checked_feedback, health_body
+from mllife.serve._failures import report_model_failure, server_fault
+from mllife.serve._health import checked_feedback, health_body, model_body
 from mllife.serve._ids import AnsweredRequests, RequestIds
 from mllife.serve._images import ImageUploads, predict_images
 from mllife.serve._inference import (
@@ -40,13 +40,7 @@ from mllife.serve._inference import (
 )
 from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
-from mllife.serve._log import (
-    FAILURE_SCHEMA,
-    FEEDBACK_SCHEMA,
-    PredictionLog,
-    SegmentLog,
-    prediction_ids,
-)
+from mllife.serve._log import open_logs, prediction_ids
 from mllife.serve._metrics import MetricsMiddleware, RequestMetrics, metrics_text
 from mllife.serve._requests import HTTPProblem, RequestReader
 from mllife.serve._responses import bad_input, json_response, problem
@@ -87,33 +81,10 @@ class ModelServer:
         self.request_metrics = RequestMetrics(access_log=self.settings.access_log)
         self.shadow_errors = 0
         self.last_shadow_error: str | None = None
-        log = self.settings.log
-        folder = config.predictions_dir
-        self.predictions = (
-            PredictionLog(folder, flush_rows=log.flush_rows, flush_seconds=log.flush_seconds)
-            if log.enabled
-            else None
+        self.predictions, self.feedback, self.failures = open_logs(
+            self.settings.log, config.predictions_dir
         )
-        self.feedback = SegmentLog(
-            folder,
-            prefix="feedback",
-            schema=FEEDBACK_SCHEMA,
-            flush_rows=log.flush_rows,
-            flush_seconds=log.flush_seconds,
-        )
-        # requests a model failed to answer: the rollout judge compares error rates
-        self.failures_seen: set[tuple[str, str]] = set()
-        self.failures = (
-            SegmentLog(
-                folder,
-                prefix="failed",
-                schema=FAILURE_SCHEMA,
-                flush_rows=log.flush_rows,
-                flush_seconds=log.flush_seconds,
-            )
-            if log.enabled
-            else None
-        )
+        self.failures_seen: set[tuple[str, str]] = set()  # (model, error) reported once
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -219,12 +190,12 @@ class ModelServer:
         try:
             best, confidence, features = await self._predict(served, inputs, features)
         except (DataError, HTTPProblem) as exc:
-            if _server_fault(exc):
+            if server_fault(exc):
                 self._log_failure(request_id, received, key.name, served, role, started, exc)
             raise
         except Exception as exc:  # the model failed: logged per model, a 500 problem
             self._log_failure(request_id, received, key.name, served, role, started, exc)
-            self._report_model_failure(served, exc)
+            report_model_failure(self.failures_seen, served, exc)
             raise HTTPProblem(
                 500, f"model {served.ref.name!r} failed to predict ({type(exc).__name__})"
             ) from exc
@@ -283,24 +254,9 @@ class ModelServer:
             size=len(best),
         )  # fmt: skip
 
-    def _report_model_failure(self, served: ServedModel, exc: Exception) -> None:
-        """The whole traceback the first time a model fails this way, one line after."""
-        seen = (served.ref.model_hash, type(exc).__name__)
-        if seen in self.failures_seen:
-            print(f"mllife serve: {served.ref.name} failed again: {exc}", file=sys.stderr)
-            return
-        self.failures_seen.add(seen)
-        print(f"mllife serve: {served.ref.name} failed to predict:", file=sys.stderr)
-        traceback.print_exception(exc, file=sys.stderr)
-
-    def _log_failure(self, request_id, received, key_name, served, role, started, exc) -> None:
-        if self.failures is None:
-            return
-        latency = (time.perf_counter() - started) * 1000.0
-        self.failures.append(
-            (request_id, received, key_name, served.ref.model_hash, served.ref.name, role,
-             latency, f"{type(exc).__name__}: {exc}"[:500])
-        )  # fmt: skip
+    def _log_failure(self, *failure) -> None:
+        if self.failures is not None:
+            self.failures.record(*failure)
 
     async def feedback_route(self, request: Request) -> Response:
         key = self.authorize(request, "feedback")
@@ -317,16 +273,11 @@ class ModelServer:
             )
         self.reader.bounded(items)
         rows = checked_feedback(
-            items, key, self._known_classes(), self.request_ids, _now(),
+            items, key, self.lineup.classes(), self.request_ids, _now(),
             answered_by=lambda pid: self.answered.model_of(pid, self.store),
         )  # fmt: skip
         self.feedback.extend(rows)
         return json_response({"accepted": len(rows)}, status=202)
-
-    def _known_classes(self) -> set[str]:
-        lineup = self.lineup
-        served = [m for m in (lineup.champion, lineup.challenger) if m is not None]
-        return {c for m in served for c in m.model.classes}
 
     async def model_route(self, request: Request) -> Response:
         key = self.authorize(request, "model")
@@ -337,18 +288,7 @@ class ModelServer:
             raise HTTPProblem(
                 403, f"key {key.name!r} may not use model {lineup.champion.ref.name!r}"
             )
-        return json_response(
-            {
-                **lineup.champion.describe(),
-                "rollout": {
-                    "mode": lineup.mode,
-                    "share": lineup.share if lineup.mode == "canary" else None,
-                    "challenger": None
-                    if lineup.challenger is None
-                    else lineup.challenger.describe(),
-                },
-            }
-        )
+        return json_response(model_body(lineup))
 
     async def health(self, request: Request) -> Response:
         """Open to anyone (load balancers have no key): whether the server can answer and
@@ -376,13 +316,6 @@ class ModelServer:
         except HTTPProblem:
             return False
         return True
-
-
-def _server_fault(exc: Exception) -> bool:
-    """Whether the caller gets a 5xx for ``exc`` (a bad input is the caller's fault)."""
-    if isinstance(exc, HTTPProblem):
-        return exc.status >= 500
-    return not isinstance(exc, DataError)
 
 
 def create_app(config: ProjectConfig, *, store: Store | None = None) -> Starlette:

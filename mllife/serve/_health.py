@@ -49,6 +49,19 @@ def checked_feedback(
     return rows
 
 
+def model_body(lineup) -> dict[str, Any]:
+    """``/model``: the champion and the rollout beside it."""
+    challenger = lineup.challenger
+    return {
+        **lineup.champion.describe(),
+        "rollout": {
+            "mode": lineup.mode,
+            "share": lineup.share if lineup.mode == "canary" else None,
+            "challenger": None if challenger is None else challenger.describe(),
+        },
+    }
+
+
 def health_body(server, *, detailed: bool) -> dict[str, Any]:
     """Open to anyone (load balancers have no key): whether ``server`` can answer and
     log. What is deployed (hashes) and the errors' details (they name paths) only when

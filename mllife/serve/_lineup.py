@@ -82,6 +82,11 @@ class Lineup:
             return challenger, "canary"
         return self.champion, "champion"
 
+    def classes(self) -> set[str]:
+        """Every class a served model (champion or challenger) may answer."""
+        served = [m for m in (self.champion, self.challenger) if m is not None]
+        return {c for m in served for c in m.model.classes}
+
     @property
     def shadow(self) -> ServedModel | None:
         return self.challenger if self.mode == "shadow" else None

@@ -45,8 +45,10 @@ __all__ = [
     "FAILURE_SCHEMA",
     "FEEDBACK_SCHEMA",
     "PREDICTION_ID",
+    "FailureLog",
     "PredictionLog",
     "SegmentLog",
+    "open_logs",
     "prediction_ids",
 ]
 
@@ -298,3 +300,28 @@ def _encoded_features(features: tuple) -> pl.Series:
     if all(isinstance(f, ColumnBatch) for f in features):
         return ColumnBatch.concat(features).to_struct()
     return pl.Series(list(itertools.chain.from_iterable(features)), dtype=pl.Binary).cast(pl.String)
+
+
+class FailureLog(SegmentLog):
+    """``failed-*.parquet`` segments, one row per failed request (ingested into the
+    store's ``served_failures``)."""
+
+    def __init__(self, folder: Path, **kwargs) -> None:
+        super().__init__(folder, prefix="failed", schema=FAILURE_SCHEMA, **kwargs)
+
+    def record(self, request_id, received, key_name, served, role, started, exc) -> None:
+        latency = (time.perf_counter() - started) * 1000.0
+        self.append(
+            (request_id, received, key_name, served.ref.model_hash, served.ref.name, role,
+             latency, f"{type(exc).__name__}: {exc}"[:500])
+        )  # fmt: skip
+
+
+def open_logs(settings, folder: Path) -> tuple[PredictionLog | None, SegmentLog, FailureLog | None]:
+    """The server's three logs (predictions, feedback, failures) under ``folder``, per
+    ``[serving.log]``; with logging off only feedback is kept (it is what was asked for)."""
+    sizes = {"flush_rows": settings.flush_rows, "flush_seconds": settings.flush_seconds}
+    feedback = SegmentLog(folder, prefix="feedback", schema=FEEDBACK_SCHEMA, **sizes)
+    if not settings.enabled:
+        return None, feedback, None
+    return PredictionLog(folder, **sizes), feedback, FailureLog(folder, **sizes)
