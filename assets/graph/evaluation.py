@@ -95,7 +95,6 @@ def build_evaluation_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
             config=project.config,
             store=project.store,
             run_id=context.run.run_id,
-            asset=name,
         )
         context.log.info(f"{name} validation: {result.validation.summary()}")
         yield dg.Output(result, metadata=_metadata(spec, result))

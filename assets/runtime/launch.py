@@ -194,7 +194,7 @@ def follow(
     instance = workspace.instance
     progress = Progress(sys.stderr)
     cursor, done, queued_said, terminating = None, set(), False, False
-    events = []  # every event of the run, read once
+    entries, events = [], []  # every entry of the run's event log, and its events, read once
     monitored = 0.0
     while True:
         try:
@@ -209,6 +209,7 @@ def follow(
             connection = instance.get_records_for_run(run_id, cursor=cursor, limit=500)
             for record in connection.records:
                 entry = record.event_log_entry
+                entries.append(entry)
                 event = entry.dagster_event
                 if event is not None:
                     events.append(event)
@@ -221,7 +222,7 @@ def follow(
                     progress.message(entry.step_key, entry.user_message)
             cursor = connection.cursor
             if run.is_finished and not connection.has_more:
-                return FollowedRun(run, events)
+                return FollowedRun(run, events, entries)
             for line in worker_watch.check(events) if worker_watch is not None else []:
                 progress.line(line)
             if run.status == dg.DagsterRunStatus.QUEUED and not queued_said:
@@ -275,10 +276,12 @@ class FollowedRun:
     """A finished run read back from the event log, with the parts of Dagster's
     ``ExecuteJobResult`` that the summary uses."""
 
-    def __init__(self, run: dg.DagsterRun, events: list) -> None:
+    def __init__(self, run: dg.DagsterRun, events: list, entries: list = ()) -> None:
         self.dagster_run, self.run_id = run, run.run_id
         self.success = run.status == dg.DagsterRunStatus.SUCCESS
         self.all_events = events
+        #: every entry of the run's event log (its events and the steps' messages)
+        self.entries = list(entries)
 
     def get_asset_materialization_events(self) -> list:
         return [

@@ -319,20 +319,21 @@ def _outcome(
     refused = result.success and champion is not None and champion.action == "not promoted"
     lines = summarize(result, config, values, refused=refused)
     lines += send_alerts(config, failed_check_alerts(result.run_id, result.all_events))
-    lines.append(f"log: {write_run_log(config, instance, result.run_id)}")
+    lines.append(f"log: {write_run_log(config, result.run_id, result.entries)}")
     timings["summary"] = time.perf_counter() - clock
     return RunOutcome(result.success and not refused, refused, result.run_id, lines, timings)
 
 
-def write_run_log(config: ProjectConfig, instance: dg.DagsterInstance, run_id: str) -> Path:
-    """Every line the run logged (Dagster's and the steps'), with time, level and step,
-    in ``.mllife/logs/<run_id>.log``: what the console leaves out without ``-v``."""
+def write_run_log(config: ProjectConfig, run_id: str, entries) -> Path:
+    """Every line the run logged (Dagster's and the steps': the event log ``entries``
+    following the run read), with time, level and step, in ``.mllife/logs/<run_id>.log``:
+    what the console leaves out without ``-v``."""
     from datetime import datetime
 
     from mllife.storage.files import write_atomically
 
     lines = []
-    for entry in instance.all_logs(run_id):
+    for entry in entries:
         event = entry.dagster_event
         message = entry.user_message or (event.message if event is not None else "") or ""
         if not message:

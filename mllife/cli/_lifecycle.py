@@ -186,7 +186,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for row in undelivered.iter_rows(named=True):
             print(f"  {row['created_at']:%Y-%m-%d %H:%M} {row['kind']}: {row['error']}")
             print(f"    {row['text']}")
-    if getattr(args, "show_test", False):
+    if args.show_test:
         sys.stdout.flush()  # the child's lines come after these
         return _orchestrate(args, "assets.runtime.sealed_test", "--profile", args.profile)
     return 0

@@ -73,11 +73,10 @@ def assign_groups(groups: pl.Series, config: SplitConfig) -> np.ndarray:
     groups follow the ratios (of rows only as far as groups are alike in size)."""
     names = groups.cast(pl.String)
     unique = names.unique(maintain_order=True)
-    u = _unit_interval(unique, config.seed)
+    u = _unit_interval(unique, config.seed)  # each group hashed once, not each row
     edges = np.cumsum([config.train, config.validation])
-    chosen = np.array(SPLITS, dtype=object)[np.searchsorted(edges, u, side="right")]
-    by_group = dict(zip(unique.to_list(), chosen, strict=True))
-    return np.array([by_group[n] for n in names.to_list()], dtype=object)
+    chosen = np.array(SPLITS)[np.searchsorted(edges, u, side="right")]
+    return names.replace_strict(unique, pl.Series(chosen, dtype=pl.String)).to_numpy()
 
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)

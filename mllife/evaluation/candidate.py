@@ -97,17 +97,14 @@ def evaluate_candidate(
     config: ProjectConfig,
     store: Store,
     run_id: str | None,
-    asset: str,
-    read_test: bool = False,
 ) -> CandidateEvaluation:
-    """``ref`` on validation (and, with ``read_test``, on the sealed test set: a
-    recorded read under ``asset``)."""
+    """``ref`` on validation (the sealed test set waits for :func:`with_test`)."""
     model, pre = _placed(ref, config, store)
     val_rows = split_rows(splits.rows, "validation")
     val_inputs = model_inputs(val_rows, config=config, columns=splits.columns, preprocessor=pre)
     validation, val_pred, val_confidence = _report(model, val_rows, val_inputs)
     _record(store, ref, "validation", validation, splits.split_version, run_id)
-    evaluation = CandidateEvaluation(
+    return CandidateEvaluation(
         ref=ref,
         validation=validation,
         test=None,
@@ -116,10 +113,6 @@ def evaluate_candidate(
         validation_confidence=tuple(val_confidence),
         split_version=splits.split_version,
     )
-    if read_test:
-        return with_test(evaluation, splits, config=config, store=store, run_id=run_id,
-                         asset=asset, model=(model, pre))  # fmt: skip
-    return evaluation
 
 
 def with_test(
@@ -130,12 +123,11 @@ def with_test(
     store: Store,
     run_id: str | None,
     asset: str,
-    model=None,
 ) -> CandidateEvaluation:
     """``evaluation`` with its sealed test report, predictions and val/test agreement:
     one recorded read of the test set under ``asset``."""
     ref = evaluation.ref
-    model, pre = model or _placed(ref, config, store)
+    model, pre = _placed(ref, config, store)
     test_rows, test_inputs = read_sealed_test(
         splits,
         config=config,

@@ -121,6 +121,16 @@ def _paired_comparison(
     )
 
 
+def _timed_latency(best: CandidateEvaluation, splits: SplitSet, *, config, store) -> float | None:
+    """p95 single-prediction latency on validation inputs, only against a budget: 200+
+    single predictions (and loading the model and the inputs) cost seconds every run."""
+    if not config.promotion.max_p95_latency_ms:
+        return None
+    model = load_model(best.ref, artifacts_dir=config.artifacts_dir, store=store)
+    rows = split_rows(splits.rows, "validation")
+    return p95_latency_ms(model, model_inputs(rows, config=config, columns=splits.columns))
+
+
 def choose_challenger(
     evaluations: list[CandidateEvaluation],
     splits: SplitSet,
@@ -138,15 +148,12 @@ def choose_challenger(
         best = with_test(best, splits, config=config, store=store, run_id=run_id,
                          asset="challenger")  # fmt: skip
     baseline_names = {c.name for c in config.models_to_train if c.baseline}
-    rows = split_rows(splits.rows, "validation")
-    inputs = model_inputs(rows, config=config, columns=splits.columns)
     current = champion_ref(store)
     comparison = None
     if current is not None and current.model_hash != best.ref.model_hash:
         comparison = _paired_comparison(
             best, current, splits, config=config, store=store, run_id=run_id
         )
-    model = load_model(best.ref, artifacts_dir=config.artifacts_dir, store=store)
     evidence = dict(
         challenger_hash=best.ref.model_hash,
         validation=best.validation,
@@ -161,10 +168,7 @@ def choose_challenger(
             if e.ref.name in baseline_names
         },
         artifact_bytes=best.ref.size_bytes,
-        # timed only against a budget: 200+ single predictions cost seconds every run
-        latency_p95_ms=(
-            p95_latency_ms(model, inputs) if config.promotion.max_p95_latency_ms else None
-        ),
+        latency_p95_ms=_timed_latency(best, splits, config=config, store=store),
         human_accuracy=human_level(config),
         problem_scores=problems.of(best.ref.model_hash) if problems else None,
         champion_problem_scores=(problems.of(current.model_hash) if problems and current else None),
