@@ -19,28 +19,44 @@ from __future__ import annotations
 import importlib
 
 # launching from a workspace (assets/runtime/launch.py): what `dagster job launch` and the
-# sensor daemon use
+# sensor daemon use; the origin a run created by the project's own run worker carries, so
+# the UI re-executes it like a launched one (assets/runtime/local_launch.py)
+from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.definitions.selector import JobSubsetSelector
-from dagster._core.errors import DagsterUserCodeUnreachableError
+from dagster._core.errors import DagsterExecutionInterruptedError, DagsterUserCodeUnreachableError
 
 # engine events and retries of the Celery executor (assets/executors/celery_executor.py)
 from dagster._core.events import EngineEventData
 from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
 from dagster._core.execution.retries import RetryMode
+from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.run_coordinator import DefaultRunCoordinator
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import ModuleTarget, WorkspaceFileTarget
 
+# executing a run in a worker of the project's own (assets/runtime/run_worker.py): what
+# `dagster api execute_run` and the code server's run worker do
+from dagster._grpc.impl import core_execute_run
+from dagster._utils.interrupts import capture_interrupts
+
 __all__ = [
+    "DagsterExecutionInterruptedError",
     "DagsterUserCodeUnreachableError",
+    "DefaultRunCoordinator",
     "EngineEventData",
     "JobSubsetSelector",
     "ModuleTarget",
+    "ReconstructableRepository",
     "ReexecutionStrategy",
+    "RemoteJobOrigin",
+    "RemoteRepositoryOrigin",
     "RetryMode",
     "WorkspaceFileTarget",
     "WorkspaceProcessContext",
     "can_cancel_execution",
+    "capture_interrupts",
     "concurrency_slots_iteration",
+    "core_execute_run",
 ]  # and, through __getattr__, dagster-celery's names in _CELERY
 
 #: dagster-celery's names: its execution loop, executor config and (private) task
@@ -80,9 +96,12 @@ def can_cancel_execution(instance, run_id: str) -> bool | None:
     return deserialize_value(answer, CanCancelExecutionResult).can_cancel
 
 
-def concurrency_slots_iteration(workspace_process, logger):
+def concurrency_slots_iteration(instance, logger):
     """The daemon's iteration that frees the pool slots of ended runs (imported only
-    when called: the daemon package costs ~0.4 s to import)."""
+    when called: the daemon package costs ~0.4 s to import). It reads nothing of the
+    workspace but its instance."""
+    from types import SimpleNamespace
+
     from dagster._daemon.monitoring.concurrency import execute_concurrency_slots_iteration
 
-    return execute_concurrency_slots_iteration(workspace_process, logger)
+    return execute_concurrency_slots_iteration(SimpleNamespace(instance=instance), logger)

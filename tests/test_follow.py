@@ -61,7 +61,7 @@ def test_a_run_that_finishes_between_reads_is_read_to_its_last_event(monkeypatch
         replay = _FinishingWhileRead(instance, result.run_id)
         monkeypatch.setattr(launch, "monitor_runs", lambda *a, **k: None)
         monkeypatch.setattr(launch, "POLL_S", 0.0)
-        followed = launch.follow(SimpleNamespace(instance=replay), result.run_id, total_steps=3)
+        followed = launch.follow(replay, result.run_id, total_steps=3)
 
         assert not followed.success
         assert len(followed.all_events) == len(

@@ -329,8 +329,9 @@ def test_dagster_ui_shows_the_graph_and_check_results(first_run, tmp_path):
 
     from tests.browser import Browser
     from tests.serving import free_port
+    from tests.ui_graphql import poll_graphql
 
-    config_path, _ = first_run
+    config_path, outcome = first_run
     config = load_config(config_path)
     port = free_port()
     server = subprocess.Popen(
@@ -362,6 +363,20 @@ def test_dagster_ui_shows_the_graph_and_check_results(first_run, tmp_path):
                 assert time.monotonic() < deadline, "dagster-webserver did not start"
                 assert server.poll() is None, "dagster-webserver exited"
                 time.sleep(1)
+        # the run `mllife run` started (by a worker of its own) is the job's run as one
+        # launched from the UI: listed on the job's page, re-executable from there
+        query = (
+            '{ pipelineOrError(params: {repositoryLocationName: "assets.definitions",'
+            ' repositoryName: "__repository__", pipelineName: "lifecycle"}) { ... on Pipeline'
+            " { runs { runId repositoryOrigin { repositoryLocationName } } } } }"
+        )
+        listed = poll_graphql(
+            port, query, lambda data: (data.get("pipelineOrError") or {}).get("runs"),
+            deadline=time.monotonic() + 60,
+        )  # fmt: skip
+        ours = [r for r in listed if r["runId"] == outcome.run_id]
+        assert ours, (outcome.run_id, listed)
+        assert ours[0]["repositoryOrigin"]["repositoryLocationName"] == "assets.definitions"
         dismiss = (
             "(() => { const b = Array.from(document.querySelectorAll('button'))"
             ".find(x => x.innerText.trim() === 'Skip'); if (b) b.click(); })()"

@@ -17,6 +17,7 @@ from mllife.promotion.challenger import Challenger
 from mllife.promotion.deploy import PromotionResult
 from mllife.promotion.policy import gate_descriptions
 from mllife.promotion.rollout import rollout_history
+from mllife.reporting.chart_cache import charts_kept_in
 from mllife.reporting.fairness_section import fairness_section
 from mllife.reporting.gallery import gallery_section
 from mllife.reporting.monitoring_section import monitoring_section
@@ -123,21 +124,27 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
         **evaluations,
     ) -> dg.Output[StatusReport]:
         store, config = project.store, project.config
-        report = write_status_report(
-            reports_dir=config.reports_dir,
-            run_id=context.run.run_id,
-            data=_data_facts(config.data.kind, splits, clean_data),
-            evaluations=list(evaluations.values()),
-            challenger=challenger,
-            action=champion.action,
-            test_wear=sealed_set_wear(store, splits.split_version, config.promotion.max_test_reads),
-            history=store.metric_history(split="validation", metric="accuracy"),
-            deployments=store.deployments(),
-            rollouts=rollout_history(store),
-            gate_descriptions=gate_descriptions(config.promotion),
-            training_notes=_training_notes(store, config, evaluations),
-            **_sections(project, splits, challenger, problem_scores, drift_report, champion.action),
-        )
+        wear = sealed_set_wear(store, splits.split_version, config.promotion.max_test_reads)
+        # charts whose inputs did not change since an earlier report are read back
+        with charts_kept_in(config.state_dir / "cache" / "charts"):
+            sections = _sections(
+                project, splits, challenger, problem_scores, drift_report, champion.action
+            )
+            report = write_status_report(
+                reports_dir=config.reports_dir,
+                run_id=context.run.run_id,
+                data=_data_facts(config.data.kind, splits, clean_data),
+                evaluations=list(evaluations.values()),
+                challenger=challenger,
+                action=champion.action,
+                test_wear=wear,
+                history=store.metric_history(split="validation", metric="accuracy"),
+                deployments=store.deployments(),
+                rollouts=rollout_history(store),
+                gate_descriptions=gate_descriptions(config.promotion),
+                training_notes=_training_notes(store, config, evaluations),
+                **sections,
+            )
         return dg.Output(
             report,
             metadata={

@@ -37,12 +37,13 @@ from assets.dagster_private import (
     can_cancel_execution,
     concurrency_slots_iteration,
 )
+from assets.runtime.local_launch import worker_gone
 from mllife._errors import MllifeError
 
 __all__ = ["FollowedRun", "ProjectWorkspace", "follow", "project_workspace"]
 
 #: how often the event log is read while following a run
-POLL_S = 0.25
+POLL_S = 0.1
 
 
 @dataclass
@@ -149,18 +150,21 @@ def project_workspace(instance: dg.DagsterInstance, root: Path) -> Iterator[Proj
 
 
 def worker_alive(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool | None:
-    """Whether the code server that launched ``run`` (its address is in the run's tags)
-    still executes it; None when the run was not launched that way (another launcher)."""
+    """Whether the run's worker still executes it: the project's own worker
+    (``assets.runtime.local_launch``) or the code server that launched it (its address
+    is in the run's tags); None when neither can tell (another launcher, another host)."""
+    gone = worker_gone(run)
+    if gone is not None:
+        return not gone
     return can_cancel_execution(instance, run.run_id)
 
 
-def monitor_runs(workspace: ProjectWorkspace, *, own_run: str | None = None) -> None:
+def monitor_runs(instance: dg.DagsterInstance, *, own_run: str | None = None) -> None:
     """One round of run monitoring, as the Dagster daemon does it, for when no daemon
     runs: a started run whose worker is verifiably gone is marked failed (the default
     launcher cannot report a dead worker once its code server died too), and the pool
     slots of ended runs are freed (Dagster's own iteration), so no step waits on a slot
     that a dead run still holds."""
-    instance = workspace.instance
     for record in instance.get_run_records(
         dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=50
     ):
@@ -169,7 +173,7 @@ def monitor_runs(workspace: ProjectWorkspace, *, own_run: str | None = None) -> 
             instance.report_run_failed(
                 run, message="its run worker is gone: no code server runs it any more"
             )
-    for _ in concurrency_slots_iteration(workspace.process, _quiet):
+    for _ in concurrency_slots_iteration(instance, _quiet):
         pass
 
 
@@ -186,12 +190,17 @@ _FINISHED = {
 
 
 def follow(
-    workspace: ProjectWorkspace, run_id: str, *, total_steps: int, worker_watch=None
+    instance: dg.DagsterInstance,
+    run_id: str,
+    *,
+    total_steps: int,
+    worker_watch=None,
+    terminate=None,
 ) -> FollowedRun:
     """Wait for the run to end, printing a line per finished step; Ctrl-C terminates the
-    run through the instance (its launcher) and waits for it to stop. ``worker_watch``
-    (a celery run's ``CeleryWorkerWatch``) fails the steps whose worker is gone."""
-    instance = workspace.instance
+    run (``terminate``; by default through the instance's launcher) and waits for it to
+    stop. ``worker_watch`` (a celery run's ``CeleryWorkerWatch``, the project's own
+    worker's ``LocalWorkerWatch``) reports a worker that is gone."""  # fmt: skip
     progress = Progress(sys.stderr)
     cursor, done, queued_said, terminating = None, set(), False, False
     entries, events = [], []  # every entry of the run's event log, and its events, read once
@@ -199,7 +208,7 @@ def follow(
     while True:
         try:
             if time.monotonic() - monitored >= MONITOR_EVERY_S:
-                monitor_runs(workspace, own_run=run_id)
+                monitor_runs(instance, own_run=run_id)
                 monitored = time.monotonic()
             # the status first: a run that had finished by now had written every event
             # of it by now, so the read below gets them all (read the other way round, a
@@ -238,7 +247,10 @@ def follow(
                 raise  # a second Ctrl-C: stop following; the run ends on its own
             terminating = True
             progress.line(f"\nterminating run {run_id} (Ctrl-C again to stop waiting)...")
-            instance.run_coordinator.cancel_run(run_id)
+            if terminate is not None:
+                terminate()
+            else:
+                instance.run_coordinator.cancel_run(run_id)
 
 
 class Progress:

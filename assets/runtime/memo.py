@@ -86,7 +86,16 @@ def up_to_date_lines(config: ProjectConfig, last_run_id: str, plan: Plan) -> lis
 
 def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[dict | None, str | None]:
     """The tags and run of the asset's latest materialization (None, None: never)."""
-    event = instance.get_latest_materialization_event(key)
+    return _tags_and_run(instance.get_latest_materialization_event(key))
+
+
+def _latest_of(instance: dg.DagsterInstance, keys) -> dict:
+    """``_latest`` of each key, in one query of the event log."""
+    events = instance.get_latest_materialization_events(keys)
+    return {key: _tags_and_run(events.get(key)) for key in keys}
+
+
+def _tags_and_run(event) -> tuple[dict | None, str | None]:
     if event is None:
         return None, None
     return dict(event.asset_materialization.tags or {}), event.run_id
@@ -165,24 +174,27 @@ def _world_changed(name: str, tags: dict[str, str], config: ProjectConfig) -> st
     return None
 
 
-def plan_run(graph, instance: dg.DagsterInstance, config: ProjectConfig) -> Plan:
-    """The plan for the lifecycle job (every asset), from the code location's asset graph."""
+def plan_run(graph, instance: dg.DagsterInstance, config: ProjectConfig, found=None) -> Plan:
+    """The plan for the lifecycle job (every asset), from the code location's asset graph.
+    ``found``: the latest materializations ``up_to_date`` read just before (not read
+    twice)."""
     keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_executable]
     assets = [(k, graph.get(k).code_version, sorted(graph.get(k).parent_keys)) for k in keys]
-    return _plan(assets, instance, config)
+    return _plan(assets, instance, config, found)
 
 
-def up_to_date(instance: dg.DagsterInstance, config: ProjectConfig) -> Plan | None:
+def up_to_date(instance: dg.DagsterInstance, config: ProjectConfig, found=None) -> Plan | None:
     """The empty plan when nothing changed, found without importing the asset graph (its
     imports take seconds): code versions from the files, each asset's inputs from the
     tags of its latest materialization. None: something changed (or the graph is new),
-    so the full plan decides."""
+    so the full plan decides. ``found`` (a dict) keeps the materializations read."""
     from assets.graph.code_versions import expected_code_versions
 
-    assets, found = [], {}
-    for name, version in expected_code_versions(config).items():
+    assets, found = [], found if found is not None else {}
+    expected = expected_code_versions(config)
+    found.update(_latest_of(instance, [dg.AssetKey(name) for name in expected]))
+    for name, version in expected.items():
         key = dg.AssetKey(name)
-        found[key] = _latest(instance, key)
         recorded = found[key][0]
         if recorded is None:
             return None
@@ -213,7 +225,8 @@ def plan_assets(assets, instance: dg.DagsterInstance, *, found=None, outside) ->
     ``outside(name, key, run_id, tags)``: why an asset whose code and inputs are unchanged
     must still rerun (the world changed, its result was not accepted or is gone), or None."""
     keys = [key for key, _, _ in assets]
-    found = found or {key: _latest(instance, key) for key in keys}
+    found = found or {}
+    found = {**_latest_of(instance, [k for k in keys if k not in found]), **found}
     tags = {key: tags_and_run[0] for key, tags_and_run in found.items()}
     stale: set[dg.AssetKey] = set()
     reasons: dict[str, str] = {}

@@ -33,12 +33,12 @@ from assets.executors.team import (
 from assets.graph.alerts import failed_check_alerts, send_alerts
 from assets.graph.resources import CONFIG_DIGEST_TAG
 from assets.runtime.launch import (
-    ProjectWorkspace,
     follow,
     monitor_runs,
     project_workspace,
     worker_alive,
 )
+from assets.runtime.local_launch import local_location, run_worker, runs_locally
 from assets.runtime.memo import plan_run, up_to_date, up_to_date_lines
 from assets.runtime.summary import StoredValues, summarize
 from mllife._errors import MllifeError
@@ -84,7 +84,7 @@ class RunOutcome:
     refused: bool
     run_id: str
     lines: list[str]
-    #: seconds per phase: check, code_server, data_init_wait, submit, dagster_run, ...
+    #: seconds per phase: check, load_graph, data_init_wait, submit, dagster_run, ...
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -154,53 +154,82 @@ def _run_lifecycle(
         use_celery(config, profile)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    instance = prepare_instance(config, profile)
-    quick = job_name == "lifecycle" and resume is None and not force
-    if quick and config.data_path.exists():
-        # nothing changed: said without loading the graph (torch and friends)
-        plan = up_to_date(instance, config)
-        if plan is not None:
-            return _no_run(config, instance, plan, {"check": time.perf_counter() - clock})
-    timings["check"] = time.perf_counter() - clock
-    tags = {CONFIG_DIGEST_TAG: sha256_of(config.path), "mllife/started_by": "mllife run"}
-    if resume is None:
-        tags.update(data_pin(config))
+    # the project's own run worker starts loading the graph at once (its imports overlap
+    # the checks below); the code server is used instead for runs the instance queues
+    # or launches elsewhere and for re-executions (assets.runtime.local_launch)
+    os.environ["DAGSTER_HOME"] = str(instance_home(config.state_dir, profile))
+    worker_wanted = resume is None and executor != "celery" and profile == "local"
     with contextlib.ExitStack() as stack:
-        workspace = stack.enter_context(_workspace_beside_data_init(instance, config, timings))
-        clock = time.perf_counter()
-        monitor_runs(workspace)  # no daemon here: runs that died leave no stale state
-        if resume is not None:
-            # the parent's tags, its config digest among them: a config edited since is
-            # refused by the steps (assets.graph.resources), as during the run itself
-            started_by = {"mllife/started_by": tags["mllife/started_by"]}
-            run = workspace.resubmit_from_failure(_resumable(workspace, resume), started_by)
-            plan = None
-        else:
-            selection, plan = None, None
-            if job_name == "lifecycle" and not force:
-                plan = plan_run(workspace.asset_graph, instance, config)
-                if not plan.selection:
-                    return _no_run(config, instance, plan, timings)
-                selection = plan.selection if plan.skipped else None
-            run_config = run_config_for(executor, max_concurrent, log_level)
-            run = workspace.submit(
-                job_name, run_config=run_config, tags=tags, asset_selection=selection
-            )
-        timings["submit"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        watch = None
-        if executor == "celery":
-            from assets.executors.celery_watch import CeleryWorkerWatch
-
-            watch = CeleryWorkerWatch(os.environ[BROKER_VARIABLE])
-        result = follow(
-            workspace, run.run_id, total_steps=_count_steps(instance, run), worker_watch=watch
-        )
-        timings["dagster_run"] = time.perf_counter() - clock
+        worker = stack.enter_context(run_worker(config.root, wanted=worker_wanted))
+        instance = prepare_instance(config, profile)
+        quick = job_name == "lifecycle" and resume is None and not force
+        found = {}  # the latest materializations, read once for both plans
+        if quick and config.data_path.exists():
+            # nothing changed: said without loading the graph (torch and friends)
+            plan = up_to_date(instance, config, found)
+            if plan is not None:
+                return _no_run(config, instance, plan, {"check": time.perf_counter() - clock})
+        timings["check"] = time.perf_counter() - clock
+        if worker is not None and not runs_locally(instance, config.root, executor):
+            worker = None  # the instance queues runs, or launches them elsewhere
+        result, plan = _submit_and_follow(
+            stack, instance, config, timings, job_name=job_name, executor=executor,
+            max_concurrent=max_concurrent, log_level=log_level, resume=resume, force=force,
+            worker=worker, found=found,
+        )  # fmt: skip
+        if result is None:
+            return _no_run(config, instance, plan, timings)
     outcome = _outcome(result, config, timings, instance)
     if plan is not None and plan.skipped:
         outcome.lines.append(plan.summary())
     return outcome
+
+
+def _submit_and_follow(
+    stack, instance, config, timings, *, job_name, executor, max_concurrent, log_level, resume,
+    force, worker, found,
+):  # fmt: skip
+    """Create the run (or its re-execution), hand it to its worker and follow it to its
+    end: (the followed run, the plan), or (None, the plan) when nothing needs a run."""
+    tags = {CONFIG_DIGEST_TAG: sha256_of(config.path), "mllife/started_by": "mllife run"}
+    if resume is None:
+        tags.update(data_pin(config))
+    location = stack.enter_context(
+        _location_beside_data_init(instance, config, timings, worker=worker)
+    )
+    clock = time.perf_counter()
+    monitor_runs(instance)  # no daemon here: runs that died leave no stale state
+    if resume is not None:
+        # the parent's tags, its config digest among them: a config edited since is
+        # refused by the steps (assets.graph.resources), as during the run itself
+        started_by = {"mllife/started_by": tags["mllife/started_by"]}
+        run = location.resubmit_from_failure(_resumable(instance, resume), started_by)
+        plan = None
+    else:
+        selection, plan = None, None
+        if job_name == "lifecycle" and not force:
+            plan = plan_run(location.asset_graph, instance, config, found)
+            if not plan.selection:
+                return None, plan
+            selection = plan.selection if plan.skipped else None
+        run_config = run_config_for(executor, max_concurrent, log_level)
+        run = location.submit(job_name, run_config=run_config, tags=tags, asset_selection=selection)
+    timings["submit"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    watch, terminate = None, None
+    if worker is not None:
+        watch = location.watch(run)
+        terminate = watch.terminate
+    elif executor == "celery":
+        from assets.executors.celery_watch import CeleryWorkerWatch
+
+        watch = CeleryWorkerWatch(os.environ[BROKER_VARIABLE])
+    result = follow(
+        instance, run.run_id, total_steps=_count_steps(instance, run), worker_watch=watch,
+        terminate=terminate,
+    )  # fmt: skip
+    timings["dagster_run"] = time.perf_counter() - clock
+    return result, plan
 
 
 def _no_run(config, instance, plan, timings) -> RunOutcome:
@@ -218,22 +247,25 @@ def _count_steps(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int:
 
 
 @contextlib.contextmanager
-def _workspace_beside_data_init(instance, config: ProjectConfig, timings: dict[str, float]):
-    """The project's code server, started while a child process writes the default
-    data (when needed): loading the graph (torch, torchvision, Dagster, ...) takes
-    seconds of CPU, and so does writing the data."""
+def _location_beside_data_init(instance, config: ProjectConfig, timings, *, worker):
+    """The project's code location (the graph loaded here with the run worker starting,
+    or the code server), while a child process writes the default data (when needed):
+    loading the graph takes seconds of CPU, and so does writing the data."""
     clock = time.perf_counter()
     data_init = _start_data_init(config)
     with contextlib.ExitStack() as stack:
         try:
-            workspace = stack.enter_context(project_workspace(instance, config.root))
+            if worker is not None:
+                location = stack.enter_context(local_location(instance, config.root, worker))
+            else:
+                location = stack.enter_context(project_workspace(instance, config.root))
         finally:
-            timings["code_server"] = time.perf_counter() - clock
+            timings["load_graph"] = time.perf_counter() - clock
             clock = time.perf_counter()
             if data_init is not None:
                 _finish_data_init(data_init, config)  # after a load error too: never orphaned
             timings["data_init_wait"] = time.perf_counter() - clock
-        yield workspace
+        yield location
 
 
 def _start_data_init(config: ProjectConfig) -> subprocess.Popen | None:
@@ -261,11 +293,10 @@ def _finish_data_init(process: subprocess.Popen, config: ProjectConfig) -> None:
         )
 
 
-def _resumable(workspace: ProjectWorkspace, run_id: str) -> dg.DagsterRun:
+def _resumable(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
     """The run to re-execute, checked. A run still marked started whose worker is gone
     (the code server that launched it died with it) is marked failed first, as run
     monitoring would."""
-    instance = workspace.instance
     run = instance.get_run_by_id(run_id)
     if run is None:
         raise MllifeError(

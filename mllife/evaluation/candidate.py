@@ -15,13 +15,20 @@ import polars as pl
 
 from mllife.config.project import ProjectConfig
 from mllife.data.split import SplitSet
+from mllife.evaluation.prediction_cache import cached_test_proba, remember_test_proba
 from mllife.metrics import Agreement, EvaluationReport, agreement, evaluate
 from mllife.models.registry import ModelRef, load_model
 from mllife.models.training import place_model
 from mllife.preprocess.inputs import model_inputs, split_rows
 from mllife.storage.store import Store
 
-__all__ = ["CandidateEvaluation", "evaluate_candidate", "read_sealed_test", "with_test"]
+__all__ = [
+    "CandidateEvaluation",
+    "evaluate_candidate",
+    "read_sealed_test",
+    "record_test_read",
+    "with_test",
+]
 
 
 @dataclass(frozen=True)
@@ -55,20 +62,28 @@ def read_sealed_test(
     cached, when given). Every call is recorded in ``test_reads``."""
     rows = split_rows(splits.rows, "test")
     inputs = model_inputs(rows, config=config, columns=splits.columns, preprocessor=preprocessor)
+    record_test_read(store, splits, model_hash=model_hash, asset=asset, run_id=run_id)
+    return rows, inputs
+
+
+def record_test_read(store: Store, splits: SplitSet, *, model_hash, asset, run_id) -> None:
+    """One read of the sealed test set, in the audit log ``test_reads``."""
     store.record_test_read(
         split_version=splits.split_version,
         model_hash=model_hash,
         asset=asset,
         run_id=run_id,
-        n_rows=rows.height,
+        n_rows=split_rows(splits.rows, "test").height,
     )
-    return rows, inputs
 
 
 def _report(model, rows: pl.DataFrame, inputs) -> tuple[EvaluationReport, list, list]:
-    proba = model.predict_proba(inputs)
-    predicted = [model.classes[i] for i in proba.argmax(axis=1)]
-    report = evaluate(rows["label"].to_list(), predicted, proba=proba, labels=model.classes)
+    return _report_from(model.classes, model.predict_proba(inputs), rows)
+
+
+def _report_from(classes, proba, rows: pl.DataFrame) -> tuple[EvaluationReport, list, list]:
+    predicted = [classes[i] for i in proba.argmax(axis=1)]
+    report = evaluate(rows["label"].to_list(), predicted, proba=proba, labels=classes)
     return report, predicted, proba.max(axis=1).tolist()
 
 
@@ -125,19 +140,23 @@ def with_test(
     asset: str,
 ) -> CandidateEvaluation:
     """``evaluation`` with its sealed test report, predictions and val/test agreement:
-    one recorded read of the test set under ``asset``."""
+    one recorded read of the test set under ``asset``. Probabilities the model gave on
+    these very rows before are reused (``prediction_cache``), not predicted again."""
     ref = evaluation.ref
-    model, pre = _placed(ref, config, store)
-    test_rows, test_inputs = read_sealed_test(
-        splits,
-        config=config,
-        store=store,
-        model_hash=ref.model_hash,
-        asset=asset,
-        run_id=run_id,
-        preprocessor=pre,
-    )
-    test, test_pred, _ = _report(model, test_rows, test_inputs)
+    rows = split_rows(splits.rows, "test")
+    cached = cached_test_proba(config, ref.model_hash, splits, rows)
+    if cached is None:
+        model, pre = _placed(ref, config, store)
+        rows, inputs = read_sealed_test(
+            splits, config=config, store=store, model_hash=ref.model_hash, asset=asset,
+            run_id=run_id, preprocessor=pre,
+        )  # fmt: skip
+        classes, proba = model.classes, model.predict_proba(inputs)
+        remember_test_proba(config, ref.model_hash, splits, rows, classes, proba)
+    else:
+        record_test_read(store, splits, model_hash=ref.model_hash, asset=asset, run_id=run_id)
+        classes, proba = cached
+    test, test_pred, _ = _report_from(classes, proba, rows)
     _record(store, ref, "test", test, splits.split_version, run_id)
     return replace(
         evaluation,

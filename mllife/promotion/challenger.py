@@ -12,8 +12,14 @@ import numpy as np
 from mllife._errors import PromotionError
 from mllife.config.project import ProjectConfig
 from mllife.data.split import SplitSet
-from mllife.evaluation.candidate import CandidateEvaluation, read_sealed_test, with_test
+from mllife.evaluation.candidate import (
+    CandidateEvaluation,
+    read_sealed_test,
+    record_test_read,
+    with_test,
+)
 from mllife.evaluation.latency import p95_latency_ms
+from mllife.evaluation.prediction_cache import cached_test_proba
 from mllife.metrics import Comparison, compare
 from mllife.models.registry import champion_ref, load_model
 from mllife.preprocess.inputs import model_inputs, split_rows
@@ -102,22 +108,33 @@ def _paired_comparison(
     """Challenger versus champion on the same rows of the gate split. On the sealed test
     set the champion's predictions are one more recorded read; the challenger's come
     from its evaluation (already recorded)."""
-    champion = load_model(current, artifacts_dir=config.artifacts_dir, store=store)
     if config.promotion.gate_split == "test":
-        rows, inputs = read_sealed_test(
-            splits, config=config, store=store, model_hash=current.model_hash,
-            asset="challenger", run_id=run_id,
-        )  # fmt: skip
+        rows = split_rows(splits.rows, "test")
         ours = best.test_predictions
+        cached = cached_test_proba(config, current.model_hash, splits, rows)
+        if cached is not None:  # the champion's own test read of an earlier run, reused
+            record_test_read(store, splits, model_hash=current.model_hash, asset="challenger",
+                             run_id=run_id)  # fmt: skip
+            classes, proba = cached
+            theirs = [classes[i] for i in proba.argmax(axis=1)]
+        else:
+            champion = load_model(current, artifacts_dir=config.artifacts_dir, store=store)
+            rows, inputs = read_sealed_test(
+                splits, config=config, store=store, model_hash=current.model_hash,
+                asset="challenger", run_id=run_id,
+            )  # fmt: skip
+            classes, theirs = champion.classes, champion.predict(inputs)
     else:
+        champion = load_model(current, artifacts_dir=config.artifacts_dir, store=store)
         rows = split_rows(splits.rows, "validation")
         inputs = model_inputs(rows, config=config, columns=splits.columns)
         ours = best.validation_predictions
+        classes, theirs = champion.classes, champion.predict(inputs)
     return compare(
         rows["label"].to_list(),
-        np.asarray(champion.predict(inputs), dtype=str),
+        np.asarray(theirs, dtype=str),
         np.asarray(ours, dtype=str),
-        labels=sorted(set(best.validation.labels) | set(champion.classes)),
+        labels=sorted(set(best.validation.labels) | set(classes)),
     )
 
 

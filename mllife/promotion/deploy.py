@@ -50,6 +50,10 @@ def promote(
         # A refusal is a normal outcome: the champion stays, and the run goes on to its
         # report and artifact tracking (the refusal is in the challengers history).
         return PromotionResult("not promoted", store.champion(), 0)
+    if decision.already_champion:
+        # nothing switches: the champion's artifact was proved when it was promoted
+        # (and serving checks its hash on every load)
+        return PromotionResult("unchanged", store.champion(), 0)
     ref = challenger.evaluation.ref
     model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
     rows = split_rows(splits.rows, "validation")
@@ -61,9 +65,6 @@ def promote(
             f"the saved {ref.name} artifact predicts differently from its evaluation on"
             f" {mismatches} of {rows.height} validation rows; not promoting"
         )
-    if decision.already_champion:
-        current = store.champion()
-        return PromotionResult("unchanged", current, rows.height)
     if config.serving.rollout.stage and decision.champion_hash is not None:
         # [serving.rollout] stage: it earns the switch on served traffic first
         stage(store, model_hash=ref.model_hash, name=ref.name, reason=decision.summary(),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import polars as pl
 
 from mllife.metrics._plot import figure, to_png
+from mllife.reporting.chart_cache import memoized
 
 __all__ = [
+    "confusion_png",
     "drift_effects_png",
     "figure",
     "metric_history_png",
@@ -29,6 +31,7 @@ def _legend_beside(ax) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 
 
+@memoized
 def metric_history_png(history: pl.DataFrame, *, metric: str, split: str) -> bytes | None:
     """Line chart of ``value`` per model version (x: order of creation, each version
     named), one line per candidate name."""
@@ -44,6 +47,7 @@ def metric_history_png(history: pl.DataFrame, *, metric: str, split: str) -> byt
     return to_png(fig)
 
 
+@memoized
 def problem_history_png(history: pl.DataFrame) -> bytes | None:
     """Error rate per known problem across model versions (x: order of training)."""
     if history.height == 0:
@@ -75,6 +79,7 @@ def problem_history_png(history: pl.DataFrame) -> bytes | None:
     return to_png(fig)
 
 
+@memoized
 def drift_effects_png(columns: pl.DataFrame, *, min_effect: float, title: str) -> bytes | None:
     """Horizontal bars: each column's drift effect (Wasserstein/std or Jensen-Shannon),
     drifted columns in red, with the effect threshold as a dashed line."""
@@ -102,6 +107,7 @@ def drift_effects_png(columns: pl.DataFrame, *, min_effect: float, title: str) -
     return to_png(fig)
 
 
+@memoized
 def served_accuracy_png(quality: pl.DataFrame) -> bytes | None:
     """Accuracy on labelled served predictions per period, one line per model."""
     if quality.height == 0:
@@ -128,3 +134,9 @@ def served_accuracy_png(quality: pl.DataFrame) -> bytes | None:
     _legend_beside(ax)
     fig.autofmt_xdate()
     return to_png(fig)
+
+
+@memoized
+def confusion_png(report, *, title: str) -> bytes:
+    """The evaluation report's confusion heat map (``EvaluationReport.plot_confusion``)."""
+    return report.plot_confusion(title=title)

@@ -28,7 +28,7 @@ from mllife.reporting.blocks import (
     sentence,
 )
 from mllife.reporting.client import client_part
-from mllife.reporting.plots import metric_history_png
+from mllife.reporting.plots import confusion_png, metric_history_png
 from mllife.reporting.render import render
 from mllife.storage.files import write_atomically
 
@@ -180,7 +180,7 @@ def _technical_section(
         Paragraph(decision.summary()),
         gates,
         Heading(f"Challenger '{best.ref.name}' on validation"),
-        Figure(best.validation.plot_confusion(title=f"{best.ref.name}: validation"),
+        Figure(confusion_png(best.validation, title=f"{best.ref.name}: validation"),
                "confusion matrix"),
         Table.of(["class", "precision", "recall", "F1", "support"], class_rows),
         Heading("Class bias"),

@@ -232,8 +232,9 @@ def test_resume_refuses_a_run_that_succeeded_or_is_still_running(clean, tmp_path
     assert code == 2 and "succeeded: there is nothing to resume" in output
 
 
+@pytest.mark.parametrize("how", ["ctrl-c", "terminate in the UI"])
 def test_ctrl_c_terminates_the_run_through_the_instance_and_resume_finishes_it(
-    clean, tmp_path, digits_folder
+    clean, tmp_path, digits_folder, how
 ):
     counts, champion = clean
     config_path = make_project(tmp_path / "p", digits_folder, epochs=2)
@@ -242,7 +243,12 @@ def test_ctrl_c_terminates_the_run_through_the_instance_and_resume_finishes_it(
     for line in process.stdout:
         seen.append(line)
         if re.match(r"\[\d+/\d+ steps\] candidate_\w+ done", line):
-            process.send_signal(signal.SIGINT)  # what Ctrl-C in its terminal sends
+            if how == "ctrl-c":
+                process.send_signal(signal.SIGINT)  # what Ctrl-C in its terminal sends
+            else:  # what the UI's Terminate button calls
+                instance = _instance(config_path)
+                (running,) = instance.get_runs(limit=1)
+                instance.run_coordinator.cancel_run(running.run_id)
             break
     code, rest = finish(process)
     output = "".join(seen) + rest
