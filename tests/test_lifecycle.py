@@ -329,10 +329,15 @@ def test_dagster_ui_shows_the_graph_and_check_results(first_run, tmp_path):
 
     from tests.browser import Browser
     from tests.serving import free_port
+    from mllife.cli._ui import GROUPS, lineage_url
     from tests.ui_graphql import poll_graphql
 
     config_path, outcome = first_run
     config = load_config(config_path)
+    from assets.definitions import build_definitions
+
+    graph = build_definitions(config_path).resolve_asset_graph()
+    assert {graph.get(k).group_name for k in graph.get_all_asset_keys()} == set(GROUPS)
     port = free_port()
     server = subprocess.Popen(
         [
@@ -394,6 +399,14 @@ def test_dagster_ui_shows_the_graph_and_check_results(first_run, tmp_path):
             browser.wait_for(
                 "['challenger', 'champion'].every(n => document.body.innerText.includes(n))"
             )
+            # what `mllife ui` prints: the whole lineage, every group open (asset names
+            # shown, not only group boxes)
+            browser.goto(lineage_url("127.0.0.1", port))
+            browser.wait_for(  # an asset of each group (the UI draws what is in view)
+                "['raw_data', 'candidate_cnn', 'evaluation_cnn', 'challenger', 'drift_report',"
+                " 'status_report'].every(n => document.body.innerText.includes(n))"
+            )
+            browser.screenshot(tmp_path / "lineage_expanded.png")
             browser.goto(f"{base}/assets/challenger?view=checks")
             browser.wait_for(
                 "document.body.innerText.includes('threshold_accuracy')"

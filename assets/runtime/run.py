@@ -134,10 +134,12 @@ def run_lifecycle(
     (``assets.runtime.memo``) unless ``force``. The environment variables the run sets for its
     processes are restored when it returns."""
     with restored_environment():
-        return _run_lifecycle(
+        outcome = _run_lifecycle(
             config_path, job_name=job_name, log_level=log_level, executor=executor,
             max_concurrent=max_concurrent, resume=resume, force=force, profile=profile,
         )  # fmt: skip
+    _remember_last_run(load_config(config_path), outcome)
+    return outcome
 
 
 def _run_lifecycle(
@@ -154,13 +156,16 @@ def _run_lifecycle(
         use_celery(config, profile)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    # the project's own run worker starts loading the graph at once (its imports overlap
-    # the checks below); the code server is used instead for runs the instance queues
-    # or launches elsewhere and for re-executions (assets.runtime.local_launch)
-    os.environ["DAGSTER_HOME"] = str(instance_home(config.state_dir, profile))
-    worker_wanted = resume is None and executor != "celery" and profile == "local"
+    # the project's own run worker loads the graph while this process checks and plans
+    # (assets.runtime.local_launch); the code server is used instead for runs the
+    # instance queues or launches elsewhere and for re-executions. When a run is
+    # expected, the worker starts before the up-to-date check (its imports overlap it);
+    # otherwise after it, so an unchanged project spends no CPU on a worker.
+    os.environ["DAGSTER_HOME"] = str(instance_home(config.state_dir, profile))  # the worker's
     with contextlib.ExitStack() as stack:
-        worker = stack.enter_context(run_worker(config.root, wanted=worker_wanted))
+        eligible = resume is None and executor != "celery" and profile == "local"
+        early = eligible and _run_expected(config)
+        worker = stack.enter_context(run_worker(config.root, wanted=early))
         instance = prepare_instance(config, profile)
         quick = job_name == "lifecycle" and resume is None and not force
         found = {}  # the latest materializations, read once for both plans
@@ -170,8 +175,12 @@ def _run_lifecycle(
             if plan is not None:
                 return _no_run(config, instance, plan, {"check": time.perf_counter() - clock})
         timings["check"] = time.perf_counter() - clock
-        if worker is not None and not runs_locally(instance, config.root, executor):
-            worker = None  # the instance queues runs, or launches them elsewhere
+        local = eligible and runs_locally(instance, config.root, executor)
+        if worker is not None and not local:
+            worker.kill()  # the instance queues runs, or launches them elsewhere
+            worker = None
+        elif worker is None and local:
+            worker = stack.enter_context(run_worker(config.root, wanted=True))
         result, plan = _submit_and_follow(
             stack, instance, config, timings, job_name=job_name, executor=executor,
             max_concurrent=max_concurrent, log_level=log_level, resume=resume, force=force,
@@ -230,6 +239,16 @@ def _submit_and_follow(
     )  # fmt: skip
     timings["dagster_run"] = time.perf_counter() - clock
     return result, plan
+
+
+def _run_expected(config: ProjectConfig) -> bool:
+    """Whether this command will likely execute steps: no run recorded yet, or
+    ``mllife.toml`` edited since the last one (a hint for when to start the worker,
+    never a decision: the up-to-date check decides)."""
+    try:
+        return config.path.stat().st_mtime >= (config.state_dir / "last_run.json").stat().st_mtime
+    except FileNotFoundError:
+        return True
 
 
 def _no_run(config, instance, plan, timings) -> RunOutcome:
@@ -391,7 +410,8 @@ def _resumed_runs(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]
 
 def _remember_last_run(config: ProjectConfig, outcome: RunOutcome) -> None:
     """``.mllife/last_run.json``: how the newest `mllife run` ended, so `mllife report`
-    can say when the report it shows is older than a failed run."""
+    can say when the report it shows is older than a failed run (and the next run when
+    to start its worker)."""
     import json
 
     from mllife.storage.files import write_atomically
@@ -427,7 +447,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mllife: error: {exc}", file=sys.stderr)
         return 2
     print("\n".join(outcome.lines))
-    _remember_last_run(config, outcome)
     phases = {"startup_and_imports": startup, **outcome.timings}
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
     return 0 if outcome.ok else 1

@@ -57,11 +57,25 @@ def cmd_ui(args: argparse.Namespace) -> int:
         str(args.port),
     ]
     print(
-        f"mllife ui: the lineage graph at http://{args.host}:{args.port}/asset-groups"
+        f"mllife ui: the lineage graph at {lineage_url(args.host, args.port)}"
         " (Ctrl-C stops the UI, its daemon and code servers)",
         flush=True,
     )
     return run_until_signalled(command, cwd=config.root, env=env)
+
+
+#: the asset groups of the lifecycle graph, one per stage (a test holds the graph to it)
+GROUPS = ("data", "training", "evaluation", "deployment", "monitoring", "reports")
+
+
+def lineage_url(host: str, port: int, location: str = "assets.definitions") -> str:
+    """The UI's lineage graph with every group open (``expanded`` is the UI's own query
+    parameter; a group's id depends on a UI feature flag, so both forms are named)."""
+    from urllib.parse import quote
+
+    ids = [f"{form}:{group}" for group in GROUPS
+           for form in ("global@global", f"__repository__@{location}")]  # fmt: skip
+    return f"http://{host}:{port}/asset-groups?expanded={quote(','.join(ids), safe=',@:')}"
 
 
 def run_until_signalled(command: list[str], **popen) -> int:
