@@ -327,9 +327,9 @@ def test_dagster_ui_shows_the_graph_and_check_results(first_run, tmp_path):
     import urllib.request
     from pathlib import Path
 
+    from mllife.cli._ui import GROUPS, lineage_url
     from tests.browser import Browser
     from tests.serving import free_port
-    from mllife.cli._ui import GROUPS, lineage_url
     from tests.ui_graphql import poll_graphql
 
     config_path, outcome = first_run
