@@ -292,3 +292,19 @@ def test_the_asset_graph_reads_like_the_lifecycle_and_its_roles_stay_apart():
     lifecycle = {"data", "training", "evaluation", "problems", "deployment", "rollout",
                  "monitoring", "reports", "versioning"}  # fmt: skip
     assert lifecycle <= stages
+
+
+def test_a_table_model_and_its_server_load_without_torchvision():
+    """Loading a scikit-learn model (its base class knows image preprocessing) and the
+    server's app: torchvision (~1.2 s: its ops pull in torch._dynamo) loads only where an
+    image is transformed."""
+    import subprocess
+
+    code = (
+        "import sys, mllife.serve._app, mllife.models.sklearn_model;"
+        "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.strip()
+    assert out == "[]", f"a table model's server loaded {out}"

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms.v2 import functional as F
 
 from mllife._errors import DataError
 from mllife.data.decode import DEFAULT_MAX_PIXELS, ImageFileError, open_image, to_channels
@@ -54,6 +53,15 @@ def _as_image(item: ImageInput, position: int, size: int) -> Image.Image:
         f"image {position}: unsupported input type {type(item).__name__}; pass a path,"
         " bytes, a PIL image or a uint8 array"
     )
+
+
+def _transforms():
+    """torchvision's functional transforms (v2), imported when first needed: importing
+    torchvision takes ~1.2 s (its ops pull in torch._dynamo), which loading a table model
+    (whose base class knows image preprocessing) never needs."""
+    from torchvision.transforms.v2 import functional
+
+    return functional
 
 
 class ImagePreprocessor:
@@ -100,6 +108,7 @@ class ImagePreprocessor:
         height, width = tensor.shape[-2:]
         if (height, width) == (s, s):
             return tensor
+        F = _transforms()
         if self.resize == "squash":
             return F.resize(tensor, [s, s], antialias=True)
         if self.resize == "crop":
@@ -134,6 +143,7 @@ class ImagePreprocessor:
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, S, S) -> float32, scaled to [0, 1] and normalised per channel."""
+        F = _transforms()
         scaled = F.to_dtype(pixels, torch.float32, scale=True)
         return F.normalize(scaled, mean=self.mean, std=self.std)
 
