@@ -64,3 +64,68 @@ def test_fairness_settings_that_cannot_work_are_config_errors(tmp_path):
         (tmp_path / "mllife.toml").write_text(text + base)
         with pytest.raises(ConfigError, match=message):
             load_config(tmp_path / "mllife.toml")
+
+
+def test_the_group_gap_gate_refuses_only_a_gap_beyond_the_bar_and_chance():
+    from mllife import agreement, decide, evaluate
+    from mllife.config.project import PromotionConfig
+
+    labels = ["no", "yes"] * 5
+    report = evaluate(labels, labels, n_bootstrap=0)
+
+    def gate(policy, gaps):
+        decision = decide(
+            policy=policy, challenger_hash="c", validation=report, test=report,
+            agreement=agreement(report, report, tolerance=0.05), champion_hash=None,
+            comparison=None, group_gaps=gaps,
+        )  # fmt: skip
+        return decision, decision.gate("group_gap")
+
+    rows, predicted = _rows(300, 285, 300, 225)
+    wide = group_quality(rows["label"], predicted, rows["sex"])[1]
+    assert wide.low > 0.1
+    rows, predicted = _rows(30, 27, 30, 25)
+    close = group_quality(rows["label"], predicted, rows["sex"])[1]
+    assert close.low <= 0.05 < close.gap  # a gap over the bar, but chance explains it
+
+    decision, g = gate(PromotionConfig(max_group_gap=0.05), {"sex": wide})
+    assert not decision.passed and not g.passed and g.threshold == 0.05
+    assert "sex's gap exceeds 0.0500 beyond chance" in g.reason and "look at M's errors" in g.reason
+    _, g = gate(PromotionConfig(max_group_gap=0.05), {"sex": close})
+    assert g.passed and g.applies and "within the bar or within chance" in g.reason
+    _, g = gate(PromotionConfig(max_group_gap=0.25), {"sex": wide})
+    assert g.passed  # wider than chance, but within a bar the project chose
+    # unset: measured and said, never refusing; no groups named: not applied
+    decision, g = gate(PromotionConfig(), {"sex": wide})
+    assert decision.passed and g.passed and not g.applies and "no max_group_gap set" in g.reason
+    _, g = gate(PromotionConfig(max_group_gap=0.05), {})
+    assert g.passed and not g.applies and "no [fairness] groups" in g.reason
+    _, g = gate(PromotionConfig(max_group_gap=0.05), {"sex": None})
+    assert g.passed and "two groups large enough" in g.reason
+
+
+def test_the_challengers_gaps_are_read_on_the_gate_split():
+    from types import SimpleNamespace
+
+    from mllife.data.split import SplitSet
+    from mllife.promotion.challenger import _group_gaps
+
+    rows, predicted = _rows(300, 285, 300, 225)
+    splits = SplitSet(
+        rows=pl.concat([rows.with_columns(pl.lit("test").alias("split")),
+                        rows.with_columns(pl.lit("validation").alias("split"))]),
+        data_version="d", split_version="s",
+    )  # fmt: skip
+    best = SimpleNamespace(test_predictions=tuple(predicted),
+                           validation_predictions=tuple(rows["label"]))  # fmt: skip
+
+    def config(split, groups=("sex",)):
+        policy = SimpleNamespace(gate_split=split)
+        return SimpleNamespace(fairness=SimpleNamespace(groups=groups), promotion=policy)
+
+    assert _group_gaps(best, splits, config("test"))["sex"].gap == pytest.approx(0.20)
+    even = _group_gaps(best, splits, config("validation"))["sex"]  # every prediction right
+    assert (even.better, even.worse, even.gap) == ("F", "M", 0.0)
+    assert _group_gaps(best, splits, config("test", ())) == {}
+    with pytest.raises(ConfigError, match="not columns of the table"):
+        _group_gaps(best, splits, config("test", ("age",)))

@@ -92,7 +92,7 @@ def _sections(name: str, config) -> list[str]:
         "clean_data": (config.data,),
         "splits": (config.data, config.split),
         "problem_scores": (config.data,),
-        "challenger": (config.data, config.promotion),
+        "challenger": (config.data, config.promotion, config.fairness),
         "champion": (config.promotion, config.serving),
         "staged_rollout": (config.serving,),
         "drift_report": (config.monitoring,),

@@ -122,6 +122,10 @@ class PromotionConfig(_Section):
     max_problem_regression: float | None = Field(default=None, ge=0, le=1)
     max_artifact_mb: float | None = Field(default=None, gt=0)
     max_p95_latency_ms: float | None = Field(default=None, gt=0)
+    #: [fairness] groups: the largest accuracy gap between two groups of a column that a
+    #: challenger may show on the gate split beyond chance (the gap's 95% interval lies
+    #: wholly above this: refused); unset, the gaps are reported only
+    max_group_gap: float | None = Field(default=None, ge=0, le=1)
     #: reads of one split version's sealed test set (the challenger's and the champion's
     #: each run) past which the report and `mllife status` warn that it is worn out
     max_test_reads: int | None = Field(default=50, ge=1)

@@ -67,7 +67,9 @@ def group_quality(
     large = [g for g in result if g.n >= min_rows]
     if len(large) < 2:
         return result, None
-    best = max(large, key=lambda g: g.accuracy)
-    worst = min(large, key=lambda g: g.accuracy)
+    # sorted, not max and min: with every group equally accurate the two must still
+    # be two groups (the largest first)
+    ranked = sorted(large, key=lambda g: -g.accuracy)
+    best, worst = ranked[0], ranked[-1]
     gap, low, high = difference_interval(best.accuracy, best.n, worst.accuracy, worst.n)
     return result, GroupGap(best.group, worst.group, gap, low, high)

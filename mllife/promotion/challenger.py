@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mllife._errors import PromotionError
+from mllife._errors import ConfigError, PromotionError
 from mllife.config.project import ProjectConfig
 from mllife.data.split import SplitSet
 from mllife.evaluation.candidate import (
@@ -18,6 +18,7 @@ from mllife.evaluation.candidate import (
     record_test_read,
     with_test,
 )
+from mllife.evaluation.groups import group_quality
 from mllife.evaluation.latency import p95_latency_ms
 from mllife.evaluation.prediction_cache import cached_test_proba
 from mllife.metrics import Comparison, compare
@@ -138,6 +139,25 @@ def _paired_comparison(
     )
 
 
+def _group_gaps(best: CandidateEvaluation, splits: SplitSet, config: ProjectConfig) -> dict:
+    """Per ``[fairness] groups`` column, the challenger's largest accuracy gap between two
+    groups on the gate split (the rows its absolute gates read)."""
+    columns = config.fairness.groups
+    if not columns:
+        return {}
+    split = config.promotion.gate_split
+    rows = split_rows(splits.rows, split)
+    missing = [c for c in columns if c not in rows.columns]
+    if missing:
+        raise ConfigError(
+            f"fairness.groups names {missing}, not columns of the table; columns are"
+            f" {list(splits.columns or {})[:20]}"
+        )
+    predicted = best.test_predictions if split == "test" else best.validation_predictions
+    labels = rows["label"].to_list()
+    return {c: group_quality(labels, predicted, rows[c].to_list())[1] for c in columns}
+
+
 def _timed_latency(best: CandidateEvaluation, splits: SplitSet, *, config, store) -> float | None:
     """p95 single-prediction latency on validation inputs, only against a budget: 200+
     single predictions (and loading the model and the inputs) cost seconds every run."""
@@ -190,6 +210,7 @@ def choose_challenger(
         problem_scores=problems.of(best.ref.model_hash) if problems else None,
         champion_problem_scores=(problems.of(current.model_hash) if problems and current else None),
         problem_minimums=problems.minimums if problems else None,
+        group_gaps=_group_gaps(best, splits, config),
     )
     decision = decide(policy=config.promotion, **evidence)
     basis = {"selection_metric": metric, "gate_split": config.promotion.gate_split}

@@ -3,9 +3,10 @@ gate functions (``gates``, ``champion_gates``) and the decision (``policy``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mllife.config.policy import PromotionConfig
+from mllife.evaluation.groups import GroupGap
 from mllife.metrics import Agreement, Comparison, EvaluationReport
 
 __all__ = ["Evidence", "Gate"]
@@ -45,6 +46,9 @@ class Evidence:
     problem_scores: dict[str, float]
     champion_problem_scores: dict[str, float] | None
     problem_minimums: dict[str, float]
+    #: per [fairness] groups column: the largest accuracy gap between two of its groups
+    #: on the gate split (None: fewer than two groups large enough to compare)
+    group_gaps: dict[str, GroupGap | None] = field(default_factory=dict)
 
     @property
     def metric(self) -> str:

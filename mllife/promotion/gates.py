@@ -184,6 +184,35 @@ def _latency(e: Evidence) -> Gate:
     return _budget("latency", what, e.latency_p95_ms, e.policy.max_p95_latency_ms, "ms")
 
 
+def _group_gap(e: Evidence) -> Gate:
+    """[fairness] groups: no two groups of a column further apart in accuracy than
+    max_group_gap beyond chance (the whole 95% interval of the gap above it)."""
+    bar = e.policy.max_group_gap
+    gaps = {column: gap for column, gap in e.group_gaps.items() if gap is not None}
+    if not e.group_gaps:
+        return Gate("group_gap", True, None, bar, "no [fairness] groups named", False)
+    if not gaps:
+        reason = "no column has two groups large enough to compare"
+        return Gate("group_gap", True, None, bar, reason, False, split=e.split)
+    column, worst = max(gaps.items(), key=lambda kv: kv[1].low)
+    said = [
+        f"{name}: {gap.better} vs {gap.worse} {gap.gap:+.4f} [{gap.low:+.4f}, {gap.high:+.4f}]"
+        for name, gap in sorted(gaps.items())
+    ]
+    if bar is None:
+        reason = f"{e.split} accuracy gaps (no max_group_gap set): " + "; ".join(said)
+        return Gate("group_gap", True, worst.gap, None, reason, False, split=e.split)
+    ok = worst.low <= bar
+    verdict = (
+        "within the bar or within chance"
+        if ok
+        else f"{column}'s gap exceeds {bar:.4f} beyond chance (its interval starts at"
+        f" {worst.low:+.4f}): look at {worst.worse}'s errors, or add its examples"
+    )
+    reason = f"{e.split} accuracy gaps: " + "; ".join(said) + f"; {verdict}"
+    return Gate("group_gap", ok, worst.gap, bar, reason, split=e.split)
+
+
 FIXED_GATES: tuple[GateSpec, ...] = (
     GateSpec(
         "val_test_agreement",
@@ -226,6 +255,13 @@ FIXED_GATES: tuple[GateSpec, ...] = (
         "p95 single-prediction latency over 200 timed predictions within max_p95_latency_ms"
         " (when set).",
         _latency,
+    ),
+    GateSpec(
+        "group_gap",
+        "Per [fairness] groups column, the largest accuracy gap between two groups on the"
+        " gate split: refused when its 95% interval lies wholly above max_group_gap (when"
+        " set).",
+        _group_gap,
     ),
 )
 

@@ -107,13 +107,16 @@ def decide(
     problem_scores: dict[str, float] | None = None,
     champion_problem_scores: dict[str, float] | None = None,
     problem_minimums: dict[str, float] | None = None,
+    group_gaps: dict | None = None,
 ) -> Decision:
     """Apply every gate of ``policy`` (``mllife.promotion.gates``) to a challenger.
 
     ``comparison`` is challenger versus champion on the same rows of the gate split
     (``policy.gate_split``; None when there is no champion, or the challenger *is* the
     champion). ``test`` is the challenger's report on the sealed test set, which the
-    absolute gates read unless ``policy.gate_split`` is "validation".
+    absolute gates read unless ``policy.gate_split`` is "validation". ``group_gaps``: per
+    ``[fairness] groups`` column, its largest accuracy gap on the gate split
+    (``mllife.evaluation.groups.group_quality``).
     """
     if policy.gate_split == "test" and test is None:
         raise ValueError(
@@ -138,6 +141,7 @@ def decide(
         problem_scores=problem_scores or {},
         champion_problem_scores=champion_problem_scores,
         problem_minimums=problem_minimums or {},
+        group_gaps=group_gaps or {},
     )
     gates = tuple(spec.check(evidence) for spec in gate_specs(policy))
     metric = policy.selection_metric
