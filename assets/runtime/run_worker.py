@@ -41,7 +41,10 @@ def reconstructable_repository(root: str) -> ReconstructableRepository:
     return ReconstructableRepository.for_module(module, attribute, working_directory=root)
 
 
-def execute(run_id: str, repository: ReconstructableRepository, instance) -> None:
+def execute(run_id: str, repository: ReconstructableRepository) -> None:
+    # opened only now: before the run exists the command may still be creating the
+    # instance's storage (two processes creating its SQLite tables at once collide)
+    instance = dg.DagsterInstance.get()
     run = instance.get_run_by_id(run_id)
     if run is None:
         raise SystemExit(f"run {run_id} is not in the instance at {instance.root_directory}")
@@ -68,13 +71,11 @@ def main() -> int:
     parser.add_argument("--root", required=True, help="the project folder")
     args = parser.parse_args()
     with capture_interrupts():
-        # the imports, the graph and the instance's storage, before the run exists
         repository = reconstructable_repository(args.root)
-        repository.get_definition()
-        instance = dg.DagsterInstance.get()
+        repository.get_definition()  # the imports and the graph, before the run exists
         run_id = sys.stdin.readline().strip()
         if run_id:
-            execute(run_id, repository, instance)
+            execute(run_id, repository)
     return 0
 
 
