@@ -144,16 +144,21 @@ def test_the_data_stage_does_not_import_torch(heavy):
     assert not violations, "\n".join(violations)
 
 
-def test_the_data_stage_loads_without_torch_in_a_fresh_interpreter():
+def _loaded_in_a_fresh_interpreter(modules: str, watched: tuple[str, ...]) -> str:
+    """Which of ``watched`` importing ``modules`` (comma-separated) loads, as printed by
+    a new interpreter: "[]" for none."""
     import subprocess
 
-    code = (
-        "import sys, mllife.data.stage, mllife.data.add, mllife.data.split;"
-        "print(sorted(m for m in ('torch', 'torchvision', 'dagster') if m in sys.modules))"
-    )
-    out = subprocess.run(
+    code = f"import sys, {modules}; print(sorted(m for m in {watched!r} if m in sys.modules))"
+    return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     ).stdout.strip()
+
+
+def test_the_data_stage_loads_without_torch_in_a_fresh_interpreter():
+    out = _loaded_in_a_fresh_interpreter(
+        "mllife.data.stage, mllife.data.add, mllife.data.split", ("torch", "torchvision", "dagster")
+    )
     assert out == "[]", f"importing the data stage loaded {out}"
 
 
@@ -298,13 +303,7 @@ def test_a_table_model_and_its_server_load_without_torchvision():
     """Loading a scikit-learn model (its base class knows image preprocessing) and the
     server's app: torchvision (~1.2 s: its ops pull in torch._dynamo) loads only where an
     image is transformed."""
-    import subprocess
-
-    code = (
-        "import sys, mllife.serve._app, mllife.models.sklearn_model;"
-        "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))"
+    out = _loaded_in_a_fresh_interpreter(
+        "mllife.serve._app, mllife.models.sklearn_model", ("torchvision", "torch._dynamo")
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
-    ).stdout.strip()
     assert out == "[]", f"a table model's server loaded {out}"

@@ -3,9 +3,9 @@
 import dagster as dg
 
 from assets.graph.resources import MllifeProject
-from mllife._errors import ConfigError
 from mllife.data.images import CleanData
 from mllife.data.split import SplitSet
+from mllife.evaluation.groups import grouped_rows
 from mllife.evaluation.test_budget import sealed_set_wear
 from mllife.models.registry import recorded_backbone
 from mllife.monitoring.batch import BatchDrift, staleness
@@ -59,13 +59,7 @@ def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_
     )
     fairness = None
     if config.fairness.groups:
-        rows = split_rows(splits.rows, "validation")
-        missing = [c for c in config.fairness.groups if c not in rows.columns]
-        if missing:
-            raise ConfigError(
-                f"fairness.groups names {missing}, not columns of the table; columns are"
-                f" {list(splits.columns or {})[:20]}"
-            )
+        rows = grouped_rows(splits, "validation", config.fairness.groups)
         fairness = fairness_section(rows, best.validation_predictions, config.fairness.groups)
     return {"gallery": gallery, "problems": problems, "monitoring": monitoring,
             "fairness": fairness}  # fmt: skip

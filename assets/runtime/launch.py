@@ -44,6 +44,10 @@ __all__ = ["FollowedRun", "ProjectWorkspace", "follow", "project_workspace"]
 
 #: how often the event log is read while following a run
 POLL_S = 0.1
+#: why a started run whose worker is gone is marked failed
+WORKER_GONE = (
+    "its run worker is gone: its process (or the code server that ran it) no longer exists"
+)
 
 
 @dataclass
@@ -170,14 +174,13 @@ def monitor_runs(instance: dg.DagsterInstance, *, own_run: str | None = None) ->
     ):
         run = record.dagster_run
         if run.run_id != own_run and worker_alive(instance, run) is False:
-            instance.report_run_failed(
-                run, message="its run worker is gone: no code server runs it any more"
-            )
+            instance.report_run_failed(run, message=WORKER_GONE)
     for _ in concurrency_slots_iteration(instance, _quiet):
         pass
 
 
 _quiet = logging.getLogger("mllife.run_monitoring")
+
 
 #: seconds between monitoring rounds while following a run
 MONITOR_EVERY_S = 2.0

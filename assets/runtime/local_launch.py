@@ -88,7 +88,6 @@ class LocalLocation:
     execute the run created from them."""
 
     instance: dg.DagsterInstance
-    root: Path
     recon: object  # ReconstructableRepository
     repository: object  # RepositoryDefinition, loaded from ``recon``
     origin: object  # RemoteRepositoryOrigin
@@ -157,7 +156,7 @@ def local_location(
     origin = RemoteRepositoryOrigin(
         code_location_origin=_code_location_origin(root), repository_name=repository.name
     )
-    yield LocalLocation(instance, root, recon, repository, origin, worker)
+    yield LocalLocation(instance, recon, repository, origin, worker)
 
 
 class LocalWorkerWatch:

@@ -90,7 +90,9 @@ def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[dict | None
 
 
 def _latest_of(instance: dg.DagsterInstance, keys) -> dict:
-    """``_latest`` of each key, in one query of the event log."""
+    """``_latest`` of each key, in one query of the event log (none for no keys)."""
+    if not keys:
+        return {}
     events = instance.get_latest_materialization_events(keys)
     return {key: _tags_and_run(events.get(key)) for key in keys}
 

@@ -15,7 +15,13 @@ import dagster as dg
 from assets.executors.execution import run_config_for
 from assets.executors.team import BROKER_VARIABLE, data_pin
 from assets.graph.resources import CONFIG_DIGEST_TAG
-from assets.runtime.launch import follow, monitor_runs, project_workspace, worker_alive
+from assets.runtime.launch import (
+    WORKER_GONE,
+    follow,
+    monitor_runs,
+    project_workspace,
+    worker_alive,
+)
 from assets.runtime.local_launch import local_location
 from assets.runtime.memo import plan_run
 from mllife._errors import MllifeError
@@ -143,9 +149,6 @@ def _resumable(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
                 f"run {run_id} is still {run.status.value.lower()}; wait for it, or"
                 " terminate it (Ctrl-C in its `mllife run`, or Terminate in `mllife ui`)"
             )
-        instance.report_run_failed(
-            run,
-            message="its run worker is gone: no code server runs it any more",
-        )
+        instance.report_run_failed(run, message=WORKER_GONE)
         run = instance.get_run_by_id(run_id)
     return run

@@ -62,18 +62,20 @@ def read_sealed_test(
     cached, when given). Every call is recorded in ``test_reads``."""
     rows = split_rows(splits.rows, "test")
     inputs = model_inputs(rows, config=config, columns=splits.columns, preprocessor=preprocessor)
-    record_test_read(store, splits, model_hash=model_hash, asset=asset, run_id=run_id)
+    record_test_read(store, splits, rows, model_hash=model_hash, asset=asset, run_id=run_id)
     return rows, inputs
 
 
-def record_test_read(store: Store, splits: SplitSet, *, model_hash, asset, run_id) -> None:
-    """One read of the sealed test set, in the audit log ``test_reads``."""
+def record_test_read(
+    store: Store, splits: SplitSet, rows: pl.DataFrame, *, model_hash, asset, run_id
+) -> None:
+    """One read of the sealed test set (its ``rows``), in the audit log ``test_reads``."""
     store.record_test_read(
         split_version=splits.split_version,
         model_hash=model_hash,
         asset=asset,
         run_id=run_id,
-        n_rows=split_rows(splits.rows, "test").height,
+        n_rows=rows.height,
     )
 
 
@@ -154,7 +156,7 @@ def with_test(
         classes, proba = model.classes, model.predict_proba(inputs)
         remember_test_proba(config, ref.model_hash, splits, rows, classes, proba)
     else:
-        record_test_read(store, splits, model_hash=ref.model_hash, asset=asset, run_id=run_id)
+        record_test_read(store, splits, rows, model_hash=ref.model_hash, asset=asset, run_id=run_id)
         classes, proba = cached
     test, test_pred, _ = _report_from(classes, proba, rows)
     _record(store, ref, "test", test, splits.split_version, run_id)

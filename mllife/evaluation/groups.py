@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mllife._errors import ConfigError
 from mllife.metrics import difference_interval, wilson_interval
+from mllife.preprocess.inputs import split_rows
 
-__all__ = ["GroupGap", "GroupQuality", "group_quality"]
+__all__ = ["GroupGap", "GroupQuality", "group_quality", "grouped_rows"]
 
 #: a group smaller than this is listed but never part of a gap (its interval is too wide)
 MIN_GROUP_ROWS = 10
@@ -73,3 +75,15 @@ def group_quality(
     best, worst = ranked[0], ranked[-1]
     gap, low, high = difference_interval(best.accuracy, best.n, worst.accuracy, worst.n)
     return result, GroupGap(best.group, worst.group, gap, low, high)
+
+
+def grouped_rows(splits, split: str, columns: tuple[str, ...]):
+    """The rows of ``split``, checked to hold every ``[fairness] groups`` column."""
+    rows = split_rows(splits.rows, split)
+    missing = [c for c in columns if c not in rows.columns]
+    if missing:
+        raise ConfigError(
+            f"fairness.groups names {missing}, not columns of the table; columns are"
+            f" {list(splits.columns or {})[:20]}"
+        )
+    return rows

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mllife._errors import ConfigError, PromotionError
+from mllife._errors import PromotionError
 from mllife.config.project import ProjectConfig
 from mllife.data.split import SplitSet
 from mllife.evaluation.candidate import (
@@ -18,7 +18,7 @@ from mllife.evaluation.candidate import (
     record_test_read,
     with_test,
 )
-from mllife.evaluation.groups import group_quality
+from mllife.evaluation.groups import group_quality, grouped_rows
 from mllife.evaluation.latency import p95_latency_ms
 from mllife.evaluation.prediction_cache import cached_test_proba
 from mllife.metrics import Comparison, compare
@@ -114,8 +114,8 @@ def _paired_comparison(
         ours = best.test_predictions
         cached = cached_test_proba(config, current.model_hash, splits, rows)
         if cached is not None:  # the champion's own test read of an earlier run, reused
-            record_test_read(store, splits, model_hash=current.model_hash, asset="challenger",
-                             run_id=run_id)  # fmt: skip
+            record_test_read(store, splits, rows, model_hash=current.model_hash,
+                             asset="challenger", run_id=run_id)  # fmt: skip
             classes, proba = cached
             theirs = [classes[i] for i in proba.argmax(axis=1)]
         else:
@@ -146,13 +146,7 @@ def _group_gaps(best: CandidateEvaluation, splits: SplitSet, config: ProjectConf
     if not columns:
         return {}
     split = config.promotion.gate_split
-    rows = split_rows(splits.rows, split)
-    missing = [c for c in columns if c not in rows.columns]
-    if missing:
-        raise ConfigError(
-            f"fairness.groups names {missing}, not columns of the table; columns are"
-            f" {list(splits.columns or {})[:20]}"
-        )
+    rows = grouped_rows(splits, split, columns)
     predicted = best.test_predictions if split == "test" else best.validation_predictions
     labels = rows["label"].to_list()
     return {c: group_quality(labels, predicted, rows[c].to_list())[1] for c in columns}
