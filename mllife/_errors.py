@@ -13,6 +13,7 @@ Every error says what was wrong, where (file, key, row) and what to do about it.
     ├── VersioningError      DVC failed or its lock could not be taken
     ├── PromotionError       a promotion or rollback was refused
     ├── ProblemError         a known problem or pattern cannot be added or removed
+    │   └── ReviewError      a review desk action refused (its HTTP status attached)
     ├── ServingError         the server cannot start or serve (no champion, bad key)
     └── ServiceError         a team service (PostgreSQL) cannot be reached
 """
@@ -27,6 +28,7 @@ __all__ = [
     "MllifeError",
     "ProblemError",
     "PromotionError",
+    "ReviewError",
     "ServiceError",
     "ServingError",
     "StoreError",
@@ -82,6 +84,15 @@ class PromotionError(MllifeError, RuntimeError):
 
 class ProblemError(MllifeError, ValueError):
     """A known problem or pattern cannot be added, found or removed."""
+
+
+class ReviewError(ProblemError):
+    """A review desk action that cannot be taken: no such prediction (404), one the
+    reviewer may not see (403), an input that was not kept (409), a bad label (422)."""
+
+    def __init__(self, message: str, *, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ServingError(MllifeError, RuntimeError):

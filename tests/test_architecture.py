@@ -29,6 +29,7 @@ FLOORS = [
     ("mllife.problems",),
     ("mllife.promotion",),
     ("mllife.monitoring",),
+    ("mllife.review",),
     ("mllife.serve",),
     ("mllife.reporting",),
     ("mllife.scaffold",),

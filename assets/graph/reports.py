@@ -9,7 +9,12 @@ from mllife.evaluation.groups import grouped_rows
 from mllife.evaluation.test_budget import sealed_set_wear
 from mllife.models.registry import recorded_backbone
 from mllife.monitoring.batch import BatchDrift, staleness
-from mllife.monitoring.traffic import served_quality, shadow_comparison, traffic_summary
+from mllife.monitoring.traffic import (
+    served_quality,
+    served_ratings,
+    shadow_comparison,
+    traffic_summary,
+)
 from mllife.preprocess.inputs import split_rows
 from mllife.problems.registry import ProblemRegistry
 from mllife.problems.scoring import ProblemScores
@@ -52,6 +57,7 @@ def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_
         drift_report,
         traffic=traffic_summary(store),
         quality=served_quality(store),
+        ratings=served_ratings(store),
         shadow=shadow_comparison(store),
         age=staleness(config, store),
         first_champion=action == "promoted" and challenger.decision.first_run,

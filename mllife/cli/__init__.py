@@ -11,7 +11,17 @@ import os
 import sys
 
 from mllife._errors import MllifeError
-from mllife.cli import _data, _init, _lifecycle, _problems, _rollout, _serving, _team, _ui
+from mllife.cli import (
+    _data,
+    _init,
+    _lifecycle,
+    _problems,
+    _review,
+    _rollout,
+    _serving,
+    _team,
+    _ui,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -32,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         return add_parser(name, **kwargs)
 
     sub.add_parser = described
-    for group in (_init, _lifecycle, _ui, _rollout, _problems, _serving, _data, _team):
+    for group in (_init, _lifecycle, _ui, _rollout, _problems, _review, _serving, _data, _team):
         group.register(sub)
     return parser
 

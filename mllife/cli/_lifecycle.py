@@ -117,6 +117,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _orchestrate(args, "assets.runtime.run", *extra)
 
 
+def _print_ratings(config, store) -> None:
+    """Users' ratings per model version, the segments not yet ingested included."""
+    from mllife.monitoring.served_view import served_views
+    from mllife.monitoring.traffic import served_ratings
+
+    with served_views(config, store) as views:
+        ratings = served_ratings(store, every=None, views=views)
+    if ratings.height:
+        print("users' ratings of served predictions (POST /rating):")
+        for row in ratings.iter_rows(named=True):
+            print(
+                f"  {row['model_name']} {row['model']}: {row['ratings']} ratings, mean"
+                f" {row['mean_rating']:.2f}/5, {row['low_share']:.0%} rated 1-2"
+            )
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from mllife.models.environment import describe_changes, environment_changes
     from mllife.models.registry import recorded_backbone
@@ -169,6 +185,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f" {row['name']} {row['model_hash'][:12]} (was {previous}): {row['reason']}"
             )
     _print_rollout(config, store)
+    _print_ratings(config, store)
     refused = store.query(
         "SELECT run_id, name, model_hash, summary, created_at FROM challengers"
         " WHERE NOT passed ORDER BY created_at DESC LIMIT 10"

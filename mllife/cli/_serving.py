@@ -29,9 +29,10 @@ def register(sub) -> None:
         "--routes",
         nargs="+",
         default=["predict", "feedback", "model"],
-        choices=["predict", "feedback", "model", "feedback_any"],
+        choices=["predict", "feedback", "model", "feedback_any", "review"],
         help="what the key may call (default: predict feedback model); feedback: label"
-        " the key's own predictions; feedback_any: any key's",
+        " the key's own predictions; feedback_any: any key's; review: the review desk"
+        " (/review: every served input of the models the key may use)",
     )
     kcreate.add_argument(
         "--models", nargs="+", default=["*"], help="candidate names it may use, or *"

@@ -10,6 +10,7 @@ __all__ = [
     "AlertsConfig",
     "LogConfig",
     "MonitoringConfig",
+    "ReviewConfig",
     "RolloutConfig",
     "ServingConfig",
     "TeamConfig",
@@ -163,6 +164,26 @@ class MonitoringConfig(_Section):
     #: served predictions, feedback and failures older than this many days are deleted
     #: from the store at every ingestion (None: kept)
     keep_days: float | None = Field(None, gt=0)
+
+
+class ReviewConfig(_Section):
+    """The review desk (``/review`` on ``mllife serve``, ``mllife review``): served images
+    kept so a person can see them, within a size and an age limit. Kept inputs live only
+    in the project's ``.mllife/served_inputs/``, named by their SHA-256."""
+
+    #: keep served images for review (table rows are reviewed from the prediction log)
+    keep_inputs: bool = True
+    #: a served image larger than this is not kept (its item shows "not kept")
+    max_input_kb: int = Field(2048, ge=1)
+    #: at most this much is kept; past it, new inputs are not kept until old ones expire
+    max_total_mb: float = Field(512.0, gt=0)
+    #: kept inputs older than this are deleted (by the server, hourly, and at every
+    #: ingestion of served traffic)
+    keep_days: float = Field(30.0, gt=0)
+    #: items per queue page
+    page_size: int = Field(25, ge=1, le=200)
+    #: longest rating comment accepted (422 above it)
+    max_comment_chars: int = Field(1000, ge=1, le=100_000)
 
 
 class AlertsConfig(_Section):

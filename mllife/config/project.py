@@ -17,6 +17,7 @@ from mllife._errors import ConfigError
 from mllife.config.ops import (
     AlertsConfig,
     MonitoringConfig,
+    ReviewConfig,
     ServingConfig,
     TeamConfig,
     VersioningConfig,
@@ -79,6 +80,7 @@ class _File(_Section):
     store: StoreConfig = StoreConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    review: ReviewConfig = ReviewConfig()
     alerts: AlertsConfig = AlertsConfig()
     fairness: FairnessConfig = FairnessConfig()
     versioning: VersioningConfig = VersioningConfig()
@@ -154,6 +156,7 @@ class ProjectConfig:
     training = property(lambda self: self._file.training)
     serving = property(lambda self: self._file.serving)
     monitoring = property(lambda self: self._file.monitoring)
+    review = property(lambda self: self._file.review)
     alerts = property(lambda self: self._file.alerts)
     fairness = property(lambda self: self._file.fairness)
     versioning = property(lambda self: self._file.versioning)
@@ -260,6 +263,11 @@ class ProjectConfig:
     def predictions_dir(self) -> Path:
         """Parquet segments of served predictions and feedback, before ingestion."""
         return self.state_dir / "predictions"
+
+    @property
+    def served_inputs_dir(self) -> Path:
+        """Served images kept for the review desk, named by their SHA-256."""
+        return self.state_dir / "served_inputs"
 
     @property
     def dagster_home(self) -> Path:

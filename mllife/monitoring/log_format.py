@@ -18,6 +18,9 @@ __all__ = [
     "PREDICTION_ID",
     "PREDICTION_ID_SQL",
     "PREDICTION_SCHEMA",
+    "RATING_SCHEMA",
+    "REVIEW_ACTIONS",
+    "REVIEW_SCHEMA",
     "prediction_ids",
     "remove_orphaned_temp_files",
     "temp_suffix",
@@ -76,5 +79,27 @@ FEEDBACK_SCHEMA = {
     "prediction_id": pl.String,
     "label": pl.String,
     "key_name": pl.String,
+    "received_at": pl.Datetime("us"),
+}
+
+#: a user's rating of one served prediction: 1 (bad) to 5 (good); thumbs down/up are 1/5
+RATING_SCHEMA = {
+    "prediction_id": pl.String,
+    "rating": pl.Int8,
+    "comment": pl.String,
+    "key_name": pl.String,
+    "received_at": pl.Datetime("us"),
+}
+
+#: what a reviewer did with a queue item: labelled it (the label is also feedback),
+#: skipped it, or added its input to a known problem as a pattern
+REVIEW_ACTIONS = ("label", "skip", "pattern")
+REVIEW_SCHEMA = {
+    "prediction_id": pl.String,
+    "input_hash": pl.String,
+    "action": pl.String,
+    "label": pl.String,
+    "problem": pl.String,
+    "reviewer": pl.String,
     "received_at": pl.Datetime("us"),
 }

@@ -16,11 +16,14 @@ from pathlib import Path
 import polars as pl
 
 from mllife.config.project import ProjectConfig
+from mllife.monitoring.kept_inputs import prune_kept_inputs
 from mllife.monitoring.log_format import (
     FAILURE_SCHEMA,
     FEEDBACK_SCHEMA,
     PREDICTION_ID_SQL,
     PREDICTION_SCHEMA,
+    RATING_SCHEMA,
+    REVIEW_SCHEMA,
     remove_orphaned_temp_files,
 )
 from mllife.storage.ledger import ingest_once
@@ -31,8 +34,12 @@ __all__ = [
     "forget_older_than",
     "ingest_segments",
     "pending_segments",
+    "segment_select",
+    "segments",
+    "SEGMENT_TABLES",
     "served_features",
     "served_quality",
+    "served_ratings",
     "shadow_comparison",
     "traffic_summary",
 ]
@@ -41,8 +48,12 @@ _TABLES = {
     "pred": ("predictions", PREDICTION_SCHEMA),
     "feedback": ("feedback", FEEDBACK_SCHEMA),
     "failed": ("served_failures", FAILURE_SCHEMA),
+    "rating": ("ratings", RATING_SCHEMA),
+    "review": ("reviews", REVIEW_SCHEMA),
 }
 _SCHEMAS = dict(_TABLES.values())
+#: a segment's prefix -> its table in the store
+SEGMENT_TABLES = {prefix: table for prefix, (table, _) in _TABLES.items()}
 
 
 @dataclass(frozen=True)
@@ -56,9 +67,12 @@ class IngestResult:
     orphans_removed: int = 0
     #: requests a model failed to answer
     failures: int = 0
+    #: users' ratings and reviewers' actions
+    ratings: int = 0
+    reviews: int = 0
 
 
-def _segments(folder: Path) -> list[tuple[str, Path]]:
+def segments(folder: Path) -> list[tuple[str, Path]]:
     found = []
     for prefix in _TABLES:
         found += [(prefix, p) for p in sorted(folder.glob(f"{prefix}-*.parquet"))]
@@ -68,10 +82,10 @@ def _segments(folder: Path) -> list[tuple[str, Path]]:
 def pending_segments(config: ProjectConfig) -> int:
     """Complete log segments waiting to be ingested (each is deleted once it is)."""
     folder = config.predictions_dir
-    return len(_segments(folder)) if folder.is_dir() else 0
+    return len(segments(folder)) if folder.is_dir() else 0
 
 
-def _segment_select(conn, path: Path, schema: dict) -> str:
+def segment_select(conn, path: Path, schema: dict) -> str:
     """A SELECT (one ``?``: the segment's path) giving a segment's rows in the store
     table's column order. Table servers log features as a typed struct (fields sorted),
     made canonical JSON here; table rows are hashed from that JSON."""
@@ -118,27 +132,29 @@ def _segment_select(conn, path: Path, schema: dict) -> str:
 def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
     """Move every complete segment under ``.mllife/predictions/`` into the store."""
     folder = config.predictions_dir
-    segments = _segments(folder) if folder.is_dir() else []
+    found = segments(folder) if folder.is_dir() else []
     orphans = remove_orphaned_temp_files(folder) if folder.is_dir() else []
-    tables = [(_TABLES[prefix][0], path) for prefix, path in segments]
+    tables = [(_TABLES[prefix][0], path) for prefix, path in found]
     rows, ingested, already = ingest_once(store, tables, _insert, crash_prefix="ingest")
     if config.monitoring.keep_days is not None:
         forget_older_than(store, config.monitoring.keep_days)
+    prune_kept_inputs(config.served_inputs_dir, keep_days=config.review.keep_days)
     return IngestResult(
         rows.get("predictions", 0), rows.get("feedback", 0), ingested, already, len(orphans),
-        rows.get("served_failures", 0),
+        rows.get("served_failures", 0), rows.get("ratings", 0), rows.get("reviews", 0),
     )  # fmt: skip
 
 
 def forget_older_than(store: Store, days: float) -> dict[str, int]:
-    """Delete served predictions, feedback and failures received more than ``days`` ago
+    """Delete served predictions, feedback, failures, ratings and reviews received more
+    than ``days`` ago
     (``[monitoring] keep_days``), in one transaction; the rows deleted per table."""
     from datetime import UTC, datetime, timedelta
 
     cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=days)
     deleted = {}
     with store.writing() as conn:
-        for table in ("predictions", "feedback", "served_failures"):
+        for table in ("predictions", "feedback", "served_failures", "ratings", "reviews"):
             (n,) = conn.execute(
                 f"SELECT count(*) FROM {table} WHERE received_at < ?", [cutoff]
             ).fetchone()
@@ -149,7 +165,7 @@ def forget_older_than(store: Store, days: float) -> dict[str, int]:
 
 def _insert(conn, table: str, path: Path) -> int:
     schema = _SCHEMAS[table]
-    select = _segment_select(conn, path, schema)
+    select = segment_select(conn, path, schema)
     (n,) = conn.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
     (inserted,) = conn.execute(
         f"INSERT INTO {table} ({', '.join(schema)}, segment) SELECT rows.*, ? FROM ({select}) rows",
@@ -192,6 +208,28 @@ def served_quality(store: Store, *, every: str = "day") -> pl.DataFrame:
         f" FROM predictions p JOIN ({_LATEST_FEEDBACK}) f USING (prediction_id)"
         " WHERE p.answered GROUP BY ALL ORDER BY period, model_name"
     )
+
+
+def served_ratings(store: Store, *, every: str | None = "day", views=None) -> pl.DataFrame:
+    """Users' ratings (``POST /rating``) per period (``every``; None: all time) and
+    model: how many, their mean (1-5), and the share rated 1 or 2. ``views``: a
+    connection with ``served_view``'s views (the segments not yet ingested included)."""
+    if every not in (None, "hour", "day", "week", "month"):
+        raise ValueError(f"every must be None, hour, day, week or month, got {every!r}")
+    period = "NULL::TIMESTAMP" if every is None else f"date_trunc('{every}', r.received_at)"
+    prefix = "served_" if views is not None else ""
+    sql = (
+        f"SELECT {period} AS period, p.model_name, left(p.model_hash, 12) AS model,"
+        " count(*) AS ratings, avg(r.rating) AS mean_rating,"
+        " avg((r.rating <= 2)::INTEGER) AS low_share"
+        f" FROM {prefix}ratings r JOIN {prefix}predictions p USING (prediction_id)"
+        " WHERE p.answered GROUP BY ALL ORDER BY period, model_name"
+    )
+    if views is None:
+        return store.query(sql)
+    cursor = views.execute(sql)
+    rows = cursor.fetchall()
+    return pl.DataFrame(rows, schema=[d[0] for d in cursor.description], orient="row")
 
 
 def shadow_comparison(store: Store) -> pl.DataFrame:

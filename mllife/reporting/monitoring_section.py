@@ -1,6 +1,6 @@
 """The monitoring part of the status report: drift of new data and of served inputs
 (with a chart of each column's effect), served traffic, accuracy on served data from
-feedback over time, shadow agreement, and the champion's age."""
+feedback over time and users' ratings beside it, shadow agreement, and the champion's age."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import polars as pl
 
 from mllife.monitoring.batch import BatchDrift, Staleness
 from mllife.reporting.blocks import Figure, Heading, Paragraph, ReportSection, Table, sentence
-from mllife.reporting.plots import drift_effects_png, served_accuracy_png
+from mllife.reporting.plots import drift_effects_png, served_accuracy_png, served_ratings_png
 
 __all__ = ["monitoring_section"]
 
@@ -140,6 +140,28 @@ def _quality(parts: _Parts, quality: pl.DataFrame) -> None:
     )
 
 
+def _ratings(parts: _Parts, ratings: pl.DataFrame) -> None:
+    if not ratings.height:
+        return
+    rows = [
+        [r["period"], r["model_name"], r["model"], r["ratings"], f"{r['mean_rating']:.2f}",
+         f"{r['low_share']:.0%}"]
+        for r in ratings.iter_rows(named=True)
+    ]  # fmt: skip
+    parts.add(
+        Heading("Users' ratings of served predictions", 4),
+        Figure(served_ratings_png(ratings), "users' mean rating over time"),
+        Table.of(["period", "model", "hash", "ratings", "mean (1-5)", "rated 1-2"], rows),
+    )
+    latest = ratings.sort("period").row(-1, named=True)
+    if latest["low_share"] >= 0.2:
+        parts.steps.append(
+            f"{latest['low_share']:.0%} of {latest['model_name']}'s latest ratings are 1 or 2:"
+            " review them at /review (`mllife review list`) and add what goes wrong to a"
+            " known problem."
+        )
+
+
 def _shadow(parts: _Parts, shadow: pl.DataFrame) -> None:
     if not shadow.height:
         return
@@ -170,6 +192,7 @@ def monitoring_section(
     quality: pl.DataFrame,
     shadow: pl.DataFrame,
     age: Staleness,
+    ratings: pl.DataFrame | None = None,
     first_champion: bool = False,
     deployed: bool = False,
 ) -> ReportSection:
@@ -179,6 +202,8 @@ def monitoring_section(
     _drift(parts, drift, first_champion, deployed)
     _traffic(parts, traffic)
     _quality(parts, quality)
+    if ratings is not None:
+        _ratings(parts, ratings)
     _shadow(parts, shadow)
     _freshness(parts, age)
     return ReportSection("monitoring", "Monitoring", tuple(parts.blocks), parts.client, parts.steps)

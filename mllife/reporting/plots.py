@@ -14,6 +14,7 @@ __all__ = [
     "metric_history_png",
     "problem_history_png",
     "served_accuracy_png",
+    "served_ratings_png",
     "to_png",
 ]
 
@@ -130,6 +131,31 @@ def served_accuracy_png(quality: pl.DataFrame) -> bytes | None:
     ax.set_xlabel("period (day of the served predictions)")
     ax.set_ylabel("served accuracy (feedback)")
     ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    _legend_beside(ax)
+    fig.autofmt_xdate()
+    return to_png(fig)
+
+
+@memoized
+def served_ratings_png(ratings: pl.DataFrame) -> bytes | None:
+    """Users' mean rating (1-5) per period, one line per model: beside served accuracy."""
+    if ratings.height == 0:
+        return None
+    import datetime as dt
+
+    import matplotlib.dates as mdates
+
+    fig, ax = figure(width=7.2)
+    for (name,), part in ratings.sort("period").group_by(["model_name"], maintain_order=True):
+        ax.plot(part["period"].to_list(), part["mean_rating"].to_list(), marker="o", label=name)
+    periods = ratings["period"].to_list()
+    if min(periods) == max(periods):
+        ax.set_xlim(min(periods) - dt.timedelta(days=1), max(periods) + dt.timedelta(days=1))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    ax.set_xlabel("period (day of the ratings)")
+    ax.set_ylabel("users' mean rating (1-5)")
+    ax.set_ylim(0.8, 5.2)
     ax.grid(alpha=0.3)
     _legend_beside(ax)
     fig.autofmt_xdate()

@@ -7,7 +7,15 @@ import polars as pl
 
 from mllife.problems.registry import ProblemRegistry
 from mllife.problems.scoring import ProblemScores
-from mllife.reporting.blocks import Figure, Heading, ReportSection, Table, Tile, Tiles
+from mllife.reporting.blocks import (
+    Figure,
+    Heading,
+    Paragraph,
+    ReportSection,
+    Table,
+    Tile,
+    Tiles,
+)
 from mllife.reporting.gallery import thumbnail
 from mllife.reporting.plots import problem_history_png
 
@@ -65,6 +73,11 @@ def problem_section(
     )
     ours = scores.of(challenger_hash)
     before = scores.of(champion_hash) if champion_hash != challenger_hash else {}
+    origins = registry.store.query(
+        "SELECT problem, count(*) FILTER (WHERE source = 'production') AS production,"
+        " count(*) AS patterns FROM patterns GROUP BY problem"
+    )
+    from_production = {r["problem"]: r["production"] for r in origins.iter_rows(named=True)}
     rows, client, steps, tiles = [], [], [], []
     for problem in problems.iter_rows(named=True):
         name = problem["name"]
@@ -78,6 +91,7 @@ def problem_section(
                 f"{ours.get(name, float('nan')):.2f}",
                 f"{before[name]:.2f}" if name in before else "",
                 f"{right}/{positives.height}",
+                f"{from_production.get(name, 0)} of {problem['patterns']}",
                 problem["min_score"] or "",
             ]
         )
@@ -89,9 +103,15 @@ def problem_section(
             steps += _steps_for_a_failing_problem(name, problem["description"])
         if registry.config.data.kind == "images":
             tiles += _pattern_tiles(registry, name, part)
-    header = ["problem", "accuracy", "champion", "positives right", "min score"]
+    header = ["problem", "accuracy", "champion", "positives right", "from production",
+              "min score"]  # fmt: skip
+    production = sum(from_production.values())
     blocks = [
         Table.of(header, rows),
+        Paragraph(
+            f"{production} of {int(problems['patterns'].sum())} patterns came from production"
+            " (served inputs added at the review desk, or imported as production examples)."
+        ),
         Heading("Error rate per problem across model versions"),
         Figure(problem_history_png(scores.history), "problem history"),
     ]

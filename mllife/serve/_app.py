@@ -1,8 +1,10 @@
 """The model server: a Starlette app answering with the champion.
 
-Routes: ``POST /predict``, ``POST /feedback``, ``GET /model`` (each needs an API key
-allowed that route) and ``GET /health`` (open). Every answered prediction is logged;
-a request refused for any reason (401, 403, 4xx) logs nothing as a prediction.
+Routes: ``POST /predict``, ``POST /feedback``, ``POST /rating``, ``GET /model`` (each
+needs an API key allowed that route; a rating needs ``predict``), ``GET /health`` and
+``GET /metrics`` (open), and the review desk under ``/review`` (a key with the
+``review`` scope). Every answered prediction is logged; a request refused for any
+reason (401, 403, 4xx) logs nothing as a prediction.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from mllife._errors import DataError, MllifeError
 from mllife._faults import fail_point
 from mllife.config.project import ProjectConfig
+from mllife.monitoring.kept_inputs import InputKeeper
 from mllife.preprocess.column_batch import ColumnBatch
 from mllife.serve._failures import report_model_failure, server_fault
 from mllife.serve._health import checked_feedback, health_body, model_body
@@ -42,8 +45,10 @@ from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
 from mllife.serve._log import open_logs, prediction_ids
 from mllife.serve._metrics import MetricsMiddleware, RequestMetrics, metrics_text
+from mllife.serve._ratings import checked_ratings
 from mllife.serve._requests import HTTPProblem, RequestReader
 from mllife.serve._responses import bad_input, json_response, problem
+from mllife.serve._review import review_app
 from mllife.serve.keys import ApiKey, authenticate
 from mllife.storage.store import Store
 
@@ -81,8 +86,14 @@ class ModelServer:
         self.request_metrics = RequestMetrics(access_log=self.settings.access_log)
         self.shadow_errors = 0
         self.last_shadow_error: str | None = None
-        self.predictions, self.feedback, self.failures = open_logs(
-            self.settings.log, config.predictions_dir
+        logs = open_logs(self.settings.log, config.predictions_dir)
+        self.predictions, self.feedback, self.failures, self.ratings, self.reviews = logs
+        self.logs = [log for log in logs if log is not None]
+        #: served images kept for the review desk ([review]); None: not kept
+        self.keeper = (
+            InputKeeper(config.served_inputs_dir, config.review)
+            if config.review.keep_inputs and not is_table and self.predictions is not None
+            else None
         )
         self.failures_seen: set[tuple[str, str]] = set()  # (model, error) reported once
 
@@ -90,9 +101,10 @@ class ModelServer:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app):
-        for log in (self.predictions, self.feedback, self.failures):
-            if log is not None:
-                log.start()
+        for log in self.logs:
+            log.start()
+        if self.keeper is not None:
+            self.keeper.start()
         watcher = asyncio.get_running_loop().create_task(self._watch())
         # Everything loaded so far (libraries, the models) lives as long as the server:
         # keep it out of the cyclic GC, whose full passes would otherwise walk it again
@@ -105,9 +117,10 @@ class ModelServer:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            for log in (self.predictions, self.feedback, self.failures):
-                if log is not None:
-                    await anyio.to_thread.run_sync(log.close)
+            for log in self.logs:
+                await anyio.to_thread.run_sync(log.close)
+            if self.keeper is not None:
+                await anyio.to_thread.run_sync(self.keeper.close)
 
     async def _watch(self) -> None:
         """Pick up a new champion, challenger or key soon after the store changes."""
@@ -213,6 +226,8 @@ class ModelServer:
                  role, True, latency, features, hashes, best, confidence, classes),
                 size=len(best),
             )  # fmt: skip
+        if self.keeper is not None and isinstance(inputs, ImageUploads):
+            self.keeper.keep(inputs.payloads, hashes)
         background = None
         if lineup.shadow is not None and self.predictions is not None:
             background = BackgroundTask(
@@ -279,6 +294,27 @@ class ModelServer:
         self.feedback.extend(rows)
         return json_response({"accepted": len(rows)}, status=202)
 
+    async def rating_route(self, request: Request) -> Response:
+        key = self.authorize(request, "predict")
+        if not self.ratings.accepting:
+            raise HTTPProblem(503, "the rating log cannot be written; retry later")
+        try:
+            payload = orjson.loads(await self.reader.body(request))
+        except orjson.JSONDecodeError as exc:
+            raise HTTPProblem(400, f"malformed JSON: {exc}") from None
+        items = payload.get("ratings", [payload]) if isinstance(payload, dict) else None
+        if not isinstance(items, list) or not items:
+            raise HTTPProblem(
+                422, 'send {"prediction_id": "...", "rating": 1-5} or {"ratings": [...]}'
+            )
+        self.reader.bounded(items)
+        rows = checked_ratings(
+            items, key, self.lineup.keys, self.request_ids, _now(),
+            max_comment=self.config.review.max_comment_chars,
+        )  # fmt: skip
+        self.ratings.extend(rows)
+        return json_response({"accepted": len(rows)}, status=202)
+
     async def model_route(self, request: Request) -> Response:
         key = self.authorize(request, "model")
         lineup = self.lineup
@@ -325,9 +361,11 @@ def create_app(config: ProjectConfig, *, store: Store | None = None) -> Starlett
         routes=[
             Route("/predict", server.predict, methods=["POST"]),
             Route("/feedback", server.feedback_route, methods=["POST"]),
+            Route("/rating", server.rating_route, methods=["POST"]),
             Route("/model", server.model_route, methods=["GET"]),
             Route("/health", server.health, methods=["GET"]),
             Route("/metrics", server.metrics, methods=["GET"]),
+            Mount("/review", app=review_app(server)),
         ],
         middleware=[Middleware(MetricsMiddleware, metrics=server.request_metrics)],
         exception_handlers={HTTPProblem: problem, DataError: bad_input},

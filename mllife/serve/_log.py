@@ -25,6 +25,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -34,6 +35,8 @@ from mllife.monitoring.log_format import (
     FEEDBACK_SCHEMA,
     PREDICTION_ID,
     PREDICTION_SCHEMA,
+    RATING_SCHEMA,
+    REVIEW_SCHEMA,
     prediction_ids,
     remove_orphaned_temp_files,
     temp_suffix,
@@ -48,6 +51,7 @@ __all__ = [
     "FailureLog",
     "PredictionLog",
     "SegmentLog",
+    "ServerLogs",
     "open_logs",
     "prediction_ids",
 ]
@@ -317,11 +321,22 @@ class FailureLog(SegmentLog):
         )  # fmt: skip
 
 
-def open_logs(settings, folder: Path) -> tuple[PredictionLog | None, SegmentLog, FailureLog | None]:
-    """The server's three logs (predictions, feedback, failures) under ``folder``, per
-    ``[serving.log]``; with logging off only feedback is kept (it is what was asked for)."""
+class ServerLogs(NamedTuple):
+    predictions: PredictionLog | None
+    feedback: SegmentLog
+    failures: FailureLog | None
+    ratings: SegmentLog
+    reviews: SegmentLog
+
+
+def open_logs(settings, folder: Path) -> ServerLogs:
+    """The server's logs under ``folder``, per ``[serving.log]``: with logging off only
+    what people send is kept (feedback, ratings, reviews: it is what was asked for)."""
     sizes = {"flush_rows": settings.flush_rows, "flush_seconds": settings.flush_seconds}
     feedback = SegmentLog(folder, prefix="feedback", schema=FEEDBACK_SCHEMA, **sizes)
+    ratings = SegmentLog(folder, prefix="rating", schema=RATING_SCHEMA, **sizes)
+    reviews = SegmentLog(folder, prefix="review", schema=REVIEW_SCHEMA, **sizes)
     if not settings.enabled:
-        return None, feedback, None
-    return PredictionLog(folder, **sizes), feedback, FailureLog(folder, **sizes)
+        return ServerLogs(None, feedback, None, ratings, reviews)
+    predictions, failures = PredictionLog(folder, **sizes), FailureLog(folder, **sizes)
+    return ServerLogs(predictions, feedback, failures, ratings, reviews)

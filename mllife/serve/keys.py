@@ -3,7 +3,8 @@
 A key is 32 random bytes (``mll_`` + URL-safe base64). Only its SHA-256 is stored: the
 key has 256 bits of entropy, so a slow password hash would add nothing. Each key may
 call a set of routes (``predict``, ``feedback``, ``model``) and a set of models (by
-candidate name, or ``*`` for any).
+candidate name, or ``*`` for any). The ``review`` scope opens the review desk: it is
+never given by default, since it shows every key's served inputs.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ __all__ = ["ROUTES", "SCOPES", "ApiKey", "authenticate", "create_key", "list_key
 
 ROUTES = ("predict", "feedback", "model")
 #: scopes a key may hold beyond the routes: ``feedback_any`` labels predictions answered
-#: to *other* keys (a labelling team's key); without it a key labels only its own
-SCOPES = (*ROUTES, "feedback_any")
+#: to *other* keys (a labelling team's key); without it a key labels only its own;
+#: ``review``: the review desk (``/review``), which shows and labels any key's predictions
+SCOPES = (*ROUTES, "feedback_any", "review")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _PREFIX = "mll_"
 
@@ -38,6 +40,9 @@ class ApiKey:
 
     def may_call(self, route: str) -> bool:
         return route in self.routes or (route == "feedback" and "feedback_any" in self.routes)
+
+    def may_review(self) -> bool:
+        return "review" in self.routes
 
     def may_label_any(self) -> bool:
         return "feedback_any" in self.routes

@@ -118,4 +118,15 @@ MIGRATIONS: tuple[str, ...] = (
         alert_key VARCHAR PRIMARY KEY, kind VARCHAR, model_hash VARCHAR, text VARCHAR,
         delivered BOOLEAN, error VARCHAR, created_at TIMESTAMP, sent_at TIMESTAMP);
     """,
+    # 11: the review desk: users' ratings of served predictions, and what reviewers did
+    # with each item (labelled, skipped, added to a known problem), each ingested from
+    # the server's segments like feedback
+    """
+    CREATE TABLE ratings (
+        prediction_id VARCHAR, rating TINYINT, comment VARCHAR, key_name VARCHAR,
+        received_at TIMESTAMP, segment VARCHAR);
+    CREATE TABLE reviews (
+        prediction_id VARCHAR, input_hash VARCHAR, action VARCHAR, label VARCHAR,
+        problem VARCHAR, reviewer VARCHAR, received_at TIMESTAMP, segment VARCHAR);
+    """,
 )
