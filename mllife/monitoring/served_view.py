@@ -1,5 +1,6 @@
 """Served traffic as it stands now: the store's ingested rows plus the server's segments
-not yet ingested, as one set of views.
+not yet ingested, as one set of views (``served_<table>``), and the segments alone
+(``pending_<table>``).
 
 Ingestion runs with the lifecycle's monitor job; a person reviewing served predictions
 needs what was served a minute ago, and what another reviewer did a second ago. The
@@ -54,7 +55,7 @@ def _create_views(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> Non
                 [table],
             ).fetchall()
         ]
-        parts = [f"SELECT {', '.join(columns)} FROM main.{table}"]
+        parts = []
         for path in pending[table]:
             if table == "predictions":
                 # the segment's own SELECT (unnamed expressions), named in schema order
@@ -65,8 +66,11 @@ def _create_views(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> Non
                 parts.append(
                     f"SELECT {', '.join(columns)} FROM read_parquet({_literal(str(path))})"
                 )
-        union = " UNION ALL BY NAME ".join(f"SELECT * FROM ({part})" for part in parts)
-        conn.execute(f"CREATE OR REPLACE TEMP VIEW served_{table} AS {union}")
+        stored = f"SELECT {', '.join(columns)} FROM main.{table}"
+        pending_parts = parts or [stored + " WHERE false"]
+        for name, selects in (("served", [stored, *parts]), ("pending", pending_parts)):
+            union = " UNION ALL BY NAME ".join(f"SELECT * FROM ({part})" for part in selects)
+            conn.execute(f"CREATE OR REPLACE TEMP VIEW {name}_{table} AS {union}")
 
 
 @contextlib.contextmanager

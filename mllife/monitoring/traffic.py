@@ -27,6 +27,7 @@ from mllife.monitoring.log_format import (
     remove_orphaned_temp_files,
 )
 from mllife.storage.ledger import ingest_once
+from mllife.storage.schema import REVIEW_INPUTS_SELECT
 from mllife.storage.store import Store
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "forget_older_than",
     "ingest_segments",
     "pending_segments",
+    "refresh_review_inputs",
     "segment_select",
     "segments",
     "SEGMENT_TABLES",
@@ -135,7 +137,9 @@ def ingest_segments(config: ProjectConfig, store: Store) -> IngestResult:
     found = segments(folder) if folder.is_dir() else []
     orphans = remove_orphaned_temp_files(folder) if folder.is_dir() else []
     tables = [(_TABLES[prefix][0], path) for prefix, path in found]
-    rows, ingested, already = ingest_once(store, tables, _insert, crash_prefix="ingest")
+    rows, ingested, already = ingest_once(
+        store, tables, _insert, crash_prefix="ingest", then=refresh_review_inputs
+    )
     if config.monitoring.keep_days is not None:
         forget_older_than(store, config.monitoring.keep_days)
     prune_kept_inputs(config.served_inputs_dir, keep_days=config.review.keep_days)
@@ -160,7 +164,15 @@ def forget_older_than(store: Store, days: float) -> dict[str, int]:
             ).fetchone()
             conn.execute(f"DELETE FROM {table} WHERE received_at < ?", [cutoff])
             deleted[table] = int(n)
+        if any(deleted.values()):
+            refresh_review_inputs(conn)
     return deleted
+
+
+def refresh_review_inputs(conn) -> None:
+    """Rebuild the review desk's per-input state from the rows now in the store (in the
+    caller's transaction: it commits with the rows it is derived from)."""
+    conn.execute("CREATE OR REPLACE TABLE review_inputs AS " + REVIEW_INPUTS_SELECT)
 
 
 def _insert(conn, table: str, path: Path) -> int:

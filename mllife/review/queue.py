@@ -23,11 +23,8 @@ from mllife.config.project import ProjectConfig
 from mllife.monitoring.served_view import served_views
 from mllife.storage.store import Store
 
-__all__ = ["NEED_SQL", "QueueFilter", "ReviewItem", "ReviewPage", "review_items", "review_queue"]
+__all__ = ["QueueFilter", "ReviewItem", "ReviewPage", "review_items", "review_queue"]
 
-NEED_SQL = (
-    "(1 - q.confidence) + 0.5 * (q.answers > 1)::INTEGER + 0.25 * coalesce((5 - r.rating) / 4.0, 0)"
-)
 OTHERS_SHOWN = 20
 
 
@@ -83,6 +80,8 @@ class ReviewItem:
     others: list[dict] = field(default_factory=list)
     #: for images: whether the bytes were kept (within [review] limits)
     kept: bool = False
+    #: users' ratings of this input's predictions: (rating, comment or None), newest first
+    comments: list[tuple[int, str | None]] = field(default_factory=list)
 
     @property
     def reasons(self) -> list[str]:
@@ -107,24 +106,101 @@ class ReviewPage:
         return max(1, -(-self.total // self.page_size))
 
 
-def _per_input(where: str) -> str:
-    """Per input: the prediction to review (its least confident answer under the
-    filter), how often it was answered, and how many labels all models gave it."""
-    return f"""
+_NEED = "(1 - confidence) + 0.5 * disagreement::INTEGER + 0.25 * coalesce((5 - rating) / 4.0, 0)"
+#: (input hash, need, times served, disagreement, lowest rating) per waiting input
+_Ranked = list[tuple[str, float, int, bool, int | None]]
+
+
+def _ranked_by_scan(conn, filters: QueueFilter, limit: int, offset: int) -> tuple[_Ranked, int]:
+    """The queue under filters: every served prediction aggregated per input."""
+    where, params = filters.sql()
+    rows = conn.execute(
+        f"""WITH rated AS (
+                SELECT prediction_id, min(rating) AS rating FROM served_ratings GROUP BY ALL),
+            q AS (
+                SELECT input_hash,
+                    min(confidence) FILTER (WHERE {where}) AS confidence,
+                    count(*) FILTER (WHERE {where}) AS served,
+                    min(predicted) <> max(predicted) AS disagreement,
+                    min(rating) FILTER (WHERE answered) AS rating
+                FROM served_predictions LEFT JOIN rated USING (prediction_id)
+                WHERE input_hash NOT IN (SELECT input_hash FROM served_reviews)
+                GROUP BY input_hash)
+            SELECT input_hash, {_NEED} AS need, served, disagreement, rating,
+                count(*) OVER () AS total
+            FROM q WHERE served > 0 ORDER BY need DESC, input_hash LIMIT ? OFFSET ?""",
+        [*params, *params, limit, offset],
+    ).fetchall()
+    if rows:
+        return [r[:5] for r in rows], int(rows[0][5])
+    (total,) = conn.execute(
+        f"SELECT count(DISTINCT input_hash) FROM served_predictions WHERE {where}"
+        " AND input_hash NOT IN (SELECT input_hash FROM served_reviews)",
+        params,
+    ).fetchone()
+    return [], int(total)
+
+
+#: what the segments not yet ingested add to each input they touch
+_PENDING_INPUTS = """
+    pending_rated AS (
+        SELECT p.input_hash, min(r.rating) AS rating
+        FROM pending_ratings r JOIN (
+            SELECT prediction_id, input_hash, answered FROM pending_predictions
+            UNION ALL
+            SELECT prediction_id, input_hash, answered FROM main.predictions
+            WHERE prediction_id IN (SELECT prediction_id FROM pending_ratings)
+        ) p USING (prediction_id)
+        WHERE p.answered GROUP BY ALL),
+    pending_inputs AS (
         SELECT input_hash,
-            arg_min(prediction_id, confidence) FILTER (WHERE {where}) AS prediction_id,
-            min(confidence) FILTER (WHERE {where}) AS confidence,
-            count(*) FILTER (WHERE {where}) AS served,
-            count(DISTINCT predicted) AS answers
-        FROM served_predictions
-        WHERE input_hash NOT IN (SELECT input_hash FROM served_reviews)
-        GROUP BY input_hash"""
+            min(confidence) FILTER (WHERE answered AND role <> 'shadow') AS confidence,
+            count(*) FILTER (WHERE answered AND role <> 'shadow') AS served,
+            min(predicted) AS min_label, max(predicted) AS max_label,
+            NULL::TINYINT AS rating, false AS reviewed
+        FROM pending_predictions GROUP BY ALL
+        UNION ALL SELECT input_hash, NULL, 0, NULL, NULL, rating, false FROM pending_rated
+        UNION ALL SELECT DISTINCT input_hash, NULL, 0, NULL, NULL, NULL, true
+        FROM pending_reviews),
+    touched AS (SELECT DISTINCT input_hash FROM pending_inputs)"""
+_STATE = "input_hash, confidence, served, min_label, max_label, rating, reviewed"
 
 
-_RATED = (
-    "SELECT p.input_hash, min(r.rating) AS rating FROM served_ratings r"
-    " JOIN served_predictions p USING (prediction_id) WHERE p.answered GROUP BY ALL"
-)
+def _merged(stored: str) -> str:
+    return f"""merged AS (
+        SELECT input_hash, min(confidence) AS confidence, sum(served) AS served,
+            min(min_label) <> max(max_label) AS disagreement, min(rating) AS rating,
+            bool_or(reviewed) AS reviewed
+        FROM ({stored} UNION ALL SELECT * FROM pending_inputs) GROUP BY input_hash)"""
+
+
+def _ranked_from_state(conn, limit: int, offset: int) -> tuple[_Ranked, int]:
+    """The unfiltered queue from the store's per-input state (``review_inputs``, rebuilt
+    at every ingestion) merged with what the pending segments add. Exact: pending rows
+    only raise an input's need or take it out of the queue, so the page is among the
+    stored inputs that rank highest (as many more as pending inputs) and those touched."""
+    (touched,) = conn.execute(f"WITH {_PENDING_INPUTS} SELECT count(*) FROM touched").fetchone()
+    stored = f"""(SELECT {_STATE} FROM main.review_inputs
+            WHERE NOT reviewed AND served > 0 ORDER BY need DESC, input_hash LIMIT ?)
+        UNION
+        (SELECT {_STATE} FROM main.review_inputs
+            WHERE input_hash IN (SELECT input_hash FROM touched))"""
+    rows = conn.execute(
+        f"""WITH {_PENDING_INPUTS}, {_merged(stored)}
+        SELECT input_hash, {_NEED} AS need, served, disagreement, rating FROM merged
+        WHERE NOT reviewed AND served > 0 ORDER BY need DESC, input_hash LIMIT ? OFFSET ?""",
+        [offset + limit + touched, limit, offset],
+    ).fetchall()
+    touched_stored = f"""SELECT {_STATE} FROM main.review_inputs
+        WHERE input_hash IN (SELECT input_hash FROM touched)"""
+    (total,) = conn.execute(
+        f"""WITH {_PENDING_INPUTS}, {_merged(touched_stored)}
+        SELECT (SELECT count(*) FROM main.review_inputs WHERE NOT reviewed AND served > 0)
+            - (SELECT count(*) FROM main.review_inputs WHERE NOT reviewed AND served > 0
+               AND input_hash IN (SELECT input_hash FROM touched))
+            + (SELECT count(*) FROM merged WHERE NOT reviewed AND served > 0)"""
+    ).fetchone()
+    return [tuple(r) for r in rows], int(total)
 
 
 def review_queue(
@@ -138,28 +214,15 @@ def review_queue(
     """One page of the queue, neediest first."""
     size = page_size or config.review.page_size
     page = max(1, page)
-    where, params = filters.sql()
     with served_views(config, store) as conn:
-        rows = conn.execute(
-            f"""WITH q AS ({_per_input(where)}), r AS ({_RATED})
-            SELECT q.prediction_id, {NEED_SQL} AS need, q.served, q.answers, r.rating,
-                count(*) OVER () AS total
-            FROM q LEFT JOIN r USING (input_hash)
-            WHERE q.served > 0
-            ORDER BY need DESC, q.prediction_id LIMIT ? OFFSET ?""",
-            [*params, *params, *params, size, (page - 1) * size],
-        ).fetchall()
-        total = rows[0][5] if rows else _count(conn, where, params)
-        scores = {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
-        items = _details(config, conn, list(scores), scores)
-    return ReviewPage(items, int(total), page, size)
-
-
-def _count(conn, where: str, params: list) -> int:
-    (n,) = conn.execute(
-        f"SELECT count(*) FROM ({_per_input(where)}) q WHERE q.served > 0", params * 3
-    ).fetchone()
-    return int(n)
+        if filters == QueueFilter():
+            ranked, total = _ranked_from_state(conn, size, (page - 1) * size)
+        else:
+            ranked, total = _ranked_by_scan(conn, filters, size, (page - 1) * size)
+        where, params = filters.sql()
+        scores = {r[0]: r[1:] for r in ranked}
+        items = _details(config, conn, scores, where=where, params=params)
+    return ReviewPage(items, total, page, size)
 
 
 def review_items(
@@ -169,56 +232,75 @@ def review_items(
     whether or not they are still waiting."""
     with served_views(config, store) as conn:
         rows = conn.execute(
-            f"""WITH q AS (
-                SELECT p.prediction_id, p.input_hash, p.confidence,
-                    (SELECT count(*) FROM served_predictions s
-                     WHERE s.input_hash = p.input_hash AND s.answered) AS served,
-                    (SELECT count(DISTINCT predicted) FROM served_predictions s
-                     WHERE s.input_hash = p.input_hash) AS answers
-                FROM served_predictions p
-                WHERE p.answered AND list_contains(?, p.prediction_id)),
-            r AS ({_RATED})
-            SELECT q.prediction_id, {NEED_SQL}, q.served, q.answers, r.rating
-            FROM q LEFT JOIN r USING (input_hash)""",
+            f"""WITH asked AS (
+                SELECT prediction_id, input_hash FROM served_predictions
+                WHERE answered AND prediction_id IN (SELECT unnest(?))),
+            rated AS (
+                SELECT prediction_id, min(rating) AS rating FROM served_ratings GROUP BY ALL),
+            q AS (
+                SELECT input_hash,
+                    min(confidence) FILTER (WHERE answered AND role <> 'shadow') AS confidence,
+                    count(*) FILTER (WHERE answered AND role <> 'shadow') AS served,
+                    min(predicted) <> max(predicted) AS disagreement,
+                    min(rating) FILTER (WHERE answered) AS rating
+                FROM served_predictions LEFT JOIN rated USING (prediction_id)
+                WHERE input_hash IN (SELECT input_hash FROM asked) GROUP BY input_hash)
+            SELECT a.prediction_id, input_hash, {_NEED}, served, disagreement, rating
+            FROM asked a JOIN q USING (input_hash)""",
             [list(prediction_ids)],
         ).fetchall()
-        scores = {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
-        return _details(config, conn, [p for p in prediction_ids if p in scores], scores)
+        by_id: dict[str, ReviewItem] = {}
+        while rows:  # one item per input per pass: two asked ids may share an input
+            chosen = {r[1]: r[0] for r in rows}
+            scores = {r[1]: r[2:] for r in rows}
+            for item in _details(config, conn, scores, where="true", params=[], chosen=chosen):
+                by_id[item.prediction_id] = item
+            rows = [r for r in rows if r[0] not in by_id and r[0] not in chosen.values()]
+    return [by_id[p] for p in prediction_ids if p in by_id]
 
 
-def _details(config: ProjectConfig, conn, ids: list[str], scores: dict) -> list[ReviewItem]:
-    """Items for ``ids`` (in that order): the prediction, its input, its other answers."""
-    if not ids:
+def _details(
+    config: ProjectConfig, conn, scores: dict[str, tuple], *, where: str, params: list,
+    chosen: dict[str, str] | None = None,
+) -> list[ReviewItem]:  # fmt: skip
+    """Items for the inputs in ``scores`` (in that order), from one read of their rows:
+    the prediction to review (``chosen``'s, else the input's least confident answer
+    under the filter ``where``), the input, its other answers and its ratings."""
+    if not scores:
         return []
     rows = conn.execute(
         "SELECT prediction_id, input_hash, received_at, model_name, model_hash, role,"
-        " predicted, confidence, features FROM served_predictions"
-        " WHERE answered AND list_contains(?, prediction_id)",
-        [ids],
+        f" predicted, confidence, features, ({where}) AS eligible FROM served_predictions"
+        " WHERE input_hash IN (SELECT unnest(?)) ORDER BY received_at DESC, prediction_id",
+        [*params, list(scores)],
     ).fetchall()
-    found = {r[0]: r for r in rows}
-    hashes = sorted({r[1] for r in rows})
-    others: dict[str, list[dict]] = {h: [] for h in hashes}
-    for pid, input_hash, received, name, model_hash, role, predicted, confidence in conn.execute(
-        "SELECT prediction_id, input_hash, received_at, model_name, model_hash, role,"
-        " predicted, confidence FROM served_predictions WHERE list_contains(?, input_hash)"
-        " QUALIFY row_number() OVER (PARTITION BY input_hash ORDER BY received_at DESC) <= ?"
-        " ORDER BY received_at DESC",
-        [hashes, OTHERS_SHOWN + 1],
+    by_input: dict[str, list[tuple]] = {h: [] for h in scores}
+    for row in rows:
+        by_input[row[1]].append(row)
+    ratings: dict[str, list] = {}
+    for pid, rating, comment in conn.execute(
+        "SELECT prediction_id, rating, comment FROM served_ratings"
+        " WHERE prediction_id IN (SELECT unnest(?)) ORDER BY received_at DESC",
+        [[r[0] for r in rows]],
     ).fetchall():
-        others[input_hash].append(
-            {"prediction_id": pid, "model_name": name, "model_hash": model_hash, "role": role,
-             "predicted": predicted, "confidence": confidence, "received_at": received}
-        )  # fmt: skip
+        ratings.setdefault(pid, []).append((int(rating), comment))
     images = config.data.kind == "images"
     items = []
-    for pid in ids:
-        if pid not in found:
+    for input_hash, (need, served, disagreement, rating) in scores.items():
+        answers = by_input[input_hash]
+        if chosen is not None:
+            mine = [r for r in answers if r[0] == chosen[input_hash]]
+        else:
+            mine = sorted((r for r in answers if r[9]), key=lambda r: (r[7], r[0]))[:1]
+        if not mine:
             continue
-        _, input_hash, received, name, model_hash, role, predicted, confidence, features = found[
-            pid
-        ]
-        need, served, answers, rating = scores[pid]
+        pid, _, received, name, model_hash, role, predicted, confidence, features, _ = mine[0]
+        others = [
+            {"prediction_id": r[0], "model_name": r[3], "model_hash": r[4], "role": r[5],
+             "predicted": r[6], "confidence": r[7], "received_at": r[2]}
+            for r in answers if r[0] != pid
+        ]  # fmt: skip
+        said = [c for r in answers for c in ratings.get(r[0], [])]
         items.append(
             ReviewItem(
                 pid,
@@ -230,12 +312,13 @@ def _details(config: ProjectConfig, conn, ids: list[str], scores: dict) -> list[
                 predicted,
                 confidence,
                 int(served),
-                answers > 1,
+                bool(disagreement),
                 None if rating is None else int(rating),
                 float(need),
                 features=None if images else json.loads(features),
-                others=[o for o in others[input_hash] if o["prediction_id"] != pid][:OTHERS_SHOWN],
+                others=others[:OTHERS_SHOWN],
                 kept=images and _is_kept(config, input_hash),
+                comments=said[:OTHERS_SHOWN],
             )  # fmt: skip
         )
     return items

@@ -113,8 +113,8 @@ class ReviewPages:
 
     async def queue(self, request: Request) -> Response:
         key = self.reviewer(request)
-        if key is None:
-            return self._render(request, "review_login.html", status=401, error=None)
+        if key is None:  # the sign-in page
+            return self._render(request, "review_login.html", error=None)
         try:
             filters = _filters(request.query_params, key)
             page = int(request.query_params.get("page", "1"))
@@ -175,8 +175,8 @@ class ReviewPages:
 _PAGE_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "content-security-policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline';"
-    " form-action 'self'; frame-ancestors 'none'",
+    "content-security-policy": "default-src 'none'; img-src 'self' data:;"
+    " style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }

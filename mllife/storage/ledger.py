@@ -25,10 +25,13 @@ def ingest_once(
     insert: Callable[[object, str, Path], int],
     *,
     crash_prefix: str,
+    then: Callable[[object], None] | None = None,
 ) -> tuple[dict[str, int], int, int]:
     """Ingest ``(table, path)`` segments; ``insert(conn, table, path)`` adds one and
-    returns its rows. Returns (rows per table, segments ingested, already in the ledger).
-    A segment that fails is a :class:`DataError` naming it; nothing is committed."""
+    returns its rows; ``then(conn)``, when given, runs after them in the same
+    transaction (what is derived from the rows commits with them). Returns (rows per
+    table, segments ingested, already in the ledger). A segment that fails is a
+    :class:`DataError` naming it; nothing is committed."""
     rows: dict[str, int] = {}
     done: list[Path] = []
     already = 0
@@ -56,6 +59,8 @@ def ingest_once(
                 else:
                     already += 1
                 done.append(path)
+            if then is not None and len(done) > already:
+                then(conn)
             crash_point(f"{crash_prefix}:before-commit")
     crash_point(f"{crash_prefix}:committed")
     for path in done:

@@ -1,5 +1,25 @@
 """The store's schema as numbered migrations: append, never edit a released one."""
 
+#: the review desk's state per served input, derived from predictions, ratings and
+#: reviews (rebuilt in the transaction that ingests them): how confident the answering
+#: models were, whether the models that saw it disagree, its lowest user rating, whether
+#: a reviewer has dealt with it, and its need for review (see mllife.review.queue)
+REVIEW_INPUTS_SELECT = """
+    WITH rated AS (SELECT prediction_id, min(rating) AS rating FROM ratings GROUP BY ALL),
+    per_input AS (
+        SELECT p.input_hash,
+            min(p.confidence) FILTER (WHERE p.answered AND p.role <> 'shadow') AS confidence,
+            count(*) FILTER (WHERE p.answered AND p.role <> 'shadow') AS served,
+            min(p.predicted) AS min_label, max(p.predicted) AS max_label,
+            min(r.rating) FILTER (WHERE p.answered) AS rating,
+            max(p.received_at) AS last_served
+        FROM predictions p LEFT JOIN rated r USING (prediction_id)
+        GROUP BY p.input_hash)
+    SELECT *, input_hash IN (SELECT input_hash FROM reviews) AS reviewed,
+        (1 - confidence) + 0.5 * (min_label <> max_label)::INTEGER
+            + 0.25 * coalesce((5 - rating) / 4.0, 0) AS need
+    FROM per_input"""
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE datasets (
@@ -129,4 +149,7 @@ MIGRATIONS: tuple[str, ...] = (
         prediction_id VARCHAR, input_hash VARCHAR, action VARCHAR, label VARCHAR,
         problem VARCHAR, reviewer VARCHAR, received_at TIMESTAMP, segment VARCHAR);
     """,
+    # 12: the review desk's state per served input (REVIEW_INPUTS_SELECT), so a queue page
+    # over a million predictions reads one row per input instead of aggregating them all
+    "CREATE TABLE review_inputs AS " + REVIEW_INPUTS_SELECT + ";",
 )
