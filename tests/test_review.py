@@ -163,6 +163,15 @@ def test_review_desk_on_images_then_a_run_scores_the_new_problem(tmp_path, deplo
             assert browser.evaluate("document.querySelectorAll('article.item').length") == 3
             assert browser.console_errors == []
             cookies = browser.call("Network.getAllCookies")["cookies"]
+            # an action on a prediction that does not exist: 404, nothing stored
+            browser.evaluate(
+                f"document.querySelector('button.skip').value = 'skip:{'f' * 32}-0'"
+            )
+            _click(browser, "button.skip")
+            assert browser.evaluate(
+                "performance.getEntriesByType('navigation')[0].responseStatus"
+            ) == 404  # fmt: skip
+            assert "no served prediction" in browser.evaluate("document.body.innerText")
             session = next(c["value"] for c in cookies if c["name"] == "mllife_review")
         # a POST without the CSRF token is refused, even with a valid session cookie
         fields = {"do": f"skip:{ids[4]}"}

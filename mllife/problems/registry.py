@@ -6,13 +6,16 @@ the problem, negative ones (controls) that do not, from production or contrived.
 then on every candidate — and every earlier model version that can still be loaded — is
 scored on every pattern; results are cached by (model hash, pattern hash), so a re-run
 costs only the new pairs. Each pattern keeps a content-addressed copy of its input, so
-it survives the original file being deleted.
+it survives the original file being deleted: under ``artifacts/patterns/``, so the run's
+``dvc add artifacts/`` pins it with the models (earlier versions kept them in
+``.mllife/patterns/``; their recorded paths still resolve).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,12 +44,12 @@ def _now() -> datetime:
 
 
 class ProblemRegistry(PatternImports, VersionScoring):
-    """Problems and patterns of one project, kept in its store and ``.mllife/patterns``."""
+    """Problems and patterns of one project, kept in its store and ``artifacts/patterns``."""
 
     def __init__(self, config: ProjectConfig, store: Store) -> None:
         self.config = config
         self.store = store
-        self.folder = config.shared_dir / "patterns"
+        self.folder = config.artifacts_dir / "patterns"
         self._features: list[str] | None = None
 
     # -- problems ----------------------------------------------------------------------
@@ -122,12 +125,13 @@ class ProblemRegistry(PatternImports, VersionScoring):
     # -- patterns ----------------------------------------------------------------------
 
     def _keep(self, payload: bytes, suffix: str) -> tuple[str, str]:
-        """Store ``payload`` under its own hash; return (hash, path relative to .mllife)."""
+        """Store ``payload`` under its own hash; return (hash, path relative to the shared
+        folder, where every recorded pattern path is read from)."""
         digest = hashlib.sha256(payload).hexdigest()
         target = self.folder / f"{digest}{suffix}"
         if not target.is_file():
             write_atomically(target, payload)
-        return digest, target.relative_to(self.config.shared_dir).as_posix()
+        return digest, Path(os.path.relpath(target, self.config.shared_dir)).as_posix()
 
     def _encode(self, value: Any) -> tuple[bytes, str, str, str]:
         """(payload, suffix, input kind, origin) of an image file or a table row."""

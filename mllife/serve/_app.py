@@ -31,7 +31,7 @@ from mllife.config.project import ProjectConfig
 from mllife.monitoring.kept_inputs import InputKeeper
 from mllife.preprocess.column_batch import ColumnBatch
 from mllife.serve._failures import report_model_failure, server_fault
-from mllife.serve._health import checked_feedback, health_body, model_body
+from mllife.serve._health import health_body, model_body
 from mllife.serve._ids import AnsweredRequests, RequestIds
 from mllife.serve._images import ImageUploads, predict_images
 from mllife.serve._inference import (
@@ -42,10 +42,10 @@ from mllife.serve._inference import (
     responsive_loop,
 )
 from mllife.serve._inputs import RowContract, feature_contract
+from mllife.serve._labels import LabelRoutes
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
 from mllife.serve._log import open_logs, prediction_ids
 from mllife.serve._metrics import MetricsMiddleware, RequestMetrics, metrics_text
-from mllife.serve._ratings import checked_ratings
 from mllife.serve._requests import HTTPProblem, RequestReader
 from mllife.serve._responses import bad_input, json_response, problem
 from mllife.serve._review import review_app
@@ -61,7 +61,7 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class ModelServer:
+class ModelServer(LabelRoutes):
     """The state behind the app: config, the current lineup, and the two logs."""
 
     def __init__(self, config: ProjectConfig, *, store: Store | None = None) -> None:
@@ -272,48 +272,6 @@ class ModelServer:
     def _log_failure(self, *failure) -> None:
         if self.failures is not None:
             self.failures.record(*failure)
-
-    async def feedback_route(self, request: Request) -> Response:
-        key = self.authorize(request, "feedback")
-        if not self.feedback.accepting:
-            raise HTTPProblem(503, "the feedback log cannot be written; retry later")
-        try:
-            payload = orjson.loads(await self.reader.body(request))
-        except orjson.JSONDecodeError as exc:
-            raise HTTPProblem(400, f"malformed JSON: {exc}") from None
-        items = payload.get("feedback", [payload]) if isinstance(payload, dict) else None
-        if not isinstance(items, list) or not items:
-            raise HTTPProblem(
-                422, 'send {"prediction_id": "...", "label": "..."} or {"feedback": [...]}'
-            )
-        self.reader.bounded(items)
-        rows = checked_feedback(
-            items, key, self.lineup.classes(), self.request_ids, _now(),
-            answered_by=lambda pid: self.answered.model_of(pid, self.store),
-        )  # fmt: skip
-        self.feedback.extend(rows)
-        return json_response({"accepted": len(rows)}, status=202)
-
-    async def rating_route(self, request: Request) -> Response:
-        key = self.authorize(request, "predict")
-        if not self.ratings.accepting:
-            raise HTTPProblem(503, "the rating log cannot be written; retry later")
-        try:
-            payload = orjson.loads(await self.reader.body(request))
-        except orjson.JSONDecodeError as exc:
-            raise HTTPProblem(400, f"malformed JSON: {exc}") from None
-        items = payload.get("ratings", [payload]) if isinstance(payload, dict) else None
-        if not isinstance(items, list) or not items:
-            raise HTTPProblem(
-                422, 'send {"prediction_id": "...", "rating": 1-5} or {"ratings": [...]}'
-            )
-        self.reader.bounded(items)
-        rows = checked_ratings(
-            items, key, self.lineup.keys, self.request_ids, _now(),
-            max_comment=self.config.review.max_comment_chars,
-        )  # fmt: skip
-        self.ratings.extend(rows)
-        return json_response({"accepted": len(rows)}, status=202)
 
     async def model_route(self, request: Request) -> Response:
         key = self.authorize(request, "model")

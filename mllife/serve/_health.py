@@ -91,6 +91,10 @@ def health_body(server, *, detailed: bool) -> dict[str, Any]:
         },
         "shadow_errors": server.shadow_errors,
     }
+    keeper = getattr(server, "keeper", None)
+    if keeper is not None:  # served images kept for the review desk ([review])
+        body["review_inputs"] = {"kept": keeper.kept, "not_kept": keeper.not_kept,
+                                 "bytes_kept": keeper.bytes_kept}  # fmt: skip
     if detailed:
         body["champion"] = None if lineup.champion is None else lineup.champion.ref.model_hash
         body["challenger"] = None if lineup.challenger is None else lineup.challenger.ref.model_hash

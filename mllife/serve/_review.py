@@ -33,7 +33,7 @@ from mllife.review.desk import ReviewDesk
 from mllife.review.problem_files import problem_names
 from mllife.review.queue import QueueFilter, review_queue
 from mllife.serve._requests import HTTPProblem
-from mllife.serve.keys import ApiKey
+from mllife.serve.keys import ApiKey, authenticate
 from mllife.storage.signing import project_key
 
 __all__ = ["review_app"]
@@ -95,8 +95,6 @@ class ReviewPages:
     async def login(self, request: Request) -> Response:
         form = await request.form()
         token = str(form.get("key", "")).strip()
-        from mllife.serve.keys import authenticate
-
         key = authenticate(self.server.lineup.keys, token)
         if key is None or not key.may_review():
             why = (
@@ -119,7 +117,7 @@ class ReviewPages:
             filters = _filters(request.query_params, key)
             page = int(request.query_params.get("page", "1"))
         except ValueError as exc:
-            return self._render(request, "review_login.html", status=422, error=str(exc))
+            return Response(str(exc), status_code=422, media_type="text/plain")
         server = self.server
         listed = await anyio.to_thread.run_sync(
             lambda: review_queue(server.config, server.store, filters=filters, page=page)
@@ -139,14 +137,13 @@ class ReviewPages:
             return self._render(request, "review_login.html", status=401, error=None)
         form = await request.form()
         desk = self._desk()
-        try:
-            said = await anyio.to_thread.run_sync(_act, desk, form, key)
-        except ReviewError as exc:
-            request.session["flash"] = f"Not done: {exc}"
-            said = None
         back = "./" + (f"?{form.get('query')}" if form.get("query") else "")
-        if said is not None:
-            request.session["flash"] = said
+        try:
+            request.session["flash"] = await anyio.to_thread.run_sync(_act, desk, form, key)
+        except ReviewError as exc:
+            if exc.status in (403, 404):  # no such prediction, or not this reviewer's
+                return Response(str(exc), status_code=exc.status, media_type="text/plain")
+            request.session["flash"] = f"Not done: {exc}"  # fixable on the page
         return RedirectResponse(back, status_code=303)
 
     async def input(self, request: Request) -> Response:
