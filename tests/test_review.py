@@ -164,9 +164,7 @@ def test_review_desk_on_images_then_a_run_scores_the_new_problem(tmp_path, deplo
             assert browser.console_errors == []
             cookies = browser.call("Network.getAllCookies")["cookies"]
             # an action on a prediction that does not exist: 404, nothing stored
-            browser.evaluate(
-                f"document.querySelector('button.skip').value = 'skip:{'f' * 32}-0'"
-            )
+            browser.evaluate(f"document.querySelector('button.skip').value = 'skip:{'f' * 32}-0'")
             _click(browser, "button.skip")
             assert browser.evaluate(
                 "performance.getEntriesByType('navigation')[0].responseStatus"
