@@ -239,6 +239,12 @@ def test_table_example_runs_and_a_broken_table_stops_at_the_contract(tmp_path):
     model = load_model(champion_ref(store), artifacts_dir=config.artifacts_dir, store=store)
     rows = pl.read_parquet(config.data_path).drop("id", "target").head(20)
     assert set(model.predict(rows)) <= {"malignant", "benign"}
+    # what each column is worth to the challenger, and costs, recorded and reported
+    values = store.query("SELECT * FROM column_values WHERE run_id = ?", [outcome.run_id])
+    assert values.height == 30 and (values["width"] == 1).all()
+    assert (values["low"] > 0).any() and (values["micros_per_row"] > 0).all()
+    report = (config.reports_dir / f"status-{outcome.run_id}.html").read_text()
+    assert "What each column is worth" in report
 
     hook = Receiver()  # alerts go to a webhook (as to Slack or Teams)
     with config_path.open("a") as file:

@@ -1,11 +1,20 @@
 """Reports stage: the status report (technical + client) as one HTML file."""
 
 import dagster as dg
+import polars as pl
 
+from assets.graph import pools
+from assets.graph._metadata import frame_table
 from assets.graph.resources import MllifeProject
 from mllife.data.images import CleanData
 from mllife.data.split import SplitSet
 from mllife.evaluation.groups import grouped_rows
+from mllife.evaluation.importance import (
+    not_beneficial,
+    previous_column_values,
+    record_column_values,
+    validation_column_values,
+)
 from mllife.evaluation.test_budget import sealed_set_wear
 from mllife.models.registry import recorded_backbone
 from mllife.monitoring.batch import BatchDrift, staleness
@@ -24,6 +33,7 @@ from mllife.promotion.policy import gate_descriptions
 from mllife.promotion.rollout import rollout_history
 from mllife.reporting.chart_cache import charts_kept_in
 from mllife.reporting.fairness_section import fairness_section
+from mllife.reporting.features_section import features_section
 from mllife.reporting.gallery import gallery_section
 from mllife.reporting.monitoring_section import monitoring_section
 from mllife.reporting.problem_section import problem_section
@@ -71,6 +81,22 @@ def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_
             "fairness": fairness}  # fmt: skip
 
 
+def _column_values(project: MllifeProject, splits, challenger, run_id: str) -> tuple:
+    """Tables: each column's value and cost for the challenger, recorded per run, as a
+    report section and as a table for the asset's metadata."""
+    store, config = project.store, project.config
+    ref = challenger.evaluation.ref
+    values = validation_column_values(ref, splits, config=config, store=store)
+    flagged = not_beneficial(values, previous_column_values(store, run_id=run_id))
+    record_column_values(store, run_id=run_id, model_hash=ref.model_hash, values=values)
+    table = pl.DataFrame(
+        [{"column": v.column, "importance": round(v.importance, 4), "low": round(v.low, 4),
+          "high": round(v.high, 4), "width": v.width, "us_per_row": round(v.micros_per_row, 2),
+          "not_beneficial": v.column in flagged} for v in values]
+    )  # fmt: skip
+    return features_section(values, flagged), frame_table(table)
+
+
 def _data_facts(kind: str, splits: SplitSet, clean_data: CleanData) -> DataFacts:
     return DataFacts(
         kind=kind,
@@ -96,6 +122,8 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
     ins = {f"evaluation_{n}": dg.AssetIn() for n in candidate_names}
 
     @dg.asset(
+        # records each column's value for the challenger into the store (table projects)
+        pool=pools.STORE,
         group_name="reports",
         kinds={"duckdb"},
         ins={
@@ -130,6 +158,11 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
             sections = _sections(
                 project, splits, challenger, problem_scores, drift_report, champion.action
             )
+            metadata = {}
+            if config.data.kind == "table":
+                sections["features"], metadata["column_values"] = _column_values(
+                    project, splits, challenger, context.run.run_id
+                )
             report = write_status_report(
                 reports_dir=config.reports_dir,
                 run_id=context.run.run_id,
@@ -150,6 +183,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
             metadata={
                 "report": dg.MetadataValue.path(str(report.path)),
                 "summary": dg.MetadataValue.md(report.markdown),
+                **metadata,
             },
         )
 

@@ -43,6 +43,14 @@ class TablePreprocessor:
         }
         return sum(widths[s["kind"]](s) for s in self.state_.values())
 
+    def only(self, names: list[str]) -> TablePreprocessor:
+        """The fitted preprocessing of these columns alone (to time or inspect one)."""
+        part = TablePreprocessor.__new__(TablePreprocessor)
+        part.columns = {n: self.columns[n] for n in names}
+        part.state_ = {n: self.state_[n] for n in names}
+        part._plan = None
+        return part
+
     def _frame(self, rows: Any) -> pl.DataFrame:
         if isinstance(rows, ColumnBatch):
             frame = rows.to_frame()

@@ -250,6 +250,7 @@ def write_status_report(
     problems: ReportSection | None = None,
     monitoring: ReportSection | None = None,
     fairness: ReportSection | None = None,
+    features: ReportSection | None = None,
     gate_descriptions: dict[str, str] | None = None,
     training_notes: dict[str, str] | None = None,
 ) -> StatusReport:
@@ -261,7 +262,7 @@ def write_status_report(
         _gate_table(challenger, gate_descriptions or {}),
         metric_history_png(history, metric="accuracy", split="validation"),
     )
-    findings = [s for s in (problems, fairness, monitoring) if s]
+    findings = [s for s in (problems, fairness, features, monitoring) if s]
     client = client_part(
         challenger, action, kind=data.kind, sections=findings, worn_test_set=test_wear.worn
     )

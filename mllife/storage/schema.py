@@ -152,4 +152,12 @@ MIGRATIONS: tuple[str, ...] = (
     # 12: the review desk's state per served input (REVIEW_INPUTS_SELECT), so a queue page
     # over a million predictions reads one row per input instead of aggregating them all
     "CREATE TABLE review_inputs AS " + REVIEW_INPUTS_SELECT + ";",
+    # 13: what each table column is worth to the challenger (permutation importance on
+    # validation, with its interval) and what it costs (input width, preprocessing time),
+    # per run: a column worth nothing in two runs in a row is flagged
+    """
+    CREATE TABLE column_values (
+        run_id VARCHAR, model_hash VARCHAR, column_name VARCHAR, importance DOUBLE,
+        low DOUBLE, high DOUBLE, width BIGINT, micros_per_row DOUBLE, created_at TIMESTAMP);
+    """,
 )
