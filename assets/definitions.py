@@ -37,6 +37,7 @@ def _assets(config) -> list:
         data.raw_data,
         data.clean_data,
         data.splits,
+        data.label_issues,
         *[
             build_candidate_asset(spec, op_tags=training_tags(config.team.training_queue))
             for spec in config.models_to_train

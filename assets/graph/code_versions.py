@@ -91,6 +91,7 @@ def _sections(name: str, config) -> list[str]:
         "raw_data": (config.data,),
         "clean_data": (config.data,),
         "splits": (config.data, config.split),
+        "label_issues": (config.data, config.split),
         "problem_scores": (config.data,),
         "challenger": (config.data, config.promotion, config.fairness),
         "champion": (config.promotion, config.serving),

@@ -18,6 +18,7 @@ from mllife.data.stage import (
     read_raw,
     settle_contract,
 )
+from mllife.evaluation.label_issues import LabelIssues, training_label_issues
 
 
 @dg.asset(
@@ -196,4 +197,32 @@ def no_leakage(splits: SplitSet) -> dg.AssetCheckResult:
     leaks = leaking_keys(splits.rows, key=splits.key)
     return dg.AssetCheckResult(
         passed=not leaks, metadata={"leaking_keys": len(leaks), "examples": leaks[:20]}
+    )
+
+
+@dg.asset(
+    group_name="data",
+    kinds={"cleanlab"},
+    description="Suspected label errors in the training split: confident learning (cleanlab)"
+    " on out-of-fold probabilities of a logistic regression over each row's features (a"
+    " table's columns, an image's grayscale thumbnail), worst first, with the label the"
+    " probabilities favour. Reported, never dropped: look at them, fix the labels at the"
+    " source, and the next run trains on the fix.",
+)
+def label_issues(project: MllifeProject, splits: SplitSet) -> dg.Output[LabelIssues]:
+    found = training_label_issues(project.config, splits)
+    shown = pl.DataFrame(
+        [{"row": i.key, "given": i.given, "suggested": i.suggested,
+          "quality": round(i.quality, 4)} for i in found.issues[:50]],
+        schema={"row": pl.String, "given": pl.String, "suggested": pl.String,
+                "quality": pl.Float64},
+    )  # fmt: skip
+    return dg.Output(
+        found,
+        metadata={
+            "suspected": len(found.issues),
+            "checked": found.checked,
+            "summary": found.describe(),
+            "worst": frame_table(shown),
+        },
     )

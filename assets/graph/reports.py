@@ -15,6 +15,7 @@ from mllife.evaluation.importance import (
     record_column_values,
     validation_column_values,
 )
+from mllife.evaluation.label_issues import LabelIssues
 from mllife.evaluation.test_budget import sealed_set_wear
 from mllife.models.registry import recorded_backbone
 from mllife.monitoring.batch import BatchDrift, staleness
@@ -97,7 +98,7 @@ def _column_values(project: MllifeProject, splits, challenger, run_id: str) -> t
     return features_section(values, flagged), frame_table(table)
 
 
-def _data_facts(kind: str, splits: SplitSet, clean_data: CleanData) -> DataFacts:
+def _data_facts(kind: str, splits: SplitSet, clean_data: CleanData, issues) -> DataFacts:
     return DataFacts(
         kind=kind,
         data_version=splits.data_version,
@@ -105,6 +106,7 @@ def _data_facts(kind: str, splits: SplitSet, clean_data: CleanData) -> DataFacts
         n_clean=clean_data.rows.height,
         split_sizes=splits.sizes(),
         dropped=clean_data.dropped,
+        label_issues=issues,
     )
 
 
@@ -132,6 +134,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
             "challenger": dg.AssetIn(),
             "splits": dg.AssetIn(),
             "clean_data": dg.AssetIn(),
+            "label_issues": dg.AssetIn(),
             "problem_scores": dg.AssetIn(),
             "drift_report": dg.AssetIn(),
         },
@@ -147,6 +150,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
         challenger: Challenger,
         splits: SplitSet,
         clean_data: CleanData,
+        label_issues: LabelIssues,
         problem_scores: ProblemScores,
         drift_report: dict[str, BatchDrift],
         **evaluations,
@@ -166,7 +170,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
             report = write_status_report(
                 reports_dir=config.reports_dir,
                 run_id=context.run.run_id,
-                data=_data_facts(config.data.kind, splits, clean_data),
+                data=_data_facts(config.data.kind, splits, clean_data, label_issues),
                 evaluations=list(evaluations.values()),
                 challenger=challenger,
                 action=champion.action,

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from mllife.evaluation.candidate import CandidateEvaluation
+from mllife.evaluation.label_issues import LabelIssues
 from mllife.evaluation.test_budget import SealedSetWear
 from mllife.promotion.challenger import Challenger
 from mllife.reporting.blocks import (
@@ -53,6 +54,8 @@ class DataFacts:
     split_sizes: dict[str, int]
     #: one row per dropped input: ``path`` (a file, or "row N" of a table) and ``reason``
     dropped: pl.DataFrame
+    #: suspected label errors in the training split (``evaluation.label_issues``)
+    label_issues: LabelIssues | None = None
 
 
 def describe_training(spec, backbone: str | None = None) -> str:
@@ -208,7 +211,23 @@ def _data_section(data: DataFacts, wear: SealedSetWear) -> ReportSection:
         blocks.append(Table.of([where, "reason"], rows, markdown_rows=20))
     else:
         blocks.append(Paragraph(f"Nothing was dropped: every {noun[:-1]} passed cleaning."))
-    return ReportSection("data", "Data and cleaning", tuple(blocks))
+    steps = []
+    found = data.label_issues
+    if found is not None:
+        blocks += [
+            Heading("Suspected label errors (training split)"),
+            Paragraph(found.describe() + "."),
+        ]
+        if found.issues:
+            rows = [[i.key, i.given, i.suggested, f"{i.quality:.3f}"] for i in found.issues[:30]]
+            header = ["file" if data.kind == "images" else "row", "given label",
+                      "suggested", "P(given label)"]  # fmt: skip
+            blocks.append(Table.of(header, rows, markdown_rows=10))
+            steps.append(
+                f"Check the {len(found.issues)} suspected label errors (worst first in the data"
+                " section) and fix the labels at the source: they are reported, not dropped."
+            )
+    return ReportSection("data", "Data and cleaning", tuple(blocks), [], steps)
 
 
 def _deployment_section(deployments: pl.DataFrame, rollouts: pl.DataFrame) -> ReportSection:
@@ -263,12 +282,14 @@ def write_status_report(
         metric_history_png(history, metric="accuracy", split="validation"),
     )
     findings = [s for s in (problems, fairness, features, monitoring) if s]
+    data_part = _data_section(data, test_wear)
     client = client_part(
-        challenger, action, kind=data.kind, sections=findings, worn_test_set=test_wear.worn
-    )
+        challenger, action, kind=data.kind, sections=[data_part, *findings],
+        worn_test_set=test_wear.worn,
+    )  # fmt: skip
     sections = [
         technical,
-        _data_section(data, test_wear),
+        data_part,
         *findings,
         _deployment_section(deployments, rollouts),
         *([gallery] if gallery else []),

@@ -1,0 +1,128 @@
+"""Suspected label errors in the training split, by confident learning (``cleanlab``).
+
+Out-of-fold predicted probabilities come from a model that sees each row only when it
+is not being scored: a standardised logistic regression over the rows' features (a
+table's preprocessed columns; an image's grayscale thumbnail), five stratified folds.
+``cleanlab.filter.find_label_issues`` then lists the rows whose given label is least
+likely under those probabilities, worst first, with the label the probabilities favour.
+They are reported, never dropped here. A class with fewer rows than folds cannot be
+scored out of fold: its rows are left out of the search, and the result says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+__all__ = ["LabelIssue", "LabelIssues", "find_label_issues", "training_label_issues"]
+
+FOLDS = 5
+THUMBNAIL = 16  # pixels a side: what the search sees of an image
+
+
+@dataclass(frozen=True)
+class LabelIssue:
+    key: str  # the file's path, or the row's id
+    given: str
+    suggested: str
+    #: cleanlab's label quality score (self-confidence): the probability of the given label
+    quality: float
+
+
+@dataclass(frozen=True)
+class LabelIssues:
+    issues: list[LabelIssue] = field(default_factory=list)
+    checked: int = 0
+    #: classes left out (too few rows to score out of fold), with their row counts
+    skipped: dict[str, int] = field(default_factory=dict)
+    #: why nothing could be searched, when nothing was
+    reason: str | None = None
+
+    def describe(self) -> str:
+        if self.reason:
+            return self.reason
+        said = (
+            f"{len(self.issues)} of {self.checked} training rows look mislabelled"
+            " (confident learning on out-of-fold probabilities)"
+        )
+        if self.skipped:
+            said += f"; classes left out, too few rows to score: {self.skipped}"
+        return said
+
+
+def find_label_issues(
+    features: np.ndarray, labels, keys, *, folds: int = FOLDS, seed: int = 0
+) -> LabelIssues:
+    """Suspected label errors among rows of ``features`` (one row per key) with their
+    given ``labels``; worst first."""
+    import cleanlab.filter
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    labels = np.asarray([str(v) for v in labels], dtype=object)
+    keys = np.asarray([str(k) for k in keys], dtype=object)
+    if not (len(features) == len(labels) == len(keys)):
+        raise ValueError(f"{len(features)} rows, {len(labels)} labels and {len(keys)} keys")
+    names, counts = np.unique(labels, return_counts=True)
+    skipped = {str(n): int(c) for n, c in zip(names, counts, strict=True) if c < folds}
+    kept = ~np.isin(labels, list(skipped))
+    classes = [str(n) for n in names if str(n) not in skipped]
+    if len(classes) < 2:
+        return LabelIssues(
+            checked=0, skipped=skipped,
+            reason=f"label errors not searched: fewer than two classes with {folds} or more"
+            f" training rows ({dict(zip(names.tolist(), counts.tolist(), strict=True))})",
+        )  # fmt: skip
+    x, y = features[kept], np.searchsorted(classes, labels[kept])
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    proba = cross_val_predict(model, x, y, cv=split, method="predict_proba")
+    ranked = cleanlab.filter.find_label_issues(y, proba, return_indices_ranked_by="self_confidence")
+    issues = [
+        LabelIssue(
+            str(keys[kept][i]),
+            classes[y[i]],
+            classes[int(proba[i].argmax())],
+            float(proba[i, y[i]]),
+        )  # fmt: skip
+        for i in ranked
+    ]
+    return LabelIssues(issues, int(kept.sum()), skipped)
+
+
+def _thumbnails(paths: list, root) -> np.ndarray:
+    """Each image as a small grayscale picture, flattened (what the search needs of it)."""
+    from PIL import Image
+
+    from mllife.data.decode import open_image
+
+    out = np.zeros((len(paths), THUMBNAIL * THUMBNAIL), dtype=np.float32)
+    for i, path in enumerate(paths):
+        image = open_image((root / path).read_bytes(), what=str(path))
+        image.draft("L", (THUMBNAIL * 4, THUMBNAIL * 4))  # JPEG: decode small, fast
+        small = image.convert("L").resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BILINEAR)
+        out[i] = np.asarray(small, dtype=np.float32).ravel() / 255.0
+    return out
+
+
+def training_label_issues(config, splits) -> LabelIssues:
+    """:func:`find_label_issues` on the training split of ``splits``."""
+    from mllife.preprocess.inputs import split_rows
+
+    rows: pl.DataFrame = split_rows(splits.rows, "train")
+    if config.data.kind == "images":
+        features = _thumbnails(rows["path"].to_list(), config.root)
+        keys = rows["path"].to_list()
+    else:
+        from mllife.preprocess.tables import TablePreprocessor
+
+        pre = TablePreprocessor(columns=splits.columns)
+        features = pre.fit_transform(rows.select(list(splits.columns))).numpy()
+        keys = rows[splits.key].cast(pl.String).to_list() if splits.key in rows.columns else [
+            str(i) for i in range(rows.height)
+        ]  # fmt: skip
+    return find_label_issues(features, rows["label"].to_list(), keys)
