@@ -42,3 +42,37 @@ def test_every_run_reports_them(deployed_digits):
     config_path, outcome = deployed_digits
     report = config_path.parent / ".mllife" / "reports" / f"status-{outcome.run_id}.html"
     assert "Suspected label errors (training split)" in report.read_text()
+
+
+def test_drop_label_issues_drops_them_with_their_reason(tmp_path, small_digits_folder):
+    """`[cleaning] drop_label_issues = true`: the suspects leave the clean rows and join
+    the dropped ones, each with its reason; nothing else changes."""
+    import shutil
+
+    from mllife.config.project import load_config
+    from mllife.data.stage import clean, read_raw
+    from mllife.evaluation.label_issues import drop_label_issues
+    from tests.conftest import make_project
+
+    config_path = make_project(
+        tmp_path / "p", small_digits_folder, extra="[cleaning]\ndrop_label_issues = true"
+    )
+    folder = config_path.parent / "data" / "digits"
+    files = sorted(folder.rglob("*.png"))
+    rng = np.random.default_rng(3)
+    moved = set()
+    for i in rng.choice(len(files), size=len(files) // 20, replace=False):
+        wrong = str((int(files[i].parent.name) + 1 + int(rng.integers(0, 9))) % 10)
+        target = folder / wrong / files[i].name
+        shutil.move(files[i], target)
+        moved.add(str(target.relative_to(config_path.parent)))
+    config = load_config(config_path)
+    assert config.cleaning.drop_label_issues
+    before = clean(config, read_raw(config))
+    after, found = drop_label_issues(config, before)
+    reasons = after.dropped.filter(after.dropped["reason"].str.starts_with("suspected label"))
+    assert reasons.height == len(found.issues) > 0
+    assert after.rows.height + reasons.height == before.rows.height
+    caught = set(reasons["path"].to_list()) & moved
+    assert len(caught) / len(moved) >= 0.6, (len(caught), len(moved), reasons["path"][:3])
+    assert "looks like" in reasons["reason"][0] and "drop_label_issues" in reasons["reason"][0]

@@ -89,7 +89,7 @@ def _sections(name: str, config) -> list[str]:
         return [*dump(config.data), f"{gap}:{config.promotion.max_test_reads}"]
     table = {
         "raw_data": (config.data,),
-        "clean_data": (config.data,),
+        "clean_data": (config.data, config.cleaning),
         "splits": (config.data, config.split),
         "label_issues": (config.data, config.split),
         "problem_scores": (config.data,),

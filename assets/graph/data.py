@@ -18,7 +18,11 @@ from mllife.data.stage import (
     read_raw,
     settle_contract,
 )
-from mllife.evaluation.label_issues import LabelIssues, training_label_issues
+from mllife.evaluation.label_issues import (
+    LabelIssues,
+    drop_label_issues,
+    training_label_issues,
+)
 
 
 @dg.asset(
@@ -69,7 +73,8 @@ def raw_data_contract(project: MllifeProject, raw_data: RawData) -> dg.AssetChec
     kinds={"polars", "duckdb"},
     description="Rows fit for training. Dropped, each with its reason: unreadable files,"
     " missing labels, missing feature values (with missing = 'drop'), conflicting labels"
-    " for identical content, exact duplicates.",
+    " for identical content, exact duplicates, and (with [cleaning] drop_label_issues)"
+    " rows confident learning suspects of a wrong label.",
 )
 def clean_data(
     context: dg.AssetExecutionContext, project: MllifeProject, raw_data: RawData
@@ -79,6 +84,9 @@ def clean_data(
     if settled is not None:
         context.log.info(settled)
     result = clean(project.config, raw_data)
+    if project.config.cleaning.drop_label_issues:
+        result, found = drop_label_issues(project.config, result)
+        context.log.info(f"clean_data: {found.describe()}; dropped ([cleaning])")
     rows, dropped = result.rows, result.dropped
     reasons = (
         dropped.with_columns(pl.col("reason").str.replace(r":.*| of .*| \(.*", ""))

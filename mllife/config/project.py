@@ -35,6 +35,7 @@ from mllife.config.sections import (  # noqa: F401  (part of this module's inter
     CONFIG_FILENAME,
     SELECTION_METRICS,
     CandidateConfig,
+    CleaningConfig,
     ColumnConfig,
     DataConfig,
     FairnessConfig,
@@ -73,6 +74,7 @@ class _File(_Section):
     owners: tuple[str, ...] = ()
     data: DataConfig = DataConfig()
     split: SplitConfig = SplitConfig()
+    cleaning: CleaningConfig = CleaningConfig()
     candidates: tuple[CandidateConfig, ...] = Field(min_length=1)
     promotion: PromotionConfig = PromotionConfig()
     training: TrainingConfig = TrainingConfig()
@@ -151,6 +153,7 @@ class ProjectConfig:
 
     data = property(lambda self: self._file.data)
     split = property(lambda self: self._file.split)
+    cleaning = property(lambda self: self._file.cleaning)
     promotion = property(lambda self: self._file.promotion)
     owners = property(lambda self: list(self._file.owners))
     training = property(lambda self: self._file.training)

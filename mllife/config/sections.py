@@ -317,6 +317,15 @@ class ProblemsConfig(_Section):
     folder: str = "problems"
 
 
+class CleaningConfig(_Section):
+    """What cleaning may drop beyond unreadable, unlabelled and duplicate inputs."""
+
+    #: drop the rows confident learning suspects of a wrong label (searched over all
+    #: clean rows, out of fold), each with its reason like any other cleaning drop;
+    #: False: they are only reported (the label_issues asset, the report)
+    drop_label_issues: bool = False
+
+
 class StoreConfig(_Section):
     path: str = ".mllife/store.duckdb"
 

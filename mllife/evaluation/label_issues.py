@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-__all__ = ["LabelIssue", "LabelIssues", "find_label_issues", "training_label_issues"]
+__all__ = [
+    "LabelIssue",
+    "LabelIssues",
+    "drop_label_issues",
+    "find_label_issues",
+    "label_issues_in",
+    "training_label_issues",
+]
 
 FOLDS = 5
 THUMBNAIL = 16  # pixels a side: what the search sees of an image
@@ -109,20 +116,53 @@ def _thumbnails(paths: list, root) -> np.ndarray:
     return out
 
 
-def training_label_issues(config, splits) -> LabelIssues:
-    """:func:`find_label_issues` on the training split of ``splits``."""
-    from mllife.preprocess.inputs import split_rows
-
-    rows: pl.DataFrame = split_rows(splits.rows, "train")
+def label_issues_in(config, rows: pl.DataFrame, columns: dict | None) -> LabelIssues:
+    """:func:`find_label_issues` over ``rows`` (clean or split rows of the project), keyed
+    by file path (images) or ``row N`` of the table."""
     if config.data.kind == "images":
         features = _thumbnails(rows["path"].to_list(), config.root)
         keys = rows["path"].to_list()
     else:
         from mllife.preprocess.tables import TablePreprocessor
 
-        pre = TablePreprocessor(columns=splits.columns)
-        features = pre.fit_transform(rows.select(list(splits.columns))).numpy()
-        keys = rows[splits.key].cast(pl.String).to_list() if splits.key in rows.columns else [
-            str(i) for i in range(rows.height)
-        ]  # fmt: skip
+        pre = TablePreprocessor(columns=columns)
+        features = pre.fit_transform(rows.select(list(columns))).numpy()
+        keys = [f"row {n}" for n in rows["row"].to_list()]
     return find_label_issues(features, rows["label"].to_list(), keys)
+
+
+def training_label_issues(config, splits) -> LabelIssues:
+    """:func:`label_issues_in` the training split of ``splits``."""
+    from mllife.preprocess.inputs import split_rows
+
+    return label_issues_in(config, split_rows(splits.rows, "train"), splits.columns)
+
+
+def drop_label_issues(config, clean_data):
+    """``clean_data`` without the rows suspected of a wrong label (searched over all its
+    rows), each added to its dropped rows with the reason; and the issues found."""
+    from dataclasses import replace
+
+    found = label_issues_in(config, clean_data.rows, clean_data.columns)
+    if not found.issues:
+        return clean_data, found
+    keys = (
+        clean_data.rows["path"]
+        if config.data.kind == "images"
+        else ("row " + clean_data.rows["row"].cast(pl.String))
+    )
+    suspected = {i.key: i for i in found.issues}
+    drop = keys.is_in(list(suspected))
+    gone = clean_data.rows.filter(drop)
+    reasons = [
+        f"suspected label error: labelled {s.given!r}, looks like {s.suggested!r}"
+        f" (P(given label) {s.quality:.3f}; [cleaning] drop_label_issues)"
+        for s in (suspected[k] for k in keys.filter(drop).to_list())
+    ]
+    dropped = pl.DataFrame(
+        {"path": keys.filter(drop), "label": gone["label"], "sha256": gone["sha256"],
+         "reason": reasons},
+        schema=clean_data.dropped.schema,
+    )  # fmt: skip
+    kept = clean_data.rows.filter(~drop)
+    return replace(clean_data, rows=kept, dropped=pl.concat([clean_data.dropped, dropped])), found
