@@ -88,7 +88,9 @@ def find_label_issues(
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     split = StratifiedKFold(folds, shuffle=True, random_state=seed)
     proba = cross_val_predict(model, x, y, cv=split, method="predict_proba")
-    ranked = cleanlab.filter.find_label_issues(y, proba, return_indices_ranked_by="self_confidence")
+    ranked = cleanlab.filter.find_label_issues(
+        y, proba, return_indices_ranked_by="self_confidence", n_jobs=1
+    )
     issues = [
         LabelIssue(
             str(keys[kept][i]),
