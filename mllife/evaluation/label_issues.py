@@ -88,6 +88,7 @@ def find_label_issues(
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     split = StratifiedKFold(folds, shuffle=True, random_state=seed)
     proba = cross_val_predict(model, x, y, cv=split, method="predict_proba")
+    # n_jobs=1: cleanlab's default process pool failed inside a run's step process
     ranked = cleanlab.filter.find_label_issues(
         y, proba, return_indices_ranked_by="self_confidence", n_jobs=1
     )
