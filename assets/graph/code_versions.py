@@ -135,7 +135,7 @@ def with_code_version(asset: dg.AssetsDefinition, config):
 #: the module that computes each lifecycle asset (a test holds it to the definitions):
 #: what lets `mllife run` tell an up-to-date project without importing the graph
 _MODULES = {
-    "raw_data": "data", "clean_data": "data", "splits": "data",
+    "raw_data": "data", "clean_data": "data", "splits": "data", "label_issues": "data",
     "served_predictions": "monitoring", "drift_report": "monitoring",
     "problem_scores": "problems", "challenger": "deployment", "champion": "deployment",
     "staged_rollout": "rollout", "status_report": "reports",

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 __all__ = [
     "ColumnValue",
@@ -113,6 +112,8 @@ def column_value(
     found = permutation_importance(
         estimator, values, y_true, scoring=_accuracy, n_repeats=repeats, random_state=seed
     )
+    from scipy import stats
+
     costs = _widths_and_times(model.preprocessor, rows, columns)
     half = stats.t.ppf(0.975, repeats - 1) / np.sqrt(repeats)
     result = [
