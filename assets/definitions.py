@@ -37,7 +37,7 @@ def _assets(config) -> list:
         data.raw_data,
         data.clean_data,
         data.splits,
-        data.label_issues,
+        *([data.label_issues] if config.cleaning.label_issues else []),
         *[
             build_candidate_asset(spec, op_tags=training_tags(config.team.training_queue))
             for spec in config.models_to_train
@@ -47,7 +47,7 @@ def _assets(config) -> list:
         deployment.build_challenger_asset(names),
         deployment.champion,
         staged_rollout,
-        build_status_report_asset(names),
+        build_status_report_asset(names, label_issues=config.cleaning.label_issues),
         served_predictions,
         drift_report,
         artifact_versions,

@@ -38,8 +38,18 @@ def test_classes_too_small_to_score_are_left_out_and_said():
     assert alone.issues == [] and "fewer than two classes" in alone.describe()
 
 
-def test_every_run_reports_them(deployed_digits):
-    config_path, outcome = deployed_digits
+def test_turned_on_every_run_reports_them_without_retraining(tmp_path, deployed_digits):
+    """`[cleaning] label_issues = true` on a project that ran: the next run adds the search
+    (the label_issues asset) and the report's data section, and trains nothing again."""
+    from assets.runtime.run import run_lifecycle
+    from tests.conftest import copy_project
+
+    config_path = copy_project(deployed_digits[0], tmp_path / "p")
+    with open(config_path, "a") as handle:
+        handle.write("\n[cleaning]\nlabel_issues = true\n")
+    outcome = run_lifecycle(config_path, log_level="WARNING")
+    assert outcome.success, "\n".join(outcome.lines)
+    assert "model fits: 0" in outcome.lines[-1], outcome.lines[-1]  # nothing trained again
     report = config_path.parent / ".mllife" / "reports" / f"status-{outcome.run_id}.html"
     assert "Suspected label errors (training split)" in report.read_text()
 

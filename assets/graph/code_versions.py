@@ -87,9 +87,12 @@ def _sections(name: str, config) -> list[str]:
         # of the policy, evaluation reads only the val/test tolerance and the read budget
         gap = config.promotion.setting("max_val_test_gap")
         return [*dump(config.data), f"{gap}:{config.promotion.max_test_reads}"]
+    if name == "clean_data" and config.cleaning.drop_label_issues:
+        # what cleaning drops changes; turning the (reported) search on does not
+        return [*dump(config.data), "drop_label_issues"]
     table = {
         "raw_data": (config.data,),
-        "clean_data": (config.data, config.cleaning),
+        "clean_data": (config.data,),
         "splits": (config.data, config.split),
         "label_issues": (config.data, config.split),
         "problem_scores": (config.data,),
@@ -135,7 +138,7 @@ def with_code_version(asset: dg.AssetsDefinition, config):
 #: the module that computes each lifecycle asset (a test holds it to the definitions):
 #: what lets `mllife run` tell an up-to-date project without importing the graph
 _MODULES = {
-    "raw_data": "data", "clean_data": "data", "splits": "data", "label_issues": "data",
+    "raw_data": "data", "clean_data": "data", "splits": "data",
     "served_predictions": "monitoring", "drift_report": "monitoring",
     "problem_scores": "problems", "challenger": "deployment", "champion": "deployment",
     "staged_rollout": "rollout", "status_report": "reports",
@@ -146,6 +149,8 @@ _MODULES = {
 def expected_code_versions(config) -> dict[str, str]:
     """Every lifecycle asset's code version for ``config``, from the files alone."""
     names = {name: module for name, module in _MODULES.items()}
+    if config.cleaning.label_issues:
+        names["label_issues"] = "data"
     for spec in config.models_to_train:
         names[f"candidate_{spec.name}"] = "training"
         names[f"evaluation_{spec.name}"] = "evaluation"

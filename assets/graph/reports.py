@@ -120,8 +120,12 @@ def _training_notes(store, config, evaluations: dict) -> dict[str, str]:
     return notes
 
 
-def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition:
+def build_status_report_asset(
+    candidate_names: list[str], *, label_issues: bool = False
+) -> dg.AssetsDefinition:
     ins = {f"evaluation_{n}": dg.AssetIn() for n in candidate_names}
+    if label_issues:  # [cleaning] label_issues: the search's result goes in the data section
+        ins["label_issues"] = dg.AssetIn()
 
     @dg.asset(
         # records each column's value for the challenger into the store (table projects)
@@ -134,7 +138,6 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
             "challenger": dg.AssetIn(),
             "splits": dg.AssetIn(),
             "clean_data": dg.AssetIn(),
-            "label_issues": dg.AssetIn(),
             "problem_scores": dg.AssetIn(),
             "drift_report": dg.AssetIn(),
         },
@@ -150,11 +153,11 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
         challenger: Challenger,
         splits: SplitSet,
         clean_data: CleanData,
-        label_issues: LabelIssues,
         problem_scores: ProblemScores,
         drift_report: dict[str, BatchDrift],
         **evaluations,
     ) -> dg.Output[StatusReport]:
+        issues: LabelIssues | None = evaluations.pop("label_issues", None)
         store, config = project.store, project.config
         wear = sealed_set_wear(store, splits.split_version, config.promotion.max_test_reads)
         # charts whose inputs did not change since an earlier report are read back
@@ -170,7 +173,7 @@ def build_status_report_asset(candidate_names: list[str]) -> dg.AssetsDefinition
             report = write_status_report(
                 reports_dir=config.reports_dir,
                 run_id=context.run.run_id,
-                data=_data_facts(config.data.kind, splits, clean_data, label_issues),
+                data=_data_facts(config.data.kind, splits, clean_data, issues),
                 evaluations=list(evaluations.values()),
                 challenger=challenger,
                 action=champion.action,

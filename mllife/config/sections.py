@@ -318,11 +318,14 @@ class ProblemsConfig(_Section):
 
 
 class CleaningConfig(_Section):
-    """What cleaning may drop beyond unreadable, unlabelled and duplicate inputs."""
+    """The search for suspected label errors, and what cleaning may drop beyond
+    unreadable, unlabelled and duplicate inputs."""
 
+    #: search the training split for suspected label errors every run (the label_issues
+    #: asset and the report's data section): out-of-fold fits cost a few seconds a run
+    label_issues: bool = False
     #: drop the rows confident learning suspects of a wrong label (searched over all
-    #: clean rows, out of fold), each with its reason like any other cleaning drop;
-    #: False: they are only reported (the label_issues asset, the report)
+    #: clean rows, out of fold), each with its reason like any other cleaning drop
     drop_label_issues: bool = False
 
 
