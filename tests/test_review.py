@@ -84,6 +84,18 @@ def _click(browser: Browser, selector: str) -> None:
     _wait_for(arrived, f"the page after clicking {selector}")
 
 
+def _add_first_two_to_a_new_problem(browser, name: str, description: str, *, kind: str):
+    """Check the queue's first two items, name a new problem, press "Add checked items"."""
+    for pid in browser.evaluate(
+        "[...document.querySelectorAll('article.item')].slice(0, 2).map(a => a.id.slice(5))"
+    ):
+        browser.evaluate(f"document.querySelector('#item-{pid} input[name=pid]').checked = true")
+    for field, value in (("new_problem", name), ("description", description)):
+        browser.evaluate(f"document.getElementById('{field}').value = {json.dumps(value)}")
+    browser.evaluate(f"document.querySelector('input[name=kind][value={kind}]').checked = true")
+    _click(browser, "#add-checked")
+
+
 def _table_setup(tmp_path: Path):
     setup = table_project(tmp_path / "p", serving=FAST_LOG)
     store = setup["store"]
@@ -146,18 +158,9 @@ def test_review_desk_on_images_then_a_run_scores_the_new_problem(tmp_path, deplo
             assert "Labelled" in browser.evaluate("document.getElementById('flash').textContent")
             assert browser.evaluate(f"document.getElementById('item-{first}')") is None
             # two served images into a new known problem, in one click
-            chosen = browser.evaluate(
-                "[...document.querySelectorAll('article.item')].slice(0, 2).map(a => a.id.slice(5))"
+            _add_first_two_to_a_new_problem(
+                browser, "thin_strokes", "digits written <b>thin</b>", kind="positive"
             )
-            for pid in chosen:
-                browser.evaluate(
-                    f"document.querySelector('#item-{pid} input[name=pid]').checked = true"
-                )
-            browser.evaluate("document.getElementById('new_problem').value = 'thin_strokes'")
-            browser.evaluate(
-                "document.getElementById('description').value = 'digits written <b>thin</b>'"
-            )
-            _click(browser, "#add-checked")
             flash = browser.evaluate("document.getElementById('flash').textContent")
             assert "Added 2 pattern(s) to 'thin_strokes'" in flash, flash
             assert browser.evaluate("document.querySelectorAll('article.item').length") == 3
@@ -212,18 +215,7 @@ def test_review_desk_on_a_table_project_shows_rows_as_fields(tmp_path):
                 ".map(th => th.textContent)"
             )
             assert "mean_radius" in fields and len(fields) == 30
-            for pid in browser.evaluate(
-                "[...document.querySelectorAll('article.item')].slice(0, 2).map(a => a.id.slice(5))"
-            ):
-                browser.evaluate(
-                    f"document.querySelector('#item-{pid} input[name=pid]').checked = true"
-                )
-            browser.evaluate("document.getElementById('new_problem').value = 'odd_rows'")
-            browser.evaluate("document.getElementById('description').value = 'rows we doubt'")
-            browser.evaluate(
-                "document.querySelector('input[name=kind][value=negative]').checked = true"
-            )
-            _click(browser, "#add-checked")
+            _add_first_two_to_a_new_problem(browser, "odd_rows", "rows we doubt", kind="negative")
             flash = browser.evaluate("document.getElementById('flash').textContent")
             assert "Added 2 pattern(s) to 'odd_rows'" in flash, flash
     classes = sorted({str(v) for v in setup["labels"]})

@@ -25,6 +25,9 @@ __all__ = ["InputKeeper", "kept_input", "prune_kept_inputs"]
 
 _HASH = re.compile(r"\A[0-9a-f]{64}\Z")
 PRUNE_EVERY_S = 3600.0
+#: images waiting to be written, at most: a disk slower than the traffic costs kept
+#: inputs (counted in ``not_kept``), never the server's memory
+MAX_WAITING = 1000
 
 
 def _path(folder: Path, digest: str) -> Path:
@@ -82,8 +85,12 @@ class InputKeeper:
 
     def keep(self, payloads: list[bytes], hashes: list[str]) -> None:
         """Queue a request's images (called on the request path: appends only)."""
-        self._queue.extend(zip(hashes, payloads, strict=True))
-        self._wake.set()
+        room = MAX_WAITING - len(self._queue)
+        if room < len(payloads):
+            self.not_kept += len(payloads) - max(room, 0)
+        if room > 0:
+            self._queue.extend(zip(hashes[:room], payloads[:room], strict=True))
+            self._wake.set()
 
     def start(self) -> InputKeeper:
         _, self.bytes_kept = prune_kept_inputs(self.folder, keep_days=self.keep_days)

@@ -36,12 +36,17 @@ class TablePreprocessor:
 
     @property
     def n_features(self) -> int:
-        widths = {
-            "number": lambda s: 1,
-            "onehot": lambda s: len(s["values"]),
-            "tfidf": lambda s: len(s["vocabulary"]),
-        }
-        return sum(widths[s["kind"]](s) for s in self.state_.values())
+        return sum(self.width(name) for name in self.state_)
+
+    def width(self, name: str) -> int:
+        """The model inputs column ``name`` becomes: 1 for a number, one per category,
+        the vocabulary of a text column."""
+        state = self.state_[name]
+        return {
+            "number": 1,
+            "onehot": len(state.get("values", ())),
+            "tfidf": len(state.get("vocabulary", ())),
+        }[state["kind"]]
 
     def only(self, names: list[str]) -> TablePreprocessor:
         """The fitted preprocessing of these columns alone (to time or inspect one)."""

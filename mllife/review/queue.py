@@ -161,8 +161,24 @@ _PENDING_INPUTS = """
         FROM pending_predictions GROUP BY ALL
         UNION ALL SELECT input_hash, NULL, 0, NULL, NULL, rating, false FROM pending_rated
         UNION ALL SELECT DISTINCT input_hash, NULL, 0, NULL, NULL, NULL, true
-        FROM pending_reviews),
-    touched AS (SELECT DISTINCT input_hash FROM pending_inputs)"""
+        FROM pending_reviews)"""
+
+
+def _pending_tables(conn) -> int:
+    """What the pending segments add, computed once per page into temp tables
+    (``pending_state``, ``touched_inputs``); returns how many inputs they touch."""
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE pending_state AS WITH {_PENDING_INPUTS}"
+        " SELECT * FROM pending_inputs"
+    )
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE touched_inputs AS"
+        " SELECT DISTINCT input_hash FROM pending_state"
+    )
+    (touched,) = conn.execute("SELECT count(*) FROM touched_inputs").fetchone()
+    return int(touched)
+
+
 _STATE = "input_hash, confidence, served, min_label, max_label, rating, reviewed"
 
 
@@ -171,7 +187,7 @@ def _merged(stored: str) -> str:
         SELECT input_hash, min(confidence) AS confidence, sum(served) AS served,
             min(min_label) <> max(max_label) AS disagreement, min(rating) AS rating,
             bool_or(reviewed) AS reviewed
-        FROM ({stored} UNION ALL SELECT * FROM pending_inputs) GROUP BY input_hash)"""
+        FROM ({stored} UNION ALL SELECT * FROM pending_state) GROUP BY input_hash)"""
 
 
 def _ranked_from_state(conn, limit: int, offset: int) -> tuple[_Ranked, int]:
@@ -179,25 +195,25 @@ def _ranked_from_state(conn, limit: int, offset: int) -> tuple[_Ranked, int]:
     at every ingestion) merged with what the pending segments add. Exact: pending rows
     only raise an input's need or take it out of the queue, so the page is among the
     stored inputs that rank highest (as many more as pending inputs) and those touched."""
-    (touched,) = conn.execute(f"WITH {_PENDING_INPUTS} SELECT count(*) FROM touched").fetchone()
+    touched = _pending_tables(conn)
     stored = f"""(SELECT {_STATE} FROM main.review_inputs
             WHERE NOT reviewed AND served > 0 ORDER BY need DESC, input_hash LIMIT ?)
         UNION
         (SELECT {_STATE} FROM main.review_inputs
-            WHERE input_hash IN (SELECT input_hash FROM touched))"""
+            WHERE input_hash IN (SELECT input_hash FROM touched_inputs))"""
     rows = conn.execute(
-        f"""WITH {_PENDING_INPUTS}, {_merged(stored)}
+        f"""WITH {_merged(stored)}
         SELECT input_hash, {_NEED} AS need, served, disagreement, rating FROM merged
         WHERE NOT reviewed AND served > 0 ORDER BY need DESC, input_hash LIMIT ? OFFSET ?""",
         [offset + limit + touched, limit, offset],
     ).fetchall()
     touched_stored = f"""SELECT {_STATE} FROM main.review_inputs
-        WHERE input_hash IN (SELECT input_hash FROM touched)"""
+        WHERE input_hash IN (SELECT input_hash FROM touched_inputs)"""
     (total,) = conn.execute(
-        f"""WITH {_PENDING_INPUTS}, {_merged(touched_stored)}
+        f"""WITH {_merged(touched_stored)}
         SELECT (SELECT count(*) FROM main.review_inputs WHERE NOT reviewed AND served > 0)
             - (SELECT count(*) FROM main.review_inputs WHERE NOT reviewed AND served > 0
-               AND input_hash IN (SELECT input_hash FROM touched))
+               AND input_hash IN (SELECT input_hash FROM touched_inputs))
             + (SELECT count(*) FROM merged WHERE NOT reviewed AND served > 0)"""
     ).fetchone()
     return [tuple(r) for r in rows], int(total)

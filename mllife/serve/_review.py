@@ -40,8 +40,6 @@ __all__ = ["review_app"]
 
 SESSION_HOURS = 8
 _FILTERS = ("label", "model", "since", "until")
-_IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp",
-                "GIF": "image/gif", "BMP": "image/bmp"}  # fmt: skip
 
 
 def _templates() -> jinja2.Environment:
@@ -180,10 +178,12 @@ _PAGE_HEADERS = {
 
 
 def _image_type(payload: bytes) -> str | None:
+    """The image's MIME type as PIL reads it; None for anything not an image."""
     try:
-        return _IMAGE_TYPES.get(Image.open(io.BytesIO(payload)).format or "")
+        kind = Image.open(io.BytesIO(payload)).get_format_mimetype()
     except Exception:  # not an image PIL reads: not served as one
         return None
+    return kind if kind and kind.startswith("image/") else None
 
 
 def _filters(params, key: ApiKey) -> QueueFilter:
