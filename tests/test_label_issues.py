@@ -3,9 +3,12 @@ flipped on purpose, reported in every run, never dropped; small classes stated."
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
-from mllife.evaluation.label_issues import _thumbnails, find_label_issues
+from mllife.data.near_duplicates import image_fingerprints
+from mllife.evaluation.label_issues import find_label_issues
 
 
 def test_most_flipped_digit_labels_are_found(all_digits):
@@ -15,7 +18,9 @@ def test_most_flipped_digit_labels_are_found(all_digits):
     flipped = rng.choice(len(paths), size=len(paths) // 20, replace=False)  # 5%
     for i in flipped:
         given[i] = str((int(given[i]) + int(rng.integers(1, 10))) % 10)
-    features = _thumbnails(paths, all_digits)
+    sha = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    _, thumbnails = image_fingerprints([str(p) for p in paths], sha, root=all_digits)
+    features = thumbnails / 255.0
     found = find_label_issues(features, given, [str(p) for p in paths])
     suspected = {issue.key for issue in found.issues}
     truth = {str(paths[i]) for i in flipped}
@@ -38,7 +43,7 @@ def test_classes_too_small_to_score_are_left_out_and_said():
     assert alone.issues == [] and "fewer than two classes" in alone.describe()
 
 
-def test_turned_on_every_run_reports_them_without_retraining(tmp_path, deployed_digits):
+def test_turned_on_every_run_reports_them_without_retraining(tmp_path, deployed_digits, capsys):
     """`[cleaning] label_issues = true` on a project that ran: the next run adds the search
     (the label_issues asset) and the report's data section, and trains nothing again."""
     from assets.runtime.run import run_lifecycle
@@ -51,7 +56,17 @@ def test_turned_on_every_run_reports_them_without_retraining(tmp_path, deployed_
     assert outcome.success, "\n".join(outcome.lines)
     assert "model fits: 0" in outcome.lines[-1], outcome.lines[-1]  # nothing trained again
     report = config_path.parent / ".mllife" / "reports" / f"status-{outcome.run_id}.html"
-    assert "Suspected label errors (training split)" in report.read_text()
+    html = report.read_text()
+    assert "Suspected label errors (training split)" in html
+    # the near-duplicate search's finding beside it: none in the digits
+    assert "Near-duplicates" in html and "0 near-duplicate pair(s) across splits" in html
+    from mllife.cli import main
+
+    capsys.readouterr()
+    assert main(["--config", str(config_path), "status"]) == 0
+    status = capsys.readouterr().out
+    assert "  suspected label errors: " in status and "look mislabelled" in status, status
+    assert "  near-duplicates: 0 near-duplicate pair(s) across splits" in status, status
 
 
 def test_drop_label_issues_drops_them_with_their_reason(tmp_path, small_digits_folder):

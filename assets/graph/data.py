@@ -182,6 +182,17 @@ def splits(project: MllifeProject, clean_data: CleanData) -> dg.Output[SplitSet]
         seed=config.split.seed,
         sizes=sizes,
     )
+    if (near := split_set.near_duplicates) is not None:
+        for finding, count in (
+            ("near_duplicate_leaks", near.n_leaks),
+            ("near_duplicates_within_splits", sum(near.within.values())),
+        ):
+            project.store.record_data_finding(
+                split_version=split_set.split_version,
+                finding=finding,
+                count=count,
+                summary=near.describe(),
+            )
     per_class = split_set.rows.pivot(
         on="split", index="label", values="sha256", aggregate_function="len"
     )
@@ -199,16 +210,46 @@ def splits(project: MllifeProject, clean_data: CleanData) -> dg.Output[SplitSet]
 
 
 @dg.asset_check(
-    asset=splits, blocking=True, description="No content (by key) appears in more than one split."
+    asset=splits,
+    blocking=True,
+    description="No content (by key) appears in more than one split, and no near-duplicate"
+    " of a file or row (a resized or re-encoded photo, a row typed again) sits in another"
+    " split than its copy ([split] near_duplicate_distance).",
 )
 def no_leakage(splits: SplitSet) -> dg.AssetCheckResult:
     leaks = leaking_keys(splits.rows, key=splits.key)
-    return dg.AssetCheckResult(
-        passed=not leaks, metadata={"leaking_keys": len(leaks), "examples": leaks[:20]}
-    )
+    metadata = {"leaking_keys": len(leaks), "examples": leaks[:20]}
+    near = splits.near_duplicates
+    if near is not None:
+        shown = pl.DataFrame(
+            [(p.first, p.first_split, p.second, p.second_split, round(p.distance, 4))
+             for p in near.pairs[:50]],
+            schema=["first", "first_split", "second", "second_split", "distance"],
+            orient="row",
+        )  # fmt: skip
+        metadata |= {
+            "near_duplicate_leaks": near.n_leaks,
+            "near_duplicates_within_splits": dg.MetadataValue.json(near.within),
+            "near_duplicates": frame_table(shown),
+            "near_duplicate_search": near.describe(),
+        }
+    passed = not leaks and (near is None or not near.n_leaks)
+    problems = [f"{len(leaks)} key(s) in two splits, e.g. {leaks[0]}"] if leaks else []
+    if near is not None and near.n_leaks:
+        first = near.leaks[0]
+        problems.append(
+            f"{near.n_leaks} near-duplicate pair(s) across splits, e.g. {first.first}"
+            f" ({first.first_split}) and {first.second} ({first.second_split}): remove one"
+            " copy of each pair at the source, or give the copies one group ([split] group"
+            " / group_pattern)"
+        )
+    if problems:
+        metadata["summary"] = "; ".join(problems)
+    return dg.AssetCheckResult(passed=passed, metadata=metadata)
 
 
 @dg.asset(
+    pool=pools.STORE,  # records what it found in the store
     group_name="data",
     kinds={"cleanlab"},
     description="Suspected label errors in the training split: confident learning (cleanlab)"
@@ -219,6 +260,12 @@ def no_leakage(splits: SplitSet) -> dg.AssetCheckResult:
 )
 def label_issues(project: MllifeProject, splits: SplitSet) -> dg.Output[LabelIssues]:
     found = training_label_issues(project.config, splits)
+    project.store.record_data_finding(
+        split_version=splits.split_version,
+        finding="label_issues",
+        count=len(found.issues),
+        summary=found.describe(),
+    )
     shown = pl.DataFrame(
         [{"row": i.key, "given": i.given, "suggested": i.suggested,
           "quality": round(i.quality, 4)} for i in found.issues[:50]],

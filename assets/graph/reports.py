@@ -107,6 +107,7 @@ def _data_facts(kind: str, splits: SplitSet, clean_data: CleanData, issues) -> D
         split_sizes=splits.sizes(),
         dropped=clean_data.dropped,
         label_issues=issues,
+        near_duplicates=splits.near_duplicates,
     )
 
 

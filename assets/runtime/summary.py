@@ -202,6 +202,9 @@ def summarize(result, config: ProjectConfig, values: StoredValues, *, refused: b
     if splits is not None:
         sizes = ", ".join(f"{name} {n}" for name, n in splits.sizes().items())
         lines.append(f"data version {splits.data_version}; split sizes: {sizes}")
+        near = splits.near_duplicates
+        if near is not None and (near.n_leaks or any(near.within.values())):
+            lines.append(f"near-duplicates: {near.describe()}")
     clean = value("clean_data")
     if clean is not None and clean.dropped.height:
         lines.append(f"cleaning dropped {clean.dropped.height}:")

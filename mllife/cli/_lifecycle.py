@@ -186,6 +186,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
     _print_rollout(config, store)
     _print_ratings(config, store)
+    _print_data_findings(store)
     refused = store.query(
         "SELECT run_id, name, model_hash, summary, created_at FROM challengers"
         " WHERE NOT passed ORDER BY created_at DESC LIMIT 10"
@@ -243,6 +244,31 @@ def _print_rollout(config, store) -> None:
                 f"  {row['created_at']:%Y-%m-%d %H:%M} {row['state']:<9} {row['name']}"
                 f" {row['model_hash'][:12]}: {row['reason']}"
             )
+
+
+def _print_data_findings(store) -> None:
+    """What the data checks found in the newest split version."""
+    found = store.query(
+        "SELECT f.split_version, f.finding, f.count, f.summary FROM data_findings f"
+        " WHERE f.split_version = (SELECT split_version FROM splits"
+        " ORDER BY created_at DESC LIMIT 1) ORDER BY f.finding"
+    )
+    if not found.height:
+        return
+    print(f"data checks (split version {found['split_version'][0][:12]}):")
+    said = set()
+    for row in found.iter_rows(named=True):
+        what = _FINDINGS[row["finding"]]
+        if (what, row["summary"]) not in said:  # two near-duplicate counts, one summary
+            said.add((what, row["summary"]))
+            print(f"  {what}: {row['summary']}")
+
+
+_FINDINGS = {
+    "near_duplicate_leaks": "near-duplicates",
+    "near_duplicates_within_splits": "near-duplicates",
+    "label_issues": "suspected label errors",
+}
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -117,6 +117,15 @@ class SplitConfig(_Section):
     #: its group (``"/(\\w+)_\\d+\\.jpg$"`` -> "cam3"). A group's split follows from
     #: its name and the seed alone: stable as data grows, no group ever in two splits.
     group_pattern: str | None = None
+    #: near-duplicates in two splits fail the blocking no_leakage check, naming both:
+    #: images whose 16x16 grayscale thumbnails differ by at most this mean absolute
+    #: difference (0-1; a resized, re-encoded copy is ~0.01 apart, two different digits
+    #: 0.025 or more), found through perceptual hashes; 0 turns the search off (images
+    #: and tables)
+    near_duplicate_distance: float = Field(default=0.016, ge=0, lt=1)
+    #: tables: rows equal once text is case- and space-folded and numbers are rounded to
+    #: this many significant digits are near-duplicates
+    near_duplicate_digits: int = Field(default=4, ge=1, le=15)
 
     @field_validator("group_pattern")
     @classmethod

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from mllife.config.project import ProjectConfig, SplitConfig
+from mllife.data.near_duplicates import NearDuplicates
 from mllife.storage.files import write_atomically
 
 __all__ = [
@@ -54,6 +55,8 @@ class SplitSet:
     key: str = "sha256"
     #: tables: the feature contract (name -> ColumnConfig); None for images
     columns: dict | None = None
+    #: near-duplicates across and within splits (None: the search is off)
+    near_duplicates: NearDuplicates | None = None
 
     def sizes(self) -> dict[str, int]:
         counts = dict(self.rows.group_by("split").len().iter_rows())

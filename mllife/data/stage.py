@@ -36,6 +36,7 @@ from mllife.data.images import (
     infer_classes,
     scan_image_folder,
 )
+from mllife.data.near_duplicates import near_duplicates_in
 from mllife.data.split import (
     MIN_PER_CLASS,
     SplitSet,
@@ -322,7 +323,10 @@ def make_splits(config: ProjectConfig, data: CleanData, *, store) -> tuple[Split
     new = store.record_split_assignments(
         namespace, assigned.select(pl.col(key).cast(pl.String).alias("key"), "label", "split")
     )
+    near = None
+    if config.split.near_duplicate_distance > 0:
+        near = near_duplicates_in(config, assigned, data.columns)
     result = SplitSet(
-        assigned, data.data_version, split_version(assigned, key=key), key, data.columns
+        assigned, data.data_version, split_version(assigned, key=key), key, data.columns, near
     )
     return result, new

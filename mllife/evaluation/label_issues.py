@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 FOLDS = 5
-THUMBNAIL = 16  # pixels a side: what the search sees of an image
 
 
 @dataclass(frozen=True)
@@ -104,26 +103,15 @@ def find_label_issues(
     return LabelIssues(issues, int(kept.sum()), skipped)
 
 
-def _thumbnails(paths: list, root) -> np.ndarray:
-    """Each image as a small grayscale picture, flattened (what the search needs of it)."""
-    from PIL import Image
-
-    from mllife.data.decode import open_image
-
-    out = np.zeros((len(paths), THUMBNAIL * THUMBNAIL), dtype=np.float32)
-    for i, path in enumerate(paths):
-        image = open_image((root / path).read_bytes(), what=str(path))
-        image.draft("L", (THUMBNAIL * 4, THUMBNAIL * 4))  # JPEG: decode small, fast
-        small = image.convert("L").resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BILINEAR)
-        out[i] = np.asarray(small, dtype=np.float32).ravel() / 255.0
-    return out
-
-
 def label_issues_in(config, rows: pl.DataFrame, columns: dict | None) -> LabelIssues:
     """:func:`find_label_issues` over ``rows`` (clean or split rows of the project), keyed
     by file path (images) or ``row N`` of the table."""
     if config.data.kind == "images":
-        features = _thumbnails(rows["path"].to_list(), config.root)
+        from mllife.data.near_duplicates import project_image_fingerprints
+
+        # the near-duplicate search's thumbnails, decoded once per content
+        _, thumbnails = project_image_fingerprints(config, rows)
+        features = thumbnails.astype(np.float32) / 255.0
         keys = rows["path"].to_list()
     else:
         from mllife.preprocess.tables import TablePreprocessor

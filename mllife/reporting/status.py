@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from mllife.data.near_duplicates import NearDuplicates
 from mllife.evaluation.candidate import CandidateEvaluation
 from mllife.evaluation.label_issues import LabelIssues
 from mllife.evaluation.test_budget import SealedSetWear
@@ -56,6 +57,8 @@ class DataFacts:
     dropped: pl.DataFrame
     #: suspected label errors in the training split (``evaluation.label_issues``)
     label_issues: LabelIssues | None = None
+    #: near-duplicates across and within splits (``data.near_duplicates``)
+    near_duplicates: NearDuplicates | None = None
 
 
 def describe_training(spec, backbone: str | None = None) -> str:
@@ -226,6 +229,19 @@ def _data_section(data: DataFacts, wear: SealedSetWear) -> ReportSection:
             steps.append(
                 f"Check the {len(found.issues)} suspected label errors (worst first in the data"
                 " section) and fix the labels at the source: they are reported, not dropped."
+            )
+    near = data.near_duplicates
+    if near is not None:
+        blocks += [Heading("Near-duplicates"), Paragraph(near.describe() + ".")]
+        if near.pairs:
+            rows = [[p.first, p.first_split, p.second, p.second_split, f"{p.distance:.4f}"]
+                    for p in near.pairs[:30]]  # fmt: skip
+            header = ["input", "split", "near-duplicate", "split", "distance"]
+            blocks.append(Table.of(header, rows, markdown_rows=10))
+        if any(near.within.values()):
+            steps.append(
+                "Near-duplicates within one split weigh twice in training or evaluation:"
+                " keep one copy of each (listed in the data section)."
             )
     return ReportSection("data", "Data and cleaning", tuple(blocks), [], steps)
 

@@ -141,6 +141,16 @@ class StoreRecords:
                 ],
             )
 
+    def record_data_finding(
+        self, *, split_version: str, finding: str, count: int, summary: str
+    ) -> None:
+        """What a data check found in a split version (replacing what it found before)."""
+        with self.writing() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO data_findings VALUES (?, ?, ?, ?, ?)",
+                [split_version, finding, count, summary, _now()],
+            )
+
     def record_model(self, **fields: Any) -> None:
         """One trained model (the keyword arguments of :func:`model_row`)."""
         with self.writing() as conn:

@@ -160,4 +160,11 @@ MIGRATIONS: tuple[str, ...] = (
         run_id VARCHAR, model_hash VARCHAR, column_name VARCHAR, importance DOUBLE,
         low DOUBLE, high DOUBLE, width BIGINT, micros_per_row DOUBLE, created_at TIMESTAMP);
     """,
+    # 14: what the data checks found in a split version (near-duplicates across and
+    # within splits, suspected label errors), for `mllife status`
+    """
+    CREATE TABLE data_findings (
+        split_version VARCHAR, finding VARCHAR, count BIGINT, summary VARCHAR,
+        created_at TIMESTAMP, PRIMARY KEY (split_version, finding));
+    """,
 )
