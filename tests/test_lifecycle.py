@@ -1,6 +1,7 @@
 """End to end: the whole asset graph on a real Dagster instance, store and artifacts."""
 
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -229,6 +230,8 @@ def test_table_example_runs_and_a_broken_table_stops_at_the_contract(tmp_path):
     config_path = tmp_path / "mllife.toml"
     # fewer epochs and trials keep the test light; the graph is the same
     config_path.write_text(example.replace("epochs = 60", "epochs = 5"))
+    # its derived features (features.py; the contract is inferred here, not copied)
+    shutil.copy(REPO / "examples" / "breast_cancer" / "features.py", tmp_path)
     outcome = run_lifecycle(config_path, log_level="WARNING")
     assert outcome.success, "\n".join(outcome.lines)
     config = load_config(config_path)
@@ -238,10 +241,13 @@ def test_table_example_runs_and_a_broken_table_stops_at_the_contract(tmp_path):
     assert {"logreg", "gboost", "mlp", "baseline_majority"} <= set(store.models()["name"])
     model = load_model(champion_ref(store), artifacts_dir=config.artifacts_dir, store=store)
     rows = pl.read_parquet(config.data_path).drop("id", "target").head(20)
+    # the raw 30 columns: the champion computes the two derived ones itself
     assert set(model.predict(rows)) <= {"malignant", "benign"}
+    assert model.preprocessor.derived.columns == ("perimeter_per_radius", "worst_to_mean_area")
     # what each column is worth to the challenger, and costs, recorded and reported
     values = store.query("SELECT * FROM column_values WHERE run_id = ?", [outcome.run_id])
-    assert values.height == 30 and (values["width"] == 1).all()
+    assert values.height == 32 and (values["width"] == 1).all()
+    assert "worst_to_mean_area" in values["column_name"].to_list()
     assert (values["low"] > 0).any() and (values["micros_per_row"] > 0).all()
     report = (config.reports_dir / f"status-{outcome.run_id}.html").read_text()
     assert "What each column is worth" in report

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from mllife.data.derived import derived_features
+
 ROOT = Path(__file__).resolve().parents[2]  # the repository: assets/graph/ is two down
 _OWN = ("mllife", "assets")
 
@@ -79,7 +81,10 @@ def _sections(name: str, config) -> list[str]:
     """The configuration an asset reads, as JSON texts."""
 
     def dump(*parts) -> list[str]:
-        return [p.model_dump_json() for p in parts]
+        texts = [p.model_dump_json() for p in parts]
+        if config.data in parts and (derived := derived_features(config)) is not None:
+            texts.append(f"derive={derived.fingerprint}")  # the function's source
+        return texts
 
     if name.startswith("candidate_"):
         return dump(config.candidate(name.removeprefix("candidate_")), config.training, config.data)

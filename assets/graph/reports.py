@@ -7,6 +7,7 @@ from assets.graph import pools
 from assets.graph._metadata import frame_table
 from assets.graph.resources import MllifeProject
 from mllife.data.images import CleanData
+from mllife.data.pii import pii_mask
 from mllife.data.split import SplitSet
 from mllife.evaluation.groups import grouped_rows
 from mllife.evaluation.importance import (
@@ -57,6 +58,7 @@ def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_
         root=config.root,
         kind=config.data.kind,
         features=list(splits.columns) if splits.columns else None,
+        hidden=frozenset(config.data.pii),
     )
     problems = problem_section(
         ProblemRegistry(config, store),
@@ -77,6 +79,12 @@ def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_
     fairness = None
     if config.fairness.groups:
         rows = grouped_rows(splits, "validation", config.fairness.groups)
+        if (mask := pii_mask(config)) is not None:  # a personal group shows as its hash
+            rows = rows.with_columns(
+                pl.Series(c, [mask.hashed(v) for v in rows[c].to_list()], pl.String)
+                for c in config.fairness.groups
+                if c in mask.columns
+            )
         fairness = fairness_section(rows, best.validation_predictions, config.fairness.groups)
     return {"gallery": gallery, "problems": problems, "monitoring": monitoring,
             "fairness": fairness}  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mllife._errors import ConfigError
+from mllife.config.messages import describe_validation_error
 from mllife.config.ops import (
     AlertsConfig,
     MonitoringConfig,
@@ -39,6 +40,7 @@ from mllife.config.sections import (  # noqa: F401  (part of this module's inter
     ColumnConfig,
     DataConfig,
     FairnessConfig,
+    FeaturesConfig,
     ProblemsConfig,
     RangeConfig,
     SearchConfig,
@@ -75,6 +77,7 @@ class _File(_Section):
     data: DataConfig = DataConfig()
     split: SplitConfig = SplitConfig()
     cleaning: CleaningConfig = CleaningConfig()
+    features: FeaturesConfig = FeaturesConfig()
     candidates: tuple[CandidateConfig, ...] = Field(min_length=1)
     promotion: PromotionConfig = PromotionConfig()
     training: TrainingConfig = TrainingConfig()
@@ -106,14 +109,12 @@ class _File(_Section):
             raise ValueError("split.group names a table column; for images use split.group_pattern")
         if split.group_pattern and kind != "images":
             raise ValueError("split.group_pattern reads image paths; for tables use split.group")
+        if self.features.derive and kind != "table":
+            raise ValueError("features.derive adds table columns: for tables only")
         if self.fairness.groups and kind != "table":
             raise ValueError("fairness.groups names table columns")
         if self.data.target in self.fairness.groups:
             raise ValueError(f"fairness.groups names the target column {self.data.target!r}")
-        if self.data.forbidden and kind != "table":
-            raise ValueError("data.forbidden names table columns")
-        if self.data.target in self.data.forbidden:
-            raise ValueError(f"data.forbidden names the target column {self.data.target!r}")
         if split.group and split.group == self.data.target:
             raise ValueError(f"split.group {split.group!r} is the target column")
         return self
@@ -154,6 +155,7 @@ class ProjectConfig:
     data = property(lambda self: self._file.data)
     split = property(lambda self: self._file.split)
     cleaning = property(lambda self: self._file.cleaning)
+    features = property(lambda self: self._file.features)
     promotion = property(lambda self: self._file.promotion)
     owners = property(lambda self: list(self._file.owners))
     training = property(lambda self: self._file.training)
@@ -337,22 +339,8 @@ def load_config(path: Path | str | None = None) -> ProjectConfig:
     try:
         parsed = _File.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, file_path)) from None
+        raise ConfigError(describe_validation_error(exc, file_path)) from None
     profile = os.environ.get(PROFILE_VARIABLE, "local")
     if profile not in ("local", "team"):
         raise ConfigError(f"{PROFILE_VARIABLE}={profile!r}: expected local or team")
     return ProjectConfig(parsed, path=file_path, profile=profile)
-
-
-def _describe(exc: ValidationError, file_path: Path) -> str:
-    lines = [f"{file_path}: {exc.error_count()} problem(s):"]
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            lines.append(f"  - unknown key '{key}': remove it or check its spelling")
-        elif error["type"] == "missing":
-            lines.append(f"  - missing key '{key}'")
-        else:
-            got = error.get("input")
-            lines.append(f"  - key '{key}': {error['msg']} (got {got!r})")
-    return "\n".join(lines)

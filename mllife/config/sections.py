@@ -43,6 +43,8 @@ class ColumnConfig(_Section):
     categories: tuple[str, ...] | None = None
     #: text that means "missing" in a number column of a CSV (e.g. "n/a"): read as null
     missing_values: tuple[str, ...] = ()
+    #: made by ``[features] derive`` from the other columns: clients never send it
+    derived: bool = False
 
 
 class DataConfig(_Section):
@@ -70,6 +72,12 @@ class DataConfig(_Section):
     #: Tables: columns that must never be in the training data (a national id, a raw
     #: postcode...): their presence fails the blocking raw-data contract, naming them
     forbidden: tuple[str, ...] = ()
+    #: Tables: personal columns (an email, a birth date): the model may use them, but
+    #: served predictions log their values as keyed hashes (pii_logging = "hash": equal
+    #: values stay equal, nothing can be read back) or not at all ("drop"); the store and
+    #: the reports never hold them in clear
+    pii: tuple[str, ...] = ()
+    pii_logging: Literal["hash", "drop"] = "hash"
     #: Tables: rows with a missing feature are dropped, or kept and imputed (median or
     #: most frequent value, learned on the train split).
     missing: Literal["drop", "impute"] = "impute"
@@ -90,6 +98,17 @@ class DataConfig(_Section):
         if self.default is not None:
             return self.default
         return "digits" if self.kind == "images" else "none"
+
+    @model_validator(mode="after")
+    def _tagged_columns(self) -> DataConfig:
+        for tag in ("forbidden", "pii"):
+            if getattr(self, tag) and self.kind != "table":
+                raise ValueError(f"data.{tag} names table columns")
+            if self.target in getattr(self, tag):
+                raise ValueError(f"data.{tag} names the target column {self.target!r}")
+        if both := sorted(set(self.forbidden) & set(self.pii)):
+            raise ValueError(f"data: {both} both forbidden and pii: a column is one or the other")
+        return self
 
     @model_validator(mode="after")
     def _table_file_type(self) -> DataConfig:
@@ -340,6 +359,16 @@ class CleaningConfig(_Section):
 
 class StoreConfig(_Section):
     path: str = ".mllife/store.duckdb"
+
+
+class FeaturesConfig(_Section):
+    """Derived features (tables): a function of yours that adds columns computed from
+    the raw ones; its source travels inside each model, so serving computes the same."""
+
+    #: "module:function", the module importable from the project folder ("features:add"
+    #: for features.py beside mllife.toml): called with the raw feature columns (a polars
+    #: DataFrame, never the target), it returns the new columns (same height)
+    derive: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 class FairnessConfig(_Section):

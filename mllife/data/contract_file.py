@@ -209,6 +209,8 @@ def _as_json(spec: ColumnConfig) -> dict:
     out = spec.model_dump(mode="json", exclude_none=True)
     if not out["missing_values"]:
         del out["missing_values"]  # the usual case: keep the file short
+    if not out["derived"]:
+        del out["derived"]
     return out
 
 

@@ -80,11 +80,16 @@ class ContractResult:
 
 
 def check_contract(
-    frame: pl.DataFrame, schema: pa.DataFrameSchema, *, locate: pl.Series | None = None
+    frame: pl.DataFrame,
+    schema: pa.DataFrameSchema,
+    *,
+    locate: pl.Series | None = None,
+    hidden: frozenset[str] = frozenset(),
 ) -> ContractResult:
     """Validate ``frame`` lazily (all failures at once) and summarise the failures.
 
-    Examples name the file (``path`` column) or, with ``locate``, the row number.
+    Examples name the file (``path`` column) or, with ``locate``, the row number; the
+    values of ``hidden`` columns (``[data] pii``) are never shown.
     """
     try:
         schema.validate(frame, lazy=True)
@@ -113,7 +118,7 @@ def check_contract(
         example: dict[str, object] = {
             "column": row["column"],
             "check": row["check"],
-            "value": row["failure_case"],
+            "value": "(pii, hidden)" if row["column"] in hidden else row["failure_case"],
             "row": index,
         }
         if paths is not None and index is not None and 0 <= index < len(paths):

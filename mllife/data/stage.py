@@ -28,6 +28,7 @@ from mllife.data.contracts import (
     clean_image_schema,
     raw_image_schema,
 )
+from mllife.data.derived import derived_features, table_with_derived
 from mllife.data.images import (
     MANIFEST_SCHEMA,
     CleanData,
@@ -71,7 +72,11 @@ def read_raw(config: ProjectConfig) -> RawData:
     if config.data.kind == "images":
         return _read_images(config)
     table = read_table(config.data_path)
-    contract = load_contract(table, config.data, config.schema_path)
+    derived = derived_features(config)
+    if derived is not None:
+        table, contract = table_with_derived(config, table, derived)
+    else:
+        contract = load_contract(table, config.data, config.schema_path)
     table = with_missing_values(table, contract.columns)
     manifest = table_manifest(table, config.data, source=str(config.data_path))
     return RawData(
@@ -189,7 +194,9 @@ def raw_contract(config: ProjectConfig, raw: RawData) -> ContractResult:
         )
     original = as_declared(raw.manifest.drop("row", "label", "sha256"), raw.columns)
     schema = raw_table_schema(raw.columns, config.data, classes=classes)
-    return check_contract(original, schema, locate=raw.manifest["row"])
+    return check_contract(
+        original, schema, locate=raw.manifest["row"], hidden=frozenset(config.data.pii)
+    )
 
 
 def clean(config: ProjectConfig, raw: RawData) -> CleanData:

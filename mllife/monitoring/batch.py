@@ -151,15 +151,14 @@ def served_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> Batch
     reference = _features(config, splits, reference_rows, model.preprocessor).with_columns(
         pl.Series("prediction", [str(p) for p in model.predict(inputs)])
     )
-    shared = [c for c in reference.columns if c in current.columns]
+    # pii columns were logged hashed or not at all: nothing to compare them with
+    private = set(config.data.pii)
+    shared = [c for c in reference.columns if c in current.columns and c not in private]
     report = drift(reference.select(shared), current.select(shared))
-    return BatchDrift(
-        report,
-        reference.height,
-        current.height,
-        f"served: {current.height} predictions since the deployment; {report.summary()}",
-        "served",
-    )
+    said = f"served: {current.height} predictions since the deployment; {report.summary()}"
+    if private:
+        said += f"; not compared (pii, not logged in clear): {', '.join(sorted(private))}"
+    return BatchDrift(report, reference.height, current.height, said, "served")
 
 
 def record_drift(store: Store, result: BatchDrift, *, run_id: str | None) -> int:

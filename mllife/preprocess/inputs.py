@@ -92,6 +92,10 @@ def make_preprocessor(config, columns=None, rows: pl.DataFrame | None = None):
             channels=image_channels(config, rows),
             resize=config.data.resize,
         )
+    from mllife.data.derived import derived_features
     from mllife.preprocess.tables import TablePreprocessor
 
-    return TablePreprocessor(columns=dict(columns))
+    derived = derived_features(config)
+    if derived is not None:  # the columns it made in raw_data, marked in the contract
+        derived = derived.trained([n for n, spec in columns.items() if spec.derived])
+    return TablePreprocessor(columns=dict(columns), derived=derived)

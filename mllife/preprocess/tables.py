@@ -17,6 +17,7 @@ import torch
 
 from mllife._errors import DataError
 from mllife.config.project import ColumnConfig
+from mllife.data.derived import DerivedFeatures
 from mllife.preprocess.column_batch import ColumnBatch
 
 __all__ = ["TablePreprocessor"]
@@ -25,8 +26,13 @@ MAX_TFIDF_FEATURES = 500
 
 
 class TablePreprocessor:
-    def __init__(self, *, columns: dict[str, ColumnConfig]) -> None:
+    def __init__(
+        self, *, columns: dict[str, ColumnConfig], derived: DerivedFeatures | None = None
+    ) -> None:
         self.columns = {k: v.dtype for k, v in columns.items()}
+        #: ``[features] derive``: computed here for rows that arrive without its columns
+        #: (served rows, known-problem patterns); its source is part of the state
+        self.derived = derived
         self.state_: dict[str, dict[str, Any]] = {}
         self._plan: _RecordPlan | None = None
 
@@ -53,14 +59,17 @@ class TablePreprocessor:
         part = TablePreprocessor.__new__(TablePreprocessor)
         part.columns = {n: self.columns[n] for n in names}
         part.state_ = {n: self.state_[n] for n in names}
+        part.derived = None  # given the columns themselves, derived ones included
         part._plan = None
         return part
 
-    def _frame(self, rows: Any) -> pl.DataFrame:
+    def _frame(self, rows: Any, *, complete: bool = True) -> pl.DataFrame:
         if isinstance(rows, ColumnBatch):
             frame = rows.to_frame()
         else:
             frame = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(list(rows))
+        if not complete:
+            return frame
         missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             raise DataError(f"input rows lack feature columns {missing}")
@@ -114,7 +123,9 @@ class TablePreprocessor:
         :class:`ColumnBatch` (serving: rows already checked and held by column)."""
         if not self.state_:
             raise DataError("the table preprocessor is not fitted")
-        if not any(s["kind"] == "tfidf" for s in self.state_.values()):
+        if self.derived is not None:  # the frame path, with the derived columns added
+            rows = self.derived.completed(self._frame(rows, complete=False))
+        elif not any(s["kind"] == "tfidf" for s in self.state_.values()):
             if isinstance(rows, ColumnBatch):
                 return self._record_plan().transform_batch(rows)
             if isinstance(rows, list):
@@ -181,7 +192,8 @@ class TablePreprocessor:
         return self._plan
 
     def state(self) -> dict[str, Any]:
-        return {"kind": "table", "columns": self.columns, "fitted": self.state_}
+        derived = self.derived.state() if self.derived is not None else None
+        return {"kind": "table", "columns": self.columns, "fitted": self.state_, "derived": derived}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TablePreprocessor:
@@ -190,6 +202,8 @@ class TablePreprocessor:
         pre = cls(columns={})
         pre.columns = dict(state["columns"])
         pre.state_ = {k: dict(v) for k, v in state["fitted"].items()}
+        derived = state.get("derived")  # absent in models saved before derived features
+        pre.derived = DerivedFeatures.from_state(derived) if derived else None
         pre._plan = None
         return pre
 

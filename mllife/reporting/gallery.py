@@ -63,11 +63,13 @@ def thumbnail(source: Path | bytes, *, alt: str) -> Thumbnail:
     return Thumbnail("image/jpeg" if photo else "image/png", buffer.getvalue(), alt)
 
 
-def _tile(row: dict, root: Path, kind: str, features: list[str]) -> Tile:
+def _tile(row: dict, root: Path, kind: str, features: list[str], hidden: frozenset) -> Tile:
     caption = f"true {row['label']} → {row['predicted']} ({row['confidence']:.0%})"
     if kind == "images":
         return Tile(_thumbnail(root / row["path"]), (caption, row["path"]))
-    values = tuple(f"{c}={str(row[c])[:24]}" for c in features[:8])
+    values = tuple(
+        f"{c}=(pii, hidden)" if c in hidden else f"{c}={str(row[c])[:24]}" for c in features[:8]
+    )
     return Tile(None, (*values, caption, f"row {row['row']}"))
 
 
@@ -79,7 +81,9 @@ def gallery_section(
     root: Path,
     kind: str,
     features: list[str] | None = None,
+    hidden: frozenset = frozenset(),
 ) -> ReportSection:
+    """``hidden``: ``[data] pii`` columns, named but never shown."""
     errors, unsure = gallery_rows(rows, predicted, confidence)
     features = features or []
     blocks: list = []
@@ -90,10 +94,10 @@ def gallery_section(
         groups[(row["label"], row["predicted"])].append(row)
     for (true, pred), items in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         blocks.append(Heading(f"{true} predicted as {pred} ({len(items)})"))
-        blocks.append(Tiles(tuple(_tile(r, root, kind, features) for r in items)))
+        blocks.append(Tiles(tuple(_tile(r, root, kind, features, hidden) for r in items)))
     if unsure.height:
         blocks.append(Heading("Correct, but least confident"))
-        tiles = tuple(_tile(r, root, kind, features) for r in unsure.iter_rows(named=True))
+        tiles = tuple(_tile(r, root, kind, features, hidden) for r in unsure.iter_rows(named=True))
         blocks.append(Tiles(tiles))
     return ReportSection(
         "gallery", "Gallery for manual inspection", tuple(blocks), in_markdown=False

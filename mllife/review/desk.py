@@ -102,6 +102,14 @@ class ReviewDesk:
             expected = labels.get(item.prediction_id, item.predicted)
             self._check_label(expected)
             if item.features is not None:
+                if self.config.data.pii:
+                    raise ReviewError(
+                        f"the row of prediction {item.prediction_id} was logged with its pii"
+                        f" columns ({', '.join(self.config.data.pii)}) hashed or left out,"
+                        " not as it was sent: it cannot become a pattern; add the row to the"
+                        " problem's file by hand",
+                        status=409,
+                    )
                 patterns.append(
                     ServedPattern(item.prediction_id, expected, kind, row=item.features)
                 )

@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route
 from mllife._errors import DataError, MllifeError
 from mllife._faults import fail_point
 from mllife.config.project import ProjectConfig
+from mllife.data.pii import pii_mask
 from mllife.monitoring.kept_inputs import InputKeeper
 from mllife.preprocess.column_batch import ColumnBatch
 from mllife.serve._failures import report_model_failure, server_fault
@@ -86,7 +87,7 @@ class ModelServer(LabelRoutes):
         self.request_metrics = RequestMetrics(access_log=self.settings.access_log)
         self.shadow_errors = 0
         self.last_shadow_error: str | None = None
-        logs = open_logs(self.settings.log, config.predictions_dir)
+        logs = open_logs(self.settings.log, config.predictions_dir, mask=pii_mask(config))
         self.predictions, self.feedback, self.failures, self.ratings, self.reviews = logs
         self.logs = [log for log in logs if log is not None]
         #: served images kept for the review desk ([review]); None: not kept

@@ -49,10 +49,12 @@ class InputError(DataError):
 
 
 def feature_contract(config) -> dict[str, ColumnConfig]:
-    """The column contract the champion was trained under (declared, else frozen)."""
+    """The columns clients send: the contract the champion was trained under (declared,
+    else frozen), less the columns ``[features] derive`` makes from them."""
     from mllife.data.contract_file import load_contract
 
-    return load_contract(None, config.data, config.schema_path).columns
+    columns = load_contract(None, config.data, config.schema_path).columns
+    return {name: spec for name, spec in columns.items() if not spec.derived}
 
 
 def _kind_error(spec: ColumnConfig, value: Any) -> str | None:

@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
+from mllife.data.pii import PiiMask
 from mllife.monitoring.log_format import (
     FAILURE_SCHEMA,
     FEEDBACK_SCHEMA,
@@ -234,8 +235,10 @@ class PredictionLog(SegmentLog):
     (which shares the GIL with the request path) most of its time.
     """
 
-    def __init__(self, folder: Path, **kwargs) -> None:
+    def __init__(self, folder: Path, *, mask: PiiMask | None = None, **kwargs) -> None:
         super().__init__(folder, prefix="pred", schema=PREDICTION_SCHEMA, **kwargs)
+        #: ``[data] pii`` columns: hashed or left out before a segment is written
+        self.mask = mask
 
     def _sizes(self, records: list[tuple]) -> list[int]:
         return [len(record[10]) for record in records]  # the predicted class indices
@@ -254,7 +257,7 @@ class PredictionLog(SegmentLog):
             "position": pl.Series(np.arange(rows) - starts, dtype=pl.Int32),
             "predicted": _labels(columns[10], columns[12]),
             "confidence": pl.Series(np.concatenate(columns[11]), dtype=pl.Float64),
-            "features": _encoded_features(columns[8]),
+            "features": _encoded_features(columns[8], self.mask),
         }
         if any(h is not None for h in columns[9]):  # images: hashed on arrival
             hashes = (
@@ -298,11 +301,12 @@ def _labels(indices: tuple, classes: tuple) -> pl.Series:
     return pl.Series(names, dtype=pl.Categorical).gather(np.concatenate(shifted))
 
 
-def _encoded_features(features: tuple) -> pl.Series:
+def _encoded_features(features: tuple, mask: PiiMask | None = None) -> pl.Series:
     """The features column: table batches as one typed struct column (ingestion turns it
-    into JSON, in DuckDB); image statistics as the JSON sent."""
+    into JSON, in DuckDB), pii columns masked; image statistics as the JSON sent."""
     if all(isinstance(f, ColumnBatch) for f in features):
-        return ColumnBatch.concat(features).to_struct()
+        struct = ColumnBatch.concat(features).to_struct()
+        return struct if mask is None else mask.struct(struct)
     return pl.Series(list(itertools.chain.from_iterable(features)), dtype=pl.Binary).cast(pl.String)
 
 
@@ -329,7 +333,7 @@ class ServerLogs(NamedTuple):
     reviews: SegmentLog
 
 
-def open_logs(settings, folder: Path) -> ServerLogs:
+def open_logs(settings, folder: Path, *, mask: PiiMask | None = None) -> ServerLogs:
     """The server's logs under ``folder``, per ``[serving.log]``: with logging off only
     what people send is kept (feedback, ratings, reviews: it is what was asked for)."""
     sizes = {"flush_rows": settings.flush_rows, "flush_seconds": settings.flush_seconds}
@@ -338,5 +342,6 @@ def open_logs(settings, folder: Path) -> ServerLogs:
     reviews = SegmentLog(folder, prefix="review", schema=REVIEW_SCHEMA, **sizes)
     if not settings.enabled:
         return ServerLogs(None, feedback, None, ratings, reviews)
-    predictions, failures = PredictionLog(folder, **sizes), FailureLog(folder, **sizes)
+    predictions = PredictionLog(folder, mask=mask, **sizes)
+    failures = FailureLog(folder, **sizes)
     return ServerLogs(predictions, feedback, failures, ratings, reviews)
