@@ -17,6 +17,7 @@ from mllife.data.near_duplicates import (
     image_fingerprints,
     near_duplicate_images,
     near_duplicate_rows,
+    searched_bits,
 )
 
 
@@ -48,6 +49,18 @@ def test_resized_reencoded_copies_are_found_and_distinct_digits_are_not(all_digi
     apart = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
     brute = {(i, j) for i, j in zip(*np.nonzero(np.triu(apart <= MAX_BITS, 1)), strict=True)}
     assert {tuple(p) for p in _candidate_pairs(hashes, MAX_BITS).tolist()} == brute
+    # at a size where the blocks are wider: every pair within the searched distance
+    rng = np.random.default_rng(0)
+    many = rng.integers(0, 2**63, 6000, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    for k in range(300):  # planted near pairs, 1 to 7 bits apart
+        flips = rng.choice(64, size=1 + k % 7, replace=False)
+        many[k + 3000] = many[k] ^ np.bitwise_or.reduce(np.uint64(1) << flips.astype(np.uint64))
+    limit = searched_bits(len(many))
+    assert limit == 7
+    apart = np.bitwise_count(many[:, None] ^ many[None, :])
+    brute = {(i, j) for i, j in zip(*np.nonzero(np.triu(apart <= limit, 1)), strict=True)}
+    assert len(brute) >= 300
+    assert {tuple(p) for p in _candidate_pairs(many, limit).tolist()} == brute
     # the cache answers the second time, the same
     again = image_fingerprints(paths, sha, root=tmp_path / "elsewhere", cache=cache)
     assert (again[0] == hashes).all() and (again[1] == thumbnails).all()

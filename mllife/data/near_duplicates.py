@@ -5,12 +5,11 @@ the test set is a leak no hash notices. Here:
 
 - **Images**: each file gets a perceptual hash (``imagehash.phash``, 64 bits) and a
   16x16 grayscale thumbnail, computed once per content and kept in a cache keyed by
-  sha256. Candidate pairs come from multi-index hashing (the 64 bits cut into
-  ``MAX_BITS + 1`` blocks: two hashes at most ``MAX_BITS`` bits apart agree exactly on
-  one block, so a join on each block finds every such pair without comparing all
-  pairs); a candidate is a near-duplicate when its thumbnails differ by at most the
-  configured mean absolute difference. A resized and re-encoded copy of a digit is
-  ~0.01 apart; two different digits are 0.025 or more.
+  sha256. Candidate pairs are the hashes at most ``MAX_BITS`` bits apart (7 past 4,096
+  images, 5 past 65,536: :func:`searched_bits`), found by multi-index hashing in
+  about n x 64 lookups instead of n^2 comparisons; a candidate is a near-duplicate when
+  its thumbnails differ by at most the configured mean absolute difference. A resized
+  and re-encoded copy of a digit is ~0.01 apart; two different digits are 0.025 or more.
 - **Tables**: rows that are equal once strings are case- and space-folded and numbers
   rounded to a few significant digits (a group-by, not a pairwise search).
 
@@ -22,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,6 +44,7 @@ __all__ = [
     "near_duplicate_rows",
     "near_duplicates_in",
     "project_image_fingerprints",
+    "searched_bits",
 ]
 
 THUMBNAIL = 16  # pixels a side of the grayscale thumbnail compared
@@ -161,18 +162,39 @@ def project_image_fingerprints(config, rows: pl.DataFrame) -> tuple[np.ndarray, 
     )
 
 
+def searched_bits(n: int) -> int:
+    """Hash distance up to which :func:`_candidate_pairs` finds every pair among ``n``
+    hashes: ``2 * blocks - 1``, with blocks of about log2(n) bits (at least 8)."""
+    return 2 * (64 // _block_width(n)) - 1
+
+
+def _block_width(n: int) -> int:
+    return max(8, math.ceil(math.log2(max(n, 2))))
+
+
 def _candidate_pairs(hashes: np.ndarray, max_bits: int) -> np.ndarray:
-    """Index pairs (i < j) whose hashes are at most ``max_bits`` bits apart: by the
-    pigeonhole principle they agree on one of ``max_bits + 1`` blocks, so a join on each
-    block finds them all (multi-index hashing, Norouzi et al. 2012)."""
-    bounds = np.linspace(0, 64, max_bits + 2).astype(np.uint64)
-    index = np.arange(len(hashes), dtype=np.int64)
+    """Index pairs (i < j) whose hashes are at most ``max_bits`` bits apart, for
+    ``max_bits`` up to :func:`searched_bits`.
+
+    Multi-index hashing with one-bit probes (Norouzi et al. 2012): the 64 bits are cut
+    into blocks of about log2(n) bits, so a block value is shared by about one hash
+    in n; two hashes at most ``2 * blocks - 1`` bits apart differ in at most one bit of
+    some block, so looking each hash's blocks up with each bit flipped in turn finds
+    them. The work is about n x 64 lookups, not n^2 comparisons."""
+    n = len(hashes)
+    width = _block_width(n)
+    blocks = 64 // width
+    index = np.arange(n, dtype=np.int64)
     found = []
-    for low, high in zip(bounds[:-1], bounds[1:], strict=True):
-        mask = np.uint64((1 << int(high - low)) - 1)
-        block = pl.DataFrame({"i": index, "key": (hashes >> low) & mask})
-        same = block.join(block, on="key", suffix="_j").filter(pl.col("i") < pl.col("i_j"))
-        found.append(same.select("i", "i_j"))
+    for b in range(blocks):
+        low = b * width
+        high = 64 if b == blocks - 1 else low + width  # the last block takes the rest
+        key = (hashes >> np.uint64(low)) & np.uint64((1 << (high - low)) - 1)
+        table = pl.DataFrame({"j": index, "key": key})
+        for flip in [0, *(1 << bit for bit in range(high - low))]:
+            probe = pl.DataFrame({"i": index, "key": key ^ np.uint64(flip)})
+            hits = probe.join(table, on="key").filter(pl.col("i") < pl.col("j"))
+            found.append(hits.select("i", "j"))
     pairs = pl.concat(found).unique().to_numpy()
     if not len(pairs):
         return pairs.reshape(0, 2)
@@ -185,7 +207,7 @@ def near_duplicate_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (i < j, as an n x 2 array) of near-duplicate images and their thumbnail
     distances (mean absolute difference, 0-1)."""
-    pairs = _candidate_pairs(hashes, MAX_BITS)
+    pairs = _candidate_pairs(hashes, min(MAX_BITS, searched_bits(len(hashes))))
     distance = np.empty(len(pairs), dtype=np.float64)
     for start in range(0, len(pairs), 100_000):  # bounded memory on crowded buckets
         part = pairs[start : start + 100_000]

@@ -26,6 +26,9 @@ MAX_TFIDF_FEATURES = 500
 
 
 class TablePreprocessor:
+    #: (a class default too: pickles saved before derived features lack the attribute)
+    derived: DerivedFeatures | None = None
+
     def __init__(
         self, *, columns: dict[str, ColumnConfig], derived: DerivedFeatures | None = None
     ) -> None:
