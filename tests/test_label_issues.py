@@ -58,6 +58,7 @@ def test_turned_on_every_run_reports_them_without_retraining(tmp_path, deployed_
     report = config_path.parent / ".mllife" / "reports" / f"status-{outcome.run_id}.html"
     html = report.read_text()
     assert "Suspected label errors (training split)" in html
+    assert "looks like" in html and "P(given) " in html  # the suspects as thumbnails
     # the near-duplicate search's finding beside it: none in the digits
     assert "Near-duplicates" in html and "0 near-duplicate pair(s) across splits" in html
     from mllife.cli import main

@@ -134,6 +134,11 @@ def test_group_settings_that_cannot_work_are_config_errors(tmp_path):
         ('[data]\nkind = "images"\n[split]\ngroup = "patient"\n', "split.group_pattern"),
         ('[split]\ngroup_pattern = "cam_"\n', "has no capture group"),
         ('[split]\ngroup_pattern = "(cam"\n', "is not a regular expression"),
+        ('[split]\ngroup_pattern = "(c)"\ngroup_manifest = "g.csv"\n', "give one of"),
+        (
+            '[data]\nkind = "table"\npath = "t.csv"\n[split]\ngroup_manifest = "g.csv"\n',
+            "tables use split.group",
+        ),
     ]
     for text, message in cases:
         (tmp_path / "mllife.toml").write_text(text + base)
@@ -164,6 +169,29 @@ def test_images_split_by_a_group_in_their_file_names(tmp_path, digits_folder):
         pl.col("path").str.extract(r"/(\d\d\d)\d\.png$").alias("group")
     )
     assert groups.group_by("group").agg(pl.col("split").n_unique())["split"].max() == 1
+    # the same groups from a manifest (paths relative to the data folder), as a CSV
+    path = make_project(tmp_path / "m", digits_folder)
+    files = sorted((path.parent / "data" / "digits").rglob("*.png"))
+    listed = [f"{f.parent.name}/{f.name}" for f in files]
+    manifest = pl.DataFrame({"path": listed, "group": [f.name[:3] for f in files]})
+    manifest.write_csv(path.parent / "groups.csv")
+    path.write_text(
+        path.read_text().replace("[split]\n", "[split]\ngroup_manifest = 'groups.csv'\n")
+    )
+    config = load_config(path)
+    by_manifest, _ = make_splits(
+        config, clean(config, read_raw(config)), store=Store(tmp_path / "m.db")
+    )
+    assert (
+        by_manifest.rows.select("path", "split")
+        .sort("path")
+        .equals(splits.rows.select("path", "split").sort("path"))
+    )  # a group's split follows from its name and the seed alone, however it is given
+    manifest.slice(1).write_csv(path.parent / "groups.csv")  # a file without a group
+    with pytest.raises(
+        DataError, match=r"group_manifest: 1 file\(s\) have no group \(data/digits/0/"
+    ):
+        make_splits(config, clean(config, read_raw(config)), store=Store(tmp_path / "m2.db"))
     # too few groups for every class to reach validation and test: said in those words
     config = grouped(tmp_path / "q", r"/(\d)\d\d\d\.png$")
     with pytest.raises(DataError, match="whole groups go to one split: 2 groups are too few"):

@@ -84,6 +84,10 @@ def _sections(name: str, config) -> list[str]:
         texts = [p.model_dump_json() for p in parts]
         if config.data in parts and (derived := derived_features(config)) is not None:
             texts.append(f"derive={derived.fingerprint}")  # the function's source
+        if config.split in parts and config.split.group_manifest:  # the groups it lists
+            manifest = config.root / config.split.group_manifest
+            content = manifest.read_bytes() if manifest.is_file() else b""
+            texts.append(f"groups={hashlib.sha256(content).hexdigest()}")
         return texts
 
     if name.startswith("candidate_"):

@@ -106,7 +106,7 @@ def _column_values(project: MllifeProject, splits, challenger, run_id: str) -> t
     return features_section(values, flagged), frame_table(table)
 
 
-def _data_facts(kind: str, splits: SplitSet, clean_data: CleanData, issues) -> DataFacts:
+def _data_facts(kind: str, splits: SplitSet, clean_data: CleanData, issues, root) -> DataFacts:
     return DataFacts(
         kind=kind,
         data_version=splits.data_version,
@@ -116,6 +116,7 @@ def _data_facts(kind: str, splits: SplitSet, clean_data: CleanData, issues) -> D
         dropped=clean_data.dropped,
         label_issues=issues,
         near_duplicates=splits.near_duplicates,
+        root=root,
     )
 
 
@@ -182,7 +183,7 @@ def build_status_report_asset(
             report = write_status_report(
                 reports_dir=config.reports_dir,
                 run_id=context.run.run_id,
-                data=_data_facts(config.data.kind, splits, clean_data, issues),
+                data=_data_facts(config.data.kind, splits, clean_data, issues, config.root),
                 evaluations=list(evaluations.values()),
                 challenger=challenger,
                 action=champion.action,

@@ -103,12 +103,14 @@ class _File(_Section):
     @model_validator(mode="after")
     def _group_fits_the_data(self) -> _File:
         split, kind = self.split, self.data.kind
-        if split.group and split.group_pattern:
-            raise ValueError("split: give 'group' (a table column) or 'group_pattern' (images)")
+        if sum(map(bool, (split.group, split.group_pattern, split.group_manifest))) > 1:
+            raise ValueError("split: give one of 'group', 'group_pattern', 'group_manifest'")
         if split.group and kind != "table":
             raise ValueError("split.group names a table column; for images use split.group_pattern")
-        if split.group_pattern and kind != "images":
-            raise ValueError("split.group_pattern reads image paths; for tables use split.group")
+        if (split.group_pattern or split.group_manifest) and kind != "images":
+            raise ValueError(
+                "split.group_pattern/group_manifest name images; for tables use split.group"
+            )
         if self.features.derive and kind != "table":
             raise ValueError("features.derive adds table columns: for tables only")
         if self.fairness.groups and kind != "table":

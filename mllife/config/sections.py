@@ -136,6 +136,9 @@ class SplitConfig(_Section):
     #: its group (``"/(\\w+)_\\d+\\.jpg$"`` -> "cam3"). A group's split follows from
     #: its name and the seed alone: stable as data grows, no group ever in two splits.
     group_pattern: str | None = None
+    #: ...or, for images, a CSV file (relative to mllife.toml) with columns ``path``
+    #: (as the manifest lists it, or relative to the data folder) and ``group``
+    group_manifest: str | None = None
     #: near-duplicates in two splits fail the blocking no_leakage check, naming both:
     #: images whose 16x16 grayscale thumbnails differ by at most this mean absolute
     #: difference (0-1; a resized, re-encoded copy is ~0.01 apart, two different digits

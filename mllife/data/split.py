@@ -66,7 +66,7 @@ class SplitSet:
 def split_namespace(config: SplitConfig) -> str:
     """Remembered assignments are only reused under the same seed, ratios and grouping."""
     ratios = f"{config.train:g}/{config.validation:g}/{config.test:g}"
-    grouping = config.group or config.group_pattern
+    grouping = config.group or config.group_pattern or config.group_manifest
     return f"seed={config.seed};ratios={ratios}" + (f";group={grouping}" if grouping else "")
 
 

@@ -7,7 +7,6 @@ asset graph (and scripts) call the same code for images and tables.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from mllife.data.split import (
     split_namespace,
     split_version,
 )
+from mllife.data.split_groups import grouping_key, split_groups
 from mllife.data.stat_cache import StatCache, folder_fingerprint
 from mllife.data.tables import as_declared, clean_table, read_table, table_manifest
 from mllife.data.tables import table_schema as raw_table_schema
@@ -278,38 +278,6 @@ def _check_every_class_is_evaluated(assigned: pl.DataFrame) -> None:
         )
 
 
-def split_groups(config: ProjectConfig, rows: pl.DataFrame) -> pl.Series | None:
-    """Each row's group for ``[split] group`` / ``group_pattern``, or None (no grouping).
-    A row without a group is an error naming it: it could land beside its group's
-    other rows in any split."""
-    split = config.split
-    if split.group:
-        if split.group not in rows.columns:
-            raise DataError(
-                f"[split] group {split.group!r} is not a column of the table; columns are"
-                f" {[c for c in rows.columns if c not in ('row', 'label', 'sha256')][:20]}"
-            )
-        groups = rows[split.group]
-        missing = rows.filter(groups.is_null())
-        where = "row"
-        shown = missing["row"].to_list() if "row" in missing.columns else []
-    elif split.group_pattern:
-        pattern = re.compile(split.group_pattern)
-        found = [pattern.search(p) for p in rows["path"].to_list()]
-        groups = pl.Series("group", [m.group(1) if m else None for m in found], dtype=pl.String)
-        missing = rows.filter(groups.is_null())
-        where, shown = "file", missing["path"].to_list()
-    else:
-        return None
-    if missing.height:
-        listed = ", ".join(map(str, shown[:5])) + (" ..." if missing.height > 5 else "")
-        raise DataError(
-            f"[split] {'group' if split.group else 'group_pattern'}: {missing.height}"
-            f" {where}(s) have no group ({listed}); give every {where} one, or drop them"
-        )
-    return groups
-
-
 def make_splits(config: ProjectConfig, data: CleanData, *, store) -> tuple[SplitSet, int]:
     """Assign splits (rows seen before keep theirs) and remember the new assignments."""
     key = config.data.id if config.data.kind == "table" and config.data.id else "sha256"
@@ -323,7 +291,7 @@ def make_splits(config: ProjectConfig, data: CleanData, *, store) -> tuple[Split
         if groups is None:
             raise
         raise DataError(
-            f"{exc}. With [split] group{'_pattern' if config.split.group_pattern else ''}"
+            f"{exc}. With [split] {grouping_key(config.split)}"
             f" whole groups go to one split: {groups.n_unique()} groups are too few for"
             " every class to reach validation and test; use more, smaller groups"
         ) from None

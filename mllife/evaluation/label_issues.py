@@ -91,9 +91,10 @@ def find_label_issues(
     ranked = cleanlab.filter.find_label_issues(
         y, proba, return_indices_ranked_by="self_confidence", n_jobs=1
     )
+    kept_keys = keys[kept]  # once: indexing inside the loop copied every key per issue
     issues = [
         LabelIssue(
-            str(keys[kept][i]),
+            str(kept_keys[i]),
             classes[y[i]],
             classes[int(proba[i].argmax())],
             float(proba[i, y[i]]),

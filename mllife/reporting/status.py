@@ -27,9 +27,12 @@ from mllife.reporting.blocks import (
     Paragraph,
     ReportSection,
     Table,
+    Tile,
+    Tiles,
     sentence,
 )
 from mllife.reporting.client import client_part
+from mllife.reporting.gallery import thumbnail
 from mllife.reporting.plots import confusion_png, metric_history_png
 from mllife.reporting.render import render
 from mllife.storage.files import write_atomically
@@ -59,6 +62,8 @@ class DataFacts:
     label_issues: LabelIssues | None = None
     #: near-duplicates across and within splits (``data.near_duplicates``)
     near_duplicates: NearDuplicates | None = None
+    #: the project root: images named by path are shown as thumbnails
+    root: Path | None = None
 
 
 def describe_training(spec, backbone: str | None = None) -> str:
@@ -226,6 +231,9 @@ def _data_section(data: DataFacts, wear: SealedSetWear) -> ReportSection:
             header = ["file" if data.kind == "images" else "row", "given label",
                       "suggested", "P(given label)"]  # fmt: skip
             blocks.append(Table.of(header, rows, markdown_rows=10))
+            blocks += _tiles(data, [(i.key, (f"labelled {i.given}, looks like {i.suggested}",
+                                             f"P(given) {i.quality:.3f}", i.key))
+                                    for i in found.issues[:20]])  # fmt: skip
             steps.append(
                 f"Check the {len(found.issues)} suspected label errors (worst first in the data"
                 " section) and fix the labels at the source: they are reported, not dropped."
@@ -238,12 +246,24 @@ def _data_section(data: DataFacts, wear: SealedSetWear) -> ReportSection:
                     for p in near.pairs[:30]]  # fmt: skip
             header = ["input", "split", "near-duplicate", "split", "distance"]
             blocks.append(Table.of(header, rows, markdown_rows=10))
+            blocks += _tiles(data, [(path, (f"{split}, pair {n + 1}", path))
+                                    for n, p in enumerate(near.pairs[:10])
+                                    for path, split in ((p.first, p.first_split),
+                                                        (p.second, p.second_split))])  # fmt: skip
         if any(near.within.values()):
             steps.append(
                 "Near-duplicates within one split weigh twice in training or evaluation:"
                 " keep one copy of each (listed in the data section)."
             )
     return ReportSection("data", "Data and cleaning", tuple(blocks), [], steps)
+
+
+def _tiles(data: DataFacts, items: list[tuple[str, tuple[str, ...]]]) -> list:
+    """Thumbnails of the images named (path, caption lines); none for tables."""
+    if data.kind != "images" or data.root is None or not items:
+        return []
+    return [Tiles(tuple(Tile(thumbnail(data.root / path, alt=path), lines)
+                        for path, lines in items))]  # fmt: skip
 
 
 def _deployment_section(deployments: pl.DataFrame, rollouts: pl.DataFrame) -> ReportSection:

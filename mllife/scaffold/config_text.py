@@ -152,6 +152,9 @@ def table_config(survey: TableSurvey, data_path: str) -> str:
 
 def _common_tail() -> list[str]:
     return [
+        "[cleaning]",
+        "label_issues = true   # list training examples that look mislabelled, every run",
+        "",
         "[training]",
         'baselines = ["majority", "logreg"]   # simple models beside the candidates',
         "",
