@@ -17,6 +17,7 @@ from mllife.evaluation.importance import (
     validation_column_values,
 )
 from mllife.evaluation.label_issues import LabelIssues
+from mllife.evaluation.slices import record_slices, validation_slices
 from mllife.evaluation.test_budget import sealed_set_wear
 from mllife.models.registry import recorded_backbone
 from mllife.monitoring.batch import BatchDrift, staleness
@@ -39,6 +40,7 @@ from mllife.reporting.features_section import features_section
 from mllife.reporting.gallery import gallery_section
 from mllife.reporting.monitoring_section import monitoring_section
 from mllife.reporting.problem_section import problem_section
+from mllife.reporting.slices_section import slices_section
 from mllife.reporting.status import (
     DataFacts,
     StatusReport,
@@ -104,6 +106,20 @@ def _column_values(project: MllifeProject, splits, challenger, run_id: str) -> t
           "not_beneficial": v.column in flagged} for v in values]
     )  # fmt: skip
     return features_section(values, flagged), frame_table(table)
+
+
+def _slices(project: MllifeProject, splits, challenger, context) -> tuple:
+    """The challenger's weak spots on validation, recorded per run (`mllife slices`), as
+    a report section and the asset's metadata."""
+    config, evaluation = project.config, challenger.evaluation
+    found = validation_slices(config, splits, evaluation)
+    record_slices(project.store, run_id=context.run.run_id, model_hash=evaluation.ref.model_hash,
+                  found=found)  # fmt: skip
+    shown = [{"slice": s.description, "rows": s.size, "accuracy": round(s.accuracy, 4),
+              "rest": round(s.rest_accuracy, 4), "p": s.p_value} for s in found.slices]  # fmt: skip
+    table = pl.DataFrame(shown) if shown else pl.DataFrame({"slice": [found.describe()]})
+    section = slices_section(found, root=config.root, kind=config.data.kind)
+    return section, frame_table(table)
 
 
 def _data_facts(kind: str, splits: SplitSet, clean_data: CleanData, issues, root) -> DataFacts:
@@ -176,6 +192,7 @@ def build_status_report_asset(
                 project, splits, challenger, problem_scores, drift_report, champion.action
             )
             metadata = {}
+            sections["slices"], metadata["slices"] = _slices(project, splits, challenger, context)
             if config.data.kind == "table":
                 sections["features"], metadata["column_values"] = _column_values(
                     project, splits, challenger, context.run.run_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mllife._errors import MllifeError
 from mllife.cli._table import print_table
 from mllife.config.project import load_config
 
@@ -14,7 +15,18 @@ def register(sub) -> None:
     psub = problems.add_subparsers(dest="problems_command", required=True)
     add = psub.add_parser("add", help="register a problem a client reported")
     add.add_argument("name", help="a short name: lowercase letters, digits, _")
-    add.add_argument("--description", required=True, help="what goes wrong, in a sentence")
+    add.add_argument(
+        "--description",
+        default=None,
+        help="what goes wrong, in a sentence (required unless --from-slice)",
+    )
+    add.add_argument(
+        "--from-slice",
+        type=int,
+        default=None,
+        metavar="N",
+        help="slice N of the latest run (`mllife slices`): its rows become the patterns",
+    )
     add.add_argument(
         "--min-score",
         type=float,
@@ -22,6 +34,9 @@ def register(sub) -> None:
         help="accuracy on its patterns a challenger must reach",
     )
     psub.add_parser("list", help="problems with their pattern counts")
+    sub.add_parser(
+        "slices", help="weak spots of the latest run's challenger (slice discovery)"
+    ).set_defaults(func=cmd_slices)
     show = psub.add_parser("show", help="a problem's patterns, to inspect by hand")
     show.add_argument("name", help="the problem")
     remove = psub.add_parser("remove", help="remove a problem and its patterns")
@@ -99,7 +114,11 @@ def _registry(args: argparse.Namespace):
 def cmd_problems(args: argparse.Namespace) -> int:
     config, registry = _registry(args)
     action = args.problems_command
+    if action == "add" and args.from_slice is not None:
+        return _add_from_slice(config, registry, args)
     if action == "add":
+        if not args.description:
+            raise MllifeError("problems add: give --description (or --from-slice N)")
         registry.add_problem(args.name, description=args.description, min_score=args.min_score)
         print(f"added problem {args.name!r}; add 10-15 patterns with `mllife patterns add`")
     elif action == "list":
@@ -169,4 +188,47 @@ def cmd_patterns(args: argparse.Namespace) -> int:
         classes=_known_classes(config),
     )
     print(f"added pattern {digest[:12]} to {args.problem!r}")
+    return 0
+
+
+def _add_from_slice(config, registry, args: argparse.Namespace) -> int:
+    from mllife.review.from_slice import problem_from_slice
+
+    added, left_out, rule = problem_from_slice(
+        config, registry.store, number=args.from_slice, name=args.name,
+        classes=[str(c) for c in _known_classes(config)], description=args.description,
+    )  # fmt: skip
+    print(
+        f"problem {args.name!r}: {added} pattern(s) from slice {args.from_slice} ({rule})"
+        f" in {config.problems_dir / args.name / 'problem.toml'}"
+        + (f"; {left_out} row(s) left out (gone from the data, or a missing value)"
+           if left_out else "")
+        + "; the next `mllife run` scores every model version on it"
+    )  # fmt: skip
+    return 0
+
+
+def cmd_slices(args: argparse.Namespace) -> int:
+    from mllife.evaluation.slices import latest_slices
+    from mllife.storage.store import Store
+
+    config = load_config(args.config)
+    found = latest_slices(Store(config.store_path))
+    if found.height == 0:
+        print(
+            "no weak slice recorded: every `mllife run` searches its challenger's validation"
+            " rows, and none has found a slice worse than the rest beyond chance yet"
+        )
+        return 0
+    print(f"run {found['run_id'][0]}, challenger {found['model_hash'][0][:12]}:")
+    print_table(
+        found.select(
+            "number", "description", "size", "accuracy", "low", "high", "rest_accuracy",
+            "p_value",
+        ),
+        empty="",
+        headers={"number": "#", "description": "slice", "size": "rows",
+                 "rest_accuracy": "rest", "p_value": "adjusted p"},
+    )  # fmt: skip
+    print("keep one as a known problem: `mllife problems add NAME --from-slice N`")
     return 0

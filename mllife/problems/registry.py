@@ -35,7 +35,9 @@ from mllife.storage.store import Store
 __all__ = ["KINDS", "SOURCES", "ProblemRegistry", "ScoreResult"]
 
 KINDS = ("positive", "negative")
-SOURCES = ("production", "contrived")
+#: where a pattern came from: served traffic, made up by a person, or a validation row in
+#: a weak slice (``mllife problems add --from-slice``)
+SOURCES = ("production", "contrived", "slice")
 MAX_IMAGE_PIXELS = 4096 * 4096
 
 

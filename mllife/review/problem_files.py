@@ -42,6 +42,8 @@ class ServedPattern:
     kind: str
     image: bytes | None = None
     row: dict | None = None
+    #: "production" (served), or "slice" (a validation row slice discovery found)
+    source: str = "production"
 
 
 def _check_name(name: str) -> None:
@@ -62,7 +64,7 @@ def _entry(pattern: ServedPattern, folder) -> tuple[dict, tuple[str, bytes] | No
     """The problem file's entry and the image file to write beside it (or None)."""
     if pattern.kind not in KINDS:
         raise ProblemError(f"kind must be one of {KINDS}, got {pattern.kind!r}")
-    entry = {"expected": pattern.expected, "kind": pattern.kind, "source": "production"}
+    entry = {"expected": pattern.expected, "kind": pattern.kind, "source": pattern.source}
     if pattern.image is not None:
         try:
             kind = Image.open(io.BytesIO(pattern.image)).format

@@ -167,4 +167,12 @@ MIGRATIONS: tuple[str, ...] = (
         split_version VARCHAR, finding VARCHAR, count BIGINT, summary VARCHAR,
         created_at TIMESTAMP, PRIMARY KEY (split_version, finding));
     """,
+    # 15: weak spots slice discovery found for a run's challenger on validation: each
+    # slice's rule, size, accuracy with its interval and its members (split keys)
+    """
+    CREATE TABLE slices (
+        run_id VARCHAR, number INTEGER, model_hash VARCHAR, description VARCHAR,
+        rule VARCHAR, size BIGINT, accuracy DOUBLE, low DOUBLE, high DOUBLE,
+        rest_accuracy DOUBLE, p_value DOUBLE, members VARCHAR, created_at TIMESTAMP);
+    """,
 )
