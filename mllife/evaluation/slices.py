@@ -3,8 +3,9 @@
 SliceLine (the ``sliceline`` package, Sagadeeva and Boehm, SIGMOD 2021) searches one-
 and two-condition slices over the rows' features (table columns; for images their
 metadata: size, aspect, brightness, contrast, colour). Numbers are cut into quantile
-bins first ("age >= 61.5", "20.1 <= bmi < 24.8"), categories stay values ("smoker =
-yes"), and columns with too many values (free text, ids) are left out. Each candidate
+bins first ("age >= 61.5", "bmi in [20.1, 24.8)"), categories stay values ("smoker =
+yes"), and columns with too many values (free text, ids) are left out. SliceLine
+proposes slices from at most 20,000 rows (a sample beyond); each candidate
 slice is then tested against the rest of the rows (Fisher's exact test, one-sided: more
 errors inside), the p-values of all candidates are corrected together
 (Benjamini-Hochberg), and only slices whose gap survives are kept, each with its
@@ -35,6 +36,8 @@ BINS = 5  # quantile bins per number column
 MAX_VALUES = 20  # a column with more distinct values (text, ids) is left out
 CANDIDATES = 20  # slices SliceLine proposes, all tested and corrected together
 MIN_SIZE = 10
+#: rows SliceLine searches (a sample beyond it; the slices' figures use every row)
+SEARCH_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,8 @@ def _show(value: float) -> str:
 
 
 def _conditions(frame: pl.DataFrame) -> tuple[np.ndarray, list[str], list[dict]]:
-    """Each usable column as condition labels per row, the columns used and, per column,
-    label -> condition text."""
+    """Each usable column as integer condition codes per row (n x columns), the columns
+    used and, per column, code -> condition text."""
     codes, used, texts = [], [], []
     for name in frame.columns:
         column = frame[name]
@@ -91,21 +94,26 @@ def _conditions(frame: pl.DataFrame) -> tuple[np.ndarray, list[str], list[dict]]
             values = column.cast(pl.Float64).to_numpy()
             finite = values[np.isfinite(values)]
             edges = np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1]))
-            bins = np.searchsorted(edges, values, side="right")
-            labels = np.where(np.isfinite(values), bins.astype(str), "missing")
-            text = {"missing": "is missing", "0": f"< {_show(edges[0])}"}
-            text[str(len(edges))] = f">= {_show(edges[-1])}"
+            code = np.where(np.isfinite(values), np.searchsorted(edges, values, side="right"), -1)
+            text = {
+                -1: "is missing",
+                0: f"< {_show(edges[0])}",
+                len(edges): f">= {_show(edges[-1])}",
+            }
             for i in range(1, len(edges)):
-                text[str(i)] = f"in [{_show(edges[i - 1])}, {_show(edges[i])})"
+                text[i] = f"in [{_show(edges[i - 1])}, {_show(edges[i])})"
         elif distinct <= MAX_VALUES:
-            labels = column.cast(pl.String).fill_null("\0missing").to_numpy().astype(str)
-            text = {v: ("is missing" if v == "\0missing" else f"= {v}") for v in set(labels)}
+            text_values = column.cast(pl.String)
+            names = sorted(text_values.drop_nulls().unique().to_list())
+            code = text_values.cast(pl.Enum(names)).to_physical()  # index into names
+            code = code.cast(pl.Int64).fill_null(-1).to_numpy()
+            text = {i: f"= {v}" for i, v in enumerate(names)} | {-1: "is missing"}
         else:
             continue  # free text, ids: no condition a person could read
-        codes.append(labels)
+        codes.append(code.astype(np.int64))
         used.append(name)
         texts.append(text)
-    stacked = np.column_stack(codes).astype(object) if codes else np.empty((frame.height, 0))
+    stacked = np.column_stack(codes) if codes else np.empty((frame.height, 0), dtype=np.int64)
     return stacked, used, texts
 
 
@@ -151,15 +159,20 @@ def find_slices(
     finder = Slicefinder(
         alpha=0.95, k=CANDIDATES, max_l=max_conditions, min_sup=MIN_SIZE, verbose=False
     )
-    finder.fit(codes, errors)
+    # SliceLine's cost grows with the rows (~0.2 ms each here): it proposes slices from
+    # a sample; every proposal's figures below are counted on all the rows
+    sample = (
+        np.random.default_rng(0).permutation(n)[:SEARCH_ROWS] if n > SEARCH_ROWS else slice(None)
+    )
+    finder.fit(codes[sample], errors[sample])
     candidates, p_values = [], []
     for top in finder.top_slices_:
         inside = np.ones(n, dtype=bool)
         rule = []
         for j, value in enumerate(top):
             if value is not None:
-                inside &= codes[:, j] == value
-                rule.append((used[j], texts[j][str(value)]))
+                inside &= codes[:, j] == int(value)
+                rule.append((used[j], texts[j][int(value)]))
         size, wrong = int(inside.sum()), int(errors[inside].sum())
         rest, rest_wrong = n - size, int(errors[~inside].sum())
         if not rule or rest == 0:
