@@ -13,6 +13,7 @@ import sys
 from mllife._errors import MllifeError
 from mllife.cli import (
     _data,
+    _explain,
     _init,
     _lifecycle,
     _problems,
@@ -42,7 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
         return add_parser(name, **kwargs)
 
     sub.add_parser = described
-    for group in (_init, _lifecycle, _ui, _rollout, _problems, _review, _serving, _data, _team):
+    for group in (
+        _init,
+        _lifecycle,
+        _ui,
+        _rollout,
+        _problems,
+        _explain,
+        _review,
+        _serving,
+        _data,
+        _team,
+    ):
         group.register(sub)
     return parser
 
