@@ -67,6 +67,12 @@ def test_an_image_gets_a_saliency_map(tmp_path, deployed_digits, capsys):
     by_gradients = explain_image(network, image.read_bytes(), what=image.name)
     assert by_gradients.method == "integrated gradients" and by_gradients.saliency.shape == (8, 8)
     assert by_gradients.saliency.max() == 1.0 and by_gradients.saliency.min() >= 0
+    # the run's report shows what its errors leaned on, beside each misclassified image
+    report = config.reports_dir / f"status-{deployed_digits[1].run_id}.html"
+    assert "saliency: what it leaned on" in report.read_text()
+    champion = champion_ref(store).model_hash
+    kept = list((config.state_dir / "cache" / "saliency" / champion).glob("*.png"))
+    assert 0 < len(kept) <= 12
     # a text file is no image, a row is no input of an image project: clear errors
     (tmp_path / "notes.txt").write_text("hello")
     assert main(["--config", str(config_path), "explain", str(tmp_path / "notes.txt")]) == 2

@@ -9,6 +9,7 @@ from assets.graph.resources import MllifeProject
 from mllife.data.images import CleanData
 from mllife.data.pii import pii_mask
 from mllife.data.split import SplitSet
+from mllife.evaluation.explain import saliency_cache
 from mllife.evaluation.groups import grouped_rows
 from mllife.evaluation.importance import (
     not_beneficial,
@@ -61,6 +62,7 @@ def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_
         kind=config.data.kind,
         features=list(splits.columns) if splits.columns else None,
         hidden=frozenset(config.data.pii),
+        saliency=saliency_cache(config) / best.ref.model_hash,
     )
     problems = problem_section(
         ProblemRegistry(config, store),

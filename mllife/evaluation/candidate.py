@@ -15,6 +15,7 @@ import polars as pl
 
 from mllife.config.project import ProjectConfig
 from mllife.data.split import SplitSet
+from mllife.evaluation.explain import keep_gallery_saliency, saliency_cache
 from mllife.evaluation.prediction_cache import cached_test_proba, remember_test_proba
 from mllife.metrics import Agreement, EvaluationReport, agreement, evaluate
 from mllife.models.registry import ModelRef, load_model
@@ -121,6 +122,12 @@ def evaluate_candidate(
     val_inputs = model_inputs(val_rows, config=config, columns=splits.columns, preprocessor=pre)
     validation, val_pred, val_confidence = _report(model, val_rows, val_inputs)
     _record(store, ref, "validation", validation, splits.split_version, run_id)
+    if config.data.kind == "images" and not config.candidate(ref.name).baseline:
+        # the model is loaded here: the report's gallery shows what its errors leaned on
+        keep_gallery_saliency(
+            model, ref.model_hash, val_rows, tuple(val_pred), tuple(val_confidence),
+            root=config.root, cache=saliency_cache(config),
+        )  # fmt: skip
     return CandidateEvaluation(
         ref=ref,
         validation=validation,

@@ -22,11 +22,16 @@ import polars as pl
 from mllife._errors import DataError
 
 __all__ = [
+    "GALLERY_SALIENCY",
     "ImageExplanation",
     "RowExplanation",
     "explain_image",
     "explain_row",
+    "gallery_rows",
+    "keep_gallery_saliency",
     "read_input",
+    "saliency_cache",
+    "saliency_path",
 ]
 
 BACKGROUND_ROWS = 100  # training rows SHAP averages over
@@ -126,7 +131,9 @@ class ImageExplanation:
     png: bytes
 
 
-def _saliency(model, pixels, target: int) -> tuple[np.ndarray, str]:
+def _saliency(model, pixels, target: int, *, quick: bool = False) -> tuple[np.ndarray, str]:
+    """The map and its method; ``quick`` (the report's gallery, every new model): fewer
+    integration steps and a coarser occlusion grid."""
     import torch
     from captum.attr import IntegratedGradients, Occlusion
 
@@ -135,16 +142,17 @@ def _saliency(model, pixels, target: int) -> tuple[np.ndarray, str]:
         network.eval()
         forward = lambda x: torch.softmax(network(x), dim=1)  # noqa: E731
         attribution = IntegratedGradients(forward).attribute(
-            pixels, baselines=torch.zeros_like(pixels), target=target, n_steps=32
+            pixels, baselines=torch.zeros_like(pixels), target=target, n_steps=8 if quick else 32
         )
         method = "integrated gradients"
     else:
         forward = lambda x: torch.from_numpy(model.predict_proba_features(x))  # noqa: E731
         side = pixels.shape[-1]
-        window = max(1, side // 8)
+        window = max(1, side // (4 if quick else 8))
+        stride = window if quick else max(1, window // 2)
         attribution = Occlusion(forward).attribute(
             pixels, target=target, sliding_window_shapes=(pixels.shape[1], window, window),
-            strides=(pixels.shape[1], max(1, window // 2), max(1, window // 2)),
+            strides=(pixels.shape[1], stride, stride), perturbations_per_eval=64,
         )  # fmt: skip
         method = "occlusion"
     heat = attribution.detach().abs().sum(dim=1)[0].double().numpy()
@@ -152,8 +160,30 @@ def _saliency(model, pixels, target: int) -> tuple[np.ndarray, str]:
     return (heat / top if top > 0 else heat), method
 
 
-def explain_image(model, payload: bytes, *, what: str) -> ImageExplanation:
-    """A saliency map of the class ``model`` predicts for the image ``payload``."""
+def _overlay(image, heat: np.ndarray, size: int):
+    """``image`` at ``size`` px with the saliency drawn in red over it."""
+    from PIL import Image
+
+    shown = image.resize((size, size), Image.Resampling.BILINEAR)
+    spread = Image.fromarray((heat * 255).astype(np.uint8)).resize(
+        (size, size), Image.Resampling.NEAREST
+    )
+    weight = np.asarray(spread, dtype=np.float64)[..., None] / 255.0 * 0.6
+    red = np.zeros((size, size, 3))
+    red[..., 0] = 255.0
+    blended = np.asarray(shown, dtype=np.float64) * (1 - weight) + red * weight
+    return shown, Image.fromarray(blended.clip(0, 255).astype(np.uint8))
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def explain_image(model, payload: bytes, *, what: str, size: int = 256) -> ImageExplanation:
+    """A saliency map of the class ``model`` predicts for the image ``payload``; its PNG
+    shows the image and the map over it side by side (``size`` px each)."""
     from PIL import Image
 
     from mllife.data.decode import open_image
@@ -163,28 +193,72 @@ def explain_image(model, payload: bytes, *, what: str) -> ImageExplanation:
     proba = model.predict_proba_features(pixels)[0]
     target = int(proba.argmax())
     heat, method = _saliency(model, pixels.float().clone().requires_grad_(True), target)
-    size = max(256, heat.shape[0])
-    shown = image.resize((size, size), Image.Resampling.BILINEAR)
-    overlay = np.zeros((size, size, 3), dtype=np.float64)
-    big = (
-        np.asarray(
-            Image.fromarray((heat * 255).astype(np.uint8)).resize(
-                (size, size), Image.Resampling.NEAREST
-            ),
-            dtype=np.float64,
-        )
-        / 255.0
-    )
-    overlay[..., 0] = 255.0 * big  # red where the prediction leans on the pixels
-    blended = np.asarray(shown, dtype=np.float64) * (1 - 0.6 * big[..., None]) + overlay * 0.6
-    side_by_side = Image.new("RGB", (2 * size, size))
+    shown, blended = _overlay(image, heat, max(size, heat.shape[0]))
+    side_by_side = Image.new("RGB", (2 * shown.width, shown.height))
     side_by_side.paste(shown, (0, 0))
-    side_by_side.paste(Image.fromarray(blended.clip(0, 255).astype(np.uint8)), (size, 0))
-    buffer = io.BytesIO()
-    side_by_side.save(buffer, format="PNG")
+    side_by_side.paste(blended, (shown.width, 0))
     return ImageExplanation(
-        str(model.classes[target]), float(proba[target]), method, heat, buffer.getvalue()
+        str(model.classes[target]), float(proba[target]), method, heat, _png(side_by_side)
     )
+
+
+#: misclassified validation images the report's gallery shows a saliency map for (a
+#: third of it past 64-pixel images: each new model pays for them)
+GALLERY_SALIENCY = 12
+
+
+def gallery_rows(
+    rows: pl.DataFrame, predicted: tuple[str, ...], confidence: tuple[float, ...]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What a person should look at: (errors, most confident first) and (correct, least
+    confident first), at most ``MAX_ERRORS`` and ``MAX_UNSURE``."""
+    frame = rows.with_columns(
+        pl.Series("predicted", list(predicted), dtype=pl.String),
+        pl.Series("confidence", list(confidence), dtype=pl.Float64),
+    )
+    errors = frame.filter(pl.col("label") != pl.col("predicted")).sort(
+        "confidence", descending=True
+    )
+    unsure = frame.filter(pl.col("label") == pl.col("predicted")).sort("confidence")
+    return errors.head(MAX_ERRORS), unsure.head(MAX_UNSURE)
+
+
+MAX_ERRORS = 36
+MAX_UNSURE = 12
+
+
+def saliency_cache(config) -> Path:
+    """Where a project keeps its gallery saliency maps: ``<folder>/<model hash>/``."""
+    return config.state_dir / "cache" / "saliency"
+
+
+def saliency_path(cache: Path, model_hash: str, sha256: str) -> Path:
+    return cache / model_hash / f"{sha256}.png"
+
+
+def keep_gallery_saliency(model, model_hash: str, rows, predicted, confidence, *, root, cache):
+    """Saliency maps of the first misclassified validation images the gallery shows,
+    kept as PNGs per (model, image) for the report; made once each."""
+    from PIL import Image
+
+    from mllife.data.decode import open_image
+    from mllife.storage.files import write_atomically
+
+    errors, _ = gallery_rows(rows, predicted, confidence)
+    small = model.preprocessor.size <= 64  # digits-like: every error's map is cheap
+    shown = errors.head(GALLERY_SALIENCY if small else GALLERY_SALIENCY // 3)
+    for path, sha256 in shown.select("path", "sha256").iter_rows():
+        target = saliency_path(cache, model_hash, sha256)
+        if target.is_file():
+            continue
+        payload = (Path(root) / path).read_bytes()
+        pixels = model.preprocessor.transform([payload])
+        best = int(model.predict_proba_features(pixels)[0].argmax())
+        heat, _ = _saliency(model, pixels.float().clone().requires_grad_(True), best, quick=True)
+        image = open_image(payload, what=path).convert("RGB")
+        _, blended = _overlay(image, heat, max(56, heat.shape[0]))
+        blended.thumbnail((96, 96), Image.Resampling.LANCZOS)
+        write_atomically(target, _png(blended))
 
 
 def read_input(text: str) -> tuple[str, object]:

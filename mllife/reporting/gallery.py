@@ -16,29 +16,13 @@ import polars as pl
 from PIL import Image
 
 from mllife.data.decode import COLOUR_MODES, open_image
+from mllife.evaluation.explain import gallery_rows
 from mllife.reporting.blocks import Heading, Paragraph, ReportSection, Thumbnail, Tile, Tiles
 
-__all__ = ["gallery_rows", "gallery_section", "thumbnail"]
+__all__ = ["gallery_section", "thumbnail"]
 
 THUMBNAIL_PX = 56
 THUMBNAIL_MAX_PX = 96
-MAX_ERRORS = 36
-MAX_UNSURE = 12
-
-
-def gallery_rows(
-    rows: pl.DataFrame, predicted: tuple[str, ...], confidence: tuple[float, ...]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(errors, most confident first) and (correct, least confident first)."""
-    frame = rows.with_columns(
-        pl.Series("predicted", list(predicted), dtype=pl.String),
-        pl.Series("confidence", list(confidence), dtype=pl.Float64),
-    )
-    errors = frame.filter(pl.col("label") != pl.col("predicted")).sort(
-        "confidence", descending=True
-    )
-    unsure = frame.filter(pl.col("label") == pl.col("predicted")).sort("confidence")
-    return errors.head(MAX_ERRORS), unsure.head(MAX_UNSURE)
 
 
 def _thumbnail(path: Path) -> Thumbnail:
@@ -82,8 +66,20 @@ def gallery_section(
     kind: str,
     features: list[str] | None = None,
     hidden: frozenset = frozenset(),
+    saliency: Path | None = None,
 ) -> ReportSection:
-    """``hidden``: ``[data] pii`` columns, named but never shown."""
+    """``hidden``: ``[data] pii`` columns, named but never shown. ``saliency``: the
+    folder of the model's kept saliency maps (``evaluation.explain``), shown beside the
+    misclassified images they were made for."""
+
+    def tiles_of(row: dict) -> list[Tile]:
+        tiles = [_tile(row, root, kind, features, hidden)]
+        kept = saliency / f"{row['sha256']}.png" if saliency and "sha256" in row else None
+        if kept is not None and kept.is_file():
+            tiles.append(Tile(Thumbnail("image/png", kept.read_bytes(), "saliency"),
+                              ("saliency: what it leaned on",)))  # fmt: skip
+        return tiles
+
     errors, unsure = gallery_rows(rows, predicted, confidence)
     features = features or []
     blocks: list = []
@@ -94,7 +90,7 @@ def gallery_section(
         groups[(row["label"], row["predicted"])].append(row)
     for (true, pred), items in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         blocks.append(Heading(f"{true} predicted as {pred} ({len(items)})"))
-        blocks.append(Tiles(tuple(_tile(r, root, kind, features, hidden) for r in items)))
+        blocks.append(Tiles(tuple(t for r in items for t in tiles_of(r))))
     if unsure.height:
         blocks.append(Heading("Correct, but least confident"))
         tiles = tuple(_tile(r, root, kind, features, hidden) for r in unsure.iter_rows(named=True))
