@@ -15,7 +15,7 @@ from assets.graph import data, deployment, step_outputs
 from assets.graph._metadata import accepting_beta
 from assets.graph.alerts import build_alerts_sensor
 from assets.graph.code_versions import with_code_version
-from assets.graph.evaluation import build_evaluation_asset
+from assets.graph.evaluation import build_evaluation_asset, staleness_backtest
 from assets.graph.monitoring import drift_report, served_predictions
 from assets.graph.problems import build_problem_scores_asset, problem_files
 from assets.graph.reports import build_status_report_asset
@@ -47,7 +47,10 @@ def _assets(config) -> list:
         deployment.build_challenger_asset(names),
         deployment.champion,
         staged_rollout,
-        build_status_report_asset(names, label_issues=config.cleaning.label_issues),
+        *([staleness_backtest] if config.data.time else []),
+        build_status_report_asset(
+            names, label_issues=config.cleaning.label_issues, staleness=bool(config.data.time)
+        ),
         served_predictions,
         drift_report,
         artifact_versions,

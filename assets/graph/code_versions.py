@@ -104,6 +104,7 @@ def _sections(name: str, config) -> list[str]:
         "clean_data": (config.data,),
         "splits": (config.data, config.split),
         "label_issues": (config.data, config.split),
+        "staleness_backtest": (config.data, config.split),
         "problem_scores": (config.data,),
         "challenger": (config.data, config.promotion, config.fairness),
         "champion": (config.promotion, config.serving),
@@ -160,6 +161,8 @@ def expected_code_versions(config) -> dict[str, str]:
     names = {name: module for name, module in _MODULES.items()}
     if config.cleaning.label_issues:
         names["label_issues"] = "data"
+    if config.data.time:
+        names["staleness_backtest"] = "evaluation"
     for spec in config.models_to_train:
         names[f"candidate_{spec.name}"] = "training"
         names[f"evaluation_{spec.name}"] = "evaluation"

@@ -6,12 +6,15 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from assets.graph._metadata import png
+from assets.graph import pools
+from assets.graph._metadata import frame_table, png
 from assets.graph.resources import MllifeProject
 from mllife.config.project import CandidateConfig
 from mllife.data.split import SplitSet
 from mllife.evaluation.candidate import CandidateEvaluation, evaluate_candidate
+from mllife.evaluation.staleness import StalenessBacktest, project_backtest
 from mllife.models.training import TrainedCandidate
+from mllife.promotion.challenger import Challenger
 
 
 def _check_specs(spec: CandidateConfig, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
@@ -102,3 +105,37 @@ def build_evaluation_asset(spec: CandidateConfig) -> dg.AssetsDefinition:
         yield from _checks(spec, result, floor)
 
     return _evaluation
+
+
+@dg.asset(
+    pool=pools.STORE,  # records the suggested age limit in the store
+    group_name="evaluation",
+    kinds={"scikit-learn"},
+    description="How fast a model goes stale ([data] time): trained on the rows up to a cut"
+    " and scored on later windows (train and validation rows only), accuracy against model"
+    " age and the age where it falls beyond chance: the suggested champion age limit.",
+)
+def staleness_backtest(
+    project: MllifeProject, splits: SplitSet, challenger: Challenger
+) -> dg.Output[StalenessBacktest]:
+    config = project.config
+    found = project_backtest(config, splits, config.candidate(challenger.evaluation.ref.name))
+    project.store.record_data_finding(
+        split_version=splits.split_version,
+        finding="staleness_limit_days",
+        count=None if found.suggested_days is None else int(round(found.suggested_days)),
+        summary=found.describe(),
+    )
+    points = pl.DataFrame(
+        [{"from_days": round(p.start_days, 1), "to_days": round(p.end_days, 1), "rows": p.n,
+          "accuracy": round(p.accuracy, 4), "low": round(p.low, 4), "high": round(p.high, 4)}
+         for p in found.points]
+    ) if found.points else pl.DataFrame({"reason": [found.describe()]})  # fmt: skip
+    return dg.Output(
+        found,
+        metadata={
+            "summary": found.describe(),
+            "by_age": frame_table(points),
+            "suggested_limit_days": found.suggested_days or 0.0,
+        },  # fmt: skip
+    )

@@ -42,6 +42,7 @@ from mllife.reporting.gallery import gallery_section
 from mllife.reporting.monitoring_section import monitoring_section
 from mllife.reporting.problem_section import problem_section
 from mllife.reporting.slices_section import slices_section
+from mllife.reporting.staleness_section import staleness_section
 from mllife.reporting.status import (
     DataFacts,
     StatusReport,
@@ -149,11 +150,13 @@ def _training_notes(store, config, evaluations: dict) -> dict[str, str]:
 
 
 def build_status_report_asset(
-    candidate_names: list[str], *, label_issues: bool = False
+    candidate_names: list[str], *, label_issues: bool = False, staleness: bool = False
 ) -> dg.AssetsDefinition:
     ins = {f"evaluation_{n}": dg.AssetIn() for n in candidate_names}
     if label_issues:  # [cleaning] label_issues: the search's result goes in the data section
         ins["label_issues"] = dg.AssetIn()
+    if staleness:  # [data] time: quality against model age gets its section
+        ins["staleness_backtest"] = dg.AssetIn()
 
     @dg.asset(
         # records each column's value for the challenger into the store (table projects)
@@ -186,6 +189,7 @@ def build_status_report_asset(
         **evaluations,
     ) -> dg.Output[StatusReport]:
         issues: LabelIssues | None = evaluations.pop("label_issues", None)
+        backtest = evaluations.pop("staleness_backtest", None)
         store, config = project.store, project.config
         wear = sealed_set_wear(store, splits.split_version, config.promotion.max_test_reads)
         # charts whose inputs did not change since an earlier report are read back
@@ -195,6 +199,8 @@ def build_status_report_asset(
             )
             metadata = {}
             sections["slices"], metadata["slices"] = _slices(project, splits, challenger, context)
+            if backtest is not None:
+                sections["staleness"] = staleness_section(backtest)
             if config.data.kind == "table":
                 sections["features"], metadata["column_values"] = _column_values(
                     project, splits, challenger, context.run.run_id

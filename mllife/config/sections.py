@@ -78,6 +78,10 @@ class DataConfig(_Section):
     #: the reports never hold them in clear
     pii: tuple[str, ...] = ()
     pii_logging: Literal["hash", "drop"] = "hash"
+    #: Tables: when each row happened (a date, datetime or number of days): the
+    #: staleness backtest trains on the past and scores later windows, measuring how
+    #: fast a model ages (it is kept out of the model's inputs)
+    time: str | None = None
     #: Tables: rows with a missing feature are dropped, or kept and imputed (median or
     #: most frequent value, learned on the train split).
     missing: Literal["drop", "impute"] = "impute"
@@ -101,6 +105,10 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _tagged_columns(self) -> DataConfig:
+        if self.time and self.kind != "table":
+            raise ValueError("data.time names a table column")
+        if self.time and self.time in (self.target, self.id):
+            raise ValueError(f"data.time {self.time!r} is the target or the id column")
         for tag in ("forbidden", "pii"):
             if getattr(self, tag) and self.kind != "table":
                 raise ValueError(f"data.{tag} names table columns")

@@ -230,11 +230,18 @@ def staleness(config: ProjectConfig, store: Store, *, now: datetime | None = Non
         "SELECT created_at FROM datasets WHERE data_version = ?", [champion.data_version]
     )
     data_age = (now - data["created_at"][0]).total_seconds() / 86400 if data.height else None
+    limit, source = limits.max_champion_age_days, ""
+    if "max_champion_age_days" not in limits.model_fields_set:  # not set: measured, if it was
+        measured = store.query(
+            "SELECT count FROM data_findings WHERE finding = 'staleness_limit_days'"
+            " AND count IS NOT NULL ORDER BY created_at DESC LIMIT 1"
+        )
+        if measured.height:
+            limit, source = float(measured["count"][0]), ", measured by the staleness backtest"
     problems = []
-    if champion_age > limits.max_champion_age_days:
+    if champion_age > limit:
         problems.append(
-            f"the champion was deployed {champion_age:.1f} days ago"
-            f" (limit {limits.max_champion_age_days:g})"
+            f"the champion was deployed {champion_age:.1f} days ago (limit {limit:g}{source})"
         )
     if data_age is not None and data_age > limits.max_data_age_days:
         problems.append(

@@ -307,6 +307,7 @@ def write_status_report(
     fairness: ReportSection | None = None,
     features: ReportSection | None = None,
     slices: ReportSection | None = None,
+    staleness: ReportSection | None = None,
     gate_descriptions: dict[str, str] | None = None,
     training_notes: dict[str, str] | None = None,
 ) -> StatusReport:
@@ -318,7 +319,7 @@ def write_status_report(
         _gate_table(challenger, gate_descriptions or {}),
         metric_history_png(history, metric="accuracy", split="validation"),
     )
-    findings = [s for s in (problems, slices, fairness, features, monitoring) if s]
+    findings = [s for s in (problems, slices, fairness, features, staleness, monitoring) if s]
     data_part = _data_section(data, test_wear)
     client = client_part(
         challenger, action, kind=data.kind, sections=[data_part, *findings],
