@@ -121,7 +121,9 @@ def test_the_challengers_gaps_are_read_on_the_gate_split():
 
     def config(split, groups=("sex",)):
         policy = SimpleNamespace(gate_split=split)
-        return SimpleNamespace(fairness=SimpleNamespace(groups=groups), promotion=policy)
+        return SimpleNamespace(
+            fairness=SimpleNamespace(groups=groups), promotion=policy, data=SimpleNamespace(pii=())
+        )
 
     assert _group_gaps(best, splits, config("test"))["sex"].gap == pytest.approx(0.20)
     even = _group_gaps(best, splits, config("validation"))["sex"]  # every prediction right

@@ -67,16 +67,18 @@ def test_times_that_cannot_be_used_are_clear_errors():
 def test_a_run_measures_staleness_and_the_freshness_warning_uses_it(tmp_path):
     """A first run of a table with a time column (the behaviour is the run's own asset
     and report section; no shared run has a time column)."""
-    from datetime import datetime
-
     from assets.runtime.run import run_lifecycle
     from mllife.config.project import load_config
     from mllife.monitoring.batch import staleness
     from mllife.storage.store import Store
 
-    _history(3000, drifting=True).write_parquet(tmp_path / "history.parquet")
+    history = _history(3000, drifting=True)
+    regions = np.random.default_rng(5).choice(["north", "south"], history.height)
+    history.with_columns(pl.Series("region", regions)).write_parquet(tmp_path / "history.parquet")
     (tmp_path / "mllife.toml").write_text(
         '[data]\nkind = "table"\npath = "history.parquet"\ntarget = "target"\ntime = "day"\n'
+        # a personal group: measured per value in the report, never a model input
+        'pii = ["region"]\nmeasure_only = ["region"]\n[fairness]\ngroups = ["region"]\n'
         '[[candidates]]\nname = "logreg"\nkind = "sklearn"\n'
         'estimator = "sklearn.linear_model.LogisticRegression"\n'
         '[training]\nbaselines = ["majority"]\n'
@@ -95,6 +97,8 @@ def test_a_run_measures_staleness_and_the_freshness_warning_uses_it(tmp_path):
     assert not staleness(config, store, now=later).passed
     assert "measured by the staleness backtest" in staleness(config, store, now=later).reason
     assert staleness(config, store, now=champion.created_at + timedelta(days=1)).passed
-    assert isinstance(champion.created_at, datetime)
-    # the time column is never a model input: the contract leaves it out
-    assert "day" not in load_config(tmp_path / "mllife.toml").schema_path.read_text()
+    # the time column and the measured-only group are never model inputs
+    contract = config.schema_path.read_text()
+    assert '"day"' not in contract and '"region"' not in contract and '"x"' in contract
+    # the group is measured, and shown only by its keyed hash
+    assert "By region" in html and "pii:" in html and "north" not in html

@@ -83,13 +83,8 @@ def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_
     )
     fairness = None
     if config.fairness.groups:
-        rows = grouped_rows(splits, "validation", config.fairness.groups)
-        if (mask := pii_mask(config)) is not None:  # a personal group shows as its hash
-            rows = rows.with_columns(
-                pl.Series(c, [mask.hashed(v) for v in rows[c].to_list()], pl.String)
-                for c in config.fairness.groups
-                if c in mask.columns
-            )
+        # a personal group shows as its keyed hash
+        rows = grouped_rows(splits, "validation", config.fairness.groups, mask=pii_mask(config))
         fairness = fairness_section(rows, best.validation_predictions, config.fairness.groups)
     return {"gallery": gallery, "problems": problems, "monitoring": monitoring,
             "fairness": fairness}  # fmt: skip

@@ -82,6 +82,9 @@ class DataConfig(_Section):
     #: staleness backtest trains on the past and scores later windows, measuring how
     #: fast a model ages (it is kept out of the model's inputs)
     time: str | None = None
+    #: Tables: columns kept beside the rows for measurement only (a fairness group such
+    #: as sex or age band, perhaps also pii): never model inputs, never asked of clients
+    measure_only: tuple[str, ...] = ()
     #: Tables: rows with a missing feature are dropped, or kept and imputed (median or
     #: most frequent value, learned on the train split).
     missing: Literal["drop", "impute"] = "impute"
@@ -109,7 +112,7 @@ class DataConfig(_Section):
             raise ValueError("data.time names a table column")
         if self.time and self.time in (self.target, self.id):
             raise ValueError(f"data.time {self.time!r} is the target or the id column")
-        for tag in ("forbidden", "pii"):
+        for tag in ("forbidden", "pii", "measure_only"):
             if getattr(self, tag) and self.kind != "table":
                 raise ValueError(f"data.{tag} names table columns")
             if self.target in getattr(self, tag):

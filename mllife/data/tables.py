@@ -85,7 +85,8 @@ def _refuse_wide_integers(frame: pl.DataFrame, path: Path) -> None:
 
 
 def feature_columns(frame: pl.DataFrame, data: DataConfig) -> list[str]:
-    kept_apart = (data.target, data.id, data.time)  # labels, keys, times: never inputs
+    # labels, keys, times and what is only measured: never inputs
+    kept_apart = {data.target, data.id, data.time, *data.measure_only}
     return [c for c in frame.columns if c not in RESERVED and c not in kept_apart]
 
 
@@ -103,6 +104,8 @@ def table_manifest(frame: pl.DataFrame, data: DataConfig, *, source: str) -> pl.
         raise DataError(f"{source}: the id column {data.id!r} is missing")
     if data.time is not None and data.time not in frame.columns:
         raise DataError(f"{source}: the time column {data.time!r} ([data] time) is missing")
+    if missing := [c for c in data.measure_only if c not in frame.columns]:
+        raise DataError(f"{source}: [data] measure_only names missing column(s) {missing}")
     features = feature_columns(frame, data)
     if not features:
         raise DataError(f"{source}: no feature columns besides the target and id")
@@ -210,8 +213,9 @@ def table_schema(
     )
     if data.id is not None:
         fields[data.id] = pa.Column(None, unique=True)
-    if data.time is not None:  # checked where it is read (staleness backtest)
-        fields[data.time] = pa.Column(None, nullable=True)
+    for kept in (data.time, *data.measure_only):  # checked where they are read
+        if kept is not None:
+            fields[kept] = pa.Column(None, nullable=True)
     return pa.DataFrameSchema(fields, strict=True, name="raw_table")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from mllife._errors import ConfigError
 from mllife.metrics import difference_interval, wilson_interval
@@ -77,13 +78,21 @@ def group_quality(
     return result, GroupGap(best.group, worst.group, gap, low, high)
 
 
-def grouped_rows(splits, split: str, columns: tuple[str, ...]):
-    """The rows of ``split``, checked to hold every ``[fairness] groups`` column."""
+def grouped_rows(splits, split: str, columns: tuple[str, ...], *, mask=None):
+    """The rows of ``split``, checked to hold every ``[fairness] groups`` column; with
+    ``mask`` (``data.pii``) a personal group's values are replaced by their keyed hashes,
+    so no report or gate text names them."""
     rows = split_rows(splits.rows, split)
     missing = [c for c in columns if c not in rows.columns]
     if missing:
         raise ConfigError(
             f"fairness.groups names {missing}, not columns of the table; columns are"
             f" {list(splits.columns or {})[:20]}"
+        )
+    if mask is not None:
+        rows = rows.with_columns(
+            pl.Series(c, [mask.hashed(v) for v in rows[c].to_list()], pl.String)
+            for c in columns
+            if c in mask.columns
         )
     return rows

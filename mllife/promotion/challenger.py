@@ -11,6 +11,7 @@ import numpy as np
 
 from mllife._errors import PromotionError
 from mllife.config.project import ProjectConfig
+from mllife.data.pii import pii_mask
 from mllife.data.split import SplitSet
 from mllife.evaluation.candidate import (
     CandidateEvaluation,
@@ -146,7 +147,7 @@ def _group_gaps(best: CandidateEvaluation, splits: SplitSet, config: ProjectConf
     if not columns:
         return {}
     split = config.promotion.gate_split
-    rows = grouped_rows(splits, split, columns)
+    rows = grouped_rows(splits, split, columns, mask=pii_mask(config))
     predicted = best.test_predictions if split == "test" else best.validation_predictions
     labels = rows["label"].to_list()
     return {c: group_quality(labels, predicted, rows[c].to_list())[1] for c in columns}
