@@ -493,6 +493,11 @@ def test_photo_lifecycle_embedding_candidate_serves_what_evaluation_predicted(
     validation = split_rows(splits.rows, "validation")
     files = [root / p for p in validation["path"].to_list()]
     evaluated = list(model.predict(files))
+    # slices of photos also group what the backbone sees alike (from the cached vectors)
+    from mllife.evaluation.slices import embedding_clusters
+
+    clusters = embedding_clusters(config, ref, validation, store=store)
+    assert len(clusters) == validation.height and 2 <= clusters.n_unique() <= 8
     key = create_key(store, "alice")
     with ServerProcess(config.path) as server:
         payload = {"images": [base64.b64encode(f.read_bytes()).decode() for f in files]}

@@ -110,7 +110,7 @@ def _slices(project: MllifeProject, splits, challenger, context) -> tuple:
     """The challenger's weak spots on validation, recorded per run (`mllife slices`), as
     a report section and the asset's metadata."""
     config, evaluation = project.config, challenger.evaluation
-    found = validation_slices(config, splits, evaluation)
+    found = validation_slices(config, splits, evaluation, store=project.store)
     record_slices(project.store, run_id=context.run.run_id, model_hash=evaluation.ref.model_hash,
                   found=found)  # fmt: skip
     shown = [{"slice": s.description, "rows": s.size, "accuracy": round(s.accuracy, 4),

@@ -2,7 +2,8 @@
 
 SliceLine (the ``sliceline`` package, Sagadeeva and Boehm, SIGMOD 2021) searches one-
 and two-condition slices over the rows' features (table columns; for images their
-metadata: size, aspect, brightness, contrast, colour). Numbers are cut into quantile
+metadata: size, aspect, brightness, contrast, colour, and the cluster of the backbone's
+embedding when the model has one). Numbers are cut into quantile
 bins first ("age >= 61.5", "bmi in [20.1, 24.8)"), categories stay values ("smoker =
 yes"), and columns with too many values (free text, ids) are left out. SliceLine
 proposes slices from at most 20,000 rows (a sample beyond); each candidate
@@ -38,6 +39,7 @@ CANDIDATES = 20  # slices SliceLine proposes, all tested and corrected together
 MIN_SIZE = 10
 #: rows SliceLine searches (a sample beyond it; the slices' figures use every row)
 SEARCH_ROWS = 20_000
+CLUSTERS = 8  # of an embedding model's backbone vectors, for image slices
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,7 @@ def image_slice_features(rows: pl.DataFrame, thumbnails: np.ndarray) -> pl.DataF
     return frame
 
 
-def validation_slices(config, splits, evaluation) -> Slices:
+def validation_slices(config, splits, evaluation, *, store) -> Slices:
     """:func:`find_slices` for a candidate's validation predictions: table columns (not
     ``[data] pii`` ones: a rule would show their values), or image metadata. Members
     are split keys for tables, file paths for images."""
@@ -230,12 +232,33 @@ def validation_slices(config, splits, evaluation) -> Slices:
 
         _, thumbnails = project_image_fingerprints(config, rows)
         features = image_slice_features(rows, thumbnails)
+        if evaluation.ref.kind == "embedding":  # a backbone: what it sees, grouped
+            features = features.with_columns(
+                embedding_clusters(config, evaluation.ref, rows, store=store)
+            )
         keys = rows["path"].to_list()
     else:
         private = set(config.data.pii)
         features = rows.select([c for c in splits.columns if c not in private])
         keys = rows[splits.key].cast(pl.String).to_list()
     return find_slices(features, correct, keys)
+
+
+def embedding_clusters(config, ref, rows: pl.DataFrame, *, store) -> pl.Series:
+    """Each image's cluster (1-8) of the embedding model's backbone vectors (k-means):
+    a slice "embedding cluster = 4" is a kind of image the model's backbone sees alike."""
+    from sklearn.cluster import KMeans
+
+    from mllife.models.registry import load_model
+    from mllife.models.training import place_model
+    from mllife.preprocess.inputs import model_inputs
+
+    model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
+    place_model(model, config)  # the embedding cache evaluation filled
+    vectors = model.embed(model_inputs(rows, config=config, preprocessor=model.preprocessor))
+    k = min(CLUSTERS, max(2, len(rows) // MIN_SIZE))
+    labels = KMeans(n_clusters=k, n_init=3, random_state=0).fit_predict(vectors)
+    return pl.Series("embedding cluster", [str(c + 1) for c in labels], dtype=pl.String)
 
 
 def record_slices(store, *, run_id: str | None, model_hash: str, found: Slices) -> None:
