@@ -89,3 +89,32 @@ def test_a_slice_becomes_a_known_problem_every_model_version_is_scored_on(tmp_pa
     assert main(["--config", str(path), "problems", "add", "y", "--from-slice", "1"]) == 2
     assert "pii columns (mean_area)" in capsys.readouterr().err
     assert json.loads(store.query("SELECT members FROM slices")["members"][0])[0] == weak.members[0]
+
+
+def test_the_review_desk_keeps_a_weak_slice_as_a_known_problem(tmp_path):
+    """The desk lists the latest run's weak slices; one click keeps one as a problem
+    (driven in headless Chromium, as a reviewer would)."""
+    from mllife.serve.keys import create_key
+    from tests.browser import Browser
+    from tests.serving import ServerProcess, table_project
+    from tests.test_review import _click, _sign_in
+
+    setup = table_project(tmp_path / "p")
+    config, store = setup["config"], setup["store"]
+    table = pl.read_parquet(config.data_path)
+    small = table.filter(pl.col("mean_radius") < 10.0)
+    weak = Slice((("mean_radius", "< 10"),), small.height, 0.7, 0.6, 0.8, 0.95, 1e-3,
+                 tuple(str(i) for i in small["id"]))  # fmt: skip
+    record_slices(store, run_id="run-b", model_hash=setup["hashes"]["logreg"],
+                  found=Slices([weak], table.height))  # fmt: skip
+    reviewer = create_key(store, "desk", routes=("review",))
+    with ServerProcess(config.path) as server, Browser() as browser:
+        _sign_in(browser, f"http://127.0.0.1:{server.port}/review/", reviewer)
+        assert browser.evaluate("document.querySelector('#slices .rule').textContent") == (
+            "mean_radius < 10"
+        )
+        browser.evaluate("document.querySelector('input[name=\"slice_problem:1\"]').value = 'tiny'")
+        _click(browser, "button.keep-slice")
+        flash = browser.evaluate("document.getElementById('flash').textContent")
+    assert f"Added {small.height} pattern(s) from slice 1 (mean_radius < 10) to 'tiny'" in flash
+    assert 'source = "slice"' in (config.problems_dir / "tiny" / "problem.toml").read_text()

@@ -27,9 +27,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from mllife._errors import ReviewError
+from mllife._errors import ProblemError, ReviewError
+from mllife.evaluation.slices import latest_slices
 from mllife.monitoring.kept_inputs import kept_input
 from mllife.review.desk import ReviewDesk
+from mllife.review.from_slice import problem_from_slice
 from mllife.review.problem_files import problem_names
 from mllife.review.queue import QueueFilter, review_queue
 from mllife.serve._requests import HTTPProblem
@@ -121,12 +123,14 @@ class ReviewPages:
             lambda: review_queue(server.config, server.store, filters=filters, page=page)
         )
         names = await anyio.to_thread.run_sync(problem_names, server.config, server.store)
+        slices = await anyio.to_thread.run_sync(latest_slices, server.store)
         chosen = {k: request.query_params.get(k, "") for k in _FILTERS}
         return self._render(
             request, "review.html", page=listed, reviewer=key.name, classes=sorted(
                 server.lineup.classes()), problems=names, filters=chosen,
             query=urlencode({k: v for k, v in chosen.items() if v}),
             images=server.config.data.kind == "images", flash=request.session.pop("flash", None),
+            slices=slices.to_dicts(),
         )  # fmt: skip
 
     async def act(self, request: Request) -> Response:
@@ -207,6 +211,19 @@ def _act(desk: ReviewDesk, form, key: ApiKey) -> str:
     """Carry out the button pressed (``do``: ``label:<id>``, ``skip:<id>``,
     ``pattern:<id>`` or ``pattern:checked``); what was done, in words."""
     action, _, target = str(form.get("do", "")).partition(":")
+    if action == "slice":  # a weak spot the latest run found, kept as a known problem
+        name = str(form.get(f"slice_problem:{target}", "")).strip()
+        try:
+            added, left_out, rule = problem_from_slice(
+                desk.config, desk.store, number=int(target), name=name, classes=desk.classes
+            )
+        except (ProblemError, ValueError) as exc:  # fixable on the page
+            raise ReviewError(str(exc)) from None
+        return (
+            f"Added {added} pattern(s) from slice {target} ({rule}) to {name!r}"
+            + (f"; {left_out} row(s) left out" if left_out else "")
+            + "; the next run scores every model version on them."
+        )
     ids = [str(p) for p in form.getlist("pid")] if target == "checked" else [target]
     items = desk.items(ids, allowed_models=key.models) if ids and ids[0] else []
     labels = {
@@ -228,7 +245,7 @@ def _act(desk: ReviewDesk, form, key: ApiKey) -> str:
             f"Added {added} pattern(s) to {problem!r} (of {len(items)}); the next run scores"
             " every model version on them."
         )
-    raise ReviewError("choose an action: label, skip or add to a problem")
+    raise ReviewError("choose an action: label, skip, add to a problem or keep a slice")
 
 
 async def _refused(request: Request, exc: HTTPProblem) -> Response:
