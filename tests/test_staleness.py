@@ -3,7 +3,7 @@ history, in the report with a suggested age limit the freshness warning then use
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -64,6 +64,17 @@ def test_times_that_cannot_be_used_are_clear_errors():
         time_in_days(pl.Series("day", ["monday"]), where="[data] time 'day'")
 
 
+def test_an_image_project_dates_files_only(tmp_path):
+    from mllife import ConfigError
+    from mllife.config.project import load_config
+
+    (tmp_path / "mllife.toml").write_text(
+        '[data]\ntime = "taken"\n[[candidates]]\nname = "a"\nkind = "sklearn"\nestimator = "a.B"\n'
+    )
+    with pytest.raises(ConfigError, match='data.time for images is "file_date"'):
+        load_config(tmp_path / "mllife.toml")
+
+
 def test_a_run_measures_staleness_and_the_freshness_warning_uses_it(tmp_path):
     """A first run of a table with a time column (the behaviour is the run's own asset
     and report section; no shared run has a time column)."""
@@ -102,3 +113,43 @@ def test_a_run_measures_staleness_and_the_freshness_warning_uses_it(tmp_path):
     assert '"day"' not in contract and '"region"' not in contract and '"x"' in contract
     # the group is measured, and shown only by its keyed hash
     assert "By region" in html and "pii:" in html and "north" not in html
+
+
+def test_photos_dated_by_exif_or_file_time_are_backtested_too(tmp_path):
+    """Images: `[data] time = "file_date"`: the EXIF date taken, else the file's time."""
+    import os
+
+    from PIL import Image
+
+    from mllife.config.project import load_config
+    from mllife.data.stage import clean, make_splits, read_raw
+    from mllife.evaluation.staleness import image_dates, project_backtest
+    from mllife.storage.store import Store
+
+    rng = np.random.default_rng(3)
+    for i in range(900):
+        day = float(rng.uniform(0, 360))
+        level = float(rng.uniform(0, 1))
+        label = "bright" if level > 0.3 + 0.4 * day / 360 else "dark"  # the bar moves up
+        folder = tmp_path / "data" / "photos" / label
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = np.clip(rng.normal(level * 255, 20, (8, 8)), 0, 255).astype(np.uint8)
+        when = datetime(2025, 1, 1) + timedelta(days=day)
+        if i % 3:  # most carry the date they were taken
+            exif = Image.Exif()
+            exif[306] = when.strftime("%Y:%m:%d %H:%M:%S")
+            Image.fromarray(pixels).save(folder / f"{i:04d}.jpg", exif=exif.tobytes())
+        else:  # the rest only their file's time
+            Image.fromarray(pixels).save(folder / f"{i:04d}.png")
+            os.utime(folder / f"{i:04d}.png", (when.timestamp(), when.timestamp()))
+    (tmp_path / "mllife.toml").write_text(
+        '[data]\npath = "data/photos"\ntime = "file_date"\n'
+        '[[candidates]]\nname = "cnn"\nkind = "torch"\narchitecture = "small_cnn"\n'
+    )
+    config = load_config(tmp_path / "mllife.toml")
+    splits, _ = make_splits(config, clean(config, read_raw(config)), store=Store(tmp_path / "s.db"))
+    dated = image_dates(splits.rows["path"].to_list()[:6], root=config.root)
+    assert dated.min() >= datetime(2025, 1, 1) and dated.max() < datetime(2026, 1, 1)
+    found = project_backtest(config, splits, config.candidate("cnn"))
+    assert "standing in for cnn (torch)" in found.model
+    assert found.suggested_days is not None, found.describe()

@@ -78,9 +78,10 @@ class DataConfig(_Section):
     #: the reports never hold them in clear
     pii: tuple[str, ...] = ()
     pii_logging: Literal["hash", "drop"] = "hash"
-    #: Tables: when each row happened (a date, datetime or number of days): the
-    #: staleness backtest trains on the past and scores later windows, measuring how
-    #: fast a model ages (it is kept out of the model's inputs)
+    #: When each row happened: a table column (a date, datetime or number of days; kept
+    #: out of the model's inputs) or, for images, "file_date" (the EXIF date taken, else
+    #: the file's modification time). The staleness backtest trains on the past and
+    #: scores later windows, measuring how fast a model ages
     time: str | None = None
     #: Tables: columns kept beside the rows for measurement only (a fairness group such
     #: as sex or age band, perhaps also pii): never model inputs, never asked of clients
@@ -108,8 +109,8 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _tagged_columns(self) -> DataConfig:
-        if self.time and self.kind != "table":
-            raise ValueError("data.time names a table column")
+        if self.time and self.kind == "images" and self.time != "file_date":
+            raise ValueError('data.time for images is "file_date" (EXIF date taken, else mtime)')
         if self.time and self.time in (self.target, self.id):
             raise ValueError(f"data.time {self.time!r} is the target or the id column")
         for tag in ("forbidden", "pii", "measure_only"):

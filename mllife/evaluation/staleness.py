@@ -24,6 +24,7 @@ from mllife._errors import DataError
 __all__ = [
     "AgePoint",
     "StalenessBacktest",
+    "image_dates",
     "project_backtest",
     "staleness_backtest",
     "time_in_days",
@@ -150,29 +151,69 @@ def staleness_backtest(
     )
 
 
-def project_backtest(config, splits, spec) -> StalenessBacktest:
-    """:func:`staleness_backtest` over the train and validation rows of a table project
-    (``[data] time``), retraining ``spec`` (the challenger's candidate) when it is a
-    scikit-learn estimator, else a logistic regression on the same preprocessing."""
-    from mllife.models.sklearn_model import fit_estimator
-    from mllife.preprocess.inputs import make_preprocessor
+def image_dates(paths: list[str], *, root) -> pl.Series:
+    """Each image's date: when it was taken (EXIF DateTimeOriginal, else DateTime), else
+    the file's modification time."""
+    import os
+    from pathlib import Path
 
-    column = config.data.time
+    from PIL import Image
+
+    taken = []
+    for path in paths:
+        file = Path(root) / path
+        stamp = None
+        with Image.open(file) as image:  # the header only: no pixels are decoded
+            exif = image.getexif()
+            text = exif.get_ifd(0x8769).get(36867) or exif.get(306)
+        if text:
+            try:
+                stamp = datetime.strptime(str(text).strip(), "%Y:%m:%d %H:%M:%S")
+            except ValueError:
+                stamp = None  # a malformed EXIF date: the file's date instead
+        if stamp is None:
+            stamp = datetime.fromtimestamp(os.stat(file).st_mtime, UTC).replace(tzinfo=None)
+        taken.append(stamp)
+    return pl.Series("time", taken, dtype=pl.Datetime("us"))
+
+
+def project_backtest(config, splits, spec) -> StalenessBacktest:
+    """:func:`staleness_backtest` over the train and validation rows (``[data] time``),
+    retraining ``spec`` (the challenger's candidate) when it is a scikit-learn estimator
+    of table columns, else a logistic regression standing in for it (on the same table
+    preprocessing, or on images' 16x16 grayscale thumbnails)."""
+    from mllife.models.sklearn_model import fit_estimator
+
     rows = splits.rows.filter(pl.col("split") != "test")  # the sealed set stays sealed
-    days = time_in_days(rows[column], where=f"[data] time {column!r}")
-    if spec.kind == "sklearn":
+    labels = rows["label"].cast(pl.String).to_numpy()
+    if config.data.kind == "images":
+        from mllife.data.near_duplicates import project_image_fingerprints
+
+        times = image_dates(rows["path"].to_list(), root=config.root)
+        days = time_in_days(times, where="[data] time 'file_date'")
+        features = project_image_fingerprints(config, rows)[1] / 255.0
+        prepare = None
+    else:
+        from mllife.preprocess.inputs import make_preprocessor
+
+        days = time_in_days(rows[config.data.time], where=f"[data] time {config.data.time!r}")
+        features = rows.select(list(splits.columns))
+        prepare = lambda: make_preprocessor(config, splits.columns)  # noqa: E731
+    if spec.kind == "sklearn" and prepare is not None:
         path, params, model = spec.estimator, dict(spec.params), f"{spec.name} retrained"
     else:
         path, params = "sklearn.linear_model.LogisticRegression", {"max_iter": 1000}
         model = f"a logistic regression standing in for {spec.name} ({spec.kind})"
-    labels = rows["label"].cast(pl.String).to_numpy()
-    features = rows.select(list(splits.columns))
 
     def fit_predict(train, score):
-        pre = make_preprocessor(config, splits.columns)
-        x = pre.fit_transform(features[train]).numpy()
+        if prepare is None:
+            x, later = features[train], features[score]
+        else:
+            pre = prepare()
+            x = pre.fit_transform(features[train]).numpy()
+            later = pre.transform(features[score]).numpy()
         estimator = fit_estimator(path, params, x, labels[train], name=spec.name,
                                   log=lambda _: None)  # fmt: skip
-        return estimator.predict(pre.transform(features[score]).numpy())
+        return estimator.predict(later)
 
     return staleness_backtest(days, labels, fit_predict, model=model)
