@@ -44,6 +44,28 @@ def test_a_weak_slice_is_found_and_chance_is_not():
         find_slices(frame.head(20), ~wrong[:19], range(19))
 
 
+def test_photos_from_one_camera_folder_are_a_weak_slice():
+    from mllife.evaluation.slices import image_slice_features
+
+    rng = np.random.default_rng(4)
+    n = 600
+    camera = rng.choice(["cam1", "cam2", "cam3"], n)
+    label = rng.choice(["cat", "dog"], n)
+    paths = [f"data/photos/{lab}/{cam}/{i}.jpg" for i, (lab, cam) in
+             enumerate(zip(label, camera, strict=True))]  # fmt: skip
+    rows = pl.DataFrame({"path": paths, "label": label, "width": 640, "height": 480, "mode": "RGB"})
+    features = image_slice_features(
+        rows, rng.integers(0, 256, (n, 256)).astype(np.uint8), rng.uniform(0, 80, n)
+    )
+    assert {"brightness", "contrast", "colourfulness", "source folder"} <= set(features.columns)
+    wrong = rng.random(n) < np.where(camera == "cam3", 0.4, 0.05)
+    found = find_slices(features, ~wrong, rows["path"].to_list())
+    assert found.slices[0].description == "source folder = cam3", found.slices[0].description
+    flat = rows.with_columns(pl.col("path").str.replace(r"/cam\d", ""))
+    plain = image_slice_features(flat, np.zeros((n, 256), dtype=np.uint8))
+    assert plain["source folder"].null_count() == n  # no folder below the class: none
+
+
 def test_every_run_reports_its_weak_spots(deployed_digits, capsys):
     config_path, outcome = deployed_digits
     report = config_path.parent / ".mllife" / "reports" / f"status-{outcome.run_id}.html"

@@ -43,6 +43,7 @@ __all__ = [
     "near_duplicate_images",
     "near_duplicate_rows",
     "near_duplicates_in",
+    "project_colourfulness",
     "project_image_fingerprints",
     "searched_bits",
 ]
@@ -53,7 +54,12 @@ THUMBNAIL = 16  # pixels a side of the grayscale thumbnail compared
 MAX_BITS = 8
 #: pairs kept for the report and the check's metadata (counts are always complete)
 KEPT_PAIRS = 1000
-_CACHE_SCHEMA = {"sha256": pl.String, "phash": pl.UInt64, "thumbnail": pl.Binary}
+_CACHE_SCHEMA = {
+    "sha256": pl.String,
+    "phash": pl.UInt64,
+    "thumbnail": pl.Binary,
+    "colourfulness": pl.Float64,
+}
 
 
 @dataclass(frozen=True)
@@ -94,18 +100,27 @@ class NearDuplicates:
         return said
 
 
-def _fingerprint(payload: bytes, what: str) -> tuple[int, bytes]:
+def _colourfulness(image) -> float:
+    """Hasler and Suesstrunk's colourfulness (2003) of an RGB image: 0 for gray, ~100
+    for vivid photos."""
+    rgb = np.asarray(image.convert("RGB").resize((32, 32)), dtype=np.float64)
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def _fingerprint(payload: bytes, what: str) -> tuple[int, bytes, float]:
     import imagehash
     from PIL import Image
 
     from mllife.data.decode import open_image
 
     image = open_image(payload, what=what)
-    image.draft("L", (THUMBNAIL * 4, THUMBNAIL * 4))  # JPEG: decode small, fast
+    image.draft("RGB", (THUMBNAIL * 4, THUMBNAIL * 4))  # JPEG: decode small, fast
     gray = image.convert("L")
     phash = int(str(imagehash.phash(gray)), 16)
     small = gray.resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BILINEAR)
-    return phash, small.tobytes()
+    return phash, small.tobytes(), _colourfulness(image)
 
 
 def image_fingerprints(
@@ -115,6 +130,15 @@ def image_fingerprints(
     (uint8, n x 256). Files are checked against their recorded sha256 (a file changed
     since ``raw_data`` is a ``DataError``); with ``cache`` (a Parquet file) each content
     is decoded once, ever."""
+    known, order = _fingerprint_rows(paths, sha256s, root=root, cache=cache)
+    hashes = known["phash"].to_numpy()[order].astype(np.uint64)
+    thumbs = np.frombuffer(b"".join(known["thumbnail"].to_list()), dtype=np.uint8)
+    thumbs = thumbs.reshape(known.height, THUMBNAIL * THUMBNAIL)[order]
+    return hashes, thumbs
+
+
+def _fingerprint_rows(paths, sha256s, *, root, cache) -> tuple[pl.DataFrame, np.ndarray]:
+    """The cache's rows (computing the missing ones) and where each input's row is."""
     known = pl.DataFrame(schema=_CACHE_SCHEMA)
     if cache is not None and cache.is_file():
         try:
@@ -124,7 +148,7 @@ def image_fingerprints(
     seen = dict.fromkeys(known["sha256"].to_list())
     wanted = {s: p for p, s in zip(paths, sha256s, strict=True) if s not in seen}
 
-    def compute(item: tuple[str, str]) -> tuple[str, int, bytes]:
+    def compute(item: tuple[str, str]) -> tuple[str, int, bytes, float]:
         sha, path = item
         file = Path(path) if Path(path).is_absolute() else root / path
         payload = file.read_bytes()
@@ -145,11 +169,16 @@ def image_fingerprints(
             known.write_parquet(buffer)
             write_atomically(cache, buffer.getvalue())
     index = dict(zip(known["sha256"].to_list(), range(known.height), strict=True))
-    order = np.fromiter((index[s] for s in sha256s), dtype=np.int64, count=len(sha256s))
-    hashes = known["phash"].to_numpy()[order].astype(np.uint64)
-    thumbs = np.frombuffer(b"".join(known["thumbnail"].to_list()), dtype=np.uint8)
-    thumbs = thumbs.reshape(known.height, THUMBNAIL * THUMBNAIL)[order]
-    return hashes, thumbs
+    return known, np.fromiter((index[s] for s in sha256s), dtype=np.int64, count=len(sha256s))
+
+
+def project_colourfulness(config, rows: pl.DataFrame) -> np.ndarray:
+    """Each image's colourfulness, from the same cache as its fingerprint."""
+    known, order = _fingerprint_rows(
+        rows["path"].to_list(), rows["sha256"].to_list(), root=config.root,
+        cache=config.state_dir / "cache" / "image_fingerprints.parquet",
+    )  # fmt: skip
+    return known["colourfulness"].to_numpy()[order]
 
 
 def project_image_fingerprints(config, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -2,8 +2,9 @@
 
 SliceLine (the ``sliceline`` package, Sagadeeva and Boehm, SIGMOD 2021) searches one-
 and two-condition slices over the rows' features (table columns; for images their
-metadata: size, aspect, brightness, contrast, colour, and the cluster of the backbone's
-embedding when the model has one). Numbers are cut into quantile
+metadata: size, aspect, brightness, contrast, colourfulness, colour mode, source folder,
+and the cluster of the backbone's embedding when the model has one). Numbers are cut
+into quantile
 bins first ("age >= 61.5", "bmi in [20.1, 24.8)"), categories stay values ("smoker =
 yes"), and columns with too many values (free text, ids) are left out. SliceLine
 proposes slices from at most 20,000 rows (a sample beyond); each candidate
@@ -16,6 +17,7 @@ accuracy, Wilson interval, size and members. Too few rows claim nothing, and say
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 import numpy as np
 import polars as pl
@@ -197,15 +199,20 @@ def find_slices(
     return Slices(found, n)
 
 
-def image_slice_features(rows: pl.DataFrame, thumbnails: np.ndarray) -> pl.DataFrame:
+def image_slice_features(
+    rows: pl.DataFrame, thumbnails: np.ndarray, colourfulness: np.ndarray | None = None
+) -> pl.DataFrame:
     """What slices of images are described by: size, aspect, colour mode (from the
-    manifest) and brightness and contrast (from each image's 16x16 grayscale
-    thumbnail, ``data.near_duplicates``)."""
+    manifest), brightness and contrast (from each image's 16x16 grayscale thumbnail,
+    ``data.near_duplicates``), colourfulness, and the source folder below the class
+    folder (``photos/cat/cam3/1.jpg``: "cam3") when there is one."""
     gray = thumbnails.astype(np.float32) / 255.0
     out = {
         "brightness": gray.mean(axis=1),
         "contrast": gray.std(axis=1),
     }
+    if colourfulness is not None:
+        out["colourfulness"] = colourfulness
     if {"width", "height"} <= set(rows.columns):
         width = rows["width"].cast(pl.Float64).to_numpy()
         height = rows["height"].cast(pl.Float64).to_numpy()
@@ -214,6 +221,16 @@ def image_slice_features(rows: pl.DataFrame, thumbnails: np.ndarray) -> pl.DataF
     frame = pl.DataFrame(out)
     if "mode" in rows.columns:
         frame = frame.with_columns(rows["mode"].alias("colour mode"))
+    if "path" in rows.columns and "label" in rows.columns:
+        folders = [
+            parent.name if parent.name != label else None
+            for parent, label in zip(
+                (PurePosixPath(p).parent for p in rows["path"].to_list()),
+                rows["label"].to_list(),
+                strict=True,
+            )
+        ]
+        frame = frame.with_columns(pl.Series("source folder", folders, dtype=pl.String))
     return frame
 
 
@@ -228,10 +245,10 @@ def validation_slices(config, splits, evaluation, *, store) -> Slices:
         rows["label"].cast(pl.String).to_list(), dtype=object
     )
     if config.data.kind == "images":
-        from mllife.data.near_duplicates import project_image_fingerprints
+        from mllife.data.near_duplicates import project_colourfulness, project_image_fingerprints
 
         _, thumbnails = project_image_fingerprints(config, rows)
-        features = image_slice_features(rows, thumbnails)
+        features = image_slice_features(rows, thumbnails, project_colourfulness(config, rows))
         if evaluation.ref.kind == "embedding":  # a backbone: what it sees, grouped
             features = features.with_columns(
                 embedding_clusters(config, evaluation.ref, rows, store=store)
