@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from mllife._errors import TrainingError
 from mllife._faults import crash_point
 from mllife.models.base import FitResult
-from mllife.storage.files import atomic_target
+from mllife.storage.files import atomic_target, remove_orphaned_temp_files, temp_suffix
 
 __all__ = ["Labelled", "Loop", "TensorBatches", "progress_bar"]
 
@@ -142,7 +142,9 @@ class Loop:
             # uninterrupted one would (the next epoch's shuffle, dropout, augmentation)
             "rng": self._rng_states(),
         }
-        with atomic_target(path, fsync=False) as tmp:
+        # the temp name carries this process's id: a fit resumed after this one was killed
+        # mid-write removes it (``_resume``)
+        with atomic_target(path, suffix=temp_suffix(), fsync=False) as tmp:
             torch.save(state, tmp)
 
     def _rng_states(self) -> dict:
@@ -166,7 +168,11 @@ class Loop:
 
     def _resume(self) -> None:
         path = self.model.checkpoint_path
-        if path is None or not path.is_file():
+        if path is None:
+            return
+        if path.parent.is_dir():  # what a writer killed mid-checkpoint left
+            remove_orphaned_temp_files(path.parent)
+        if not path.is_file():
             return
         # tensors and plain values only: a tampered checkpoint cannot run code
         state = torch.load(path, map_location=self.device, weights_only=True)

@@ -48,10 +48,11 @@ def atomic_target(
     ``crash_name`` is the fault-injection point just before the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    tmp = None
+    try:  # from the file's creation on: an interrupt anywhere after it removes it
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        tmp = Path(name)
+        os.close(fd)
         os.chmod(tmp, _FILE_MODE)
         yield tmp
         if fsync:
@@ -61,7 +62,8 @@ def atomic_target(
             crash_point(crash_name)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 
