@@ -1,5 +1,7 @@
 """Reports stage: the status report (technical + client) as one HTML file."""
 
+from functools import partial
+
 import dagster as dg
 import polars as pl
 
@@ -9,7 +11,7 @@ from assets.graph.resources import MllifeProject
 from mllife.data.images import CleanData
 from mllife.data.pii import pii_mask
 from mllife.data.split import SplitSet
-from mllife.evaluation.explain import saliency_cache
+from mllife.evaluation.explain import saliency_cache, saliency_path
 from mllife.evaluation.groups import grouped_rows
 from mllife.evaluation.importance import (
     not_beneficial,
@@ -63,7 +65,7 @@ def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_
         kind=config.data.kind,
         features=list(splits.columns) if splits.columns else None,
         hidden=frozenset(config.data.pii),
-        saliency=saliency_cache(config) / best.ref.model_hash,
+        saliency=partial(saliency_path, saliency_cache(config), best.ref.model_hash),
     )
     problems = problem_section(
         ProblemRegistry(config, store),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -66,15 +67,15 @@ def gallery_section(
     kind: str,
     features: list[str] | None = None,
     hidden: frozenset = frozenset(),
-    saliency: Path | None = None,
+    saliency: Callable[[str], Path] | None = None,
 ) -> ReportSection:
-    """``hidden``: ``[data] pii`` columns, named but never shown. ``saliency``: the
-    folder of the model's kept saliency maps (``evaluation.explain``), shown beside the
-    misclassified images they were made for."""
+    """``hidden``: ``[data] pii`` columns, named but never shown. ``saliency``: where
+    the model's kept saliency map of an image (by sha256) would be
+    (``evaluation.explain``), shown beside the misclassified image it was made for."""
 
     def tiles_of(row: dict) -> list[Tile]:
         tiles = [_tile(row, root, kind, features, hidden)]
-        kept = saliency / f"{row['sha256']}.png" if saliency and "sha256" in row else None
+        kept = saliency(row["sha256"]) if saliency and "sha256" in row else None
         if kept is not None and kept.is_file():
             tiles.append(Tile(Thumbnail("image/png", kept.read_bytes(), "saliency"),
                               ("saliency: what it leaned on",)))  # fmt: skip
