@@ -10,6 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    """``fn()``'s result and the seconds it took (one run)."""
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
 def best_of(fn: Callable[[], object], *, repeat: int = 3) -> float:
     """The fastest of ``repeat`` runs, in seconds (the least disturbed by noise)."""
     best = float("inf")

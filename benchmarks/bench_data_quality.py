@@ -39,7 +39,7 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._measure import in_exact_rss_child, peak_extra_bytes  # noqa: E402
+from benchmarks._measure import in_exact_rss_child, peak_extra_bytes, timed  # noqa: E402
 
 
 def _flip(labels: np.ndarray, classes: int, rng) -> tuple[np.ndarray, set[int]]:
@@ -77,12 +77,8 @@ def table(rows: int, *, memory: bool) -> None:
     if memory:
         print(f"table_memory {peak_extra_bytes(run)} {peak_extra_bytes(alone)}")
         return
-    started = time.perf_counter()
-    found = run()
-    ours = time.perf_counter() - started
-    started = time.perf_counter()
-    alone()
-    bare = time.perf_counter() - started
+    found, ours = timed(run)
+    _, bare = timed(alone)
     index = {k: i for i, k in enumerate(keys)}
     print(
         f"table {rows:,} rows x 30: mllife {ours:.1f} s, cleanlab alone {bare:.1f} s"
@@ -121,22 +117,20 @@ def images(count: int) -> None:
     config = load_config(root / "mllife.toml")
     sha = [hashlib.sha256((root / p).read_bytes()).hexdigest() for p in paths]
     rows = pl.DataFrame({"path": paths, "label": [str(v) for v in labels], "sha256": sha})
-    started = time.perf_counter()
-    found = label_issues_in(config, rows, None)
-    ours = time.perf_counter() - started
+    found, ours = timed(lambda: label_issues_in(config, rows, None))
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    features = project_image_fingerprints(config, rows)[1] / 255.0  # cached by the search
+    features = project_image_fingerprints(config, rows).thumbnails / 255.0  # cached
     proba = cross_val_predict(
         LogisticRegression(max_iter=2000), features, labels, cv=StratifiedKFold(5),
         method="predict_proba",
     )  # fmt: skip
-    started = time.perf_counter()
-    cleanlab.filter.find_label_issues(
-        labels, proba, return_indices_ranked_by="self_confidence", n_jobs=1
+    _, bare = timed(
+        lambda: cleanlab.filter.find_label_issues(
+            labels, proba, return_indices_ranked_by="self_confidence", n_jobs=1
+        )
     )
-    bare = time.perf_counter() - started
     index = {p: i for i, p in enumerate(paths)}
     print(
         f"images {count:,}: mllife {ours:.1f} s (decoding, out-of-fold fits, search),"
@@ -166,9 +160,7 @@ def table_near_duplicates(rows: int, *, memory: bool) -> None:
     if memory:
         print(f"near_memory {peak_extra_bytes(run)} {frame.estimated_size()}")
         return
-    started = time.perf_counter()
-    pairs = run()
-    ours = time.perf_counter() - started
+    pairs, ours = timed(run)
     found = {tuple(sorted(p)) for p in pairs.tolist()}
     truth = [(int(s), rows - planted + i) for i, s in enumerate(source)]
     same = sum(t in found for t in truth[: planted // 2]) / (planted // 2)
@@ -233,17 +225,14 @@ def image_near_duplicates(count: int) -> None:
         paths.append(f"copy{n:05d}.jpg")
     sha = [hashlib.sha256((root / p).read_bytes()).hexdigest() for p in paths]
     cache = root / "fingerprints.parquet"
-    started = time.perf_counter()
-    hashes, thumbs = image_fingerprints(paths, sha, root=root, cache=cache)
-    decode = time.perf_counter() - started
-    started = time.perf_counter()
-    image_fingerprints(paths, sha, root=root, cache=cache)
-    cached = time.perf_counter() - started
+    fingerprint = lambda: image_fingerprints(paths, sha, root=root, cache=cache)  # noqa: E731
+    (hashes, thumbs, _), decode = timed(fingerprint)
+    _, cached = timed(fingerprint)
     times = {}
     for n in (count // 4, count // 2, count):
-        started = time.perf_counter()
-        pairs, _ = near_duplicate_images(hashes[:n], thumbs[:n], max_distance=0.016)
-        times[n] = time.perf_counter() - started
+        (pairs, _), times[n] = timed(
+            lambda n=n: near_duplicate_images(hashes[:n], thumbs[:n], max_distance=0.016)
+        )
     found = {tuple(sorted(p)) for p in pairs.tolist()}
     truth = {(int(s), count - planted + n) for n, s in enumerate(sources)}
     recall = len(found & truth) / len(truth)

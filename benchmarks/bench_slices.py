@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._measure import in_exact_rss_child, peak_extra_bytes  # noqa: E402
+from benchmarks._measure import in_exact_rss_child, peak_extra_bytes, timed  # noqa: E402
 
 
 def _table(rows: int, columns: int, rng) -> tuple[pl.DataFrame, np.ndarray, str]:
@@ -62,19 +61,17 @@ def measure(name: str, frame: pl.DataFrame, wrong: np.ndarray, expect: str, *, m
     from mllife.evaluation.slices import (
         CANDIDATES,
         MIN_SIZE,
-        SEARCH_ROWS,
         _conditions,
         find_slices,
+        search_rows,
     )
 
     keys = [str(i) for i in range(frame.height)]
     ours = lambda: find_slices(frame, ~wrong, keys)  # noqa: E731
     codes, _, _ = _conditions(frame)
     n = frame.height
-    # the rows find_slices hands SliceLine: all of them, or the same seeded sample
-    sample = np.random.default_rng(0).permutation(n)[:SEARCH_ROWS] if n > SEARCH_ROWS else None
-    searched = codes if sample is None else codes[sample]
-    errors = wrong.astype(int) if sample is None else wrong[sample].astype(int)
+    sample = search_rows(n)  # the rows find_slices hands SliceLine
+    searched, errors = codes[sample], wrong[sample].astype(int)
 
     def alone():
         Slicefinder(alpha=0.95, k=CANDIDATES, max_l=2, min_sup=MIN_SIZE, verbose=False).fit(
@@ -85,12 +82,8 @@ def measure(name: str, frame: pl.DataFrame, wrong: np.ndarray, expect: str, *, m
         print(f"{name}_memory {peak_extra_bytes(ours)} {peak_extra_bytes(alone)}")
         return
     ours()  # imports and first-call costs out of the timing
-    started = time.perf_counter()
-    found = ours()
-    mine = time.perf_counter() - started
-    started = time.perf_counter()
-    alone()
-    bare = time.perf_counter() - started
+    found, mine = timed(ours)
+    _, bare = timed(alone)
     first = found.slices[0].description if found.slices else "none"
     verdict = "found first" if expect in first else "NOT first"
     print(

@@ -19,7 +19,7 @@ def test_most_flipped_digit_labels_are_found(all_digits):
     for i in flipped:
         given[i] = str((int(given[i]) + int(rng.integers(1, 10))) % 10)
     sha = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
-    _, thumbnails = image_fingerprints([str(p) for p in paths], sha, root=all_digits)
+    thumbnails = image_fingerprints([str(p) for p in paths], sha, root=all_digits).thumbnails
     features = thumbnails / 255.0
     found = find_label_issues(features, given, [str(p) for p in paths])
     suspected = {issue.key for issue in found.issues}

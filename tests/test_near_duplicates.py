@@ -39,7 +39,7 @@ def test_resized_reencoded_copies_are_found_and_distinct_digits_are_not(all_digi
     paths = [str(p) for p in files + copies]
     sha = [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths]
     cache = tmp_path / "fingerprints.parquet"
-    hashes, thumbnails = image_fingerprints(paths, sha, root=tmp_path, cache=cache)
+    hashes, thumbnails, _ = image_fingerprints(paths, sha, root=tmp_path, cache=cache)
     pairs, distance = near_duplicate_images(hashes, thumbnails, max_distance=0.016)
     found = {(paths[i], paths[j]) for i, j in pairs.tolist()}
     expected = {(str(o), str(c)) for o, c in zip(originals, copies, strict=True)}

@@ -26,6 +26,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -37,13 +38,13 @@ from mllife.storage.files import write_atomically
 __all__ = [
     "MAX_BITS",
     "THUMBNAIL",
+    "Fingerprints",
     "NearDuplicatePair",
     "NearDuplicates",
     "image_fingerprints",
     "near_duplicate_images",
     "near_duplicate_rows",
     "near_duplicates_in",
-    "project_colourfulness",
     "project_image_fingerprints",
     "searched_bits",
 ]
@@ -123,22 +124,21 @@ def _fingerprint(payload: bytes, what: str) -> tuple[int, bytes, float]:
     return phash, small.tobytes(), _colourfulness(image)
 
 
+class Fingerprints(NamedTuple):
+    """What is kept of each image, in the order asked for."""
+
+    hashes: np.ndarray  # uint64 perceptual hashes
+    thumbnails: np.ndarray  # uint8, n x 256 (16x16 grayscale)
+    colourfulness: np.ndarray  # float64
+
+
 def image_fingerprints(
     paths: list[str], sha256s: list[str], *, root: Path, cache: Path | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each image's 64-bit perceptual hash (uint64) and 16x16 grayscale thumbnail
-    (uint8, n x 256). Files are checked against their recorded sha256 (a file changed
-    since ``raw_data`` is a ``DataError``); with ``cache`` (a Parquet file) each content
-    is decoded once, ever."""
-    known, order = _fingerprint_rows(paths, sha256s, root=root, cache=cache)
-    hashes = known["phash"].to_numpy()[order].astype(np.uint64)
-    thumbs = np.frombuffer(b"".join(known["thumbnail"].to_list()), dtype=np.uint8)
-    thumbs = thumbs.reshape(known.height, THUMBNAIL * THUMBNAIL)[order]
-    return hashes, thumbs
-
-
-def _fingerprint_rows(paths, sha256s, *, root, cache) -> tuple[pl.DataFrame, np.ndarray]:
-    """The cache's rows (computing the missing ones) and where each input's row is."""
+) -> Fingerprints:
+    """Each image's 64-bit perceptual hash, 16x16 grayscale thumbnail and colourfulness.
+    Files are checked against their recorded sha256 (a file changed since ``raw_data``
+    is a ``DataError``); with ``cache`` (a Parquet file) each content is decoded once,
+    ever."""
     known = pl.DataFrame(schema=_CACHE_SCHEMA)
     if cache is not None and cache.is_file():
         try:
@@ -169,19 +169,16 @@ def _fingerprint_rows(paths, sha256s, *, root, cache) -> tuple[pl.DataFrame, np.
             known.write_parquet(buffer)
             write_atomically(cache, buffer.getvalue())
     index = dict(zip(known["sha256"].to_list(), range(known.height), strict=True))
-    return known, np.fromiter((index[s] for s in sha256s), dtype=np.int64, count=len(sha256s))
+    order = np.fromiter((index[s] for s in sha256s), dtype=np.int64, count=len(sha256s))
+    thumbs = np.frombuffer(b"".join(known["thumbnail"].to_list()), dtype=np.uint8)
+    return Fingerprints(
+        known["phash"].to_numpy()[order].astype(np.uint64),
+        thumbs.reshape(known.height, THUMBNAIL * THUMBNAIL)[order],
+        known["colourfulness"].to_numpy()[order],
+    )
 
 
-def project_colourfulness(config, rows: pl.DataFrame) -> np.ndarray:
-    """Each image's colourfulness, from the same cache as its fingerprint."""
-    known, order = _fingerprint_rows(
-        rows["path"].to_list(), rows["sha256"].to_list(), root=config.root,
-        cache=config.state_dir / "cache" / "image_fingerprints.parquet",
-    )  # fmt: skip
-    return known["colourfulness"].to_numpy()[order]
-
-
-def project_image_fingerprints(config, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def project_image_fingerprints(config, rows: pl.DataFrame) -> Fingerprints:
     """:func:`image_fingerprints` of a project's manifest rows, through its cache."""
     return image_fingerprints(
         rows["path"].to_list(),
@@ -295,7 +292,7 @@ def near_duplicates_in(config, rows: pl.DataFrame, columns: dict | None) -> Near
     settings = config.split
     splits = rows["split"].to_list()
     if config.data.kind == "images":
-        hashes, thumbnails = project_image_fingerprints(config, rows)
+        hashes, thumbnails, _ = project_image_fingerprints(config, rows)
         pairs, distance = near_duplicate_images(
             hashes, thumbnails, max_distance=settings.near_duplicate_distance
         )

@@ -205,6 +205,8 @@ def explain_image(model, payload: bytes, *, what: str, size: int = 256) -> Image
 #: misclassified validation images the report's gallery shows a saliency map for (a
 #: third of it past 64-pixel images: each new model pays for them)
 GALLERY_SALIENCY = 12
+MAX_ERRORS = 36  # misclassified examples the gallery shows
+MAX_UNSURE = 12  # least confident correct ones
 
 
 def gallery_rows(
@@ -221,10 +223,6 @@ def gallery_rows(
     )
     unsure = frame.filter(pl.col("label") == pl.col("predicted")).sort("confidence")
     return errors.head(MAX_ERRORS), unsure.head(MAX_UNSURE)
-
-
-MAX_ERRORS = 36
-MAX_UNSURE = 12
 
 
 def saliency_cache(config) -> Path:
@@ -247,13 +245,14 @@ def keep_gallery_saliency(model, model_hash: str, rows, predicted, confidence, *
     errors, _ = gallery_rows(rows, predicted, confidence)
     small = model.preprocessor.size <= 64  # digits-like: every error's map is cheap
     shown = errors.head(GALLERY_SALIENCY if small else GALLERY_SALIENCY // 3)
-    for path, sha256 in shown.select("path", "sha256").iter_rows():
+    classes = [str(c) for c in model.classes]
+    for path, sha256, label in shown.select("path", "sha256", "predicted").iter_rows():
         target = saliency_path(cache, model_hash, sha256)
         if target.is_file():
             continue
         payload = (Path(root) / path).read_bytes()
         pixels = model.preprocessor.transform([payload])
-        best = int(model.predict_proba_features(pixels)[0].argmax())
+        best = classes.index(label)  # what evaluation predicted: no second prediction
         heat, _ = _saliency(model, pixels.float().clone().requires_grad_(True), best, quick=True)
         image = open_image(payload, what=path).convert("RGB")
         _, blended = _overlay(image, heat, max(56, heat.shape[0]))

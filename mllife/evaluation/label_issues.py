@@ -111,7 +111,7 @@ def label_issues_in(config, rows: pl.DataFrame, columns: dict | None) -> LabelIs
         from mllife.data.near_duplicates import project_image_fingerprints
 
         # the near-duplicate search's thumbnails, decoded once per content
-        _, thumbnails = project_image_fingerprints(config, rows)
+        thumbnails = project_image_fingerprints(config, rows).thumbnails
         features = thumbnails.astype(np.float32) / 255.0
         keys = rows["path"].to_list()
     else:

@@ -30,6 +30,7 @@ __all__ = [
     "image_slice_features",
     "latest_slices",
     "record_slices",
+    "search_rows",
     "validation_slices",
 ]
 
@@ -121,6 +122,13 @@ def _conditions(frame: pl.DataFrame) -> tuple[np.ndarray, list[str], list[dict]]
     return stacked, used, texts
 
 
+def search_rows(n: int) -> np.ndarray:
+    """The rows (of ``n``) SliceLine searches: all, or a seeded sample of SEARCH_ROWS."""
+    if n <= SEARCH_ROWS:
+        return np.arange(n)
+    return np.random.default_rng(0).permutation(n)[:SEARCH_ROWS]
+
+
 def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     order = np.argsort(p)
     ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
@@ -165,9 +173,7 @@ def find_slices(
     )
     # SliceLine's cost grows with the rows (~0.2 ms each here): it proposes slices from
     # a sample; every proposal's figures below are counted on all the rows
-    sample = (
-        np.random.default_rng(0).permutation(n)[:SEARCH_ROWS] if n > SEARCH_ROWS else slice(None)
-    )
+    sample = search_rows(n)
     finder.fit(codes[sample], errors[sample])
     candidates, p_values = [], []
     for top in finder.top_slices_:
@@ -245,10 +251,10 @@ def validation_slices(config, splits, evaluation, *, store) -> Slices:
         rows["label"].cast(pl.String).to_list(), dtype=object
     )
     if config.data.kind == "images":
-        from mllife.data.near_duplicates import project_colourfulness, project_image_fingerprints
+        from mllife.data.near_duplicates import project_image_fingerprints
 
-        _, thumbnails = project_image_fingerprints(config, rows)
-        features = image_slice_features(rows, thumbnails, project_colourfulness(config, rows))
+        kept = project_image_fingerprints(config, rows)  # one read of the cache
+        features = image_slice_features(rows, kept.thumbnails, kept.colourfulness)
         if evaluation.ref.kind == "embedding":  # a backbone: what it sees, grouped
             features = features.with_columns(
                 embedding_clusters(config, evaluation.ref, rows, store=store)

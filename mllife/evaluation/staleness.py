@@ -191,7 +191,7 @@ def project_backtest(config, splits, spec) -> StalenessBacktest:
 
         times = image_dates(rows["path"].to_list(), root=config.root)
         days = time_in_days(times, where="[data] time 'file_date'")
-        features = project_image_fingerprints(config, rows)[1] / 255.0
+        features = project_image_fingerprints(config, rows).thumbnails / 255.0
         prepare = None
     else:
         from mllife.preprocess.inputs import make_preprocessor
