@@ -71,6 +71,9 @@ class DataConfig(_Section):
     #: Tables: rows with a missing feature are dropped, or kept and imputed (median or
     #: most frequent value, learned on the train split).
     missing: Literal["drop", "impute"] = "impute"
+    #: Tables: the longest text a text column may hold, in characters. Longer training
+    #: rows are dropped (with the reason); a longer served text is refused with 413.
+    max_text_chars: int = Field(default=100_000, ge=1)
     #: Tables: the feature contract. When empty it is inferred from the data and frozen
     #: into ``schema_file`` (next to mllife.toml, yours to edit) after the first run whose
     #: contract passes, or by ``mllife schema freeze``.
@@ -106,8 +109,12 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _table_file_type(self) -> DataConfig:
-        if self.kind == "table" and not self.path.lower().endswith((".parquet", ".csv")):
-            raise ValueError(f"a table must be a .parquet or .csv file, got path {self.path!r}")
+        if self.kind == "table" and not self.path.lower().endswith(
+            (".parquet", ".csv", ".jsonl", ".ndjson")
+        ):
+            raise ValueError(
+                f"a table must be a .parquet, .csv or .jsonl file, got path {self.path!r}"
+            )
         if self.kind == "images" and self.default == "breast_cancer":
             raise ValueError("default 'breast_cancer' is a table: set kind = 'table'")
         if self.kind == "table" and self.default == "digits":

@@ -104,7 +104,7 @@ class CandidateConfig(_Section):
     frozen pretrained backbone's embeddings with a scikit-learn classifier on top."""
 
     name: str
-    kind: Literal["sklearn", "torch", "embedding"]
+    kind: Literal["sklearn", "torch", "embedding", "text_encoder"]
     #: scikit-learn estimator import path, e.g. ``sklearn.linear_model.LogisticRegression``
     #: (for ``embedding``: the classifier on the embeddings, default LogisticRegression).
     estimator: str | None = None
@@ -156,6 +156,12 @@ class CandidateConfig(_Section):
                 f"candidate {self.name!r} of kind 'embedding' needs 'architecture' (the"
                 " backbone, e.g. resnet18) and 'weights' (a local file or a torchvision"
                 " weights name in the torch hub cache)"
+            )
+        if self.kind == "text_encoder" and not self.weights:
+            raise ValueError(
+                f"candidate {self.name!r} of kind 'text_encoder' needs 'weights': a"
+                " sentence-transformers folder (config.json, model.safetensors,"
+                " tokenizer.json), relative to mllife.toml"
             )
         if not self.weights and (self.weights_map != "names" or self.mean or self.std):
             raise ValueError(

@@ -190,6 +190,8 @@ def _add_rows(config: ProjectConfig, paths: list[Path]) -> tuple[int, int]:
     buffer = io.BytesIO()
     if config.data_path.suffix == ".csv":
         combined.write_csv(buffer)
+    elif config.data_path.suffix in (".jsonl", ".ndjson"):
+        combined.write_ndjson(buffer)
     else:
         combined.write_parquet(buffer)
     write_atomically(config.data_path, buffer.getvalue())

@@ -203,7 +203,8 @@ def clean(config: ProjectConfig, raw: RawData) -> CleanData:
     if config.data.kind == "images":
         rows, dropped = clean_images(raw.manifest)
     else:
-        rows, dropped = clean_table(raw.manifest, config.data)
+        texts = [name for name, spec in raw.columns.items() if spec.dtype == "text"]
+        rows, dropped = clean_table(raw.manifest, config.data, text_columns=texts)
     return CleanData(rows, dropped, raw.data_version, raw.columns, classes_of(config, raw))
 
 

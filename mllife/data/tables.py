@@ -29,6 +29,7 @@ __all__ = [
     "row_hashes",
     "table_manifest",
     "table_schema",
+    "TABLE_SUFFIXES",
 ]
 
 #: the polars dtype that holds each contract dtype's values (training tables and served
@@ -55,16 +56,33 @@ def read_table(path: Path) -> pl.DataFrame:
             " example there, or set [data] path in mllife.toml to your .parquet or .csv file."
         )
     try:
-        if path.suffix.lower() == ".csv":
-            frame = pl.read_csv(path, infer_schema_length=10_000)
-        else:
-            frame = pl.read_parquet(path)
+        frame = _read(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(f"cannot read table {path}: {exc}") from exc
     if frame.height == 0:
         raise DataError(f"table {path} has no rows")
     _refuse_wide_integers(frame, path)
     return frame
+
+
+#: the table formats read, by file suffix
+TABLE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson")
+
+
+def _read(path: Path) -> pl.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pl.read_parquet(path)
+    if suffix in (".jsonl", ".ndjson"):
+        return pl.read_ndjson(path, infer_schema_length=10_000)
+    try:
+        return pl.read_csv(path, infer_schema_length=10_000)
+    except pl.exceptions.ComputeError as exc:
+        if "utf-8" not in str(exc).lower():
+            raise
+        # Some rows are not UTF-8 (a file pasted together from several encodings): read
+        # them with U+FFFD for the bad bytes, and cleaning drops those rows, saying why.
+        return pl.read_csv(path, infer_schema_length=10_000, encoding="utf8-lossy")
 
 
 def _refuse_wide_integers(frame: pl.DataFrame, path: Path) -> None:
@@ -232,8 +250,11 @@ def as_declared(frame: pl.DataFrame, columns: dict[str, ColumnConfig]) -> pl.Dat
     )
 
 
-def clean_table(raw: pl.DataFrame, data: DataConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rows fit for training, and the dropped rows with a reason each."""
+def clean_table(
+    raw: pl.DataFrame, data: DataConfig, *, text_columns: list[str] = ()
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows fit for training, and the dropped rows with a reason each (``text_columns``:
+    free text, cleaned by :func:`mllife.data.text_cleaning.clean_texts` too)."""
     features = feature_columns(raw.drop("row", "label", "sha256"), data)
     dropped: list[pl.DataFrame] = []
 
@@ -263,5 +284,11 @@ def clean_table(raw: pl.DataFrame, data: DataConfig) -> tuple[pl.DataFrame, pl.D
     duplicates = with_first.filter(pl.col("row") != pl.col("kept"))
     drop(duplicates, pl.lit("exact duplicate of row ") + pl.col("kept").cast(pl.String))
     clean = with_first.filter(pl.col("row") == pl.col("kept")).drop("kept").sort("row")
+    if text_columns:
+        from mllife.data.text_cleaning import clean_texts
+
+        clean = clean_texts(
+            clean, drop, columns=list(text_columns), max_chars=data.max_text_chars
+        ).sort("row")
     report = pl.concat(dropped) if dropped else pl.DataFrame(schema=DROPPED_SCHEMA)
     return clean, report

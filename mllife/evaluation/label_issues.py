@@ -71,8 +71,8 @@ def find_label_issues(
 
     labels = np.asarray([str(v) for v in labels], dtype=object)
     keys = np.asarray([str(k) for k in keys], dtype=object)
-    if not (len(features) == len(labels) == len(keys)):
-        raise ValueError(f"{len(features)} rows, {len(labels)} labels and {len(keys)} keys")
+    if not (features.shape[0] == len(labels) == len(keys)):
+        raise ValueError(f"{features.shape[0]} rows, {len(labels)} labels and {len(keys)} keys")
     names, counts = np.unique(labels, return_counts=True)
     skipped = {str(n): int(c) for n, c in zip(names, counts, strict=True) if c < folds}
     kept = ~np.isin(labels, list(skipped))
@@ -84,7 +84,11 @@ def find_label_issues(
             f" training rows ({dict(zip(names.tolist(), counts.tolist(), strict=True))})",
         )  # fmt: skip
     x, y = features[kept], np.searchsorted(classes, labels[kept])
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    # sparse text n-grams are already on one scale (TF-IDF), and centring would densify
+    sparse = hasattr(x, "tocsr")
+    model = make_pipeline(
+        *([] if sparse else [StandardScaler()]), LogisticRegression(max_iter=2000)
+    )
     split = StratifiedKFold(folds, shuffle=True, random_state=seed)
     proba = cross_val_predict(model, x, y, cv=split, method="predict_proba")
     # n_jobs=1: cleanlab's default process pool failed inside a run's step process
@@ -118,7 +122,8 @@ def label_issues_in(config, rows: pl.DataFrame, columns: dict | None) -> LabelIs
         from mllife.preprocess.tables import TablePreprocessor
 
         pre = TablePreprocessor(columns=columns)
-        features = pre.fit_transform(rows.select(list(columns))).numpy()
+        features = pre.fit_transform(rows.select(list(columns)))
+        features = features.matrix if hasattr(features, "matrix") else features.numpy()
         keys = [f"row {n}" for n in rows["row"].to_list()]
     return find_label_issues(features, rows["label"].to_list(), keys)
 

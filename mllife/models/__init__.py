@@ -49,6 +49,15 @@ def build_model(
     common = {"name": spec.name, "classes": classes, "params": spec.params}
     if spec.kind == "sklearn":
         return SklearnModel(estimator_path=spec.estimator, preprocessor=preprocessor, **common)
+    if spec.kind == "text_encoder":
+        from mllife.models.text_encoder_model import TextEncoderModel
+
+        root = root or Path.cwd()
+        folder = Path(spec.weights) if Path(spec.weights).is_absolute() else root / spec.weights
+        return TextEncoderModel.from_folder(
+            folder, root=root, estimator_path=spec.estimator, preprocessor=preprocessor,
+            **common,
+        )  # fmt: skip
     backbone = None
     if spec.weights:
         backbone = resolve_weights(spec.architecture, spec.weights, root=root or Path.cwd())

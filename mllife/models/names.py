@@ -32,8 +32,9 @@ def check_model_names(candidates) -> None:
     problems = []
     for i, c in enumerate(candidates):
         where = f"candidates[{i}] ({c.name!r})"
-        estimator = c.estimator or (DEFAULT_EMBEDDING_ESTIMATOR if c.kind == "embedding" else None)
-        if estimator and c.kind in ("sklearn", "embedding"):
+        pretrained = c.kind in ("embedding", "text_encoder")
+        estimator = c.estimator or (DEFAULT_EMBEDDING_ESTIMATOR if pretrained else None)
+        if estimator and c.kind in ("sklearn", "embedding", "text_encoder"):
             if why := _unknown_path(estimator, "estimator"):
                 problems.append(f"{where}.estimator: {why}")
         if c.module:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelRef", "champion_ref", "load_model", "save_model"]
 
-_EXTENSIONS = {"sklearn": "pkl", "torch": "pt", "embedding": "pkl"}
+_EXTENSIONS = {"sklearn": "pkl", "torch": "pt", "embedding": "pkl", "text_encoder": "pkl"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def load_model(ref: ModelRef, *, artifacts_dir: Path, store: Store | None) -> Mo
         from mllife.models.torch_model import TorchModel
 
         return TorchModel.from_bytes(data)
-    if ref.kind in ("sklearn", "embedding"):
+    if ref.kind in ("sklearn", "embedding", "text_encoder"):
         if store is None or store.model_row(digest) is None:
             raise ArtifactError(
                 f"refusing to unpickle {path}: its hash {digest[:12]} is not recorded in the"
@@ -97,8 +97,10 @@ def load_model(ref: ModelRef, *, artifacts_dir: Path, store: Store | None) -> Mo
             )
         from mllife.models.embedding_model import EmbeddingModel
         from mllife.models.sklearn_model import SklearnModel
+        from mllife.models.text_encoder_model import TextEncoderModel
 
-        kind = SklearnModel if ref.kind == "sklearn" else EmbeddingModel
+        kind = {"sklearn": SklearnModel, "embedding": EmbeddingModel,
+                "text_encoder": TextEncoderModel}[ref.kind]  # fmt: skip
         return kind.from_trusted_bytes(data)
     raise ArtifactError(f"unknown model kind {ref.kind!r} for {path}")
 

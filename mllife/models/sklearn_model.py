@@ -13,6 +13,7 @@ import torch
 
 from mllife._errors import ArtifactError, ConfigError, TrainingError
 from mllife.models.base import FitResult, Model, ProgressLog
+from mllife.preprocess.text import TextFeatures
 from mllife.storage.pickles import loads as legacy_loads
 
 __all__ = [
@@ -108,7 +109,9 @@ class SklearnModel(Model):
         self.estimator_path = estimator_path
         self.estimator: Any = None
 
-    def _features(self, x: torch.Tensor) -> np.ndarray:
+    def _features(self, x):
+        if isinstance(x, TextFeatures):  # sparse: scikit-learn's linear models take it as is
+            return x.matrix
         return x.reshape(x.shape[0], -1).numpy()
 
     def fit(self, x_train, y_train, x_val, y_val, *, log: ProgressLog) -> FitResult:

@@ -87,6 +87,8 @@ def place_model(model, config: ProjectConfig) -> None:
     if isinstance(model, EmbeddingModel):
         model.cache = EmbeddingCache(config.state_dir / "cache" / "embeddings")
         model.device = pick_device(config.training.device)
+    if getattr(model, "kind", None) == "text_encoder":  # sentence vectors, cached alike
+        model.cache = EmbeddingCache(config.state_dir / "cache" / "embeddings")
 
 
 def _place(model, config: ProjectConfig, checkpoint: Path, params: dict) -> None:

@@ -3,8 +3,9 @@
 Numbers: missing values imputed with the train median, then standardised. Categories
 (and booleans): missing values become the most frequent train value, then one-hot
 columns for the train categories (an unseen category is all zeros). Text: TF-IDF over
-the train vocabulary. The state is plain data (lists, dicts), so torch artifacts keep
-loading with ``weights_only=True``.
+word and character n-grams of the normalised text (``mllife.preprocess.text``); a table
+with text becomes a sparse :class:`TextFeatures`. The state is plain data (lists, dicts),
+so torch artifacts keep loading with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from mllife._errors import DataError
 from mllife.config.project import ColumnConfig
 from mllife.data.derived import DerivedFeatures
 from mllife.preprocess.column_batch import ColumnBatch
+from mllife.preprocess.text import TextFeatures, TextVectorizer, normalized_text
 
 __all__ = ["TablePreprocessor"]
 
+#: models saved before text columns had word and character n-grams (kind "tfidf")
 MAX_TFIDF_FEATURES = 500
 
 
@@ -38,6 +41,7 @@ class TablePreprocessor:
         self.derived = derived
         self.state_: dict[str, dict[str, Any]] = {}
         self._plan: _RecordPlan | None = None
+        self._vectorizers: dict[str, TextVectorizer] = {}
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -55,7 +59,13 @@ class TablePreprocessor:
             "number": 1,
             "onehot": len(state.get("values", ())),
             "tfidf": len(state.get("vocabulary", ())),
+            "text": len(state.get("word", ())) + len(state.get("char", ())),
         }[state["kind"]]
+
+    @property
+    def text_columns(self) -> list[str]:
+        """The free-text columns (word and character n-grams), in column order."""
+        return [n for n, s in self.state_.items() if s["kind"] == "text"]
 
     def only(self, names: list[str]) -> TablePreprocessor:
         """The fitted preprocessing of these columns alone (to time or inspect one)."""
@@ -64,6 +74,7 @@ class TablePreprocessor:
         part.state_ = {n: self.state_[n] for n in names}
         part.derived = None  # given the columns themselves, derived ones included
         part._plan = None
+        part._vectorizers = {}
         return part
 
     def _frame(self, rows: Any, *, complete: bool = True) -> pl.DataFrame:
@@ -82,6 +93,7 @@ class TablePreprocessor:
         frame = self._frame(rows)
         self.state_ = {}
         self._plan = None
+        self._vectorizers = {}
         for name, dtype in self.columns.items():
             column = frame[name]
             if dtype in ("float", "int"):
@@ -106,15 +118,9 @@ class TablePreprocessor:
                 mode = counts[name][0] if counts.height else ""
                 self.state_[name] = {"kind": "onehot", "values": values, "mode": mode}
             else:
-                from sklearn.feature_extraction.text import TfidfVectorizer
-
-                vectorizer = TfidfVectorizer(max_features=MAX_TFIDF_FEATURES)
-                vectorizer.fit(column.cast(pl.String).fill_null("").to_list())
-                self.state_[name] = {
-                    "kind": "tfidf",
-                    "vocabulary": {k: int(v) for k, v in vectorizer.vocabulary_.items()},
-                    "idf": [float(x) for x in vectorizer.idf_],
-                }
+                vectorizer = TextVectorizer.fit(_texts(column))
+                self.state_[name] = vectorizer.state
+                self._vectorizers[name] = vectorizer
         return self.transform(frame)
 
     def fit(self, rows: Any) -> TablePreprocessor:
@@ -128,12 +134,14 @@ class TablePreprocessor:
             raise DataError("the table preprocessor is not fitted")
         if self.derived is not None:  # the frame path, with the derived columns added
             rows = self.derived.completed(self._frame(rows, complete=False))
-        elif not any(s["kind"] == "tfidf" for s in self.state_.values()):
+        elif not any(s["kind"] in ("tfidf", "text") for s in self.state_.values()):
             if isinstance(rows, ColumnBatch):
                 return self._record_plan().transform_batch(rows)
             if isinstance(rows, list):
                 return self._transform_records(rows)
         frame = self._frame(rows)
+        if self.text_columns:
+            return self._text_features(frame)
         scaled = self._scaled_numbers(frame)
         blocks: list[np.ndarray] = []
         for name, state in self.state_.items():
@@ -154,6 +162,34 @@ class TablePreprocessor:
                 blocks.append(matrix.toarray())
         stacked = np.hstack(blocks) if blocks else np.zeros((frame.height, 0))
         return torch.from_numpy(stacked.astype(np.float32))
+
+    def _text_features(self, frame: pl.DataFrame) -> TextFeatures:
+        """Every column's features as one sparse matrix (a text column's n-grams are
+        tens of thousands of columns, nearly all zero), with the first text column's
+        normalised texts beside it."""
+        import scipy.sparse as sp
+
+        scaled = self._scaled_numbers(frame)
+        blocks, texts = [], {}
+        for name, state in self.state_.items():
+            if state["kind"] == "number":
+                blocks.append(sp.csr_matrix(scaled[name].astype(np.float32)))
+            elif state["kind"] == "onehot":
+                column = frame[name].cast(pl.String).fill_null(state["mode"]).to_numpy()
+                onehot = column[:, None] == np.array(state["values"])[None, :]
+                blocks.append(sp.csr_matrix(onehot.astype(np.float32)))
+            else:
+                texts[name] = _texts(frame[name])
+                blocks.append(self._vectorizer(name).transform(texts[name]))
+        first = self.text_columns[0]
+        return TextFeatures(sp.hstack(blocks, format="csr"), texts[first], first)
+
+    def _vectorizer(self, name: str) -> TextVectorizer:
+        # built once per loaded model: rebuilding a 100,000-entry vocabulary per
+        # request would cost more than the prediction
+        if name not in self._vectorizers:
+            self._vectorizers[name] = TextVectorizer(self.state_[name])
+        return self._vectorizers[name]
 
     def _scaled_numbers(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
         """Each number column standardized, as an (N, 1) block. All at once, so a value
@@ -208,6 +244,7 @@ class TablePreprocessor:
         derived = state.get("derived")  # absent in models saved before derived features
         pre.derived = DerivedFeatures.from_state(derived) if derived else None
         pre._plan = None
+        pre._vectorizers = {}
         return pre
 
 
@@ -295,6 +332,10 @@ def _standardized(
             " check its units, or declare min/max for the column in the data contract"
         )
     return scaled
+
+
+def _texts(column: pl.Series) -> list[str]:
+    return [normalized_text(v) for v in column.cast(pl.String).to_list()]
 
 
 def _number(value: Any) -> float:

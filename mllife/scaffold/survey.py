@@ -155,6 +155,28 @@ def _look_at(paths: list[str]) -> tuple[bool, int]:
     return colour, int(statistics.median(sides))
 
 
+def checked_classes(frame: pl.DataFrame, target: str, where: str) -> dict[str, int]:
+    """The target's classes with their row counts, or why they cannot be classes."""
+    labels = frame[target].cast(pl.String).drop_nulls()
+    classes = dict(labels.value_counts(sort=True).iter_rows())
+    for name in classes:
+        _check_class_name(name, Path(where))
+    if len(classes) < 2:
+        seen = f"only {next(iter(classes))!r}" if classes else "no value at all"
+        raise DataError(
+            f"{where}: the target {target!r} holds {seen} in {frame.height} rows; a"
+            " classifier needs at least two classes (is --target the right column?)"
+        )
+    if len(classes) > max(50, frame.height // 5):
+        raise DataError(
+            f"{where}: the target {target!r} has {len(classes)} distinct values in"
+            f" {frame.height} rows; that is a number to predict, not classes"
+            " (mllife does classification; choose a column of labels)"
+        )
+    _check_enough_per_class(classes, f"{where} ({frame.height} rows)", "rows")
+    return classes
+
+
 def survey_table(file: Path, *, target: str, id: str | None = None) -> TableSurvey:
     """The table's classes and inferred contract, or a clear error saying what is wrong."""
     file = Path(file)
@@ -179,22 +201,6 @@ def survey_table(file: Path, *, target: str, id: str | None = None) -> TableSurv
             + (f" and the id {id!r}" if id else "")
             + ": a model needs at least one feature column to learn from"
         )
-    labels = frame[target].cast(pl.String).drop_nulls()
-    classes = dict(labels.value_counts(sort=True).iter_rows())
-    for name in classes:
-        _check_class_name(name, file)
-    if len(classes) < 2:
-        seen = f"only {next(iter(classes))!r}" if classes else "no value at all"
-        raise DataError(
-            f"{file}: the target {target!r} holds {seen} in {frame.height} rows; a"
-            " classifier needs at least two classes (is --target the right column?)"
-        )
-    if len(classes) > max(50, frame.height // 5):
-        raise DataError(
-            f"{file}: the target {target!r} has {len(classes)} distinct values in"
-            f" {frame.height} rows; that is a number to predict, not classes"
-            " (mllife does classification; choose a column of labels)"
-        )
-    _check_enough_per_class(classes, f"{file} ({frame.height} rows)", "rows")
+    classes = checked_classes(frame, target, str(file))
     contract = infer_contract(frame, features)
     return TableSurvey(file.resolve(), target, id, frame.height, classes, contract)
