@@ -51,6 +51,7 @@ from mllife.reporting.status import (
     describe_training,
     write_status_report,
 )
+from mllife.reporting.text_section import validation_text_section
 
 
 def _sections(project: MllifeProject, splits, challenger, problem_scores, drift_report, action):
@@ -201,6 +202,9 @@ def build_status_report_asset(
             if config.data.kind == "table":
                 sections["features"], metadata["column_values"] = _column_values(
                     project, splits, challenger, context.run.run_id
+                )
+                sections["texts"] = validation_text_section(
+                    config, store, splits, challenger.evaluation
                 )
             report = write_status_report(
                 reports_dir=config.reports_dir,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,10 @@ class SentenceEncoder:
         self.network = AutoModel.from_config(config).eval()
         self.loaded = self._load(files.state, source or "the artifact")
         self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
-        #: texts cut at the token limit by this encoder's calls so far
+        #: texts cut at the token limit by this encoder's calls so far (serving reads it
+        #: for /metrics; several inference threads may add at once)
         self.truncated = 0
+        self._counting = threading.Lock()
 
     def _load(self, state: dict[str, np.ndarray], source: str) -> int:
         expected = self.network.state_dict()
@@ -140,7 +143,10 @@ class SentenceEncoder:
 
     def tokens(self, texts: list[str]) -> list[list[int]]:
         encodings = self.tokenizer.encode_batch(texts)
-        self.truncated += sum(bool(e.overflowing) for e in encodings)
+        cut = sum(bool(e.overflowing) for e in encodings)
+        if cut:
+            with self._counting:
+                self.truncated += cut
         return [e.ids for e in encodings]
 
     def _batch(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

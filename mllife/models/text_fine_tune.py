@@ -51,7 +51,7 @@ def fine_tune(model, texts: list[str], labels: np.ndarray, *, epochs: int, log) 
             torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
             optimizer.step()
             schedule.step()
-            total += float(loss) * len(chunk)
+            total += float(loss.detach()) * len(chunk)
             correct += int((logits.argmax(1) == target).sum())
         record = {"epoch": epoch, "train_loss": total / len(texts),
                   "train_accuracy": correct / len(texts),

@@ -104,11 +104,15 @@ def batch_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchD
     if current.height < MIN_ROWS:
         return _not_enough(reference.height, current.height, "new data rows", "new_data")
     ref_frame, cur_frame = _features(config, splits, reference), _features(config, splits, current)
+    extra = ()
     if config.data.kind == "images":
         ref_frame, cur_frame = _with_embeddings(
             config, store, reference, current, ref_frame, cur_frame
         )
-    report = drift(ref_frame, cur_frame)
+    elif text_columns(splits):
+        model = load_model(champion_ref(store), artifacts_dir=config.artifacts_dir, store=store)
+        ref_frame, cur_frame, extra = _text_drift(splits, model, ref_frame, cur_frame)
+    report = drift(ref_frame, cur_frame, extra=extra)
     return BatchDrift(
         report,
         reference.height,
@@ -129,6 +133,26 @@ def _with_embeddings(config, store, reference, current, ref_frame, cur_frame):
     cur_vectors = model_embeddings(model, pixel_set(current, config=config, preprocessor=pre))
     ref_emb, cur_emb = embedding_columns(ref_vectors, cur_vectors)
     return ref_frame.hstack(ref_emb), cur_frame.hstack(cur_emb)
+
+
+def text_columns(splits: SplitSet) -> list[str]:
+    return [name for name, spec in splits.columns.items() if spec.dtype == "text"]
+
+
+def _text_drift(splits: SplitSet, model, reference: pl.DataFrame, current: pl.DataFrame):
+    """Free-text columns as their length and unknown-word share, plus the MMD test of
+    their sentence vectors when the champion has an encoder (``mllife.monitoring.text``)."""
+    from mllife.monitoring.text import embedding_mmd, text_drift_columns, text_vectors
+
+    texts = [n for n in text_columns(splits) if n in reference.columns and n in current.columns]
+    if not texts:
+        return reference, current, ()
+    extra = []
+    for name in texts:
+        a, b = text_vectors(model, reference, name), text_vectors(model, current, name)
+        if a is not None and min(len(a), len(b)) >= MIN_ROWS:
+            extra.append((f"{name}:meaning", "embedding", embedding_mmd(a, b), len(a), len(b)))
+    return (*text_drift_columns(reference, current, texts), tuple(extra))
 
 
 def served_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> BatchDrift:
@@ -154,7 +178,10 @@ def served_drift(config: ProjectConfig, store: Store, splits: SplitSet) -> Batch
     # pii columns were logged hashed or not at all: nothing to compare them with
     private = set(config.data.pii)
     shared = [c for c in reference.columns if c in current.columns and c not in private]
-    report = drift(reference.select(shared), current.select(shared))
+    reference, current, extra = _text_drift(
+        splits, model, reference.select(shared), current.select(shared)
+    )
+    report = drift(reference, current, extra=extra)
     said = f"served: {current.height} predictions since the deployment; {report.summary()}"
     if private:
         said += f"; not compared (pii, not logged in clear): {', '.join(sorted(private))}"

@@ -100,6 +100,7 @@ def drift(
     min_effect: float = 0.1,
     share_threshold: float = 0.3,
     min_rows: int = 30,
+    extra: tuple = (),
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` column by column.
 
@@ -111,6 +112,8 @@ def drift(
     min_effect : smallest effect that counts as drift: a Wasserstein distance of 0.1
         reference standard deviations, or a Jensen-Shannon distance of 0.1
     share_threshold : the share of drifted columns that makes the dataset drift
+    extra : tests made elsewhere, corrected with these: ``(column, kind, statistics,
+        n_reference, n_current)`` (a text column's sentence-vector MMD)
 
     Examples
     --------
@@ -134,6 +137,7 @@ def drift(
     ]
     rows = [result for result in compared if result is not None]
     rows += [r for name in names if (r := _missing_share(reference, current, name, min_rows))]
+    rows += list(extra)
     adjusted = _benjamini_hochberg(np.array([r[2]["p_value"] for r in rows])) if rows else []
     out = tuple(
         ColumnDrift(

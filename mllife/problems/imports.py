@@ -116,7 +116,37 @@ class PatternImports:
             problems.append((name, str(spec.get("description", "")), min_score))
             for number, item in enumerate(items, start=1):
                 patterns.append(self._file_pattern(spec_path, name, number, item, classes))
+            patterns += self._behaviour_patterns(spec_path, name, spec, classes)
         return problems, patterns
+
+    def _behaviour_patterns(self, spec_path: Path, name: str, spec: dict, classes) -> list:
+        """The patterns of a text problem's behaviour tests (``mllife.problems.behaviour``)."""
+        from dataclasses import replace
+
+        from mllife.data.contract_file import load_contract
+        from mllife.problems.behaviour import DIRECTIONAL, expand_behaviour
+
+        if not any(spec.get(k) for k in ("templates", "invariance", "directional")):
+            return []
+        where = str(spec_path)
+        columns = load_contract(None, self.config.data, self.config.schema_path).columns
+        texts = [n for n, c in columns.items() if c.dtype == "text"]
+        if len(texts) != 1 or len(columns) != 1:
+            raise ProblemError(
+                f"{where}: templates, invariance and directional tests need a text project"
+                f" (one text column; this project's columns are {sorted(columns)[:10]})"
+            )
+        out = []
+        for item in expand_behaviour(spec, column=texts[0], where=where):
+            pattern = self._file_pattern(spec_path, name, len(out) + 1, item, classes)
+            if "original" in item:
+                label = item["must_not_raise"]
+                if label not in set(map(str, classes)):
+                    raise ProblemError(f"{where}: must_not_raise {label!r} is not a class")
+                original = out[-1]  # expanded just before its perturbed copy
+                pattern = replace(pattern, expected=f"{DIRECTIONAL}{label} @ {original.digest}")
+            out.append(pattern)
+        return out
 
     def _file_pattern(self, spec_path: Path, name: str, number: int, item, classes) -> Pattern:
         where = f"{spec_path}, pattern {number}"

@@ -37,6 +37,27 @@ def _take(inputs, positions: pl.Series):
     return [inputs[i] for i in positions.to_list()]
 
 
+def _judged(model, inputs, patterns: pl.DataFrame, todo: pl.DataFrame):
+    """(predicted label, correct) per pattern of ``todo``: correct when the label is the
+    expected one; for a directional pattern, when its probability of the named class is
+    not above its original's (``mllife.problems.behaviour``)."""
+    from mllife.problems.behaviour import directional_target
+
+    proba = model.predict_proba(_take(inputs, todo["_i"]))
+    classes = [str(c) for c in model.classes]
+    predicted = [classes[i] for i in proba.argmax(axis=1)]
+    correct = [p == e for p, e in zip(predicted, todo["expected"], strict=True)]
+    targets = [directional_target(e) for e in todo["expected"]]
+    if any(targets):
+        position = dict(zip(patterns["pattern_hash"], patterns["_i"], strict=True))
+        wanted = [position[t[1]] for t in targets if t is not None]
+        original = model.predict_proba(_take(inputs, pl.Series(wanted)))
+        for j, k in zip([j for j, t in enumerate(targets) if t], range(len(wanted)), strict=True):
+            column = classes.index(targets[j][0])
+            correct[j] = bool(proba[j, column] <= original[k, column] + 1e-9)
+    return predicted, correct
+
+
 class VersionScoring:
     """Scoring of :class:`~mllife.problems.registry.ProblemRegistry` (a mixin)."""
 
@@ -83,7 +104,7 @@ class VersionScoring:
                 skipped.append((ref.model_hash, str(exc)))
                 continue
             try:
-                predicted = [str(p) for p in model.predict(_take(inputs, todo["_i"]))]
+                predicted, correct = _judged(model, inputs, patterns, todo)
             except (DataError, ValueError) as exc:
                 skipped.append((ref.model_hash, f"cannot predict on the patterns: {exc}"))
                 continue
@@ -92,10 +113,8 @@ class VersionScoring:
                 conn.executemany(
                     "INSERT OR REPLACE INTO pattern_results VALUES (?, ?, ?, ?, ?)",
                     [
-                        [ref.model_hash, h, p, p == e, now]
-                        for h, e, p in zip(
-                            todo["pattern_hash"], todo["expected"], predicted, strict=True
-                        )
+                        [ref.model_hash, h, p, c, now]
+                        for h, p, c in zip(todo["pattern_hash"], predicted, correct, strict=True)
                     ],
                 )
             new_pairs += todo.height

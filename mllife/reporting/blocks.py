@@ -14,6 +14,7 @@ __all__ = [
     "Bullets",
     "Figure",
     "Heading",
+    "MarkedText",
     "Paragraph",
     "ReportSection",
     "Table",
@@ -104,7 +105,33 @@ class Tiles:
     kind: ClassVar[str] = "tiles"
 
 
-Block = Heading | Paragraph | Bullets | Table | Figure | Tiles
+@dataclass(frozen=True)
+class MarkedText:
+    """A text with a weight per word (positive: spoke for the caption's class), shown
+    with the strongest words highlighted; Markdown gives the text and its top words."""
+
+    words: tuple[tuple[str, float], ...]
+    caption: str
+    kind: ClassVar[str] = "marked"
+
+    @property
+    def shades(self) -> tuple[tuple[str, str], ...]:
+        """(word, CSS class) per word: ``w3``..``w1`` for the strongest positive thirds of
+        the largest weight, ``n1``-``n3`` likewise for negative ones, "" otherwise."""
+        top = max((abs(w) for _, w in self.words), default=0.0) or 1.0
+        out = []
+        for word, weight in self.words:
+            level = min(3, int(abs(weight) / top * 3 + 0.5))
+            out.append((word, "" if level == 0 else ("w" if weight > 0 else "n") + str(level)))
+        return tuple(out)
+
+    @property
+    def strongest(self) -> str:
+        ranked = sorted(self.words, key=lambda item: -item[1])[:3]
+        return ", ".join(f"{w} ({v:+.2f})" for w, v in ranked if v > 0)
+
+
+Block = Heading | Paragraph | Bullets | Table | Figure | Tiles | MarkedText
 
 
 @dataclass(frozen=True)

@@ -308,6 +308,7 @@ def write_status_report(
     features: ReportSection | None = None,
     slices: ReportSection | None = None,
     staleness: ReportSection | None = None,
+    texts: ReportSection | None = None,
     gate_descriptions: dict[str, str] | None = None,
     training_notes: dict[str, str] | None = None,
 ) -> StatusReport:
@@ -330,6 +331,7 @@ def write_status_report(
         data_part,
         *findings,
         _deployment_section(deployments, rollouts),
+        *([texts] if texts else []),
         *([gallery] if gallery else []),
     ]
     values = {

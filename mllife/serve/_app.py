@@ -46,7 +46,12 @@ from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._labels import LabelRoutes
 from mllife.serve._lineup import Lineup, ServedModel, load_lineup, store_fingerprint
 from mllife.serve._log import open_logs, prediction_ids
-from mllife.serve._metrics import MetricsMiddleware, RequestMetrics, metrics_text
+from mllife.serve._metrics import (
+    MetricsMiddleware,
+    RequestMetrics,
+    metrics_text,
+    truncated_texts,
+)
 from mllife.serve._requests import HTTPProblem, RequestReader
 from mllife.serve._responses import bad_input, json_response, problem
 from mllife.serve._review import review_app
@@ -71,7 +76,9 @@ class ModelServer(LabelRoutes):
         self.store = store or Store(config.store_path)
         is_table = config.data.kind == "table"
         contract = RowContract(feature_contract(config)) if is_table else None
-        self.reader = RequestReader(self.settings, contract=contract)
+        self.reader = RequestReader(
+            self.settings, contract=contract, max_text_chars=config.data.max_text_chars
+        )
         self.fingerprint = store_fingerprint(self.store)
         self.lineup: Lineup = load_lineup(config, self.store)
         self.reload_error: str | None = None
@@ -302,6 +309,7 @@ class ModelServer(LabelRoutes):
             timed_out=self.gate.timed_out,
             batcher=self.batcher,
             log_buffered=None if self.predictions is None else self.predictions.buffered,
+            truncated=truncated_texts(self.lineup),
         )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 

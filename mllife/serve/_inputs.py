@@ -21,6 +21,7 @@ import numpy as np
 from mllife._errors import DataError
 from mllife.config.project import ColumnConfig
 from mllife.preprocess.column_batch import ColumnBatch
+from mllife.preprocess.text import normalized_text
 
 __all__ = ["InputError", "RowContract", "feature_contract"]
 
@@ -79,6 +80,8 @@ def _kind_error(spec: ColumnConfig, value: Any) -> str | None:
             return f"must be true or false, got {_show(value)}"
     elif not isinstance(value, str):
         return f"must be text, got {_show(value)}"
+    elif dtype == "text" and not normalized_text(value):
+        return "is empty (blank, or only markup): send the text to classify"
     if spec.min is not None and dtype in ("float", "int") and value < spec.min:
         return f"is {value!r}, below the contract's minimum {spec.min:g}"
     if spec.max is not None and dtype in ("float", "int") and value > spec.max:
@@ -142,6 +145,8 @@ class RowContract:
         together = set(self._floats)
         self._others = [step for step in self._plan if step[0] not in together]
         self._dtypes = {name: spec.dtype for name, spec in self.columns.items()}
+        #: free-text columns: a blank text is refused, as cleaning drops it in training
+        self.texts = [name for name, spec in self.columns.items() if spec.dtype == "text"]
 
     def check(self, rows: Any) -> ColumnBatch:
         """The rows as a :class:`ColumnBatch`, or :class:`InputError` naming each offence."""
@@ -209,6 +214,9 @@ class RowContract:
                 if categories is not None and not categories.issuperset(present):
                     return None
             others[name] = values
+        for name in self.texts:
+            if not all(map(normalized_text, others[name])):
+                return None  # a blank text (or a null): named by the row-by-row check
         return ColumnBatch(
             n_rows=n,
             number_names=tuple(self._floats),

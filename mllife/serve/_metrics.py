@@ -11,7 +11,7 @@ from collections import Counter
 
 import orjson
 
-__all__ = ["MetricsMiddleware", "RequestMetrics", "metrics_text"]
+__all__ = ["MetricsMiddleware", "RequestMetrics", "metrics_text", "truncated_texts"]
 
 #: latency histogram bucket bounds, in seconds (Prometheus convention: cumulative "le")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -72,8 +72,16 @@ class MetricsMiddleware:
             self.metrics.record(scope, status["code"], time.perf_counter() - started)
 
 
+def truncated_texts(lineup) -> dict[str, int]:
+    """Served texts each sentence-encoder model cut at its token limit, by model name."""
+    served = [s for s in (lineup.champion, lineup.challenger) if s is not None]
+    return {s.ref.name: s.model.encoder.truncated for s in served if hasattr(s.model, "encoder")
+            and hasattr(s.model.encoder, "truncated")}  # fmt: skip
+
+
 def metrics_text(metrics: RequestMetrics, *, queue: int, rejected: int, timed_out: int,
-                 log_buffered: int | None, batcher=None) -> str:  # fmt: skip
+                 log_buffered: int | None, batcher=None,
+                 truncated: dict[str, int] | None = None) -> str:  # fmt: skip
     """The Prometheus exposition of the counters."""
     out = [
         "# HELP mllife_requests_total HTTP requests by route and status.",
@@ -121,6 +129,13 @@ def metrics_text(metrics: RequestMetrics, *, queue: int, rejected: int, timed_ou
             "# HELP mllife_microbatched_requests_total Image requests answered in a batch.",
             "# TYPE mllife_microbatched_requests_total counter",
             f"mllife_microbatched_requests_total {batcher.requests}",
+        ]
+    if truncated:
+        out += [
+            "# HELP mllife_text_truncated_total Texts cut at the sentence encoder's token limit"
+            " (the model read only their beginning).",
+            "# TYPE mllife_text_truncated_total counter",
+            *(f'mllife_text_truncated_total{{model="{m}"}} {n}' for m, n in truncated.items()),
         ]
     if log_buffered is not None:
         out += [

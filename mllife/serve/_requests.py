@@ -39,9 +39,13 @@ class RequestReader:
     """Bodies and inputs for one server: tables when it has a row ``contract``, images
     otherwise."""
 
-    def __init__(self, settings: ServingConfig, *, contract: RowContract | None) -> None:
+    def __init__(
+        self, settings: ServingConfig, *, contract: RowContract | None, max_text_chars: int = 0
+    ) -> None:
         self.settings = settings
         self.contract = contract
+        #: the longest served text ([data] max_text_chars, as in training)
+        self.max_text_chars = max_text_chars
 
     async def body(self, request: Request) -> bytes:
         limit = self.settings.max_body_bytes
@@ -113,11 +117,14 @@ class RequestReader:
         if self.contract is not None:
             rows = payload.get("rows", [payload["row"]] if "row" in payload else None)
             if rows is None:
+                rows = self._columns_as_rows(payload)
+            if rows is None:
                 raise HTTPProblem(
                     422, 'send {"rows": [{column: value, ...}, ...]} or {"row": {...}}'
                 )
             if isinstance(rows, list):
                 self.bounded(rows)
+                self._text_lengths(rows)
             batch = self.contract.check(rows)
             return batch, None, batch  # hashed at ingestion, from the canonical JSON
         images = payload.get("images", [payload["image"]] if "image" in payload else None)
@@ -135,6 +142,32 @@ class RequestReader:
             except (binascii.Error, ValueError) as exc:
                 raise HTTPProblem(422, f"image {position}: not valid base64 ({exc})") from None
         return self._images(decoded)
+
+    def _columns_as_rows(self, payload: dict) -> list | None:
+        """A text project's shorthand: ``{"review": "..."}`` is one row, and
+        ``{"review": ["...", "..."]}`` a batch (the one text column, listed)."""
+        names = set(self.contract.columns)
+        if not payload or payload.keys() != names:
+            return None
+        texts = self.contract.texts
+        if len(names) == 1 and texts and isinstance(payload[texts[0]], list):
+            return [{texts[0]: value} for value in payload[texts[0]]]
+        return [payload]
+
+    def _text_lengths(self, rows: list) -> None:
+        limit = self.max_text_chars
+        for index, row in enumerate(rows):
+            if not isinstance(row, dict):
+                return  # the contract names it
+            for name in self.contract.texts:
+                value = row.get(name)
+                if isinstance(value, str) and len(value) > limit:
+                    raise HTTPProblem(
+                        413,
+                        f"row {index}, column {name!r}: a text of {len(value):,} characters;"
+                        f" the limit is {limit:,} ([data] max_text_chars): send a shorter"
+                        " text",
+                    )
 
     def _images(self, payloads: list[bytes]) -> tuple[ImageUploads, list[str], None]:
         # One budget for the whole request, from the headers, before any decode: 64
