@@ -211,11 +211,17 @@ def test_table_preprocessor_imputes_scales_one_hot_and_round_trips():
         }
     )
     x = pre.fit_transform(frame)
-    assert x.shape == (4, pre.n_features) and pre.n_features == 1 + 2 + 4
-    assert not np.isnan(x.numpy()).any()
+    # text: word 1-2-grams (red, fox, lazy, dog, red fox, lazy dog, red dog) and character
+    # 2-5-grams, sparse; with the texts beside them for a sentence encoder
+    state = pre.state_["t"]
+    assert len(state["word"]) == 7 and len(state["char"]) > 7
+    assert x.shape == (4, pre.n_features) and pre.n_features == 1 + 2 + pre.width("t")
+    assert x.texts == ["red fox", "lazy dog", "red dog", ""]
+    dense = x.matrix.toarray()
+    assert not np.isnan(dense).any()
     again = TablePreprocessor.from_state(json.loads(json.dumps(pre.state())))
-    np.testing.assert_allclose(again.transform(frame).numpy(), x.numpy())
-    unseen = again.transform([{"x": 2.0, "c": "zebra", "t": "unknown words"}]).numpy()
+    np.testing.assert_allclose(again.transform(frame).matrix.toarray(), dense)
+    unseen = again.transform([{"x": 2.0, "c": "zebra", "t": "unknown words"}]).matrix.toarray()
     assert unseen[0, 1:3].tolist() == [0.0, 0.0]  # unseen category: all zeros
 
 

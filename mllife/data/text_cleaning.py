@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from mllife.preprocess.text import has_markup, normalized_key, normalized_text
+from mllife.data.text_normal import has_markup, normalized_key
 
 __all__ = ["clean_texts", "markup_count"]
 
@@ -79,8 +79,3 @@ def markup_count(rows: pl.DataFrame, columns: list[str]) -> dict[str, int]:
         for name in columns
         if name in rows.columns
     }
-
-
-def normalized_lengths(texts) -> list[int]:
-    """Characters per text once normalised (for length bands and drift)."""
-    return [len(normalized_text(t)) for t in texts]

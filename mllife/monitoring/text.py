@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 import polars as pl
 
-from mllife.preprocess.text import normalized_text
+from mllife.data.text_normal import normalized_text
 
 __all__ = ["embedding_mmd", "text_drift_columns", "text_vectors"]
 

@@ -19,8 +19,9 @@ import torch
 from mllife._errors import DataError
 from mllife.config.project import ColumnConfig
 from mllife.data.derived import DerivedFeatures
+from mllife.data.text_normal import normalized_text
 from mllife.preprocess.column_batch import ColumnBatch
-from mllife.preprocess.text import TextFeatures, TextVectorizer, normalized_text
+from mllife.preprocess.text import TextFeatures, TextVectorizer
 
 __all__ = ["TablePreprocessor"]
 

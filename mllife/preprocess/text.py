@@ -1,10 +1,6 @@
-"""Free text as model inputs: one normalisation for training, evaluation and serving,
-and TF-IDF over word 1-2-grams and character 2-5-grams with a vocabulary sized by the data.
-
-The normalisation removes what is markup, not language: HTML tags become a space, HTML
-entities (``&amp;``, ``&#39;``) their characters, and runs of whitespace one space. It is
-applied inside the model (TF-IDF and the sentence encoder alike), so a served review with
-``<br />`` in it is read as the training reviews were.
+"""Free text as model inputs: TF-IDF over word 1-2-grams and character 2-5-grams of the
+normalised text (:mod:`mllife.data.text_normal`, applied inside the model, so training and
+serving read a text alike), with a vocabulary sized by the data.
 
 The vectoriser's state is plain data (vocabularies and idf weights), so torch artifacts
 keep loading with ``weights_only=True``; the fitted scikit-learn objects are rebuilt once
@@ -13,53 +9,16 @@ per loaded model, not per request.
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "TextFeatures",
-    "TextVectorizer",
-    "has_markup",
-    "normalized_key",
-    "normalized_text",
-]
-
-_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,200}>")
-_ENTITY = re.compile(r"&(#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,31});")
-_SPACE = re.compile(r"\s+")
-_PUNCTUATION = re.compile(r"[^\w\s]", re.UNICODE)
+__all__ = ["TextFeatures", "TextVectorizer"]
 
 #: below this many training texts every n-gram is kept; above, those seen once are not
 #: (they cannot generalise and make most of the vocabulary)
 MIN_DF_FROM = 1000
-
-
-def has_markup(text: str) -> bool:
-    """Whether ``text`` holds an HTML tag or entity (what :func:`normalized_text` removes)."""
-    return bool(_TAG.search(text) or _ENTITY.search(text))
-
-
-def normalized_text(text: Any) -> str:
-    """``text`` without HTML tags and entities, whitespace collapsed (None: "")."""
-    if text is None:
-        return ""
-    text = str(text)
-    if "<" in text:
-        text = _TAG.sub(" ", text)
-    if "&" in text:
-        text = html.unescape(text)
-    return _SPACE.sub(" ", text).strip()
-
-
-def normalized_key(text: Any) -> str:
-    """What two texts must share to be "the same review": normalised, case-folded,
-    punctuation removed (a normalised duplicate differs only in these)."""
-    folded = _PUNCTUATION.sub(" ", normalized_text(text).casefold())
-    return _SPACE.sub(" ", folded).strip()
 
 
 @dataclass(frozen=True)

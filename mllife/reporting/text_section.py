@@ -15,8 +15,8 @@ from collections import defaultdict
 import numpy as np
 import polars as pl
 
+from mllife.data.text_normal import normalized_text
 from mllife.metrics import wilson_interval
-from mllife.preprocess.text import normalized_text
 from mllife.reporting.blocks import Heading, MarkedText, Paragraph, ReportSection, Table
 
 __all__ = [

@@ -122,7 +122,7 @@ def survey_text(
 
     classes = checked_classes(frame, target, where)
     texts = frame[text].drop_nulls()
-    from mllife.preprocess.text import has_markup
+    from mllife.data.text_normal import has_markup
 
     return TextSurvey(
         frame=frame, source=source.resolve(), from_folder=from_folder, target=target, id=id,

@@ -20,8 +20,8 @@ import numpy as np
 
 from mllife._errors import DataError
 from mllife.config.project import ColumnConfig
+from mllife.data.text_normal import normalized_text
 from mllife.preprocess.column_batch import ColumnBatch
-from mllife.preprocess.text import normalized_text
 
 __all__ = ["InputError", "RowContract", "feature_contract"]
 
