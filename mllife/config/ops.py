@@ -97,8 +97,9 @@ class LogConfig(_Section):
 
 
 class BatchingConfig(_Section):
-    """Micro-batching of image requests: requests for the same model that arrive within
-    ``window_ms`` of the first share one forward pass of up to ``max_images`` images."""
+    """Micro-batching of image requests (and of texts for a sentence-encoder model):
+    requests for the same model that arrive within ``window_ms`` of the first share one
+    forward pass of up to ``max_images`` images (or texts)."""
 
     enabled: bool = True
     #: how long the first request of a batch waits for others (its added latency). At

@@ -95,6 +95,16 @@ class ColumnBatch:
             dtypes=first.dtypes,
         )
 
+    def part(self, start: int, stop: int) -> ColumnBatch:
+        """Rows ``start:stop`` (a micro-batch's share that belongs to one request)."""
+        return ColumnBatch(
+            n_rows=len(range(start, min(stop, self.n_rows))),
+            number_names=self.number_names,
+            numbers=self.numbers[start:stop],
+            others={n: v[start:stop] for n, v in self.others.items()},
+            dtypes=self.dtypes,
+        )
+
     # -- reading -----------------------------------------------------------------------
 
     def numeric(self, names: Sequence[str]) -> np.ndarray:

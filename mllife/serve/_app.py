@@ -41,6 +41,7 @@ from mllife.serve._inference import (
     inference_threads,
     predict_rows,
     responsive_loop,
+    text_batcher,
 )
 from mllife.serve._inputs import RowContract, feature_contract
 from mllife.serve._labels import LabelRoutes
@@ -91,6 +92,8 @@ class ModelServer(LabelRoutes):
             timeout=self.settings.request_timeout_seconds,
         )
         self.batcher = image_batcher(self.gate, self.settings.batching)
+        texts = contract is not None and contract.texts
+        self.text_batcher = text_batcher(self.gate, self.settings.batching) if texts else None
         self.request_metrics = RequestMetrics(access_log=self.settings.access_log)
         self.shadow_errors = 0
         self.last_shadow_error: str | None = None
@@ -193,6 +196,10 @@ class ModelServer(LabelRoutes):
             if self.batcher is not None:
                 return await self.batcher.predict(served, inputs)
             return await self.gate.run(predict_images, served, inputs)
+        if self.text_batcher is not None and hasattr(served.model, "encoder"):
+            # a sentence encoder's forward pass: off the event loop, concurrent requests
+            # for the same model sharing one
+            return await self.text_batcher.predict(served, inputs)
         if len(inputs) > self.settings.inline_rows:
             best, confidence = await self.gate.run(predict_rows, served, inputs)
         else:
@@ -307,7 +314,7 @@ class ModelServer(LabelRoutes):
             queue=self.gate.in_flight,
             rejected=self.gate.rejected,
             timed_out=self.gate.timed_out,
-            batcher=self.batcher,
+            batcher=self.batcher if self.batcher is not None else self.text_batcher,
             log_buffered=None if self.predictions is None else self.predictions.buffered,
             truncated=truncated_texts(self.lineup),
         )

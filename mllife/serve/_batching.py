@@ -1,4 +1,5 @@
-"""Micro-batching: concurrent image requests for the same model share one forward pass.
+"""Micro-batching: concurrent image requests (and text rows for a sentence-encoder model)
+for the same model share one forward pass.
 
 A request that arrives when no batch is open opens one and waits up to ``window`` for
 others; the batch runs when the window ends or ``max_batch`` images have joined. One
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from mllife.preprocess.column_batch import ColumnBatch
 from mllife.serve._images import ImageUploads
 from mllife.serve._requests import HTTPProblem
 
@@ -38,7 +40,9 @@ class _Batch:
         return future
 
 
-def _merged(members: list[tuple[ImageUploads, Any]]) -> ImageUploads:
+def _merged(members: list[tuple[Any, Any]]):
+    if isinstance(members[0][0], ColumnBatch):
+        return ColumnBatch.concat([rows for rows, _ in members])
     payloads, sizes = [], []
     for uploads, _ in members:
         payloads += uploads.payloads
@@ -113,7 +117,12 @@ class MicroBatcher:
         start = 0
         for uploads, future in members:
             stop = start + len(uploads)
-            _settle(future, (best[start:stop], confidence[start:stop], features[start:stop]))
+            share = (
+                features.part(start, stop)
+                if isinstance(features, ColumnBatch)
+                else features[start:stop]
+            )
+            _settle(future, (best[start:stop], confidence[start:stop], share))
             start = stop
 
     async def _alone(self, served, member) -> None:
@@ -129,7 +138,9 @@ class MicroBatcher:
 def _settle(future: asyncio.Future, result) -> None:
     if not future.done():  # done: its client went away
         best, confidence, features = result
-        future.set_result((np.asarray(best), np.asarray(confidence), list(features)))
+        if not isinstance(features, ColumnBatch):
+            features = list(features)
+        future.set_result((np.asarray(best), np.asarray(confidence), features))
 
 
 def _fail(future: asyncio.Future, exc: BaseException) -> None:

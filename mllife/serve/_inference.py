@@ -31,6 +31,7 @@ __all__ = [
     "inference_threads",
     "predict_rows",
     "responsive_loop",
+    "text_batcher",
 ]
 
 
@@ -65,6 +66,25 @@ def image_batcher(gate: InferenceGate, batching):
         return None
     return MicroBatcher(
         lambda served, uploads: gate.run(predict_images, served, uploads),
+        window_seconds=batching.window_ms / 1000.0,
+        max_batch=batching.max_images,
+    )
+
+
+def text_batcher(gate: InferenceGate, batching):
+    """The micro-batcher of text rows for sentence-encoder models (a forward pass over
+    16 sentences costs little more than over one), or None when off."""
+    from mllife.serve._batching import MicroBatcher
+
+    if not batching.enabled:
+        return None
+
+    def rows_with_features(served, rows):
+        best, confidence = predict_rows(served, rows)
+        return best, confidence, rows
+
+    return MicroBatcher(
+        lambda served, rows: gate.run(rows_with_features, served, rows),
         window_seconds=batching.window_ms / 1000.0,
         max_batch=batching.max_images,
     )
