@@ -21,6 +21,13 @@ from mllife.storage.store import Store
 
 
 def main() -> None:
+    import os
+
+    import torch
+
+    # as many torch threads as CPUs this process may use (the benchmark pins it to one):
+    # more make a sentence encoder's threads spin against each other
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     config = load_config(sys.argv[1])
     store = Store(config.store_path)
     model = load_model(champion_ref(store), artifacts_dir=config.artifacts_dir, store=store)

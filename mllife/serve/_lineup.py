@@ -141,6 +141,10 @@ def _served(
         )
     model = load_model(ref, artifacts_dir=config.artifacts_dir, store=store)
     place_model(model, config)  # [training] device, and the embedding cache
+    if getattr(model, "kind", None) == "text_encoder":
+        # served texts are new content: encoded each time, never written to the vector
+        # cache (it would grow with every request, and a disk write per text costs more)
+        model.cache = None
     metrics: dict[str, dict[str, float]] = {}
     for r in store.evaluations(model_hash=model_hash).iter_rows(named=True):
         metrics.setdefault(r["split"], {})[r["metric"]] = r["value"]
