@@ -91,7 +91,7 @@ class ModelServer(LabelRoutes):
             threads=inference_threads(),
             timeout=self.settings.request_timeout_seconds,
         )
-        self.batcher = image_batcher(self.gate, self.settings.batching)
+        self.batcher = None if is_table else image_batcher(self.gate, self.settings.batching)
         texts = contract is not None and contract.texts
         self.text_batcher = text_batcher(self.gate, self.settings.batching) if texts else None
         self.request_metrics = RequestMetrics(access_log=self.settings.access_log)
