@@ -251,7 +251,7 @@ def test_fine_tuning_trains_the_encoder_and_the_artifact_keeps_it(tmp_path):
 
 @pytest.mark.parametrize(
     "case",
-    ["empty", "one class", "numbers", "folder", "jsonl"],
+    ["empty", "one class", "numbers", "folder", "jsonl", "offered by --table"],
 )
 def test_init_text_reads_what_users_have_and_refuses_what_cannot_be_a_text_project(tmp_path, case):
     sample = _sample()
@@ -269,9 +269,17 @@ def test_init_text_reads_what_users_have_and_refuses_what_cannot_be_a_text_proje
         for i, (text, label) in enumerate(sample.head(20).vstack(sample.tail(20)).iter_rows()):
             (source / label).mkdir(parents=True, exist_ok=True)
             (source / label / f"{i:03d}.txt").write_text(text)
-    else:
+    elif case == "jsonl":
         source = tmp_path / "r.jsonl"
         sample.head(30).vstack(sample.tail(30)).write_ndjson(source)
+    else:
+        rows = list(sample.head(30).vstack(sample.tail(30)).iter_rows())
+        source = write_reviews_csv(tmp_path / "t.csv", rows)
+        done = _mllife("init", "proj", "--table", str(source), "--target", "sentiment",
+                       cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "the only feature, 'review', is free text: `mllife init --text" in done.stdout
+        return
     target = [] if case == "folder" else ["--target", "sentiment"]
     done = _mllife("init", "proj", "--text", str(source), *target, cwd=tmp_path)
     expected = {
@@ -289,3 +297,23 @@ def test_init_text_reads_what_users_have_and_refuses_what_cannot_be_a_text_proje
     if case == "folder":
         assert "read 40 .txt files" in done.stdout and config.data.id == "file"
         assert config.data.target == "class"
+
+
+def test_beside_other_features_a_repeated_or_blank_text_is_not_a_reason_to_drop(tmp_path):
+    """Only a text project's rows are the same when their texts are: in a table with
+    other features two rows may share a comment, and a blank comment is a missing value."""
+    from mllife.config.project import DataConfig
+    from mllife.data.tables import clean_table, table_manifest
+
+    frame = pl.DataFrame(
+        {
+            "comment": ["late again", "late again", "", "Late again!", "ok \x00"],
+            "minutes": [5.0, 50.0, 7.0, 5.0, 1.0],
+            "target": ["a", "b", "a", "b", "a"],
+        }
+    )
+    data = DataConfig(kind="table", path="t.csv", target="target")
+    raw = table_manifest(frame, data, source="t.csv")
+    rows, dropped = clean_table(raw, data, text_columns=["comment"])
+    assert rows["row"].to_list() == [1, 2, 3, 4]
+    assert dropped["reason"].to_list() == ["NUL byte in column 'comment' (binary data, not text)"]

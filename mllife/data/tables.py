@@ -288,7 +288,8 @@ def clean_table(
         from mllife.data.text_cleaning import clean_texts
 
         clean = clean_texts(
-            clean, drop, columns=list(text_columns), max_chars=data.max_text_chars
-        ).sort("row")
+            clean, drop, columns=list(text_columns), features=features,
+            max_chars=data.max_text_chars,
+        ).sort("row")  # fmt: skip
     report = pl.concat(dropped) if dropped else pl.DataFrame(schema=DROPPED_SCHEMA)
     return clean, report

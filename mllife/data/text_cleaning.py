@@ -23,8 +23,16 @@ def _normalized(column: str, fn) -> pl.Expr:
     return pl.col(column).cast(pl.String).map_elements(fn, return_dtype=pl.String)
 
 
-def clean_texts(rest: pl.DataFrame, drop, *, columns: list[str], max_chars: int) -> pl.DataFrame:
-    """``rest`` without the rows a text column disqualifies; those go to ``drop``."""
+def clean_texts(
+    rest: pl.DataFrame, drop, *, columns: list[str], features: list[str], max_chars: int
+) -> pl.DataFrame:
+    """``rest`` without the rows a text column disqualifies; those go to ``drop``.
+
+    Any table: bytes that are not text, and texts over ``max_chars``. When the text is
+    the only feature (a text project) also a blank text (nothing to learn from; beside
+    other features it is a missing value), and rows whose features are the same once
+    texts are normalised: duplicates, or conflicting labels.
+    """
     for name in columns:
         text = pl.col(name).cast(pl.String)
         rules = [
@@ -39,12 +47,14 @@ def clean_texts(rest: pl.DataFrame, drop, *, columns: list[str], max_chars: int)
             hit = rest.filter(bad.fill_null(False))
             drop(hit, pl.lit(reason))
             rest = rest.filter(~bad.fill_null(False))
-        rest = rest.with_columns(_normalized(name, normalized_key).alias("_key"))
-        empty = rest.filter(pl.col("_key").fill_null("") == "")
-        drop(empty, pl.lit(f"empty text in column {name!r} (blank, or only markup)"))
-        rest = rest.filter(pl.col("_key").fill_null("") != "")
-        rest = _same_text(rest, drop, name)
-    return rest
+    if list(features) != list(columns) or len(columns) != 1:
+        return rest
+    name = columns[0]
+    rest = rest.with_columns(_normalized(name, normalized_key).alias("_key"))
+    empty = rest.filter(pl.col("_key").fill_null("") == "")
+    drop(empty, pl.lit(f"empty text in column {name!r} (blank, or only markup)"))
+    rest = rest.filter(pl.col("_key").fill_null("") != "")
+    return _same_text(rest, drop, name)
 
 
 def _same_text(rest: pl.DataFrame, drop, name: str) -> pl.DataFrame:

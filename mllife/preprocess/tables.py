@@ -141,10 +141,9 @@ class TablePreprocessor:
             if isinstance(rows, list):
                 return self._transform_records(rows)
         frame = self._frame(rows)
-        if self.text_columns:
-            return self._text_features(frame)
         scaled = self._scaled_numbers(frame)
-        blocks: list[np.ndarray] = []
+        blocks: list = []
+        texts: dict[str, list[str]] = {}
         for name, state in self.state_.items():
             column = frame[name]
             if state["kind"] == "number":
@@ -154,36 +153,27 @@ class TablePreprocessor:
                 blocks.append(
                     (text[:, None] == np.array(state["values"])[None, :]).astype(np.float64)
                 )
-            else:
+            elif state["kind"] == "text":
+                texts[name] = _texts(column)
+                blocks.append(self._vectorizer(name).transform(texts[name]))
+            else:  # "tfidf": a model saved before text columns had n-grams
                 from sklearn.feature_extraction.text import TfidfVectorizer
 
                 vectorizer = TfidfVectorizer(vocabulary=state["vocabulary"])
                 vectorizer.idf_ = np.array(state["idf"])
                 matrix = vectorizer.transform(column.cast(pl.String).fill_null("").to_list())
                 blocks.append(matrix.toarray())
+        if texts:  # tens of thousands of n-gram columns, nearly all zero: kept sparse
+            import scipy.sparse as sp
+
+            matrix = sp.hstack(
+                [b if sp.issparse(b) else sp.csr_matrix(b.astype(np.float32)) for b in blocks],
+                format="csr",
+            )
+            first = next(iter(texts))
+            return TextFeatures(matrix, texts[first], first)
         stacked = np.hstack(blocks) if blocks else np.zeros((frame.height, 0))
         return torch.from_numpy(stacked.astype(np.float32))
-
-    def _text_features(self, frame: pl.DataFrame) -> TextFeatures:
-        """Every column's features as one sparse matrix (a text column's n-grams are
-        tens of thousands of columns, nearly all zero), with the first text column's
-        normalised texts beside it."""
-        import scipy.sparse as sp
-
-        scaled = self._scaled_numbers(frame)
-        blocks, texts = [], {}
-        for name, state in self.state_.items():
-            if state["kind"] == "number":
-                blocks.append(sp.csr_matrix(scaled[name].astype(np.float32)))
-            elif state["kind"] == "onehot":
-                column = frame[name].cast(pl.String).fill_null(state["mode"]).to_numpy()
-                onehot = column[:, None] == np.array(state["values"])[None, :]
-                blocks.append(sp.csr_matrix(onehot.astype(np.float32)))
-            else:
-                texts[name] = _texts(frame[name])
-                blocks.append(self._vectorizer(name).transform(texts[name]))
-        first = self.text_columns[0]
-        return TextFeatures(sp.hstack(blocks, format="csr"), texts[first], first)
 
     def _vectorizer(self, name: str) -> TextVectorizer:
         # built once per loaded model: rebuilding a 100,000-entry vocabulary per

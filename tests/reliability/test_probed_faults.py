@@ -679,7 +679,7 @@ def test_every_directly_imported_package_is_declared():
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    requirements = [*project["dependencies"], *extras["timm"], *extras["team"]]
+    requirements = [*project["dependencies"], *extras["timm"], *extras["team"], *extras["text"]]
     declared = {re.split(r"[<>=\[; ]", d)[0].lower().replace("_", "-") for d in requirements}
     providers = metadata.packages_distributions()
     missing = set()
