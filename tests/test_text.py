@@ -81,6 +81,7 @@ def test_a_text_project_from_a_csv_deploys_and_says_why_rows_were_dropped(text_p
                    "text over 20,000 characters", "empty text in column 'review'",
                    "normalised duplicate", "conflicting labels", "exact duplicate"):  # fmt: skip
         assert reason in run, reason
+    assert "cleaning: HTML tags and entities in 1 texts of 'review': removed by the text" in run
     config = load_config(text_project / "proj" / "mllife.toml")
     champion = Store(config.store_path).champion()
     assert champion is not None and champion.name in ("tfidf", "sentence", "sentence_ngrams")
@@ -317,3 +318,23 @@ def test_beside_other_features_a_repeated_or_blank_text_is_not_a_reason_to_drop(
     rows, dropped = clean_table(raw, data, text_columns=["comment"])
     assert rows["row"].to_list() == [1, 2, 3, 4]
     assert dropped["reason"].to_list() == ["NUL byte in column 'comment' (binary data, not text)"]
+
+
+def test_models_that_take_no_sparse_input_get_dense_text_features_within_a_limit():
+    from mllife import DataError
+    from mllife.config.project import ColumnConfig
+    from mllife.models.sklearn_model import SklearnModel
+    from mllife.preprocess.tables import TablePreprocessor
+
+    data = _sample().sample(80, seed=3)
+    pre = TablePreprocessor(columns={"review": ColumnConfig(dtype="text")})
+    x = pre.fit_transform(data.select("review"))
+    y = (data["sentiment"] == "positive").cast(pl.Int64).to_numpy()
+    boosting = SklearnModel(
+        estimator_path="sklearn.ensemble.HistGradientBoostingClassifier", name="boosting",
+        classes=["negative", "positive"], preprocessor=pre, params={"max_iter": 5},
+    )  # fmt: skip
+    boosting.fit(x, y, x, y, log=lambda line: None)
+    assert boosting.predict_proba(data.select("review").head(3)).shape == (3, 2)
+    with pytest.raises(DataError, match=r"boosting needs dense input, .* 80 x [\d,]+ features"):
+        x.dense(model="boosting", limit=1000)

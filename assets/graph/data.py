@@ -18,6 +18,7 @@ from mllife.data.stage import (
     read_raw,
     settle_contract,
 )
+from mllife.data.text_cleaning import markup_note
 from mllife.evaluation.label_issues import (
     LabelIssues,
     drop_label_issues,
@@ -111,6 +112,7 @@ def clean_data(
             "dropped": dropped.height,
             "dropped_by_reason": frame_table(reasons),
             "dropped_rows": frame_table(dropped),
+            **({"markup": markup} if (markup := markup_note(rows, result.columns)) else {}),
             **({"contract": settled} if settled else {}),
         },
     )

@@ -8,6 +8,7 @@ import dagster as dg
 from assets.graph import step_outputs
 from mllife.config.project import ProjectConfig
 from mllife.data.dropped import describe_dropped
+from mllife.data.text_cleaning import markup_note
 
 __all__ = ["StoredValues", "summarize"]
 
@@ -209,6 +210,8 @@ def summarize(result, config: ProjectConfig, values: StoredValues, *, refused: b
     if clean is not None and clean.dropped.height:
         lines.append(f"cleaning dropped {clean.dropped.height}:")
         lines += [f"  {line}" for line in describe_dropped(clean.dropped)]
+    if clean is not None and (markup := markup_note(clean.rows, clean.columns)):
+        lines.append(f"cleaning: {markup}")
     skipped = {
         e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SKIPPED
     }

@@ -13,7 +13,7 @@ import polars as pl
 
 from mllife.data.text_normal import has_markup, normalized_key
 
-__all__ = ["clean_texts", "markup_count"]
+__all__ = ["clean_texts", "markup_count", "markup_note"]
 
 #: what polars reads undecodable bytes as (``encoding="utf8-lossy"``)
 REPLACEMENT = "\ufffd"
@@ -89,3 +89,14 @@ def markup_count(rows: pl.DataFrame, columns: list[str]) -> dict[str, int]:
         for name in columns
         if name in rows.columns
     }
+
+
+def markup_note(rows: pl.DataFrame, columns: dict | None) -> str | None:
+    """What cleaning's report says of markup in the kept rows' text columns (None:
+    no text column, or no markup)."""
+    texts = [n for n, spec in (columns or {}).items() if spec.dtype == "text"]
+    found = {n: k for n, k in markup_count(rows, texts).items() if k}
+    if not found:
+        return None
+    where = ", ".join(f"{k} texts of {n!r}" for n, k in found.items())
+    return f"HTML tags and entities in {where}: removed by the text normalisation (rows kept)"

@@ -110,9 +110,15 @@ class SklearnModel(Model):
         self.estimator: Any = None
 
     def _features(self, x):
-        if isinstance(x, TextFeatures):  # sparse: scikit-learn's linear models take it as is
-            return x.matrix
+        if isinstance(x, TextFeatures):  # sparse where the estimator takes it (linear ones)
+            return x.matrix if self._takes_sparse() else x.dense(model=self.name)
         return x.reshape(x.shape[0], -1).numpy()
+
+    def _takes_sparse(self) -> bool:
+        estimator = self.estimator
+        if estimator is None:
+            estimator = import_estimator(self.estimator_path)(**self.params)
+        return bool(estimator.__sklearn_tags__().input_tags.sparse)
 
     def fit(self, x_train, y_train, x_val, y_val, *, log: ProgressLog) -> FitResult:
         started = time.perf_counter()

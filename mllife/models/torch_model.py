@@ -23,6 +23,7 @@ from mllife.models.networks import BUILT_IN, build_network, classifier_head
 from mllife.models.torch_loop import Labelled, Loop, TensorBatches
 from mllife.preprocess.augment import build_augment
 from mllife.preprocess.pixels import PixelSet
+from mllife.preprocess.text import TextFeatures
 
 __all__ = ["ARCHITECTURES", "TorchModel", "pick_device"]
 
@@ -151,6 +152,7 @@ class TorchModel(Model):
         return None
 
     def fit(self, x_train, y_train, x_val, y_val, *, log: ProgressLog) -> FitResult:
+        x_train, x_val = _dense(x_train, self.name), _dense(x_val, self.name)
         s = self.settings
         torch.manual_seed(int(s["seed"]))
         device = pick_device(self.device_setting)
@@ -175,6 +177,7 @@ class TorchModel(Model):
         return pick_device(self.device_setting)
 
     def predict_proba_features(self, x) -> np.ndarray:
+        x = _dense(x, self.name)
         device = self._inference_device()
         batches = (
             (self.preprocessor.normalize(b) for b in x.batches(256))
@@ -225,3 +228,10 @@ class TorchModel(Model):
         model.network.eval()
         model.restore_common(payload)
         return model
+
+
+def _dense(x, name: str):
+    """A text table's sparse features as the dense tensor a network takes."""
+    if isinstance(x, TextFeatures):
+        return torch.from_numpy(x.dense(model=name))
+    return x

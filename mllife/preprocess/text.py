@@ -19,6 +19,9 @@ __all__ = ["TextFeatures", "TextVectorizer"]
 #: below this many training texts every n-gram is kept; above, those seen once are not
 #: (they cannot generalise and make most of the vocabulary)
 MIN_DF_FROM = 1000
+#: the most cells a text table's features may have made dense (400 MB of float32), for
+#: models that take no sparse input
+DENSE_LIMIT = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,21 @@ class TextFeatures:
     @property
     def shape(self) -> tuple[int, int]:
         return self.matrix.shape
+
+    def dense(self, *, model: str, limit: int = DENSE_LIMIT) -> np.ndarray:
+        """The matrix as a float32 array, for a model that takes no sparse input; a
+        :class:`DataError` when that would be more than ``limit`` cells."""
+        rows, columns = self.matrix.shape
+        if rows * columns > limit:
+            from mllife._errors import DataError
+
+            raise DataError(
+                f"{model} needs dense input, and the text column {self.text_column!r} makes"
+                f" {rows:,} x {columns:,} features (over {limit:,} cells): use an estimator"
+                " that takes sparse input (sklearn.linear_model.LogisticRegression), or a"
+                " candidate of kind 'text_encoder'"
+            )
+        return self.matrix.toarray()
 
     def take(self, index) -> TextFeatures:
         index = np.asarray(index)
