@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -238,10 +237,8 @@ def test_fine_tuning_trains_the_encoder_and_the_artifact_keeps_it(tmp_path):
         preprocessor=pre, params={"fine_tune_epochs": 1, "batch_size": 16, "max_iter": 500},
     )  # fmt: skip
     before = model.encoder.encode(x.texts[:4])
-    started = time.perf_counter()
     result = model.fit(x, y, x, y, log=lambda line: None)
     assert result.history[0]["epoch"] == 1 and result.history[0]["train_loss"] > 0
-    assert time.perf_counter() - started < 300
     assert "-tuned-" in model.encoder_label
     after = model.encoder.encode(x.texts[:4])
     assert np.abs(after - before).max() > 1e-3  # the encoder itself changed

@@ -70,21 +70,20 @@ class TextEncoderModel(Model):
         return self.params.get(name, default)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """(N, D) vectors: cached ones read, the rest encoded (and cached)."""
+        """(N, D) vectors: cached ones read, the rest encoded (and cached). Without a
+        cache (serving) every text is encoded, nothing hashed or written."""
+        batch_size = int(self._option("batch_size", 64))
+        if self.cache is None:
+            return self.encoder.encode(texts, batch_size=batch_size)
         settings = f"tokens{self.encoder.files.max_tokens}"
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        out: list[np.ndarray | None] = [None] * len(texts)
-        if self.cache is not None:
-            out = [self.cache.get(self.encoder_label, settings, k) for k in keys]
+        out = [self.cache.get(self.encoder_label, settings, k) for k in keys]
         missing = [i for i, v in enumerate(out) if v is None]
-        if missing:
-            batch_size = int(self._option("batch_size", 64))
-            vectors = self.encoder.encode([texts[i] for i in missing], batch_size=batch_size)
-            for i, vector in zip(missing, vectors, strict=True):
-                out[i] = vector
-                if self.cache is not None:
-                    self.cache.put(self.encoder_label, settings, keys[i], vector)
-                    self.cache.computed += 1
+        vectors = self.encoder.encode([texts[i] for i in missing], batch_size=batch_size)
+        for i, vector in zip(missing, vectors, strict=True):
+            out[i] = vector
+            self.cache.put(self.encoder_label, settings, keys[i], vector)
+            self.cache.computed += 1
         if not texts:
             return np.zeros((0, self.encoder.dimension), dtype=np.float32)
         return np.stack(out)

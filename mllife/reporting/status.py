@@ -73,13 +73,11 @@ def describe_training(spec, backbone: str | None = None) -> str:
     if spec.weights:
         parts.append(backbone or f"pretrained {spec.architecture} ({spec.weights})")
     if spec.kind in ("embedding", "text_encoder"):
-        classifier = (spec.estimator or "LogisticRegression").split(".")[-1]
         what = "sentence vectors" if spec.kind == "text_encoder" else "embeddings"
-        if spec.params.get("fine_tune_epochs"):
-            what = f"fine-tuned ({spec.params['fine_tune_epochs']} epochs) {what}"
-        if spec.params.get("combine"):
-            what += " and n-grams"
-        parts.append(f"{what} + {classifier}")
+        if epochs := spec.params.get("fine_tune_epochs"):
+            what = f"fine-tuned ({epochs} epochs) {what}"
+        what += " and n-grams" if spec.params.get("combine") else ""
+        parts.append(f"{what} + {(spec.estimator or 'LogisticRegression').split('.')[-1]}")
     augment = spec.augment.model_dump() if spec.augment is not None else {}
     shown = {
         "crop": lambda v: f"crop >= {v:g}",
