@@ -37,6 +37,7 @@ from dagster._core.workspace.load_target import ModuleTarget, WorkspaceFileTarge
 # executing a run in a worker of the project's own (assets/runtime/run_worker.py): what
 # `dagster api execute_run` and the code server's run worker do
 from dagster._grpc.impl import core_execute_run
+from dagster._utils.error import serializable_error_info_from_exc_info
 from dagster._utils.interrupts import capture_interrupts
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "capture_interrupts",
     "concurrency_slots_iteration",
     "core_execute_run",
+    "serializable_error_info_from_exc_info",
 ]  # and, through __getattr__, dagster-celery's names in _CELERY
 
 #: dagster-celery's names: its execution loop, executor config and (private) task

@@ -4,10 +4,10 @@ comes back only after the broker's visibility timeout, an hour on Redis). While 
 run`` follows a celery run, it asks the workers that run its steps whether they are
 still there (Celery's ``ping``); a worker that misses two rounds in a row is gone, and
 its step's task is marked failed in the result backend (the task id is in the run's
-event log, ``assets.executors.celery_executor``). The executor then fails the step and the run as
-for any step that raised on a worker, so the run ends instead of hanging, and ``mllife
-run --resume`` re-executes what did not finish. No step after the lost one ran, so the
-champion is unchanged.
+event log, ``assets.executors.celery_executor``). The executor then reports the step's
+error, skips the steps after it and runs the others, and the run ends failed instead of
+hanging; ``mllife run --resume`` re-executes what did not finish. No step after the lost
+one ran, so the champion is unchanged.
 """
 
 import time

@@ -169,6 +169,13 @@ def _check_lines(result) -> list[str]:
     return lines
 
 
+def _lost_step(event) -> bool:
+    """An engine event with an error for one step: a step whose executor lost it (its
+    Celery task failed on the worker) and so has no failure event of its own."""
+    data = event.engine_event_data if event.event_type == dg.DagsterEventType.ENGINE_EVENT else None
+    return bool(event.step_key and data is not None and data.error is not None and event.message)
+
+
 def _failure_lines(result) -> list[str]:
     lines = []
     for event in result.all_events:
@@ -176,6 +183,8 @@ def _failure_lines(result) -> list[str]:
             error = event.step_failure_data.error
             message = error.cause.message if error and error.cause else error.message
             lines.append(f"FAILED {event.step_key}: {message.strip()}")
+        elif _lost_step(event):
+            lines.append(f"FAILED {event.step_key}: {event.message.strip()}")
     if not result.success and not lines:
         # no step failed: the run itself ended (its worker died, it was terminated)
         lines += [f"FAILED run: {message}" for message in result.run_failure_messages()]

@@ -228,7 +228,11 @@ def test_a_worker_killed_mid_training_fails_the_run_and_resume_finishes(tmp_path
             output, _ = run.communicate(timeout=300)
             assert run.returncode == 1, output
             assert "running step candidate_cnn stopped answering" in output
-            assert "FAILED run" in output
+            # the lost step named in the summary, with what follows for the run
+            assert 'FAILED candidate_cnn: Step "candidate_cnn" failed on its Celery worker' in (
+                output
+            ), output
+            assert ": FAILED\n" in output
             assert Store(store_path).champion() is None  # nothing was promoted
 
             done = mllife_run(team, "--profile", "team", "--executor", "celery", "--resume",
