@@ -7,6 +7,7 @@ import io
 import json
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -303,8 +304,6 @@ def test_a_refused_challenger_never_receives_canary_traffic(tmp_path):
 
 
 def test_canary_traffic_is_split_per_request_at_the_share(tmp_path):
-    from types import SimpleNamespace
-
     from mllife.serve._ids import RequestIds
     from mllife.serve._lineup import Lineup
 
@@ -522,3 +521,38 @@ def test_the_log_writer_counts_its_rows_segments_and_cpu(tmp_path):
     assert log.rows_written == written.height == len(rows)
     assert log.segments_written == len(list(tmp_path.glob("feedback-*.parquet"))) >= 1
     assert 0 < log.cpu_seconds < 30  # the writer's own thread time, measured per flush
+
+
+def test_request_ids_keep_their_hmac_and_the_newest_answers_are_remembered(tmp_path):
+    import hmac
+
+    from mllife.serve._ids import AnsweredRequests, RequestIds
+    from mllife.storage.signing import project_key
+
+    ids = RequestIds(tmp_path / "serving.key")
+    request_id = ids.new("alice", 3)
+    # the tag is HMAC-SHA256 as before: ids answered by an older server still verify
+    nonce, counted = request_id[:13], request_id[13:18]
+    secret = project_key(tmp_path / "serving.key")
+    expected = hmac.new(secret, f"{nonce}\0{counted}\0alice".encode(), hashlib.sha256)
+    assert request_id[18:] == expected.hexdigest()[:14]
+    assert ids.issued_to(request_id + "-2", "alice")
+    assert not ids.issued_to(request_id + "-3", "alice")  # past its count
+    assert not ids.issued_to(request_id + "-0", "bob")
+
+    answered = AnsweredRequests(limit=4)
+    for number in range(7):
+        answered.add(f"r{number}", "logreg", 1)
+    store = SimpleNamespace(query=lambda *a: pl.DataFrame({"model_name": []}))
+    assert [answered.model_of(f"r{n}-0", store) for n in range(7)] == [None] * 4 + ["logreg"] * 3
+
+
+def test_a_model_answering_not_finite_probabilities_is_a_model_failure():
+    import numpy as np
+
+    from mllife.serve._inference import predict_rows
+
+    model = SimpleNamespace(predict_proba=lambda rows: np.array([[np.nan, 1.0]]))
+    served = SimpleNamespace(model=model, ref=SimpleNamespace(name="broken"))
+    with pytest.raises(ValueError, match="model 'broken' returned probabilities that are not"):
+        predict_rows(served, [{"x": 1.0}])

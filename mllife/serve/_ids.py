@@ -3,11 +3,9 @@ predictions they hold, so /feedback can be checked without a lookup."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import threading
-from collections import OrderedDict
 from pathlib import Path
 
 from mllife.storage.signing import project_key
@@ -26,22 +24,25 @@ class AnsweredRequests:
     log (then the store's), never against the id's own, unauthenticated count."""
 
     def __init__(self, limit: int = REMEMBERED) -> None:
-        self._answered: OrderedDict[str, tuple[str, int]] = OrderedDict()
-        self._lock = threading.Lock()
+        # Two generations of half the limit each: when the newer fills up it becomes the
+        # older and the oldest is dropped whole. One dict store per request, no lock (a
+        # dict's get and set are atomic; only the event loop adds), and the newest
+        # limit/2 to limit requests are always remembered.
+        self._newer: dict[str, tuple[str, int]] = {}
+        self._older: dict[str, tuple[str, int]] = {}
         self.limit = limit
 
     def add(self, request_id: str, model_name: str, count: int) -> None:
-        with self._lock:
-            self._answered[request_id] = (model_name, count)
-            if len(self._answered) > self.limit:
-                self._answered.popitem(last=False)
+        newer = self._newer
+        newer[request_id] = (model_name, count)
+        if len(newer) >= self.limit // 2:
+            self._older, self._newer = newer, {}
 
     def model_of(self, prediction_id: str, store: Store) -> str | None:
         """The model that answered ``prediction_id`` (canonical form): from the recent
         requests, else the store's ingested predictions; None: no such prediction."""
         request_id, position = prediction_id.rsplit("-", 1)
-        with self._lock:
-            recent = self._answered.get(request_id)
+        recent = self._newer.get(request_id) or self._older.get(request_id)
         if recent is not None:
             model, count = recent
             return model if int(position) < count else None
@@ -67,13 +68,16 @@ class RequestIds:
     """
 
     def __init__(self, key_path: Path) -> None:
-        self._secret = project_key(key_path)
+        # HMAC-SHA256 keyed once; each tag copies the keyed state (the same digest as a
+        # fresh hmac.new, at a third of its cost on the request path)
+        self._mac = hmac.new(project_key(key_path), digestmod="sha256")
         self._lock = threading.Lock()
         self._prefix, self._next = secrets.token_hex(4)[:7], 0
 
     def _tag(self, nonce: str, count: str, key_name: str) -> str:
-        message = f"{nonce}\0{count}\0{key_name}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:14]
+        mac = self._mac.copy()
+        mac.update(f"{nonce}\0{count}\0{key_name}".encode())
+        return mac.hexdigest()[:14]
 
     def new(self, key_name: str, count: int) -> str:
         with self._lock:

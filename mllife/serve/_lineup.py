@@ -7,6 +7,7 @@ a request in flight finishes with the models it started with and none is dropped
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from mllife.models.environment import describe_changes, environment_changes
 from mllife.models.registry import ModelRef, load_model
 from mllife.models.training import place_model
 from mllife.promotion.rollout import staged_challenger
-from mllife.serve.keys import ApiKey, list_keys
+from mllife.serve.keys import ApiKey, key_index, list_keys
 from mllife.storage.store import Store
 
 __all__ = [
@@ -59,6 +60,11 @@ class Lineup:
     mode: str  # off, shadow or canary
     share: float
     keys: list[ApiKey] = field(default_factory=list)
+
+    @functools.cached_property
+    def keys_by_hash(self) -> dict[str, ApiKey]:
+        """The active keys by hash (built once per lineup; a reload makes a new one)."""
+        return key_index(self.keys)
 
     def answering(
         self, key: ApiKey, request_id: str | None = None

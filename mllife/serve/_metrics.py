@@ -59,17 +59,18 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = {"code": 500}
+        code = 500
 
         async def sending(message) -> None:
+            nonlocal code
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                code = message["status"]
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         finally:
-            self.metrics.record(scope, status["code"], time.perf_counter() - started)
+            self.metrics.record(scope, code, time.perf_counter() - started)
 
 
 def truncated_texts(lineup) -> dict[str, int]:

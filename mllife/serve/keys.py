@@ -20,7 +20,17 @@ from datetime import UTC, datetime
 from mllife._errors import ServingError
 from mllife.storage.store import Store
 
-__all__ = ["ROUTES", "SCOPES", "ApiKey", "authenticate", "create_key", "list_keys", "revoke_key"]
+__all__ = [
+    "ROUTES",
+    "SCOPES",
+    "ApiKey",
+    "authenticate",
+    "create_key",
+    "find_key",
+    "key_index",
+    "list_keys",
+    "revoke_key",
+]
 
 ROUTES = ("predict", "feedback", "model")
 #: scopes a key may hold beyond the routes: ``feedback_any`` labels predictions answered
@@ -119,6 +129,18 @@ def list_keys(store: Store) -> list[ApiKey]:
         )
         for r in rows.iter_rows(named=True)
     ]
+
+
+def key_index(keys: list[ApiKey]) -> dict[str, ApiKey]:
+    """The keys by their hash, for :func:`find_key`."""
+    return {key.key_hash: key for key in keys}
+
+
+def find_key(index: dict[str, ApiKey], token: str | None) -> ApiKey | None:
+    """The key ``token`` belongs to, or None: one lookup of its SHA-256 (the request
+    path's check). The lookup's time says nothing useful about the stored hashes:
+    steering a token's SHA-256 towards one of them is a preimage search."""
+    return index.get(_hash(token)) if token else None
 
 
 def authenticate(keys: list[ApiKey], token: str | None) -> ApiKey | None:
