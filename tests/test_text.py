@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -129,34 +130,34 @@ def test_the_report_shows_accuracy_by_length_and_the_words_behind_errors(text_pr
     assert "the words that raised" in report
 
 
-def _served(copy: Path, bodies, key_name="alice", *, together=()):
-    """Answers to ``bodies`` sent one after another, then to ``together`` sent at once
-    (concurrent clients), and the server's /metrics."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from mllife.serve.keys import create_key
-    from tests.serving import ServerProcess
-
-    config = load_config(copy)
-    key = create_key(Store(config.store_path), key_name)
-    answers = []
-    with ServerProcess(copy) as server:
-        for body in bodies:
-            answers.append(server.request("POST", "/predict", body, key=key))
-        with ThreadPoolExecutor(max(1, len(together))) as pool:
-            answers += pool.map(lambda b: server.request("POST", "/predict", b, key=key), together)
+def _logged(server) -> None:
+    """Wait until the server has written every answered prediction to a segment."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         metrics = server.request("GET", "/metrics")[1]
-    metrics = metrics.decode() if isinstance(metrics, bytes) else str(metrics)
-    return answers, metrics
+        metrics = metrics.decode() if isinstance(metrics, bytes) else str(metrics)
+        if re.search(r"^mllife_log_buffered_rows 0$", metrics, re.MULTILINE):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the server did not write its prediction log within 30 s")
 
 
 def test_serving_texts_and_what_is_drift_for_them(tmp_path, text_project):
+    """One server answers; its log is ingested while it runs (as a deployment's is), once
+    after held-out sentences of the same site and once after reviews of another."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from mllife.data.stage import make_splits
     from mllife.monitoring.batch import served_drift
     from mllife.monitoring.traffic import ingest_segments
+    from mllife.serve.keys import create_key
+    from tests.serving import ServerProcess
 
     copy = copy_project(text_project / "proj" / "mllife.toml", tmp_path / "p")
     copy.write_text(copy.read_text() + "\n[serving.log]\nflush_seconds = 0.2\n")
+    config = load_config(copy)
+    store = Store(config.store_path)
+    key = create_key(store, "alice")
     used = set(_sample()["review"])
     rest = reviews().filter(~pl.col("review").is_in(list(used)))
     held_out = pl.concat(
@@ -173,28 +174,35 @@ def test_serving_texts_and_what_is_drift_for_them(tmp_path, text_project):
         {"review": held_out},
     ]
     together = [{"review": text} for text in held_out[:12]]
-    answers, metrics = _served(copy, bodies, together=together)
-    statuses = [status for status, _ in answers]
-    assert statuses == [200, 200, 422, 422, 413, 200, 200] + [200] * 12, answers
-    assert len(answers[1][1]["predictions"]) == 4
-    assert "is empty" in answers[2][1]["error"] and "must be text" in answers[3][1]["error"]
-    assert "max_text_chars" in answers[4][1]["error"]
-    # on this sample the sentence encoder wins; it counts what it cut, and batches clients
-    assert answers[0][1]["model"] in ("sentence", "sentence_ngrams")
-    assert re.search(r'mllife_text_truncated_total\{model="\w+"\} 1', metrics)
-    batches = int(re.search(r"mllife_microbatches_total (\d+)", metrics)[1])
-    batched = int(re.search(r"mllife_microbatched_requests_total (\d+)", metrics)[1])
-    # 3 small requests one by one and 12 at once (the batch of 60 is a batch of its own)
-    assert batched == 15 and batches < batched
-    config = load_config(copy)
-    store = Store(config.store_path)
-    ingest_segments(config, store)
-    splits, _ = make_splits(config, clean(config, read_raw(config)), store=store)
-    calm = served_drift(config, store, splits)
-    text_rows = [c for c in calm.report.columns if c.column.startswith("review:")]
-    assert text_rows and not any(c.drifted for c in text_rows), calm.reason
-    imdb = reviews("imdb").sample(80, seed=0)["review"].to_list()
-    _served(copy, [{"review": imdb}], key_name="bob")
+    with ServerProcess(copy) as server:
+        answers = [server.request("POST", "/predict", body, key=key) for body in bodies]
+        with ThreadPoolExecutor(len(together)) as pool:  # concurrent clients
+            answers += pool.map(lambda b: server.request("POST", "/predict", b, key=key), together)
+        metrics = server.request("GET", "/metrics")[1]
+        metrics = metrics.decode() if isinstance(metrics, bytes) else str(metrics)
+        statuses = [status for status, _ in answers]
+        assert statuses == [200, 200, 422, 422, 413, 200, 200] + [200] * 12, answers
+        assert len(answers[1][1]["predictions"]) == 4
+        assert "is empty" in answers[2][1]["error"] and "must be text" in answers[3][1]["error"]
+        assert "max_text_chars" in answers[4][1]["error"]
+        # on this sample the sentence encoder wins; it counts what it cut, and batches
+        assert answers[0][1]["model"] in ("sentence", "sentence_ngrams")
+        assert re.search(r'mllife_text_truncated_total\{model="\w+"\} 1', metrics)
+        batches = int(re.search(r"mllife_microbatches_total (\d+)", metrics)[1])
+        batched = int(re.search(r"mllife_microbatched_requests_total (\d+)", metrics)[1])
+        # 3 small requests one by one and 12 at once (the batch of 60 is a batch of its own)
+        assert batched == 15 and batches < batched
+
+        _logged(server)
+        ingest_segments(config, store)
+        splits, _ = make_splits(config, clean(config, read_raw(config)), store=store)
+        calm = served_drift(config, store, splits)
+        text_rows = [c for c in calm.report.columns if c.column.startswith("review:")]
+        assert text_rows and not any(c.drifted for c in text_rows), calm.reason
+
+        imdb = reviews("imdb").sample(80, seed=0)["review"].to_list()
+        assert server.request("POST", "/predict", {"review": imdb}, key=key)[0] == 200
+        _logged(server)
     ingest_segments(config, store)
     drifted = served_drift(config, store, splits).report
     # long reviews of another site: longer, and (read by the encoder) about other things;

@@ -205,7 +205,7 @@ def _has_run(database_url: str) -> bool:
 
 
 def test_a_worker_killed_mid_training_fails_the_run_and_resume_finishes(tmp_path, digits_folder):
-    team = make_project(tmp_path / "team", digits_folder, epochs=40, extra=TEAM)
+    team = make_project(tmp_path / "team", digits_folder, epochs=20, extra=TEAM)
     store_path = load_config(team).store_path
     with postgres_server() as pg, redis_server() as broker:
         env = {"TEAM_DB": pg.url, "TEAM_BROKER": broker}
