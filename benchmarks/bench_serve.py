@@ -5,8 +5,9 @@
 A tabular champion (logistic regression on the breast-cancer data, 30 features) answers
 single rows and batches of 64 rows. Each server runs in its own process; an asyncio load
 generator (keep-alive connections, a bounded number of requests and seconds) measures
-throughput and latency. Targets (issue 9): logging costs <= 10% throughput; mllife >=
-0.8x the bare endpoint's throughput; >= 1,000 single-row requests/s with p99 <= 20 ms.
+throughput and latency. Targets: logging costs <= 10% throughput (issue 9); mllife >=
+0.9x the bare endpoint's throughput, single rows and batches (issue 47); >= 1,000
+single-row requests/s with p99 <= 20 ms.
 On 2+ CPUs the servers share one CPU and the load generator has another. The log
 writer's own CPU, read from /health, is printed too: a figure the machine's drift
 disturbs far less than a throughput difference between two processes.
@@ -275,9 +276,17 @@ def main() -> None:
         cost = [1 - r[("mllife", shape)]["rps"] / r[("mllife_nolog", shape)]["rps"] for r in rounds]
         low, high = median_interval(vs_bare)
         cost_low, cost_high = median_interval(cost)
+        # the servers' own CPU per request: what throughput would be with a CPU each,
+        # less disturbed by the load generator's share of the machine
+        cpu_ratio = [r[("bare", shape)]["cpu_us"] / r[("mllife", shape)]["cpu_us"] for r in rounds]
+        cpu_low, cpu_high = median_interval(cpu_ratio)
+        print(
+            f"{shape}: by CPU per request, mllife {median(cpu_ratio):.2f}x the bare endpoint"
+            f" (95% CI {cpu_low:.2f}-{cpu_high:.2f})"
+        )
         print(
             f"{shape}: mllife {median(vs_bare):.2f}x the bare endpoint (95% CI {low:.2f}-"
-            f"{high:.2f}; target >= 0.8x); logging costs {median(cost):+.1%} throughput"
+            f"{high:.2f}; target >= 0.9x); logging costs {median(cost):+.1%} throughput"
             f" (95% CI {cost_low:+.1%} to {cost_high:+.1%}; target <= 10%)"
         )
     print(

@@ -142,6 +142,7 @@ class RowContract:
         self._float_low = np.array([-largest if s.min is None else s.min for _, s in floats])
         self._float_high = np.array([largest if s.max is None else s.max for _, s in floats])
         self._float_getter = operator.itemgetter(*self._floats) if self._floats else None
+        self._float_bounded = any(s.min is not None or s.max is not None for _, s in floats)
         together = set(self._floats)
         self._others = [step for step in self._plan if step[0] not in together]
         self._dtypes = {name: spec.dtype for name, spec in self.columns.items()}
@@ -195,8 +196,11 @@ class RowContract:
                 matrix = np.array(values, dtype=np.float64).reshape(n, len(self._floats))
             except OverflowError:  # an integer beyond float64
                 return None
-            if not ((matrix >= self._float_low) & (matrix <= self._float_high)).all():
-                return None  # NaN, +-inf or out of bounds
+            if self._float_bounded:
+                if not ((matrix >= self._float_low) & (matrix <= self._float_high)).all():
+                    return None  # NaN, +-inf or out of bounds
+            elif not np.isfinite(matrix).all():
+                return None  # NaN or +-inf
         others = {}
         for name, allowed, low, high, categories, finite in self._others:
             values = [row[name] for row in rows]

@@ -35,6 +35,19 @@ class HTTPProblem(Exception):
         self.problems = problems or []
 
 
+async def _declared_body(request: Request) -> bytes:
+    """The whole body, read from the ASGI messages (``request.body()`` without its
+    stream generator: a few microseconds of every single-row request)."""
+    chunks = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 class RequestReader:
     """Bodies and inputs for one server: tables when it has a row ``contract``, images
     otherwise."""
@@ -61,7 +74,7 @@ class RequestReader:
                 raise HTTPProblem(413, f"body of {declared} bytes is over the {limit}-byte limit")
         try:
             if declared is not None:
-                return await request.body()
+                return await _declared_body(request)
             chunks, size = [], 0
             async for chunk in request.stream():
                 size += len(chunk)
