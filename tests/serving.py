@@ -157,9 +157,13 @@ class ServerProcess:
                 raise RuntimeError(f"server exited: {self.process.stdout.read()}")
             try:
                 self.request("GET", "/health")
-                return self
             except OSError:
                 time.sleep(0.1)
+                continue
+            time.sleep(0.2)  # ours answered, not a stranger on the port: ours is still up
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
+            return self
         raise RuntimeError("server did not start in 60 s")
 
     def request(self, method: str, path: str, body=None, *, key=None, headers=None):

@@ -209,15 +209,17 @@ def test_a_worker_killed_mid_training_fails_the_run_and_resume_finishes(tmp_path
     store_path = load_config(team).store_path
     with postgres_server() as pg, redis_server() as broker:
         env = {"TEAM_DB": pg.url, "TEAM_BROKER": broker}
-        workers = {}
+        workers, run = {}, None
         try:
             for name in ("w1", "w2"):
                 workers[name] = start_worker(team, name, tmp_path / f"worker-{name}", **env)
+            # its own process group: a failing test stops the run with its code server and
+            # run worker, which would otherwise go on using a CPU after the test
             run = subprocess.Popen(
                 [sys.executable, "-m", "mllife.cli", "--config", str(team), "run",
                  "--profile", "team", "--executor", "celery"],
                 cwd=team.parent, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True,
+                stderr=subprocess.STDOUT, text=True, start_new_session=True,
             )  # fmt: skip
             deadline = time.monotonic() + 300
             while (host := started_on(team, pg.url, "candidate_cnn")) is None:
@@ -240,6 +242,9 @@ def test_a_worker_killed_mid_training_fails_the_run_and_resume_finishes(tmp_path
             assert done.returncode == 0, done.stdout + done.stderr
             assert Store(store_path).champion() is not None
         finally:
+            if run is not None and run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait(60)
             for worker in workers.values():
                 os.killpg(worker.pid, signal.SIGTERM)
                 worker.wait(60)
