@@ -321,15 +321,12 @@ def _standardized(
     scaled = (values - means) / stds
     if np.abs(scaled).max(initial=0.0) <= _FLOAT32_MAX:  # False for inf and nan too
         return scaled
-    outside = ~(np.abs(scaled) <= _FLOAT32_MAX)
-    if outside.any():
-        row, col = (int(i) for i in np.argwhere(outside)[0])
-        raise DataError(
-            f"row {row}, column {names[col]!r} is {float(values[row, col])!r}, too far from the"
-            f" training data (mean {means[col]:.6g}, std {stds[col]:.6g}) to be a feature:"
-            " check its units, or declare min/max for the column in the data contract"
-        )
-    return scaled
+    row, col = (int(i) for i in np.argwhere(~(np.abs(scaled) <= _FLOAT32_MAX))[0])
+    raise DataError(
+        f"row {row}, column {names[col]!r} is {float(values[row, col])!r}, too far from the"
+        f" training data (mean {means[col]:.6g}, std {stds[col]:.6g}) to be a feature:"
+        " check its units, or declare min/max for the column in the data contract"
+    )
 
 
 def _texts(column: pl.Series) -> list[str]:

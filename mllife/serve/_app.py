@@ -96,8 +96,7 @@ class ModelServer(LabelRoutes):
         texts = contract is not None and contract.texts
         self.text_batcher = text_batcher(self.gate, self.settings.batching) if texts else None
         self.request_metrics = RequestMetrics(access_log=self.settings.access_log)
-        self.shadow_errors = 0
-        self.last_shadow_error: str | None = None
+        self.shadow_errors, self.last_shadow_error = 0, None  # the last one's text
         logs = open_logs(self.settings.log, config.predictions_dir, mask=pii_mask(config))
         self.predictions, self.feedback, self.failures, self.ratings, self.reviews = logs
         self.logs = [log for log in logs if log is not None]
@@ -108,7 +107,7 @@ class ModelServer(LabelRoutes):
             else None
         )
         self.failures_seen: set[tuple[str, str]] = set()  # (model, error) reported once
-        self.failing_models = "MLLIFE_FAIL_AT" in os.environ
+        self.failing_models = "MLLIFE_FAIL_AT" in os.environ  # tests; read once, not per call
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -191,11 +190,10 @@ class ModelServer(LabelRoutes):
 
     async def _predict(self, served: ServedModel, inputs, features):
         """(class indices, probabilities, features to log)."""
-        if self.failing_models:  # a failing model, in tests (read once: a hot path)
+        if self.failing_models:
             fail_point("serve:predict:" + served.ref.name)
         if isinstance(inputs, ImageUploads):
-            # decoded by the model's preprocessing, off the event loop, bounded; with
-            # concurrent requests for the same model sharing one forward pass
+            # decoded by the model's preprocessing off the loop; concurrent ones batched
             if self.batcher is not None:
                 return await self.batcher.predict(served, inputs)
             return await self.gate.run(predict_images, served, inputs)
