@@ -260,6 +260,7 @@ class _RecordPlan:
                 self.onehots.append((name, slots, state["mode"]))
                 offset += len(state["values"])
         self.width = offset
+        self.number_names = tuple(self.numbers)  # a ColumnBatch's layout, to compare
         self.number_slots = np.array(number_slots, dtype=np.intp)
         self.medians = np.array(medians)
         self.means = np.array(means)
@@ -291,7 +292,7 @@ class _RecordPlan:
 
     def transform_batch(self, batch: ColumnBatch) -> torch.Tensor:
         """The same numbers for rows held by column: numbers in one vector step."""
-        checked = tuple(self.numbers) == batch.number_names  # non-null floats: no NaN
+        checked = self.number_names == batch.number_names  # non-null floats: no NaN
         if checked and not self.onehots:  # numbers only, in slot order: no scatter
             scaled = _standardized(batch.numbers, self.means, self.stds, self.numbers)
             return torch.from_numpy(scaled.astype(np.float32))

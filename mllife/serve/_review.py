@@ -35,7 +35,7 @@ from mllife.review.from_slice import problem_from_slice
 from mllife.review.problem_files import problem_names
 from mllife.review.queue import QueueFilter, review_queue
 from mllife.serve._requests import HTTPProblem
-from mllife.serve.keys import ApiKey, authenticate
+from mllife.serve.keys import ApiKey, find_key
 from mllife.storage.signing import project_key
 
 __all__ = ["review_app"]
@@ -95,7 +95,7 @@ class ReviewPages:
     async def login(self, request: Request) -> Response:
         form = await request.form()
         token = str(form.get("key", "")).strip()
-        key = authenticate(self.server.lineup.keys, token)
+        key = find_key(self.server.lineup.keys_by_hash, token)
         if key is None or not key.may_review():
             why = (
                 "unknown or revoked key" if key is None else f"key {key.name!r} has no review scope"

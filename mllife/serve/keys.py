@@ -1,4 +1,4 @@
-"""API keys for the model server: created once, stored hashed, checked in constant time.
+"""API keys for the model server: created once, stored hashed, found by their hash.
 
 A key is 32 random bytes (``mll_`` + URL-safe base64). Only its SHA-256 is stored: the
 key has 256 bits of entropy, so a slow password hash would add nothing. Each key may
@@ -10,7 +10,6 @@ never given by default, since it shows every key's served inputs.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
 import secrets
@@ -24,7 +23,6 @@ __all__ = [
     "ROUTES",
     "SCOPES",
     "ApiKey",
-    "authenticate",
     "create_key",
     "find_key",
     "key_index",
@@ -141,19 +139,3 @@ def find_key(index: dict[str, ApiKey], token: str | None) -> ApiKey | None:
     path's check). The lookup's time says nothing useful about the stored hashes:
     steering a token's SHA-256 towards one of them is a preimage search."""
     return index.get(_hash(token)) if token else None
-
-
-def authenticate(keys: list[ApiKey], token: str | None) -> ApiKey | None:
-    """The key ``token`` belongs to, or None.
-
-    Every stored hash is compared, with ``hmac.compare_digest``, whatever matches: the
-    time taken does not depend on which key (if any) matched or how much of it did.
-    """
-    if not token:
-        return None
-    presented = _hash(token)
-    found = None
-    for key in keys:
-        if hmac.compare_digest(presented, key.key_hash):
-            found = key
-    return found
