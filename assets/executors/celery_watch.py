@@ -59,7 +59,7 @@ class CeleryWorkerWatch:
         self.failed: set[str] = set()
         self.pinged = 0.0
 
-    def check(self, events: list) -> list[str]:
+    def check(self, events: list, run=None) -> list[str]:
         """Ping the workers of the running steps (every ``PING_EVERY_S``); fail the task of
         each step whose worker missed ``MISSES`` pings in a row. One line per failed step."""
         running = {s: t for s, t in running_steps(events).items() if t[0] not in self.failed}

@@ -44,6 +44,8 @@ __all__ = ["FollowedRun", "ProjectWorkspace", "follow", "project_workspace"]
 
 #: how often the event log is read while following a run
 POLL_S = 0.1
+#: the longest wait between two reads of a run's events while nothing new arrives
+MAX_POLL_S = 0.4
 #: why a started run whose worker is gone is marked failed
 WORKER_GONE = (
     "its run worker is gone: its process (or the code server that ran it) no longer exists"
@@ -207,7 +209,7 @@ def follow(
     progress = Progress(sys.stderr)
     cursor, done, queued_said, terminating = None, set(), False, False
     entries, events = [], []  # every entry of the run's event log, and its events, read once
-    monitored = 0.0
+    monitored, poll = 0.0, POLL_S
     while True:
         try:
             if time.monotonic() - monitored >= MONITOR_EVERY_S:
@@ -235,7 +237,7 @@ def follow(
             cursor = connection.cursor
             if run.is_finished and not connection.has_more:
                 return FollowedRun(run, events, entries)
-            for line in worker_watch.check(events) if worker_watch is not None else []:
+            for line in worker_watch.check(events, run) if worker_watch is not None else []:
                 progress.line(line)
             if run.status == dg.DagsterRunStatus.QUEUED and not queued_said:
                 queued_said = True
@@ -243,8 +245,13 @@ def follow(
                     f"run {run_id} is queued: the Dagster daemon (`mllife ui` starts one)"
                     " launches it"
                 )
-            if not connection.has_more:
-                time.sleep(POLL_S)
+            if connection.records:
+                poll = POLL_S
+            elif not connection.has_more:
+                # nothing new: a step busy training or scoring; poll less often (each
+                # poll is two queries, CPU that the run's own work shares the cores with)
+                time.sleep(poll)
+                poll = min(poll * 1.5, MAX_POLL_S)
         except KeyboardInterrupt:
             if terminating:
                 raise  # a second Ctrl-C: stop following; the run ends on its own

@@ -180,9 +180,9 @@ class LocalWorkerWatch:
             self.worker.send_signal(signal.SIGINT)
         self.interrupted = True
 
-    def check(self, events: list) -> list[str]:
-        run = self.instance.get_run_by_id(self.run_id)
-        if run is None or run.is_finished:
+    def check(self, events: list, run: dg.DagsterRun) -> list[str]:
+        """``run``: as the command read it this poll."""
+        if run.is_finished:
             return []
         if run.status == dg.DagsterRunStatus.CANCELING and not self.interrupted:
             self._interrupt()

@@ -4,8 +4,6 @@ batches only."""
 
 from __future__ import annotations
 
-from torchvision.transforms import v2
-
 __all__ = ["build_augment"]
 
 
@@ -13,6 +11,10 @@ def build_augment(spec: dict | None, size: int):
     """torchvision v2 transforms for uint8 (C, S, S) training images, or None."""
     if not spec:
         return None
+    # imported here: torchvision costs ~3 s to import (its ops pull in torch._dynamo),
+    # which a candidate without augmentation never needs
+    from torchvision.transforms import v2
+
     steps = []
     if spec.get("crop"):
         steps.append(v2.RandomResizedCrop(size, scale=(float(spec["crop"]), 1.0), antialias=True))

@@ -17,10 +17,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.runtime.run import prepare_instance, run_lifecycle
+from assets.runtime.run import prepare_instance
 from mllife.config.project import load_config
 from mllife.storage.store import Store
-from tests.conftest import make_project
+from tests.conftest import copy_project, make_project
 
 
 @pytest.fixture(scope="session")
@@ -92,12 +92,10 @@ def assert_no_lock_error_reached_the_user(output: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory, digits_folder):
-    """Row counts and champion of one clean, sequential run: what every other run must
-    reproduce."""
-    config_path = make_project(tmp_path_factory.mktemp("clean") / "p", digits_folder, epochs=2)
-    outcome = run_lifecycle(config_path, log_level="WARNING")
-    assert outcome.success, "\n".join(outcome.lines)
+def clean(tmp_path_factory, clean_small_run):
+    """Row counts and champion of one clean, sequential run (the session's, copied): what
+    every other run must reproduce."""
+    config_path = copy_project(clean_small_run, tmp_path_factory.mktemp("clean") / "p")
     champion = Store(load_config(config_path).store_path).champion()
     return row_counts(config_path), champion.model_hash
 

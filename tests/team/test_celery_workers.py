@@ -19,7 +19,7 @@ from mllife.storage.files import sha256_of
 from mllife.storage.instance_settings import POSTGRES_URL_VARIABLE, instance_home
 from mllife.storage.services import for_dagster
 from mllife.storage.store import Store
-from tests.conftest import make_project
+from tests.conftest import copy_project, make_project
 from tests.reliability.test_runs import row_counts
 from tests.services import postgres_server, redis_server, s3_server, start_worker
 from tests.serving import free_port
@@ -106,11 +106,12 @@ def steps_by_worker(config_path: Path, database_url: str) -> dict[str, str]:
         del os.environ[POSTGRES_URL_VARIABLE]
 
 
-def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(tmp_path, small_digits_folder):
+def test_lifecycle_on_two_celery_workers_equals_the_in_process_run(
+    tmp_path, small_digits_folder, clean_small_run
+):
     digits_folder = small_digits_folder  # both runs on the same small data: compared, not scored
-    reference = make_project(tmp_path / "reference", digits_folder, epochs=2)
-    done = mllife_run(reference)
-    assert done.returncode == 0, done.stdout + done.stderr
+    # the in-process run of the same project: the session's clean run, copied
+    reference = copy_project(clean_small_run, tmp_path / "reference" / "p")
 
     shared = tmp_path / "shared"
     extra = TEAM + SHARED.format(storage=shared) + STEP_OUTPUTS + VERSIONING
