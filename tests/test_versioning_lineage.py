@@ -30,25 +30,32 @@ def _dvc_project(root, digits):
 
 
 @pytest.fixture(scope="session")
-def dvc_projects(tmp_path_factory, worker_id, digits_folder):
-    """Two projects in git + DVC repositories, each after one successful run, made once
-    per session (the second shows that the same data and config reproduce the first)."""
+def digits_folder(small_digits_folder):
+    """Versioning and lineage are about files and their hashes, not accuracy: the small
+    digits (400 images) do."""
+    return small_digits_folder
+
+
+@pytest.fixture(scope="session")
+def dvc_project(tmp_path_factory, worker_id, digits_folder):
+    """A project in a git + DVC repository after one successful run, made once per
+    session."""
 
     def build(base):
-        first = _dvc_project(base / "a", digits_folder)
-        second = _dvc_project(base / "b", digits_folder)
-        outcomes = [run_lifecycle(p, log_level="WARNING") for p in (first, second)]
-        for outcome in outcomes:
-            assert outcome.success, "\n".join(outcome.lines)
+        outcome = run_lifecycle(_dvc_project(base / "a", digits_folder), log_level="WARNING")
+        assert outcome.success, "\n".join(outcome.lines)
 
-    base = built_once(tmp_path_factory, worker_id, "dvc_projects", build)
-    return base / "a" / "mllife.toml", base / "b" / "mllife.toml"
+    return built_once(tmp_path_factory, worker_id, "dvc_project", build) / "a" / "mllife.toml"
 
 
 @pytest.fixture
-def dvc_runs(dvc_projects, tmp_path):
-    """Private copies of both projects (repositories, stores and instances included)."""
-    return tuple(copy_project(p, tmp_path / p.parent.name) for p in dvc_projects)
+def dvc_runs(dvc_project, clean_small_run, tmp_path):
+    """A private copy of the DVC project, and one of the session's clean run of the same
+    data and config in a plain folder (which the DVC project must reproduce)."""
+    return (
+        copy_project(dvc_project, tmp_path / "a" / "p"),
+        copy_project(clean_small_run, tmp_path / "b" / "p"),
+    )
 
 
 def test_run_tracks_artifacts_and_dvc_status_is_clean(dvc_runs):
@@ -147,7 +154,7 @@ def test_push_pull_to_a_local_remote_and_a_broken_remote_fails_clearly(dvc_runs,
 
 
 def test_data_add_versions_new_images_and_refuses_bad_ones(dvc_runs, tmp_path, digits_folder):
-    config = load_config(dvc_runs[1])
+    config = load_config(dvc_runs[0])
     before = (config.root / "data.dvc").read_text()
     incoming = tmp_path / "incoming" / "3"
     incoming.mkdir(parents=True)
