@@ -28,8 +28,8 @@ def _fits(lines: list[str]) -> int:
     return int(re.search(r"model fits: (\d+)", "\n".join(lines))[1])
 
 
-def test_memoized_runs_rerun_exactly_what_changed(tmp_path, deployed_digits, capfd):
-    config_path = copy_project(deployed_digits[0], tmp_path / "p")  # after a first run
+def test_memoized_runs_rerun_exactly_what_changed(tmp_path, clean_small_run, capfd):
+    config_path = copy_project(clean_small_run, tmp_path / "p")  # after a first run
     config = load_config(config_path)
     instance = prepare_instance(config)
     runs = len(instance.get_runs())
@@ -111,7 +111,7 @@ def test_memoized_runs_rerun_exactly_what_changed(tmp_path, deployed_digits, cap
 
 
 def test_an_unchanged_project_still_says_when_its_champion_is_stale(
-    tmp_path, deployed_digits, capsys
+    tmp_path, clean_small_run, capsys
 ):
     """An unchanged project starts no run, so the monitoring job's champion-age check
     never runs: the up-to-date answer of `mllife run` and `mllife status` check it."""
@@ -119,7 +119,7 @@ def test_an_unchanged_project_still_says_when_its_champion_is_stale(
 
     from mllife.cli import main as cli
 
-    config_path = copy_project(deployed_digits[0], tmp_path / "p")
+    config_path = copy_project(clean_small_run, tmp_path / "p")
     config = load_config(config_path)
     environment = {name: os.environ.get(name) for name in ("DAGSTER_HOME", "MLLIFE_CONFIG")}
     fresh = run_lifecycle(config_path, log_level="WARNING")
