@@ -205,8 +205,12 @@ def _has_run(database_url: str) -> bool:
         return cursor.fetchone()[0] > 0
 
 
-def test_a_worker_killed_mid_training_fails_the_run_and_resume_finishes(tmp_path, digits_folder):
-    team = make_project(tmp_path / "team", digits_folder, epochs=20, extra=TEAM)
+def test_a_worker_killed_mid_training_fails_the_run_and_resume_finishes(
+    tmp_path, small_digits_folder
+):
+    # the small digits: run mechanics, not accuracy; 40 epochs keep the CNN training for
+    # seconds after its step starts, long enough to kill its worker mid-training
+    team = make_project(tmp_path / "team", small_digits_folder, epochs=40, extra=TEAM)
     store_path = load_config(team).store_path
     with postgres_server() as pg, redis_server() as broker:
         env = {"TEAM_DB": pg.url, "TEAM_BROKER": broker}
