@@ -151,10 +151,17 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        # read as it comes: a server that writes more than a pipe holds would block on it,
+        # and a test that fails can show what the server said
+        self._lines: list[str] = []
+        self._reader = threading.Thread(
+            target=lambda: self._lines.extend(self.process.stdout), daemon=True
+        )
+        self._reader.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
+                raise RuntimeError(f"server exited: {self.output()}")
             try:
                 self.request("GET", "/health")
             except OSError:
@@ -162,9 +169,15 @@ class ServerProcess:
                 continue
             time.sleep(0.2)  # ours answered, not a stranger on the port: ours is still up
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
+                raise RuntimeError(f"server exited: {self.output()}")
             return self
-        raise RuntimeError("server did not start in 60 s")
+        raise RuntimeError(f"server did not start in 60 s: {self.output()}")
+
+    def output(self) -> str:
+        """What the server printed so far (all of it once it has exited)."""
+        if self.process.poll() is not None:
+            self._reader.join(10)
+        return "".join(self._lines)
 
     def request(self, method: str, path: str, body=None, *, key=None, headers=None):
         """(status, parsed JSON body) of one request on a fresh connection."""
@@ -179,6 +192,13 @@ class ServerProcess:
             connection.request(method, path, body=body, headers=all_headers)
             response = connection.getresponse()
             payload = response.read()
+        except ConnectionRefusedError as exc:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the server on port {self.port} exited with code"
+                    f" {self.process.returncode}: {self.output()[-3000:]}"
+                ) from exc
+            raise
         finally:
             connection.close()
         try:
@@ -191,11 +211,11 @@ class ServerProcess:
             return ""
         self.process.send_signal(sig)
         try:
-            out, _ = self.process.communicate(timeout=30)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, _ = self.process.communicate()
-        return out
+            self.process.wait()
+        return self.output()
 
     def __exit__(self, *exc) -> None:
         self.stop()
