@@ -37,7 +37,7 @@ from assets.dagster_private import (
     can_cancel_execution,
     concurrency_slots_iteration,
 )
-from assets.runtime.local_launch import worker_gone
+from assets.runtime.local_launch import WORKER_TAG, worker_gone
 from mllife._errors import MllifeError
 
 __all__ = ["FollowedRun", "ProjectWorkspace", "follow", "project_workspace"]
@@ -117,7 +117,10 @@ class ProjectWorkspace:
             code_location=self.location,
             remote_job=remote_job,
             strategy=ReexecutionStrategy.FROM_FAILURE,
-            extra_tags=tags,
+            # the parent's tags, less the address of its own run worker (long gone): a
+            # run launched here has none, and a stale one made run monitoring in another
+            # `mllife run` take the dead worker for this run's and mark it failed
+            extra_tags={**tags, WORKER_TAG: ""},
             use_parent_run_tags=True,
         )
         return self.instance.submit_run(run.run_id, self.context)

@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.runtime.launch import monitor_runs
 from assets.runtime.run import prepare_instance
 from mllife.config.project import load_config
 from mllife.storage.store import Store
@@ -257,6 +258,11 @@ def test_ctrl_c_terminates_the_run_through_the_instance_and_resume_finishes_it(
                 else:  # what the UI's Terminate button calls
                     instance = _instance(config_path)
                     (running,) = instance.get_runs(limit=1)
+                    # another `mllife run` monitoring the instance meanwhile takes the
+                    # resumption for the running run it is, not for its dead parent's
+                    monitor_runs(instance)
+                    running = instance.get_run_by_id(running.run_id)
+                    assert running.status == dg.DagsterRunStatus.STARTED, running.status
                     instance.run_coordinator.cancel_run(running.run_id)
                 break
         code, rest = finish(process)
