@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 def pytest_configure(config):
     """Compile the project's modules once, before the workers start. The suite starts
     hundreds of Python processes (runs, run workers, servers, workers); where the machine
-    sets PYTHONDONTWRITEBYTECODE (CI's image does), none of them writes its bytecode, and
+    sets PYTHONDONTWRITEBYTECODE (the machines here do), none of them writes its bytecode, and
     each compiled the ~150 modules it imports from source again: 0.5-0.9 s a process."""
     if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
         import compileall
