@@ -95,6 +95,33 @@ def test_exif_rotated_photos_decode_upright_in_training_serving_and_the_gallery(
     assert array[: thumb.height // 4].mean() > 200 and array[-thumb.height // 4 :].mean() < 40
 
 
+def test_normalising_gives_torchvisions_floats_without_importing_it():
+    """``normalize`` repeats torchvision's to_dtype(scale=True) and normalize op for op
+    (bit-equal), so a model trained before keeps its inputs; and a process that only
+    normalises (the digits, served images of the trained size) never imports
+    torchvision (~3 s)."""
+    from torchvision.transforms.v2 import functional as F
+
+    for channels in (1, 3):
+        pre = ImagePreprocessor(size=16, channels=channels)
+        pixels = torch.randint(0, 256, (20, channels, 16, 16), dtype=torch.uint8)
+        pre.fit_stats([pixels])
+        for batch in (pixels, torch.rand(4, channels, 16, 16)):
+            expected = F.normalize(
+                F.to_dtype(batch, torch.float32, scale=True), mean=pre.mean, std=pre.std
+            )
+            assert torch.equal(pre.normalize(batch), expected)
+    script = (
+        "import sys, torch\n"
+        "from mllife.preprocess.images import ImagePreprocessor\n"
+        "pre = ImagePreprocessor(size=8)\n"
+        "pre.fit_stats([torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)])\n"
+        "pre.normalize(pre.pixels([torch.zeros(8, 8, dtype=torch.uint8).numpy()]))\n"
+        "assert 'torchvision' not in sys.modules, 'torchvision was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
 def test_any_size_becomes_a_square_without_distortion_and_thumbnails_stay_small(tmp_path):
     from mllife.reporting.gallery import _thumbnail
 

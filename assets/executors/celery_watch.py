@@ -61,7 +61,9 @@ class CeleryWorkerWatch:
 
     def check(self, events: list, run=None) -> list[str]:
         """Ping the workers of the running steps (every ``PING_EVERY_S``); fail the task of
-        each step whose worker missed ``MISSES`` pings in a row. One line per failed step."""
+        each step whose worker missed ``MISSES`` pings in a row. One line per failed step.
+        (``run``, the run as the command read it this poll, is not needed: the workers
+        themselves are asked.)"""
         running = {s: t for s, t in running_steps(events).items() if t[0] not in self.failed}
         if not running or time.monotonic() - self.pinged < PING_EVERY_S:
             return []
